@@ -1,0 +1,257 @@
+"""``pynima synth``: write a complete TID2013-layout dataset from a set of reference photographs.
+
+Each reference is cropped (never squashed) to TID2013's 512x384 and given the 24 TID2013 distortions at 5 levels
+(``pynima.distortions``), so R references give R * 120 distorted images, named and laid out exactly as TID2013
+(see ``pynima.data``). Labels come from one of two sources:
+
+* ``mos_table`` / ``std_table`` (TID2013's ``mos_with_names.txt`` / ``mos_std.txt``): each image gets the human MOS
+  and std of the same (reference, type, level). With the Kodak images that TID2013's references 01-19 were cropped
+  from, this re-synthesizes TID2013 with its human labels.
+* otherwise a pseudo-MOS from a full-reference metric, FSIMc (piq) of the image against its reference, mapped to
+  TID2013's 0-9 scale by the monotone logistic ``PSEUDO_MOS_LOGISTIC``; the std by ``PSEUDO_STD_LINEAR``. Both were
+  fitted by ``bench/synth_fidelity.py --fit`` on the re-synthesized TID2013 (references 01-19, real labels), so the
+  pseudo-labels have TID2013's scale and spread.
+
+Without ``refs`` the references are photographs shipped inside installed packages (``EMBEDDED_REFERENCES``), so the
+default dataset builds on a fresh offline machine. Outputs are cached: the folder's ``pynima-synth.json`` records a
+hash of every input, and a second run with the same inputs returns at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import math
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pynima.data import DISTORTED_DIR, MOS_FILE, REFERENCE_DIR, STD_FILE, DatasetError, load_rgb, read_labels
+from pynima.distortions import DISTORTIONS, LEVELS, distort
+
+SIZE = (512, 384)  # TID2013's width, height
+MANIFEST = "pynima-synth.json"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
+
+# (package, path inside it) of natural colour photographs that ship with our dependencies.
+EMBEDDED_REFERENCES: tuple[tuple[str, str], ...] = (
+    ("skimage", "data/astronaut.png"),
+    ("skimage", "data/chelsea.png"),
+    ("skimage", "data/coffee.png"),
+    ("skimage", "data/motorcycle_left.png"),
+    ("skimage", "data/rocket.jpg"),
+    ("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),
+)
+
+PSEUDO_METRIC = "fsimc"
+# MOS = lo + (hi - lo) / (1 + exp(-(q - mid) / scale)), q = FSIMc; fitted by bench/synth_fidelity.py --fit
+PSEUDO_MOS_LOGISTIC = {"lo": 0.0, "hi": 7.0, "mid": 0.9, "scale": 0.03}
+# std = intercept + slope * MOS, clipped to [0.02, 0.35]; fitted likewise
+PSEUDO_STD_LINEAR = {"intercept": 0.07, "slope": 0.012}
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    out: Path
+    n_images: int
+    n_refs: int
+    seconds: float
+    cached: bool
+    labels: str
+
+
+def pseudo_mos(quality: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Map FSIMc scores to (MOS, std) on TID2013's 0-9 scale (monotone in the score)."""
+    p = PSEUDO_MOS_LOGISTIC
+    mos = p["lo"] + (p["hi"] - p["lo"]) / (1 + np.exp(-(np.asarray(quality, float) - p["mid"]) / p["scale"]))
+    std = np.clip(PSEUDO_STD_LINEAR["intercept"] + PSEUDO_STD_LINEAR["slope"] * mos, 0.02, 0.35)
+    return mos, std
+
+
+def fit_reference(image: np.ndarray, size: tuple[int, int] = SIZE) -> np.ndarray:
+    """Centre-crop to ``size`` (w, h); an image smaller than that is first scaled up, keeping its aspect ratio."""
+    from PIL import Image
+
+    w, h = size
+    ih, iw = image.shape[:2]
+    if iw < w or ih < h:
+        s = max(w / iw, h / ih)
+        iw, ih = max(w, math.ceil(iw * s)), max(h, math.ceil(ih * s))
+        image = np.asarray(Image.fromarray(image).resize((iw, ih), Image.Resampling.LANCZOS))
+    y, x = (ih - h) // 2, (iw - w) // 2
+    return np.ascontiguousarray(image[y: y + h, x: x + w])
+
+
+def _package_file(package: str, rel: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError(f"embedded reference {package}/{rel}: package {package} is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / rel
+
+
+def reference_files(refs: str | Path | None) -> list[Path]:
+    """The reference image files: those in ``refs`` (sorted by file name), or the embedded default set."""
+    if refs is None:
+        return [_package_file(pkg, rel) for pkg, rel in EMBEDDED_REFERENCES]
+    folder = Path(refs)
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: reference folder not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DatasetError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    if len(files) > 99:
+        raise DatasetError(f"{folder}: {len(files)} images, but TID2013 names allow at most 99 references")
+    return files
+
+
+def _sha(paths: Iterable[Path], *extra: str) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    for e in extra:
+        h.update(e.encode())
+    return h.hexdigest()
+
+
+def image_name(ref: int, kind: int, level: int) -> str:
+    return f"i{ref:02d}_{kind:02d}_{level}.bmp"
+
+
+# ---------------------------------------------------------------------------------------------- worker side
+
+_W: dict = {}
+
+
+def _init_worker(refs: list[np.ndarray], out: str, seed: int, score: bool) -> None:
+    _W.update(refs=refs, out=Path(out), seed=seed, score=score)
+    if score:
+        import torch
+
+        torch.set_num_threads(1)  # one process per core already
+
+
+def _make(ref_index: int, kind: int) -> tuple[int, int, list[float] | None]:
+    """Write the 5 levels of one (reference, type); return their FR scores if pseudo-labelling."""
+    from PIL import Image
+
+    ref = _W["refs"][ref_index]
+    images = [distort(ref, kind, level, seed=_W["seed"] * 100 + ref_index + 1) for level in LEVELS]
+    for level, img in zip(LEVELS, images):
+        Image.fromarray(img).save(_W["out"] / DISTORTED_DIR / image_name(ref_index + 1, kind, level))
+    scores = None
+    if _W["score"]:
+        from pynima.fullref import fr_scores
+
+        scores = fr_scores(ref, images, [PSEUDO_METRIC])[PSEUDO_METRIC].tolist()
+    return ref_index, kind, scores
+
+
+# ---------------------------------------------------------------------------------------------- main side
+
+
+def _write_labels(out: Path, names: list[str], mos: Iterable[float], std: Iterable[float]) -> None:
+    mos, std = list(mos), list(std)
+    # TID2013's own format: CRLF line ends, 5 decimals
+    (out / MOS_FILE).write_bytes("".join(f"{m:.5f} {n}\r\n" for m, n in zip(mos, names)).encode())
+    (out / STD_FILE).write_bytes("".join(f"{s:.5f}\r\n" for s in std).encode())
+    (out / "mos.txt").write_bytes("".join(f"{m:.5f}\r\n" for m in mos).encode())
+
+
+def synthesize(
+    out: str | Path,
+    refs: str | Path | None = None,
+    mos_table: str | Path | None = None,
+    std_table: str | Path | None = None,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> SynthResult:
+    """Write (or reuse, when cached) a TID2013-layout dataset in ``out``. See the module docstring."""
+    t0 = time.perf_counter()
+    out = Path(out)
+    if (mos_table is None) != (std_table is None):
+        raise DatasetError("give both --mos-table and --std-table, or neither")
+    files = reference_files(refs)
+    tables = [Path(mos_table), Path(std_table)] if mos_table else []
+    code = [Path(__file__), Path(__file__).with_name("distortions.py")]
+    labels_kind = "tables" if tables else f"pseudo-mos:{PSEUDO_METRIC}"
+    key = _sha(files + tables + code, str(seed), labels_kind)
+    n_images = len(files) * len(DISTORTIONS) * len(LEVELS)
+
+    manifest_path = out / MANIFEST
+    old = None
+    if manifest_path.is_file():
+        try:
+            old = json.loads(manifest_path.read_text())
+        except (OSError, ValueError):
+            old = {}
+    if old and old.get("key") == key and old.get("complete") and not force:
+        return SynthResult(out, n_images, len(files), time.perf_counter() - t0, True, labels_kind)
+    if out.exists() and any(out.iterdir()) and old is None:
+        raise DatasetError(f"{out}: exists, is not empty and is not a pynima synth dataset; choose another folder")
+    if old is not None:  # our own stale output: start clean so no image of the old set survives
+        import shutil
+
+        for d in (DISTORTED_DIR, REFERENCE_DIR):
+            shutil.rmtree(out / d, ignore_errors=True)
+
+    table = {}
+    if tables:
+        table = {(lab.ref, lab.kind, lab.level): lab for lab in read_labels(*tables)}
+        missing = [image_name(r, k, lv) for r in range(1, len(files) + 1) for k in DISTORTIONS for lv in LEVELS
+                   if (r, k, lv) not in table]
+        if missing:
+            raise DatasetError(f"{tables[0]}: no row for {missing[0]} ({len(missing)} images of the {len(files)} "
+                               f"references have no label)")
+
+    references = []
+    for f in files:
+        try:
+            references.append(fit_reference(load_rgb(f)))
+        except ValueError as e:
+            raise DatasetError(f"{f}: {e}") from None
+    (out / DISTORTED_DIR).mkdir(parents=True, exist_ok=True)
+    (out / REFERENCE_DIR).mkdir(exist_ok=True)
+    manifest = {"format": "pynima-synth", "key": key, "complete": False, "seed": seed, "labels": labels_kind,
+                "references": [str(f) for f in files]}
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    from PIL import Image
+
+    for i, ref in enumerate(references, start=1):
+        Image.fromarray(ref).save(out / REFERENCE_DIR / f"I{i:02d}.bmp")
+
+    # the JPEG2000-based types are the slowest: start them first so the pool ends evenly
+    slow = {11: 0, 13: 0, 20: 1, 22: 1, 24: 1}
+    jobs = sorted(((r, k) for r in range(len(files)) for k in DISTORTIONS), key=lambda j: (slow.get(j[1], 2), j))
+    scores: dict[tuple[int, int], list[float]] = {}
+    workers = workers or os.cpu_count() or 1
+    from tqdm import tqdm
+
+    with ProcessPoolExecutor(workers, initializer=_init_worker,
+                             initargs=(references, str(out), seed, not tables)) as pool:
+        futures = [pool.submit(_make, r, k) for r, k in jobs]
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="synth", unit="ref x type",
+                        disable=not progress):
+            r, k, s = fut.result()
+            if s is not None:
+                scores[r, k] = s
+
+    keys = [(r, k, lv) for r in range(1, len(files) + 1) for k in DISTORTIONS for lv in LEVELS]
+    names = [image_name(*key_) for key_ in keys]
+    if tables:
+        mos, std = [table[k].mos for k in keys], [table[k].mos_std for k in keys]
+    else:
+        q = np.array([scores[r - 1, k][lv - 1] for r, k, lv in keys])
+        mos, std = pseudo_mos(q)
+    _write_labels(out, names, mos, std)
+    seconds = time.perf_counter() - t0
+    manifest.update(complete=True, images=len(names), seconds=round(seconds, 1))
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return SynthResult(out, len(names), len(files), seconds, False, labels_kind)
