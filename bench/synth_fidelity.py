@@ -77,7 +77,8 @@ def fit_pseudo_mos(q: np.ndarray, mos: np.ndarray, std: np.ndarray) -> None:
     def logistic(x, lo, hi, mid, scale):
         return lo + (hi - lo) / (1 + np.exp(-(x - mid) / scale))
 
-    p, _ = curve_fit(logistic, q, mos, p0=[mos.min(), mos.max(), float(np.median(q)), 0.02], maxfev=20000)
+    p, _ = curve_fit(logistic, q, mos, p0=[mos.min(), mos.max(), float(np.median(q)), 0.02],
+                     bounds=([0, 0, 0, 1e-4], [9, 9, 1, 1]), maxfev=20000)
     lin = stats.linregress(mos, std)
     pred = logistic(q, *p)
     print("\npseudo-MOS fit (FSIMc -> MOS):")

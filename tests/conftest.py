@@ -18,8 +18,9 @@ def shared_labels() -> Path:
 
 @pytest.fixture(scope="session")
 def photos() -> list[np.ndarray]:
-    """Two small natural test images (crops of scikit-image's bundled photos)."""
+    """Two natural test images at TID2013's size (crops of scikit-image's bundled photos)."""
     from skimage import data
 
-    return [np.ascontiguousarray(data.astronaut()[40:200, 150:374]),
-            np.ascontiguousarray(data.coffee()[100:260, 200:424])]
+    from pynima.synth import fit_reference
+
+    return [fit_reference(data.astronaut()), fit_reference(data.coffee())]

@@ -1,11 +1,7 @@
 import numpy as np
 import pytest
 
-from pynima.distortions import DISTORTIONS, LEVELS, PSNR_TARGETS, distort, psnr
-
-# types whose strength is solved for PSNR_TARGETS and can reach every target on ordinary photos
-CALIBRATED = [1, 2, 3, 4, 5, 6, 7, 8, 9, 14, 16, 17, 19, 20, 23, 24]
-
+from pynima.distortions import DISTORTIONS, LEVEL_SIGNS, LEVELS, distort, level_strengths, psnr, strength_for_psnr
 
 @pytest.fixture(scope="module")
 def outputs(photos):
@@ -51,11 +47,34 @@ def test_fsimc_also_falls_with_level(photos, outputs):
         assert (diffs < 0).all() or (kind == 17 and q[0] > q[-1]), (kind, q)
 
 
-@pytest.mark.parametrize("kind", CALIBRATED)
-def test_levels_hit_psnr_targets(kind, photos, outputs):
-    for i, img in enumerate(photos):
-        for lv in LEVELS:
-            assert abs(psnr(img, outputs[i, kind, lv]) - PSNR_TARGETS[lv - 1]) < 0.6, (kind, lv)
+def test_level_table_is_complete_and_ordered():
+    table = level_strengths()
+    assert sorted(table) == list(range(1, 25))
+    for kind, row in table.items():
+        mags = [abs(v) for v in row]
+        assert len(row) == 5
+        if kind == 17:  # decreases (levels 1, 3, 5) and increases (2, 4) of contrast each grow
+            mags = mags[0::2] + mags[1::2]
+            assert mags[0] < mags[1] < mags[2] and mags[3] < mags[4], row
+        elif kind == 15:
+            assert all(a > b for a, b in zip(mags, mags[1:])), (kind, row)
+        else:
+            assert all(a < b for a, b in zip(mags, mags[1:])), (kind, row)
+    assert [v > 0 for v in table[17]] == [False, True, False, True, False]
+
+
+@pytest.mark.parametrize("kind", [1, 8, 10, 12, 16, 17, 22])
+def test_strength_for_psnr_meets_target(kind, photos):
+    sign = LEVEL_SIGNS.get(kind, (1,) * 5)[1]
+    s = strength_for_psnr(photos[0], kind, 30.0, sign=sign)
+    got = psnr(photos[0], distort(photos[0], kind, strength=sign * s))
+    assert abs(got - 30.0) < (1.0 if DISTORTIONS[kind].search.integer else 0.2), (kind, s, got)
+
+
+def test_explicit_strength_interpolates_between_levels(photos):
+    s2, s3 = level_strengths()[8][1:3]
+    p = [psnr(photos[0], distort(photos[0], 8, strength=s)) for s in (s2, (s2 + s3) / 2, s3)]
+    assert p[0] > p[1] > p[2]
 
 
 @pytest.mark.parametrize("kind", list(DISTORTIONS))
@@ -76,3 +95,5 @@ def test_bad_arguments(photos):
         distort(photos[0], 1, 6)
     with pytest.raises(ValueError, match="uint8"):
         distort(photos[0].astype(float), 1, 1)
+    with pytest.raises(ValueError, match="exactly one"):
+        distort(photos[0], 1, 1, strength=3.0)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from pynima.data import DISTORTED_DIR, MOS_FILE, REFERENCE_DIR, STD_FILE, DatasetError, load_rgb, read_labels
-from pynima.distortions import DISTORTIONS, LEVELS, distort
+from pynima.distortions import DISTORTIONS, LEVELS, LEVELS_FILE, distort
 
 SIZE = (512, 384)  # TID2013's width, height
 MANIFEST = "pynima-synth.json"
@@ -180,7 +180,7 @@ def synthesize(
         raise DatasetError("give both --mos-table and --std-table, or neither")
     files = reference_files(refs)
     tables = [Path(mos_table), Path(std_table)] if mos_table else []
-    code = [Path(__file__), Path(__file__).with_name("distortions.py")]
+    code = [Path(__file__), Path(__file__).with_name("distortions.py"), LEVELS_FILE]
     labels_kind = "tables" if tables else f"pseudo-mos:{PSEUDO_METRIC}"
     key = _sha(files + tables + code, str(seed), labels_kind)
     n_images = len(files) * len(DISTORTIONS) * len(LEVELS)
