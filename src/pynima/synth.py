@@ -37,6 +37,7 @@ from pynima.distortions import DISTORTIONS, LEVELS, LEVELS_FILE, distort
 
 SIZE = (512, 384)  # TID2013's width, height
 MANIFEST = "pynima-synth.json"
+FORMAT_VERSION = 1  # bump when the written layout or naming changes
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 
 # (package, path inside it) of natural colour photographs that ship with our dependencies.
@@ -51,9 +52,10 @@ EMBEDDED_REFERENCES: tuple[tuple[str, str], ...] = (
 
 PSEUDO_METRIC = "fsimc"
 # MOS = lo + (hi - lo) / (1 + exp(-(q - mid) / scale)), q = FSIMc; fitted by bench/synth_fidelity.py --fit
-PSEUDO_MOS_LOGISTIC = {"lo": 0.0, "hi": 7.0, "mid": 0.9, "scale": 0.03}
+# (least squares, mid bounded to [0, 1]: the data only show the lower half of the curve, PLCC 0.755)
+PSEUDO_MOS_LOGISTIC = {"lo": 2.0873, "hi": 8.89015, "mid": 1.0, "scale": 0.08936}
 # std = intercept + slope * MOS, clipped to [0.02, 0.35]; fitted likewise
-PSEUDO_STD_LINEAR = {"intercept": 0.07, "slope": 0.012}
+PSEUDO_STD_LINEAR = {"intercept": 0.06729, "slope": 0.0142}
 
 
 @dataclass(frozen=True)
@@ -180,9 +182,11 @@ def synthesize(
         raise DatasetError("give both --mos-table and --std-table, or neither")
     files = reference_files(refs)
     tables = [Path(mos_table), Path(std_table)] if mos_table else []
-    code = [Path(__file__), Path(__file__).with_name("distortions.py"), LEVELS_FILE]
+    # what the output depends on: inputs, the distortion code and level table, the layout version, the label mapping
+    code = [Path(__file__).with_name("distortions.py"), LEVELS_FILE]
     labels_kind = "tables" if tables else f"pseudo-mos:{PSEUDO_METRIC}"
-    key = _sha(files + tables + code, str(seed), labels_kind)
+    mapping = "" if tables else json.dumps([PSEUDO_MOS_LOGISTIC, PSEUDO_STD_LINEAR])
+    key = _sha(files + tables + code, str(seed), labels_kind, mapping, str(FORMAT_VERSION))
     n_images = len(files) * len(DISTORTIONS) * len(LEVELS)
 
     manifest_path = out / MANIFEST
