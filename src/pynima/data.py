@@ -171,3 +171,43 @@ def load_rgb(path: str | Path) -> np.ndarray:
         raise DatasetError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise DatasetError(f"{path}: cannot decode image ({e})") from None
+
+
+# ---------------------------------------------------------------------------------------------- splits
+
+SPLITS = ("train", "val", "test")
+
+
+def make_split(records: list[Record], mode: str = "reference", ratios: tuple[float, float, float] = (0.7, 0.2, 0.1),
+               seed: int = 0) -> dict:
+    """Seeded train/val/test split, as a JSON-ready dict of image file names per part.
+
+    ``reference`` (default): the *reference images* are divided, so no scene is in two parts, as the field does.
+    ``random``: the images themselves are divided: the reference implementation's protocol, in which the same scenes
+    (at other distortions) appear in train and test; offered for comparison only.
+    """
+    if mode not in ("reference", "random"):
+        raise ValueError(f"split mode must be 'reference' or 'random', got {mode!r}")
+    units = sorted({r.ref for r in records}) if mode == "reference" else list(range(len(records)))
+    if len(units) < 3:
+        raise DatasetError(f"a {mode} split needs at least 3 {'references' if mode == 'reference' else 'images'}, "
+                           f"got {len(units)}")
+    order = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
+    n_train = max(1, round(ratios[0] * len(units)))
+    n_val = max(1, round(ratios[1] * len(units)))
+    n_train = min(n_train, len(units) - n_val - 1)
+    parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    split: dict = {"mode": mode, "seed": seed, "ratios": list(ratios)}
+    for name, chosen in parts.items():
+        chosen = set(chosen)
+        split[name] = [r.path.name for i, r in enumerate(records) if (r.ref if mode == "reference" else i) in chosen]
+    return split
+
+
+def apply_split(records: list[Record], split: dict, part: str) -> list[Record]:
+    """The records of one part of a split (matched by file name, case-insensitively)."""
+    wanted = {n.lower() for n in split[part]}
+    chosen = [r for r in records if r.path.name.lower() in wanted]
+    if len(chosen) != len(wanted):
+        raise DatasetError(f"split part {part!r} lists {len(wanted)} images, {len(chosen)} of them are in the dataset")
+    return chosen

@@ -1,0 +1,217 @@
+"""Training NIMA with Lightning: the loop, checkpoints, early stopping, logging and progress bar come from the library.
+
+Read top to bottom: the dataset and its transforms, the LightningModule, then ``train()``, which ``pynima train`` calls.
+
+Transforms: training takes a random 224x224 crop at native resolution (TID2013 is 512x384; never squashed to a
+square) and a horizontal flip; evaluation takes the single centre 224x224 crop, so it is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from pynima.data import Record, apply_split, make_split, read_tid2013
+from pynima.labels import max_entropy, vote_std
+from pynima.losses import emd
+from pynima.model import create_model, mean_score, normalization
+
+CROP = 224
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved as config.json in the run directory."""
+
+    data: str
+    out: str = "runs/nima"
+    backbone: str = "tf_efficientnet_lite0"
+    weights: str | None = None
+    split: str = "reference"  # or "random"
+    split_file: str | None = None
+    ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)
+    labels: str = "maxent"  # or "mean-only"
+    vote_std: str = "sem"  # see pynima.labels.vote_std
+    optimizer: str = "adam"  # or "sgd" (the paper: momentum 0.9)
+    lr_head: float | None = None  # default: 3.7e-5 (adam) / 3e-6 (sgd)
+    lr_base: float | None = None  # default: 1.4e-4 (adam) / 3e-7 (sgd)
+    epochs: int = 100
+    patience: int = 10
+    batch_size: int = 16
+    num_workers: int = 2
+    seed: int = 0
+
+    def learning_rates(self) -> tuple[float, float]:
+        default = {"adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7)}[self.optimizer]
+        return (self.lr_head or default[0], self.lr_base or default[1])
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def transforms(backbone: str, train: bool):
+    from torchvision.transforms import v2
+
+    mean, std = normalization(backbone)
+    crop = [v2.RandomCrop(CROP, pad_if_needed=True), v2.RandomHorizontalFlip()] if train else [v2.CenterCrop(CROP)]
+    return v2.Compose([v2.ToImage(), *crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+def label_distributions(records: list[Record], labels: str = "maxent", vote: str = "sem") -> np.ndarray:
+    """(N, 10) target distributions from each record's MOS and mos_std (see pynima.labels)."""
+    mos = [r.mos for r in records]
+    if labels == "mean-only":
+        return np.stack([max_entropy(m) for m in mos]).astype(np.float32)
+    if labels != "maxent":
+        raise ValueError(f"labels must be 'maxent' or 'mean-only', got {labels!r}")
+    stds = vote_std(np.array([r.mos_std for r in records]), vote)
+    return np.stack([max_entropy(m, s) for m, s in zip(mos, stds)]).astype(np.float32)
+
+
+class IQADataset:
+    """(image tensor, target distribution, MOS) per record; a plain map-style dataset for DataLoader."""
+
+    def __init__(self, records: list[Record], targets: np.ndarray, transform):
+        self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        with Image.open(self.records[i].path) as im:
+            x = self.transform(im.convert("RGB"))
+        return x, self.targets[i], torch.tensor(self.records[i].mos, dtype=torch.float32)
+
+
+# ---------------------------------------------------------------------------------------------- the module
+
+
+class NIMAModule(L.LightningModule):
+    """NIMA trained with the EMD loss; Adam (or SGD) with one learning rate for the head, another for the backbone."""
+
+    def __init__(self, backbone: str = "tf_efficientnet_lite0", weights: str | None = None, pretrained: bool = True,
+                 optimizer: str = "adam", lr_head: float = 3.7e-5, lr_base: float = 1.4e-4, momentum: float = 0.9,
+                 labels: str = "maxent", vote_std: str = "sem"):
+        # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = create_model(backbone, weights=weights, pretrained=pretrained)
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def training_step(self, batch, batch_idx):
+        x, target, _ = batch
+        loss = emd(self(x), target)
+        self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, target, mos = batch
+        p = self(x)
+        self.log("val_emd", emd(p, target), on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        self._val.append((mean_score(p).detach().cpu(), mos.cpu()))
+
+    def on_validation_epoch_end(self):
+        if self._val:
+            from scipy import stats
+
+            pred, mos = (torch.cat(t).numpy() for t in zip(*self._val))
+            self._val.clear()
+            if len(pred) > 2 and np.ptp(pred) > 0:
+                self.log("val_srcc", float(stats.spearmanr(pred, mos).statistic), prog_bar=True)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        groups = [{"params": self.model.head.parameters(), "lr": hp.lr_head},
+                  {"params": self.model.backbone.parameters(), "lr": hp.lr_base}]
+        if hp.optimizer == "sgd":
+            return torch.optim.SGD(groups, momentum=hp.momentum)
+        if hp.optimizer == "adam":
+            return torch.optim.Adam(groups)
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {hp.optimizer!r}")
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def loss_curve(metrics_csv: Path, out_png: Path) -> None:
+    """Train and validation EMD per epoch, from Lightning's CSV log."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train, val = {}, {}
+    with open(metrics_csv) as f:
+        for row in csv.DictReader(f):
+            if row.get("train_emd"):
+                train[int(row["epoch"])] = float(row["train_emd"])
+            if row.get("val_emd"):
+                val[int(row["epoch"])] = float(row["val_emd"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(list(train), list(train.values()), "o-", label="train EMD")
+    ax.plot(list(val), list(val.values()), "s-", label="validation EMD")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("EMD (r=2)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Train, keep best/last checkpoints, then evaluate the best one on the test split. Returns the run directory."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+
+    from pynima.evaluate import evaluate_checkpoint
+
+    t0 = time.perf_counter()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    records = read_tid2013(cfg.data)
+    split = (json.loads(Path(cfg.split_file).read_text()) if cfg.split_file
+             else make_split(records, cfg.split, cfg.ratios, cfg.seed))
+    (out / "split.json").write_text(json.dumps(split, indent=1))
+    lr_head, lr_base = cfg.learning_rates()
+    (out / "config.json").write_text(json.dumps(asdict(cfg) | {"lr_head": lr_head, "lr_base": lr_base}, indent=2))
+
+    def loader(part: str, train_mode: bool) -> DataLoader:
+        recs = apply_split(records, split, part)
+        ds = IQADataset(recs, label_distributions(recs, cfg.labels, cfg.vote_std), transforms(cfg.backbone, train_mode))
+        return DataLoader(ds, batch_size=cfg.batch_size, shuffle=train_mode, num_workers=cfg.num_workers,
+                          persistent_workers=cfg.num_workers > 0, drop_last=False)
+
+    module = NIMAModule(cfg.backbone, cfg.weights, True, cfg.optimizer, lr_head, lr_base,
+                        labels=cfg.labels, vote_std=cfg.vote_std)
+    ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True)
+    trainer = L.Trainer(
+        max_epochs=cfg.epochs, accelerator="auto", devices=1, deterministic=True,
+        callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt],
+        logger=CSVLogger(out, name="", version=""), enable_progress_bar=progress, log_every_n_steps=1,
+        enable_model_summary=False,
+    )
+    trainer.fit(module, loader("train", True), loader("val", False))
+    loss_curve(out / "metrics.csv", out / "loss_curve.png")
+    seconds = time.perf_counter() - t0
+    (out / "train.json").write_text(json.dumps({"epochs": trainer.current_epoch, "best_val_emd":
+                                                float(ckpt.best_model_score), "seconds": round(seconds, 1),
+                                                "device": str(trainer.strategy.root_device)}, indent=2))
+    evaluate_checkpoint(Path(ckpt.best_model_path), cfg.data, out, split=split, part="test",
+                        num_workers=cfg.num_workers)
+    return out
