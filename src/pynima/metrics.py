@@ -3,23 +3,28 @@ each with a 95% bootstrap interval (scipy.stats)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 
 NAMES = ("srcc", "krcc", "plcc", "plcc_logistic", "rmse", "emd")
 
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
     """The usual monotone 4-parameter logistic of IQA papers (VQEG): (b1 - b2) / (1 + exp(-(x - b3)/|b4|)) + b2."""
-    return (b1 - b2) / (1 + np.exp(-(x - b3) / (abs(b4) + 1e-9))) + b2
+    with np.errstate(over="ignore"):  # exp overflow is the logistic's flat tail, exactly what 1/(1+inf) gives
+        return (b1 - b2) / (1 + np.exp(-(x - b3) / (abs(b4) + 1e-9))) + b2
 
 
 def fit_logistic(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     """``pred`` mapped to ``true``'s scale by the fitted logistic (identity if the fit fails)."""
     p0 = [true.max(), true.min(), float(np.mean(pred)), float(np.std(pred)) + 1e-3]
     try:
-        params, _ = curve_fit(logistic4, pred, true, p0=p0, maxfev=10000)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)
+            params, _ = curve_fit(logistic4, pred, true, p0=p0, maxfev=10000)
     except (RuntimeError, ValueError):
         return pred
     return logistic4(pred, *params)

@@ -1,0 +1,109 @@
+"""Training, evaluation and prediction end to end on a tiny synthetic TID2013-layout dataset."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import pynima
+from pynima.data import make_split, read_tid2013
+from pynima.distortions import distort
+from pynima.evaluate import evaluate_checkpoint, load_module
+from pynima.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, photos):
+    """6 references x (noise, blur) x 5 levels, 256x256, MOS falling with level."""
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "distorted_images").mkdir()
+    rows, stds = [], []
+    rng = np.random.default_rng(0)
+    for ref in range(1, 7):
+        base = photos[ref % 2][(ref * 17) % 100:][:256, ref * 30: ref * 30 + 256].copy()
+        for kind in (1, 8):
+            for level in range(1, 6):
+                name = f"i{ref:02d}_{kind:02d}_{level}.bmp"
+                Image.fromarray(distort(base, kind, level, seed=ref)).save(root / "distorted_images" / name)
+                rows.append(f"{7.0 - 1.2 * level + rng.normal(0, 0.1):.5f} {name}")
+                stds.append("0.12")
+    (root / "mos_with_names.txt").write_text("\r\n".join(rows) + "\r\n")
+    (root / "mos_std.txt").write_text("\r\n".join(stds) + "\r\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(data=str(tiny), out=str(out), epochs=3, batch_size=8, num_workers=0, lr_head=3e-3,
+                      lr_base=3e-4, seed=0)
+    return train(cfg, progress=False)
+
+
+def test_split_by_reference_is_disjoint_and_seeded(tiny):
+    recs = read_tid2013(tiny)
+    split = make_split(recs, "reference", seed=1)
+    refs = {part: {int(n[1:3]) for n in split[part]} for part in ("train", "val", "test")}
+    assert not (refs["train"] & refs["val"] or refs["train"] & refs["test"] or refs["val"] & refs["test"])
+    assert sum(len(split[p]) for p in ("train", "val", "test")) == len(recs)
+    assert make_split(recs, "reference", seed=1) == split and make_split(recs, "reference", seed=2) != split
+    random = make_split(recs, "random", seed=1)
+    assert {int(n[1:3]) for n in random["train"]} & {int(n[1:3]) for n in random["test"]}  # the leak
+
+
+def test_training_improves_validation_emd(run):
+    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:]]
+    val = [float(r[3]) for r in rows if r[3]]
+    assert len(val) == 3 and min(val[1:]) < val[0]
+    assert (run / "best.ckpt").is_file() and (run / "last.ckpt").is_file()
+    assert (run / "loss_curve.png").stat().st_size > 1000
+    split = json.loads((run / "split.json").read_text())
+    assert split["mode"] == "reference" and split["test"]
+
+
+def test_evaluation_outputs(run, tiny):
+    m = json.loads((run / "metrics.json").read_text())
+    for k in ("srcc", "plcc", "krcc", "rmse", "emd"):
+        assert m[k]["ci_low"] <= m[k]["value"] <= m[k]["ci_high"], k
+    assert m["part"] == "test" and m["n_images"] == 10
+    assert set(m["per_type_srcc"]) == {"1", "8"}
+    assert (run / "scatter.png").stat().st_size > 1000
+    whole = evaluate_checkpoint(run / "best.ckpt", tiny, run / "all", n_boot=50, quiet=True)
+    assert whole["n_images"] == 60 and whole["part"] == "all"
+
+
+def test_checkpoint_loads_without_imagenet_weights(run):
+    module = load_module(run / "best.ckpt")
+    assert module.hparams.backbone == "tf_efficientnet_lite0" and not module.training
+
+
+def test_python_api_scores_paths_and_arrays(run, tiny):
+    scorer = pynima.load(run / "best.ckpt")
+    path = tiny / "distorted_images" / "i01_01_1.bmp"
+    a = scorer.score(path)
+    b = scorer.score(np.asarray(Image.open(path)))
+    assert a.mean == pytest.approx(b.mean) and 0 <= a.mean <= 9 and a.std > 0
+    assert len(a.distribution) == 10 and sum(a.distribution) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path):
+    folder = tmp_path / "photos" / "nested"
+    folder.mkdir(parents=True)
+    for name in ("i01_01_1.bmp", "i01_08_5.bmp"):
+        (folder / name).write_bytes((tiny / "distorted_images" / name).read_bytes())
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    cmd = [sys.executable, "-m", "pynima.cli", "predict", str(run / "best.ckpt"), str(tmp_path / "photos")]
+    r = subprocess.run(cmd + ["--format", "json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [row["path"].rsplit("/", 1)[1] for row in rows] == ["i01_01_1.bmp", "i01_08_5.bmp"]
+    assert all(len(row["distribution"]) == 10 for row in rows)
+    assert "broken.jpg: cannot decode image" in r.stderr and "1 file(s) could not be read" in r.stderr
+    r = subprocess.run(cmd + ["--format", "csv"], capture_output=True, text=True)
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("path,mean,std,p0") and len(lines) == 3
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert len(r.stdout.strip().splitlines()) == 2 and "i01_08_5.bmp" in r.stdout
