@@ -41,6 +41,7 @@ def fr_scores(
         "fsimc": lambda: piq.fsim(y, x, data_range=1.0, reduction="none", chromatic=True),
     }
     with torch.no_grad():
-        # piq.psnr of identical images is inf; keep it finite like pynima.distortions.psnr
-        return {m: np.minimum(fns[m]().double().numpy(), 100.0) if m == "psnr" else fns[m]().double().numpy()
-                for m in metrics}
+        scores = {m: fns[m]().double().numpy() for m in metrics}
+    if "psnr" in scores:  # identical images give inf; cap like pynima.distortions.psnr
+        scores["psnr"] = np.minimum(scores["psnr"], 100.0)
+    return scores
