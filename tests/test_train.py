@@ -107,3 +107,11 @@ def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path):
     assert lines[0].startswith("path,mean,std,p0") and len(lines) == 3
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert len(r.stdout.strip().splitlines()) == 2 and "i01_08_5.bmp" in r.stdout
+
+
+def test_same_seed_same_run(tiny, tmp_path):
+    def once(name):
+        cfg = TrainConfig(data=str(tiny), out=str(tmp_path / name), epochs=1, batch_size=8, num_workers=0, seed=5)
+        return (train(cfg, progress=False) / "metrics.csv").read_text()
+
+    assert once("a") == once("b")
