@@ -115,3 +115,13 @@ def test_same_seed_same_run(tiny, tmp_path):
         return (train(cfg, progress=False) / "metrics.csv").read_text()
 
     assert once("a") == once("b")
+
+
+@pytest.mark.parametrize("args", [["evaluate", "{tmp}/missing.ckpt", "{tmp}"], ["train", "{tmp}/no-dataset"],
+                                  ["predict", "{tmp}/missing.ckpt", "{tmp}"]])
+def test_cli_errors_are_one_line(args, tmp_path):
+    cmd = [sys.executable, "-m", "pynima.cli"] + [a.format(tmp=tmp_path) for a in args]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    assert str(tmp_path) in r.stderr
