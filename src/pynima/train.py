@@ -180,6 +180,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     from pynima.evaluate import evaluate_checkpoint
 
+    import warnings
+
+    # the run directory holds split.json and config.json before Lightning writes to it; that is intended
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
