@@ -27,6 +27,8 @@ STD_FILE = "mos_std.txt"
 DISTORTED_DIR = "distorted_images"
 REFERENCE_DIR = "reference_images"
 
+IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".ppm", ".gif"}  # what we read
+
 _NAME = re.compile(r"^i(\d{2})_(\d{2})_(\d)\.bmp$", re.IGNORECASE)
 
 
@@ -174,9 +176,6 @@ def load_rgb(path: str | Path) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- splits
-
-SPLITS = ("train", "val", "test")
-
 
 def make_split(records: list[Record], mode: str = "reference", ratios: tuple[float, float, float] = (0.7, 0.2, 0.1),
                seed: int = 0) -> dict:

@@ -16,8 +16,6 @@ TABLE_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")
 
 def load_module(ckpt: str | Path):
     """The trained NIMAModule of a checkpoint, on the CPU, in eval mode (no ImageNet weights are loaded)."""
-    import torch
-
     from pynima.errors import PynimaError
     from pynima.train import NIMAModule
 
@@ -27,7 +25,6 @@ def load_module(ckpt: str | Path):
         raise PynimaError(f"{ckpt}: no such checkpoint") from None
     except (RuntimeError, KeyError, EOFError) as e:
         raise PynimaError(f"{ckpt}: not a pynima checkpoint ({e})") from None
-    torch.set_grad_enabled(False)
     return module.eval()
 
 
@@ -79,9 +76,11 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
                         part: str = "test", num_workers: int = 2, n_boot: int = 1000, quiet: bool = False) -> dict:
     """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json and
     scatter.png to ``out``; print the table. Returns the metrics dict."""
+    import torch
     from scipy import stats
 
     from pynima.labels import moments
+    from pynima.losses import emd
     from pynima.train import label_distributions
 
     out = Path(out)
@@ -94,7 +93,8 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     pred = moments(dists)[0]
     true = np.array([r.mos for r in records])
     targets = label_distributions(records, module.hparams.labels, module.hparams.vote_std)
-    metrics = evaluate_scores(pred, true, dists, targets, n_boot=n_boot)
+    per_image_emd = emd(torch.from_numpy(dists), torch.from_numpy(targets), reduction="none").numpy()
+    metrics = evaluate_scores(pred, true, per_image_emd, n_boot=n_boot)
     kinds = np.array([r.kind for r in records])
     per_type = {}
     for k in sorted(set(kinds.tolist())):

@@ -30,10 +30,6 @@ def fit_logistic(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return logistic4(pred, *params)
 
 
-def _emd_per_sample(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    return np.sqrt(np.mean((np.cumsum(p, -1) - np.cumsum(q, -1)) ** 2, -1))
-
-
 def point_metrics(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None) -> dict[str, float]:
     """Each metric once; ``emd`` is the per-sample EMD, averaged here."""
     out = {
@@ -48,17 +44,17 @@ def point_metrics(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = N
     return out
 
 
-def evaluate_scores(pred: np.ndarray, true: np.ndarray, pred_dist: np.ndarray | None = None,
-                    true_dist: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0
-                    ) -> dict[str, dict[str, float]]:
+def evaluate_scores(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None, n_boot: int = 1000,
+                    seed: int = 0) -> dict[str, dict[str, float]]:
     """{metric: {"value", "ci_low", "ci_high"}}: point estimates and 95% percentile bootstrap intervals over images.
+
+    ``emd``: per-image EMD between predicted and target distributions (``pynima.losses.emd(..., reduction="none")``).
 
     The interval reflects only image sampling within this test set, not split-to-split variance. The resampling loop
     is written out (not scipy.stats.bootstrap) so that all metrics share each resample and the logistic is refitted
     inside it.
     """
     pred, true = np.asarray(pred, float), np.asarray(true, float)
-    emd = _emd_per_sample(pred_dist, true_dist) if pred_dist is not None and true_dist is not None else None
     point = point_metrics(pred, true, emd)
     rng = np.random.default_rng(seed)
     boots: dict[str, list[float]] = {k: [] for k in point}

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.data import DatasetError, load_rgb
-
-IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".ppm", ".gif"}
+from pynima.data import IMAGE_SUFFIXES, DatasetError, load_rgb
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,21 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.data import DISTORTED_DIR, MOS_FILE, REFERENCE_DIR, STD_FILE, DatasetError, load_rgb, read_labels
+from pynima.data import (
+    DISTORTED_DIR,
+    IMAGE_SUFFIXES,
+    MOS_FILE,
+    REFERENCE_DIR,
+    STD_FILE,
+    DatasetError,
+    load_rgb,
+    read_labels,
+)
 from pynima.distortions import DISTORTIONS, LEVELS, LEVELS_FILE, distort
 
 SIZE = (512, 384)  # TID2013's width, height
 MANIFEST = "pynima-synth.json"
 FORMAT_VERSION = 1  # bump when the written layout or naming changes
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm"}
 
 # (package, path inside it) of natural colour photographs that ship with our dependencies.
 EMBEDDED_REFERENCES: tuple[tuple[str, str], ...] = (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from pynima.data import Record, apply_split, make_split, read_tid2013
-from pynima.labels import max_entropy, vote_std
+from pynima.labels import targets, vote_std
 from pynima.losses import emd
 from pynima.model import create_model, mean_score, normalization
 
@@ -66,13 +67,10 @@ def transforms(backbone: str, train: bool):
 
 def label_distributions(records: list[Record], labels: str = "maxent", vote: str = "sem") -> np.ndarray:
     """(N, 10) target distributions from each record's MOS and mos_std (see pynima.labels)."""
-    mos = [r.mos for r in records]
-    if labels == "mean-only":
-        return np.stack([max_entropy(m) for m in mos]).astype(np.float32)
-    if labels != "maxent":
+    if labels not in ("maxent", "mean-only"):
         raise ValueError(f"labels must be 'maxent' or 'mean-only', got {labels!r}")
-    stds = vote_std(np.array([r.mos_std for r in records]), vote)
-    return np.stack([max_entropy(m, s) for m, s in zip(mos, stds)]).astype(np.float32)
+    stds = vote_std(np.array([r.mos_std for r in records]), vote) if labels == "maxent" else None
+    return targets(np.array([r.mos for r in records]), stds).astype(np.float32)
 
 
 class IQADataset:
@@ -180,10 +178,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     from pynima.evaluate import evaluate_checkpoint
 
-    import warnings
-
-    # the run directory holds split.json and config.json before Lightning writes to it; that is intended
-    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -210,7 +204,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         logger=CSVLogger(out, name="", version=""), enable_progress_bar=progress, log_every_n_steps=1,
         enable_model_summary=False,
     )
-    trainer.fit(module, loader("train", True), loader("val", False))
+    with warnings.catch_warnings():
+        # the run directory holds split.json and config.json before Lightning writes to it; that is intended
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        trainer.fit(module, loader("train", True), loader("val", False))
     loss_curve(out / "metrics.csv", out / "loss_curve.png")
     seconds = time.perf_counter() - t0
     (out / "train.json").write_text(json.dumps({"epochs": trainer.current_epoch, "best_val_emd":
