@@ -18,16 +18,52 @@ def _synth(args: argparse.Namespace) -> None:
     print(f"{r.out}: {r.n_images} distorted images of {r.n_refs} references, labels from {r.labels}; {state}")
 
 
-def _train(args: argparse.Namespace) -> None:
-    from pynima.train import TrainConfig, train
+def _config(args: argparse.Namespace, **defaults):
+    """The TrainConfig of a command: TrainConfig's defaults, then ``defaults``, then --config FILE, then the options
+    given on the command line (omitted options are absent from ``args``: see _add_train_options)."""
+    from dataclasses import fields
 
-    cfg = TrainConfig(data=args.data, out=args.out, backbone=args.backbone, weights=args.weights, split=args.split,
-                      split_file=args.split_file, labels=args.labels, vote_std=args.vote_std,
-                      optimizer=args.optimizer, lr_head=args.lr_head, lr_base=args.lr_base, epochs=args.epochs,
-                      patience=args.patience, batch_size=args.batch_size, num_workers=args.num_workers,
-                      seed=args.seed)
-    out = train(cfg, progress=not args.quiet)
+    from pynima.data import split_ratios
+    from pynima.train import TrainConfig
+
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    if "ratios" in given:
+        given["ratios"] = split_ratios(given["ratios"])
+    if getattr(args, "config", None):
+        return TrainConfig.from_file(args.config, **given)
+    if "data" not in given:
+        raise PynimaError("give a dataset folder (or --config FILE)")
+    return TrainConfig(**(defaults | given))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from pynima.train import train
+
+    out = train(_config(args), progress=not getattr(args, "quiet", False))
     print(f"run directory: {out} (best.ckpt, last.ckpt, metrics.csv, loss_curve.png, metrics.json, scatter.png)")
+
+
+def _benchmark(args: argparse.Namespace) -> None:
+    from pynima.benchmark import run_benchmark
+    from pynima.data import split_ratios
+
+    cfg = _config(args, out="runs/benchmark", ratios=split_ratios((0.8, 0.2)))
+    run_benchmark(cfg, repeats=args.repeats, progress=not getattr(args, "quiet", False))
+
+
+def _search(args: argparse.Namespace) -> None:
+    from pynima.search import run_search
+
+    cfg = _config(args, out="runs/search", epochs=3)
+    run_search(cfg, trials=args.trials, sampler=args.sampler, lr_head_range=args.lr_head_range,
+               lr_base_range=args.lr_base_range, storage=args.storage, study_name=args.study,
+               progress=not getattr(args, "quiet", False))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from pynima.report import write_report
+
+    print(f"report: {write_report(args.run_dir, fmt=args.format, out=args.out)}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -69,6 +105,39 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"{failed} file(s) could not be read and were skipped", file=sys.stderr)
 
 
+def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs: int) -> None:
+    """The options that become TrainConfig fields. The parser uses argument_default=SUPPRESS, so an option left out
+    is absent and the value comes from --config FILE or TrainConfig; the defaults shown are for the help only."""
+    p.add_argument("data", nargs="?", help="dataset root (TID2013 layout, e.g. from pynima synth)")
+    p.add_argument("--config", metavar="FILE", help="start from a saved config (a run's config.json, or "
+                                                    "best_config.json of pynima search); options given override it")
+    p.add_argument("--out", help=f"output folder (default {out})")
+    p.add_argument("--backbone",
+                   help="tf_efficientnet_lite0 (default), _lite1, _lite2 (offline weights); mobilenet_v2, "
+                        "mobilenetv3_large_100, resnet50, vgg16 (need --weights offline)")
+    p.add_argument("--weights", help="ImageNet weights file for the backbone")
+    p.add_argument("--split", choices=["reference", "random"],
+                   help="divide the reference images (default; no scene in two sets) or the images themselves "
+                        "(leaky; the reference implementation's protocol, for comparison)")
+    p.add_argument("--split-file", help="reuse a split.json from an earlier run")
+    p.add_argument("--ratios", type=float, nargs="+", metavar="R",
+                   help=f"train val test fractions, or train test (validation is then carved from train, 15%% of "
+                        f"its references) (default {ratios})")
+    p.add_argument("--labels", choices=["maxent", "mean-only"],
+                   help="target distributions: max-entropy from mean and std (default) or from the mean only")
+    p.add_argument("--vote-std", choices=["sem", "fixed", "raw"],
+                   help="how TID2013's mos_std becomes a vote std (default sem; see pynima.labels.vote_std)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], help="default adam")
+    p.add_argument("--lr-head", type=float, help="default 3.7e-5 (adam) / 3e-6 (sgd)")
+    p.add_argument("--lr-base", type=float, help="default 1.4e-4 (adam) / 3e-7 (sgd)")
+    p.add_argument("--epochs", type=int, help=f"maximum epochs (default {epochs})")
+    p.add_argument("--patience", type=int, help="early stopping patience on validation EMD (default 10)")
+    p.add_argument("--batch-size", type=int, help="default 16")
+    p.add_argument("--num-workers", type=int, help="data loading processes (default 2)")
+    p.add_argument("--seed", type=int, help="seed of the split and the training (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pynima", description="Blind image quality assessment with NIMA.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -89,31 +158,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 
-    p = sub.add_parser("train", help="train NIMA on a TID2013-layout dataset, then evaluate on its test split")
-    p.add_argument("data", help="dataset root (TID2013 layout, e.g. from pynima synth)")
-    p.add_argument("--out", default="runs/nima", help="run directory (default runs/nima)")
-    p.add_argument("--backbone", default="tf_efficientnet_lite0",
-                   help="tf_efficientnet_lite0/1/2 (offline weights), mobilenet_v2, mobilenetv3_large_100, resnet50, "
-                        "vgg16 (need --weights offline)")
-    p.add_argument("--weights", help="ImageNet weights file for the backbone")
-    p.add_argument("--split", choices=["reference", "random"], default="reference",
-                   help="70/20/10 by reference image (default; no scene in two sets) or by image (leaky; for "
-                        "comparison with the reference implementation)")
-    p.add_argument("--split-file", help="reuse a split.json from an earlier run")
-    p.add_argument("--labels", choices=["maxent", "mean-only"], default="maxent",
-                   help="target distributions: max-entropy from mean and std (default) or from the mean only")
-    p.add_argument("--vote-std", choices=["sem", "fixed", "raw"], default="sem",
-                   help="how TID2013's mos_std becomes a vote std (see pynima.labels.vote_std)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam")
-    p.add_argument("--lr-head", type=float, help="default 3.7e-5 (adam) / 3e-6 (sgd)")
-    p.add_argument("--lr-base", type=float, help="default 1.4e-4 (adam) / 3e-7 (sgd)")
-    p.add_argument("--epochs", type=int, default=100, help="maximum epochs (default 100)")
-    p.add_argument("--patience", type=int, default=10, help="early stopping patience on validation EMD (default 10)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--num-workers", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p = sub.add_parser("train", help="train NIMA on a TID2013-layout dataset, then evaluate on its test split",
+                       argument_default=argparse.SUPPRESS)
+    _add_train_options(p, out="runs/nima", ratios="0.7 0.2 0.1", epochs=100)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("benchmark", argument_default=argparse.SUPPRESS,
+                       help="train on K seeded splits (by reference image) and report the median and spread",
+                       description="K seeded splits, one model each, a results table per split, the median, the "
+                                   "interquartile range and a 95%% interval over splits and images. Resumes: rerun "
+                                   "the same command to continue after an interruption. Any row reruns alone with "
+                                   "pynima train --config OUT/split_NN/config.json.")
+    _add_train_options(p, out="runs/benchmark", ratios="0.8 0.2", epochs=100)
+    p.add_argument("--repeats", type=int, default=10, help="number of splits K (default 10)")
+    p.set_defaults(func=_benchmark)
+
+    p = sub.add_parser("search", argument_default=argparse.SUPPRESS,
+                       help="random search of the two learning rates (Optuna), on validation data only",
+                       description="Each trial trains on the train part of one split for a few epochs and is scored "
+                                   "by its best validation EMD; the test part is never used. Trials are stored in "
+                                   "SQLite, so rerunning resumes. Writes best_config.json for pynima train --config.")
+    _add_train_options(p, out="runs/search", ratios="0.7 0.2 0.1", epochs=3)
+    p.add_argument("--trials", type=int, default=20, help="number of completed trials wanted (default 20)")
+    p.add_argument("--sampler", choices=["random", "tpe"], default="random", help="default random")
+    p.add_argument("--lr-head-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[1e-6, 1e-2],
+                   help="log-uniform range of the head learning rate (default 1e-6 1e-2)")
+    p.add_argument("--lr-base-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[1e-7, 1e-3],
+                   help="log-uniform range of the backbone learning rate (default 1e-7 1e-3)")
+    p.add_argument("--storage", help="SQLite file of the Optuna study (default OUT/study.db)")
+    p.add_argument("--study", default="pynima", help="study name inside the storage (default pynima)")
+    p.set_defaults(func=_search)
+
+    p = sub.add_parser("report", help="one self-contained HTML or Markdown report of a run, benchmark or search")
+    p.add_argument("run_dir", help="a folder written by pynima train, benchmark or search")
+    p.add_argument("--format", choices=["html", "md"], default="html")
+    p.add_argument("--out", help="report file (default RUN_DIR/report.html or .md)")
+    p.set_defaults(func=_report)
 
     p = sub.add_parser("evaluate", help="metrics of a checkpoint on a dataset (or one part of a split)")
     p.add_argument("ckpt")

@@ -177,6 +177,21 @@ def load_rgb(path: str | Path) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------- splits
 
+VAL_CARVE = 0.15  # share of the training references held out for validation when only train/test are given
+
+
+def split_ratios(values: tuple[float, ...] | list[float], val_carve: float = VAL_CARVE) -> tuple[float, float, float]:
+    """(train, val, test) fractions from 3 numbers, or from 2 (train, test: the field's 80/20), in which case
+    validation is carved out of the training part (``val_carve`` of it), so the test part stays as given."""
+    given = tuple(float(v) for v in values)
+    if len(given) not in (2, 3) or min(given) <= 0 or abs(sum(given) - 1) > 1e-6:
+        raise DatasetError(f"split ratios must be 2 (train test) or 3 (train val test) positive numbers summing to 1, "
+                           f"got {' '.join(f'{v:g}' for v in given)}")
+    if len(given) == 2:
+        return (given[0] * (1 - val_carve), given[0] * val_carve, given[1])
+    return given  # type: ignore[return-value]
+
+
 def make_split(records: list[Record], mode: str = "reference", ratios: tuple[float, float, float] = (0.7, 0.2, 0.1),
                seed: int = 0) -> dict:
     """Seeded train/val/test split, as a JSON-ready dict of image file names per part.

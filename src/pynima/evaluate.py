@@ -63,6 +63,30 @@ def scatter(pred: np.ndarray, true: np.ndarray, kinds: np.ndarray, path: Path, t
     plt.close(fig)
 
 
+def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_image_emd: np.ndarray) -> None:
+    """One row per image: name, reference, type, level, human MOS, predicted mean and std, EMD (for re-analysis, e.g. the
+    split-and-image bootstrap of ``pynima benchmark``)."""
+    import csv
+
+    from pynima.labels import moments
+
+    mean, std = moments(dists)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["name", "ref", "kind", "level", "mos", "pred_mean", "pred_std", "emd"])
+        for r, m, s, e in zip(records, mean, std, per_image_emd):
+            w.writerow([r.path.name, r.ref, r.kind, r.level, f"{r.mos:.5f}", f"{m:.6f}", f"{s:.6f}", f"{e:.6f}"])
+
+
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a predictions.csv as arrays."""
+    import csv
+
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {k: np.array([r[k] for r in rows], dtype=object if k == "name" else float) for k in rows[0]} if rows else {}
+
+
 def format_table(metrics: dict) -> str:
     lines = [f"{'metric':14s} {'value':>8s}   95% interval"]
     for k in TABLE_ORDER:
@@ -107,6 +131,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
                         "crop": "single centre 224x224 crop at native resolution",
                         "interval": "95% percentile bootstrap over images (1000 resamples); excludes split variance"}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    write_predictions(out / "predictions.csv", records, dists, per_image_emd)
     scatter(pred, true, kinds, out / "scatter.png", f"{result['part']} ({len(records)} images)")
     if not quiet:
         print(f"{result['part']} set: {len(records)} images ({out / 'metrics.json'})")

@@ -1,0 +1,173 @@
+"""``pynima benchmark``: K seeded splits, one model per split, and the median with its spread.
+
+One train/test split gives one number whose interval ignores how much the number moves from split to split. The
+field's protocol (HyperIQA, pyiqa, LoDa) is 10 random 80/20 splits by reference image, reporting the median; this runs
+it with any ratios and any training configuration, and with ``split="random"`` runs the leaky per-image protocol of the
+reference implementation on the same budget for comparison.
+
+Layout of ``OUT``::
+
+    benchmark.json    the configuration every split was trained with, and K
+    split_00/ ...     one complete run per split (split.json, config.json, best.ckpt, metrics.json, predictions.csv)
+    results.csv       one row per split
+    summary.json      median, interquartile range, and a 95% interval that includes split-to-split variance
+
+Runs resume: a split whose ``metrics.json`` exists is kept, so rerunning the same command after an interruption
+continues with the first unfinished split (which restarts from scratch). Any row reruns alone with
+``pynima train --config OUT/split_NN/config.json --out OTHER``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+
+from pynima.errors import PynimaError
+
+METRICS = ("srcc", "plcc", "krcc", "rmse", "emd")
+BENCHMARK_FILE = "benchmark.json"
+# config fields that differ between the splits of one benchmark, so they are not part of its identity
+PER_SPLIT = ("out", "seed", "split_file")
+
+
+def split_dir(out: Path, i: int) -> Path:
+    return out / f"split_{i:02d}"
+
+
+def _template(cfg) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k not in PER_SPLIT} | {"ratios": list(cfg.ratios)}
+
+
+def run_benchmark(cfg, repeats: int = 10, progress: bool = True) -> dict:
+    """Train ``repeats`` models on splits seeded ``cfg.seed``, ``cfg.seed + 1``, ...; returns the summary.
+
+    ``cfg`` is a ``TrainConfig``: its ``out`` is the benchmark folder and its ``split``/``ratios`` the protocol.
+    """
+    from pynima.data import make_split, read_tid2013
+    from pynima.train import train
+
+    if repeats < 1:
+        raise PynimaError(f"--repeats must be at least 1, got {repeats}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    template = _template(cfg) | {"first_seed": cfg.seed}
+    meta = out / BENCHMARK_FILE
+    if meta.is_file():
+        saved = json.loads(meta.read_text())
+        changed = sorted(k for k in set(template) | set(saved["config"])
+                         if template.get(k) != saved["config"].get(k))
+        if changed:
+            raise PynimaError(f"{out} holds a benchmark with another configuration (differs in {', '.join(changed)}); "
+                              f"use another --out")
+    meta.write_text(json.dumps({"config": template, "repeats": repeats}, indent=2))
+
+    records = read_tid2013(cfg.data)
+    for i in range(repeats):
+        d = split_dir(out, i)
+        if (d / "metrics.json").is_file():
+            print(f"split {i:2d}: done earlier, kept ({d})")
+            continue
+        if d.exists():  # interrupted: restart this split from scratch
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        seed = cfg.seed + i
+        split_file = d / "split.json"
+        split_file.write_text(json.dumps(make_split(records, cfg.split, cfg.ratios, seed), indent=1))
+        print(f"split {i:2d} of {repeats} (seed {seed}): training in {d}")
+        train(replace(cfg, out=str(d), seed=seed, split_file=str(split_file)), progress=progress)
+    summary = summarize(out, repeats)
+    print(format_summary(summary))
+    return summary
+
+
+def _point(pred: np.ndarray, true: np.ndarray, emd: np.ndarray) -> dict[str, float]:
+    from scipy import stats
+
+    return {"srcc": float(stats.spearmanr(pred, true).statistic), "plcc": float(stats.pearsonr(pred, true).statistic),
+            "krcc": float(stats.kendalltau(pred, true).statistic),
+            "rmse": float(np.sqrt(np.mean((pred - true) ** 2))), "emd": float(np.mean(emd))}
+
+
+def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1000, seed: int = 0
+                             ) -> dict[str, tuple[float, float]]:
+    """95% interval of the median-over-splits of each metric, by a two-level bootstrap: resample the splits, then the
+    test images within each resampled split. It therefore includes split-to-split variance as well as the sampling of
+    images. Written out because scipy.stats.bootstrap resamples a single level."""
+    rng = np.random.default_rng(seed)
+    k = len(preds)
+    medians: dict[str, list[float]] = {m: [] for m in METRICS}
+    for _ in range(n_boot):
+        per_split = []
+        for j in rng.integers(0, k, k):
+            p = preds[j]
+            idx = rng.integers(0, len(p["mos"]), len(p["mos"]))
+            if np.ptp(p["pred_mean"][idx]) == 0 or np.ptp(p["mos"][idx]) == 0:
+                continue
+            per_split.append(_point(p["pred_mean"][idx], p["mos"][idx], p["emd"][idx]))
+        if per_split:
+            for m in METRICS:
+                medians[m].append(float(np.median([s[m] for s in per_split])))
+    return {m: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for m, v in medians.items()}
+
+
+def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -> dict:
+    """Collect the finished splits of a benchmark folder into results.csv and summary.json."""
+    from pynima.evaluate import read_predictions
+
+    out = Path(out)
+    meta = json.loads((out / BENCHMARK_FILE).read_text())
+    repeats = repeats or meta["repeats"]
+    rows, preds = [], []
+    for i in range(repeats):
+        d = split_dir(out, i)
+        if not (d / "metrics.json").is_file():
+            continue
+        m = json.loads((d / "metrics.json").read_text())
+        split = json.loads((d / "split.json").read_text())
+        trained = json.loads((d / "train.json").read_text())
+        test_refs = sorted({int(n[1:3]) for n in split["test"]})
+        rows.append({"split": i, "seed": split["seed"], "test_refs": " ".join(map(str, test_refs)),
+                     "n_test": m["n_images"], **{k: m[k]["value"] for k in METRICS},
+                     "epochs": trained["epochs"], "seconds": trained["seconds"]})
+        preds.append(read_predictions(d / "predictions.csv"))
+    if not rows:
+        raise PynimaError(f"{out}: no finished split yet")
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    interval = split_and_image_interval(preds, n_boot=n_boot)
+    stats = {}
+    for k in METRICS:
+        v = np.array([r[k] for r in rows])
+        q25, q75 = np.percentile(v, [25, 75])
+        stats[k] = {"median": float(np.median(v)), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
+                    "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+                    "ci_low": interval[k][0], "ci_high": interval[k][1]}
+    summary = {"splits_finished": len(rows), "repeats": repeats, "config": meta["config"], "metrics": stats,
+               "rows": rows,
+               "interval": "95% two-level bootstrap (splits, then test images) of the median over splits"}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def format_summary(summary: dict) -> str:
+    cfg = summary["config"]
+    lines = [f"{summary['splits_finished']} of {summary['repeats']} splits, split={cfg['split']} "
+             f"ratios={'/'.join(f'{r:g}' for r in cfg['ratios'])} labels={cfg['labels']} vote_std={cfg['vote_std']} "
+             f"epochs={cfg['epochs']}",
+             f"{'split':>5s} {'seed':>4s} {'test refs':>14s} {'n':>5s} " + " ".join(f"{k:>7s}" for k in METRICS)]
+    for r in summary["rows"]:
+        lines.append(f"{r['split']:5d} {r['seed']:4d} {r['test_refs']:>14s} {r['n_test']:5d} "
+                     + " ".join(f"{r[k]:7.4f}" for k in METRICS))
+    s = summary["metrics"]
+    lines.append(f"{'median':>31s} " + " ".join(f"{s[k]['median']:7.4f}" for k in METRICS))
+    lines.append(f"{'IQR':>31s} " + " ".join(f"{s[k]['iqr']:7.4f}" for k in METRICS))
+    lines.append(f"{'95% interval (splits+images)':>31s} "
+                 + " ".join(f"[{s[k]['ci_low']:.3f},{s[k]['ci_high']:.3f}]" for k in ("srcc", "plcc")))
+    return "\n".join(lines)

@@ -1,0 +1,221 @@
+"""``pynima report RUN_DIR``: one self-contained HTML (or Markdown) file for a run, a benchmark or a search.
+
+The figures are embedded as base64 PNG data URIs, so the single file can be mailed or attached to an issue. What the
+folder is decides the sections:
+
+* a training run (``pynima train``): configuration, test metrics with 95% intervals, loss curves, scatter plot,
+  SRCC per distortion type (bar chart);
+* a benchmark (``pynima benchmark``): configuration, median / IQR / interval over splits, the per-split table, SRCC per
+  split, validation loss curves of every split, median SRCC per distortion type;
+* a search (``pynima search``): configuration, the trial table, the learning-rate landscape, the best configuration.
+
+Numbers are printed with 4 decimals, straight from the JSON files the commands wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from pynima.errors import PynimaError
+
+METRIC_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def per_type_chart(per_type: dict[str, dict], title: str) -> bytes:
+    """Horizontal bars of SRCC per distortion type."""
+    plt = _plt()
+    kinds = sorted(per_type, key=int)
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(kinds) + 1.2))
+    vals = [per_type[k]["srcc"] for k in kinds]
+    ax.barh(range(len(kinds)), vals, color=["tab:blue" if v >= 0 else "tab:red" for v in vals])
+    ax.set_yticks(range(len(kinds)), [f"{k} {per_type[k]['name'][:34]}" for k in kinds], fontsize=7)
+    ax.invert_yaxis()
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set_xlim(min(-0.1, min(vals) - 0.05), 1)
+    ax.set_xlabel("SRCC")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _val_curves(runs: list[Path]) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for d in runs:
+        with open(d / "metrics.csv") as f:
+            val = {int(r["epoch"]): float(r["val_emd"]) for r in csv.DictReader(f) if r.get("val_emd")}
+        ax.plot(list(val), list(val.values()), "o-", ms=3, label=d.name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation EMD")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _per_split_chart(rows: list[dict]) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for i, k in enumerate(("srcc", "plcc")):
+        v = [r[k] for r in rows]
+        ax.scatter(np.full(len(v), i) + np.linspace(-0.08, 0.08, len(v)), v, s=25, label=k.upper())
+        ax.hlines(np.median(v), i - 0.25, i + 0.25, color="k", lw=1.5)
+    ax.set_xticks([0, 1], ["SRCC", "PLCC"])
+    ax.set_ylabel("test value per split (bar: median)")
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return _png(fig)
+
+
+class _Doc:
+    """Builds the same content as HTML or Markdown."""
+
+    def __init__(self, fmt: str, title: str):
+        self.fmt, self.parts = fmt, []
+        if fmt == "html":
+            self.parts.append(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+                              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
+                              "text-align:right}img{max-width:100%}</style></head><body>"
+                              f"<h1>{html.escape(title)}</h1>")
+        else:
+            self.parts.append(f"# {title}\n")
+
+    def heading(self, text: str) -> None:
+        self.parts.append(f"<h2>{html.escape(text)}</h2>" if self.fmt == "html" else f"\n## {text}\n")
+
+    def para(self, text: str) -> None:
+        self.parts.append(f"<p>{html.escape(text)}</p>" if self.fmt == "html" else f"\n{text}\n")
+
+    def table(self, head: list[str], rows: list[list]) -> None:
+        cells = [[str(c) for c in r] for r in rows]
+        if self.fmt == "html":
+            self.parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
+                              + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
+                                        for r in cells) + "</table>")
+        else:
+            self.parts.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
+                              + "".join("| " + " | ".join(r) + " |\n" for r in cells))
+
+    def image(self, png: bytes, alt: str) -> None:
+        uri = "data:image/png;base64," + base64.b64encode(png).decode()
+        self.parts.append(f"<figure><img alt='{html.escape(alt)}' src='{uri}'><figcaption>{html.escape(alt)}"
+                          "</figcaption></figure>" if self.fmt == "html" else f"\n![{alt}]({uri})\n")
+
+    def text(self) -> str:
+        return "".join(self.parts) + ("</body></html>\n" if self.fmt == "html" else "\n")
+
+
+def _config_table(doc: _Doc, cfg: dict) -> None:
+    doc.heading("Configuration")
+    doc.table(["key", "value"], [[k, json.dumps(v) if isinstance(v, (list, dict)) else v] for k, v in cfg.items()])
+
+
+def _run(doc: _Doc, d: Path) -> None:
+    cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").is_file() else {}
+    m = json.loads((d / "metrics.json").read_text())
+    _config_table(doc, cfg)
+    doc.heading(f"Test metrics ({m['n_images']} images, {m['part']})")
+    doc.table(["metric", "value", "95% low", "95% high"],
+              [[k, f"{m[k]['value']:.4f}", f"{m[k]['ci_low']:.4f}", f"{m[k]['ci_high']:.4f}"]
+               for k in METRIC_ORDER if k in m])
+    doc.para(m.get("interval", ""))
+    for name, alt in (("loss_curve.png", "loss curves (train and validation EMD per epoch)"),
+                      ("scatter.png", "predicted mean score against human MOS")):
+        if (d / name).is_file():
+            doc.image((d / name).read_bytes(), alt)
+    if m.get("per_type_srcc"):
+        doc.heading("SRCC per distortion type")
+        doc.image(per_type_chart(m["per_type_srcc"], "test SRCC per distortion type"), "SRCC per distortion type")
+        doc.table(["type", "name", "n", "SRCC"], [[k, v["name"], v["n"], f"{v['srcc']:.4f}"]
+                                                 for k, v in sorted(m["per_type_srcc"].items(), key=lambda t: int(t[0]))])
+
+
+def _benchmark(doc: _Doc, d: Path) -> None:
+    from pynima.benchmark import METRICS, split_dir, summarize
+
+    summary = summarize(d)
+    _config_table(doc, summary["config"])
+    doc.heading(f"Summary over {summary['splits_finished']} of {summary['repeats']} splits")
+    s = summary["metrics"]
+    doc.table(["metric", "median", "q25", "q75", "IQR", "95% low", "95% high"],
+              [[k] + [f"{s[k][c]:.4f}" for c in ("median", "q25", "q75", "iqr", "ci_low", "ci_high")]
+               for k in METRICS])
+    doc.para(summary["interval"])
+    doc.heading("Per split")
+    doc.table(["split", "seed", "test refs", "n"] + list(METRICS) + ["epochs", "seconds"],
+              [[r["split"], r["seed"], r["test_refs"], r["n_test"]] + [f"{r[k]:.4f}" for k in METRICS]
+               + [r["epochs"], r["seconds"]] for r in summary["rows"]])
+    doc.image(_per_split_chart(summary["rows"]), "test SRCC and PLCC of each split")
+    runs = [split_dir(d, r["split"]) for r in summary["rows"]]
+    doc.image(_val_curves(runs), "validation EMD per epoch, every split")
+    per_type: dict[str, list[float]] = {}
+    names = {}
+    for r in runs:
+        for k, v in json.loads((r / "metrics.json").read_text()).get("per_type_srcc", {}).items():
+            per_type.setdefault(k, []).append(v["srcc"])
+            names[k] = v["name"]
+    if per_type:
+        doc.heading("SRCC per distortion type (median over splits)")
+        med = {k: {"name": names[k], "srcc": float(np.median(v))} for k, v in per_type.items()}
+        doc.image(per_type_chart(med, "median test SRCC per distortion type"), "SRCC per distortion type")
+
+
+def _search(doc: _Doc, d: Path) -> None:
+    res = json.loads((d / "search.json").read_text())
+    _config_table(doc, res["config"])
+    doc.heading(f"Trials ({res['sampler']} sampler, {res['trial_epochs']} epochs each, validation data only)")
+    rows = sorted(res["trials"], key=lambda t: (t["val_emd"] is None, t["val_emd"] or 0))
+    fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
+    doc.table(["trial", "state", "lr_head", "lr_base", "val EMD", "val SRCC", "epochs"],
+              [[t["number"], t["state"], fmt(t["lr_head"], ".3g"), fmt(t["lr_base"], ".3g"), fmt(t["val_emd"], ".4f"),
+                fmt(t["val_srcc"], ".4f"), fmt(t["epochs"], "d")] for t in rows])
+    if (d / "landscape.png").is_file():
+        doc.image((d / "landscape.png").read_bytes(), "learning-rate landscape (validation EMD)")
+    best = res["best"]
+    doc.para(f"Best: trial {best['number']}, lr_head {best['lr_head']:.3g}, lr_base {best['lr_base']:.3g}, "
+             f"validation EMD {best['val_emd']:.4f}. Final run: pynima train --config {d / 'best_config.json'}")
+
+
+def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None = None) -> Path:
+    """Write the report of ``run_dir`` (kind detected from its files) and return its path."""
+    d = Path(run_dir)
+    if fmt not in ("html", "md"):
+        raise PynimaError(f"report format must be html or md, got {fmt!r}")
+    if (d / "benchmark.json").is_file():
+        kind, build = "benchmark", _benchmark
+    elif (d / "search.json").is_file():
+        kind, build = "learning-rate search", _search
+    elif (d / "metrics.json").is_file():
+        kind, build = "run", _run
+    else:
+        raise PynimaError(f"{d}: not a pynima run, benchmark or search folder (no metrics.json, benchmark.json or "
+                          f"search.json)")
+    doc = _Doc(fmt, f"pynima {kind}: {d}")
+    build(doc, d)
+    path = Path(out) if out else d / f"report.{fmt}"
+    path.write_text(doc.text())
+    return path
