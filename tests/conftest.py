@@ -3,6 +3,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from pynima.distortions import distort
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PYNIMA_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -24,3 +27,23 @@ def photos() -> list[np.ndarray]:
     from pynima.synth import fit_reference
 
     return [fit_reference(data.astronaut()), fit_reference(data.coffee())]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, photos):
+    """6 references x (noise, blur) x 5 levels, 256x256, MOS falling with level."""
+    root = tmp_path_factory.mktemp("tiny")
+    (root / "distorted_images").mkdir()
+    rows, stds = [], []
+    rng = np.random.default_rng(0)
+    for ref in range(1, 7):
+        base = photos[ref % 2][(ref * 17) % 100:][:256, ref * 30: ref * 30 + 256].copy()
+        for kind in (1, 8):
+            for level in range(1, 6):
+                name = f"i{ref:02d}_{kind:02d}_{level}.bmp"
+                Image.fromarray(distort(base, kind, level, seed=ref)).save(root / "distorted_images" / name)
+                rows.append(f"{7.0 - 1.2 * level + rng.normal(0, 0.1):.5f} {name}")
+                stds.append("0.12")
+    (root / "mos_with_names.txt").write_text("\r\n".join(rows) + "\r\n")
+    (root / "mos_std.txt").write_text("\r\n".join(stds) + "\r\n")
+    return root

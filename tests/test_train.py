@@ -10,29 +10,8 @@ from PIL import Image
 
 import pynima
 from pynima.data import make_split, read_tid2013
-from pynima.distortions import distort
 from pynima.evaluate import evaluate_checkpoint, load_module
 from pynima.train import TrainConfig, train
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory, photos):
-    """6 references x (noise, blur) x 5 levels, 256x256, MOS falling with level."""
-    root = tmp_path_factory.mktemp("tiny")
-    (root / "distorted_images").mkdir()
-    rows, stds = [], []
-    rng = np.random.default_rng(0)
-    for ref in range(1, 7):
-        base = photos[ref % 2][(ref * 17) % 100:][:256, ref * 30: ref * 30 + 256].copy()
-        for kind in (1, 8):
-            for level in range(1, 6):
-                name = f"i{ref:02d}_{kind:02d}_{level}.bmp"
-                Image.fromarray(distort(base, kind, level, seed=ref)).save(root / "distorted_images" / name)
-                rows.append(f"{7.0 - 1.2 * level + rng.normal(0, 0.1):.5f} {name}")
-                stds.append("0.12")
-    (root / "mos_with_names.txt").write_text("\r\n".join(rows) + "\r\n")
-    (root / "mos_std.txt").write_text("\r\n".join(stds) + "\r\n")
-    return root
 
 
 @pytest.fixture(scope="module")

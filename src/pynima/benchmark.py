@@ -35,8 +35,8 @@ BENCHMARK_FILE = "benchmark.json"
 PER_SPLIT = ("out", "seed", "split_file")
 
 
-def split_dir(out: Path, i: int) -> Path:
-    return out / f"split_{i:02d}"
+def split_dir(out: str | Path, i: int) -> Path:
+    return Path(out) / f"split_{i:02d}"
 
 
 def _template(cfg) -> dict:

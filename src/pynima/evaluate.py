@@ -64,8 +64,8 @@ def scatter(pred: np.ndarray, true: np.ndarray, kinds: np.ndarray, path: Path, t
 
 
 def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_image_emd: np.ndarray) -> None:
-    """One row per image: name, reference, type, level, human MOS, predicted mean and std, EMD (for re-analysis, e.g. the
-    split-and-image bootstrap of ``pynima benchmark``)."""
+    """One row per image: name, reference, type, level, human MOS, predicted mean and std, EMD (for re-analysis,
+    e.g. the split-and-image bootstrap of ``pynima benchmark``)."""
     import csv
 
     from pynima.labels import moments

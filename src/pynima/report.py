@@ -150,8 +150,8 @@ def _run(doc: _Doc, d: Path) -> None:
     if m.get("per_type_srcc"):
         doc.heading("SRCC per distortion type")
         doc.image(per_type_chart(m["per_type_srcc"], "test SRCC per distortion type"), "SRCC per distortion type")
-        doc.table(["type", "name", "n", "SRCC"], [[k, v["name"], v["n"], f"{v['srcc']:.4f}"]
-                                                 for k, v in sorted(m["per_type_srcc"].items(), key=lambda t: int(t[0]))])
+        rows = sorted(m["per_type_srcc"].items(), key=lambda t: int(t[0]))
+        doc.table(["type", "name", "n", "SRCC"], [[k, v["name"], v["n"], f"{v['srcc']:.4f}"] for k, v in rows])
 
 
 def _benchmark(doc: _Doc, d: Path) -> None:

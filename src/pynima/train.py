@@ -130,7 +130,8 @@ class NIMAModule(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         # channels_last: depthwise convolutions run about 25% faster per training step on CPU (bench/train_step.py)
-        self.model = create_model(backbone, weights=weights, pretrained=pretrained).to(memory_format=torch.channels_last)
+        model = create_model(backbone, weights=weights, pretrained=pretrained)
+        self.model = model.to(memory_format=torch.channels_last)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
