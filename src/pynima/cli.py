@@ -73,7 +73,44 @@ def _evaluate(args: argparse.Namespace) -> None:
     from pynima.evaluate import evaluate_checkpoint
 
     split = json.loads(Path(args.split_file).read_text()) if args.split_file else None
-    evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, num_workers=args.num_workers)
+    evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, crops=args.crops)
+
+
+def _export(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from pynima.export import export_onnx, quantize_int8
+    from pynima.predict import Scorer, TorchEngine, iter_image_paths, load
+
+    fp32 = export_onnx(args.ckpt, args.out)
+    print(f"ONNX (fp32, dynamic batch): {fp32}")
+    calibration = list(iter_image_paths([args.calibration]))[: args.calibration_images] if args.calibration else []
+    probe = calibration[:8] or None
+    torch_scorer, onnx_scorer = Scorer(TorchEngine.from_checkpoint(args.ckpt)), load(fp32)
+    x = (np.concatenate([torch_scorer.inputs(p) for p in probe]) if probe
+         else np.random.default_rng(0).normal(size=(4, 3, 224, 224)).astype(np.float32))
+    diff = np.abs(torch_scorer.engine(x) - onnx_scorer.engine(x)).max()
+    print(f"parity with PyTorch on {len(x)} {'images' if probe else 'random inputs'}: max |difference| {diff:.2e}")
+    models = {"fp32": fp32}
+    if args.int8:
+        models["int8"] = quantize_int8(fp32, calibration)
+        print(f"ONNX (int8): {models['int8']} (calibrated on {len(calibration)} images)")
+    if args.data:
+        from scipy import stats
+
+        from pynima.data import apply_split, read_tid2013
+
+        records = read_tid2013(args.data)
+        if args.split_file:
+            records = apply_split(records, json.loads(Path(args.split_file).read_text()), args.part)
+        mos = np.array([r.mos for r in records])
+        for name, path in models.items():
+            scorer = load(path)
+            pred = np.array([s.mean for _, s, _ in scorer.score_paths([r.path for r in records], batch_size=32)])
+            print(f"SRCC {name} on {len(records)} images: {stats.spearmanr(pred, mos).statistic:.4f}")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -82,7 +119,7 @@ def _predict(args: argparse.Namespace) -> None:
 
     from pynima.predict import load
 
-    scorer = load(args.ckpt)
+    scorer = load(args.ckpt, engine=args.engine, crops=args.crops)
     rows, failed = [], 0
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:
@@ -201,14 +238,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="split.json; without it the whole dataset is scored")
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
-    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--crops", choices=["centre", "grid"], default="centre",
+                   help="one centre 224 crop (default, as in training) or 224 crops covering the image, averaged")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("predict", help="score images (files and folders, recursively)")
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch), optionally int8-quantized",
+                       description="Writes CKPT as ONNX for the onnx engine of pynima predict, checks it against "
+                                   "PyTorch, and with --int8 also a statically quantized copy. With --data the SRCC "
+                                   "of each exported model is printed, so the cost of int8 is measured.")
     p.add_argument("ckpt")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", help="ONNX file (default: CKPT with suffix .onnx)")
+    p.add_argument("--int8", action="store_true", help="also write an int8 model (needs --calibration)")
+    p.add_argument("--calibration", metavar="DIR", help="images to calibrate int8 activation ranges on")
+    p.add_argument("--calibration-images", type=int, default=64, help="at most this many (default 64)")
+    p.add_argument("--data", help="a labelled TID2013-layout dataset: print the SRCC of each exported model on it")
+    p.add_argument("--split-file", help="with --data: only this part of the split")
+    p.add_argument("--part", choices=["train", "val", "test"], default="test")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("predict", help="score images (files and folders, recursively)")
+    p.add_argument("ckpt", help="a checkpoint from pynima train, or an .onnx file from pynima export")
     p.add_argument("paths", nargs="+")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--engine", choices=["torch", "onnx"],
+                   help="default: onnx for an .onnx file (from pynima export), torch for a checkpoint")
+    p.add_argument("--crops", choices=["centre", "grid"], default="centre",
+                   help="one centre 224 crop (default) or 224 crops covering the image, averaged")
     p.set_defaults(func=_predict)
     return parser
 
@@ -223,6 +280,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into head & co.: stop quietly, as Unix tools do
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.data import Record, apply_split, read_tid2013
+from pynima.data import DatasetError, Record, apply_split, read_tid2013
 from pynima.distortions import DISTORTIONS
 from pynima.metrics import evaluate_scores
 
 TABLE_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")
+CROP_DESCRIPTION = {"centre": "single centre 224x224 crop at native resolution",
+                    "grid": "224x224 crops covering the image at native resolution, distributions averaged"}
 
 
 def load_module(ckpt: str | Path):
@@ -28,20 +30,17 @@ def load_module(ckpt: str | Path):
     return module.eval()
 
 
-def predict_distributions(module, records: list[Record], batch_size: int = 32, num_workers: int = 2) -> np.ndarray:
-    """(N, 10) predicted distributions, centre 224 crop at native resolution."""
-    import torch
-    from torch.utils.data import DataLoader
+def predict_distributions(module, records: list[Record], batch_size: int = 32, crops: str = "centre") -> np.ndarray:
+    """(N, 10) predicted distributions through the same preprocessing as ``pynima predict`` (pynima.predict)."""
+    from pynima.predict import Scorer, TorchEngine
 
-    from pynima.train import IQADataset, transforms
-
-    dummy = np.zeros((len(records), 10), np.float32)
-    ds = IQADataset(records, dummy, transforms(module.hparams.backbone, train=False))
+    scorer = Scorer(TorchEngine(module.model, module.hparams.backbone), crops=crops)
     out = []
-    with torch.inference_mode():
-        for x, _, _ in DataLoader(ds, batch_size=batch_size, num_workers=num_workers):
-            out.append(module(x.to(module.device)).cpu().numpy())
-    return np.concatenate(out)
+    for path, score, error in scorer.score_paths([r.path for r in records], batch_size=batch_size):
+        if error:
+            raise DatasetError(error)
+        out.append(score.distribution)
+    return np.array(out)
 
 
 def scatter(pred: np.ndarray, true: np.ndarray, kinds: np.ndarray, path: Path, title: str) -> None:
@@ -97,9 +96,11 @@ def format_table(metrics: dict) -> str:
 
 
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, split: dict | None = None,
-                        part: str = "test", num_workers: int = 2, n_boot: int = 1000, quiet: bool = False) -> dict:
-    """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json and
-    scatter.png to ``out``; print the table. Returns the metrics dict."""
+                        part: str = "test", crops: str = "centre", n_boot: int = 1000, quiet: bool = False) -> dict:
+    """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json,
+    predictions.csv and scatter.png to ``out``; print the table. Returns the metrics dict.
+
+    ``crops``: "centre" (one 224 crop, as in training) or "grid" (crops covering the image, averaged)."""
     import torch
     from scipy import stats
 
@@ -113,7 +114,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     records = read_tid2013(data)
     if split is not None:
         records = apply_split(records, split, part)
-    dists = predict_distributions(module, records, num_workers=num_workers)
+    dists = predict_distributions(module, records, crops=crops)
     pred = moments(dists)[0]
     true = np.array([r.mos for r in records])
     targets = label_distributions(records, module.hparams.labels, module.hparams.vote_std)
@@ -128,7 +129,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
             per_type[str(k)] = {"name": DISTORTIONS[k].name, "srcc": srcc, "n": int(sel.sum())}
     result = metrics | {"per_type_srcc": per_type, "n_images": len(records), "checkpoint": str(ckpt),
                         "data": str(data), "part": part if split is not None else "all",
-                        "crop": "single centre 224x224 crop at native resolution",
+                        "crops": CROP_DESCRIPTION[crops],
                         "interval": "95% percentile bootstrap over images (1000 resamples); excludes split variance"}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     write_predictions(out / "predictions.csv", records, dists, per_image_emd)

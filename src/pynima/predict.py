@@ -1,15 +1,34 @@
-"""Scoring images with a trained checkpoint: ``pynima.load(ckpt).score(image_or_path)`` and ``pynima predict``."""
+"""Scoring images with a trained model: ``pynima.load(path).score(image_or_path)`` and ``pynima predict``.
+
+Two engines run the same network: ``torch`` (a ``pynima train`` checkpoint, eager PyTorch, channels_last) and
+``onnx`` (a file from ``pynima export``, ONNX Runtime; needs neither torch nor timm, so it starts fastest). Both get
+identical inputs from one NumPy preprocessing path, which evaluation uses as well:
+
+* ``crops="centre"``: the single centre 224x224 crop at native resolution, as in training and evaluation;
+* ``crops="grid"``: 224x224 crops covering the image (3 x 2 on TID2013's 512x384; at most 4 x 4 evenly spaced
+  crops on large photos), the distribution averaged over them.
+
+Images are decoded in a thread pool (Pillow releases the GIL while decoding), a few batches ahead of the model.
+"""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
 
 from pynima.data import IMAGE_SUFFIXES, DatasetError, load_rgb
+from pynima.errors import PynimaError
+
+CROP = 224
+CROP_MODES = ("centre", "grid")
+MAX_GRID = 4  # grid crops per side at most: a 12-megapixel photo gets 16 crops, not 250
 
 
 @dataclass(frozen=True)
@@ -32,62 +51,181 @@ def iter_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
             yield p
 
 
-class Scorer:
-    """A trained NIMA model ready to score images (centre 224x224 crop at native resolution, as in evaluation)."""
+# ---------------------------------------------------------------------------------------------- preprocessing
 
-    def __init__(self, module):
-        from pynima.train import transforms
 
-        self.module = module
-        self.transform = transforms(module.hparams.backbone, train=False)
+def _offsets(length: int, n: int) -> list[int]:
+    if n == 1:
+        return [int(round((length - CROP) / 2.0))]  # torchvision CenterCrop's rounding, so evaluation matches training
+    return [round(i * (length - CROP) / (n - 1)) for i in range(n)]
 
-    def _tensor(self, image):
-        from PIL import Image
 
-        if isinstance(image, (str, Path)):
-            image = load_rgb(image)
-        if isinstance(image, np.ndarray):
-            image = Image.fromarray(image)
-        return self.transform(image.convert("RGB"))
+def crop_boxes(height: int, width: int, mode: str = "centre") -> list[tuple[int, int]]:
+    """Top-left corners of the 224x224 crops of an image (see the module docstring)."""
+    if mode not in CROP_MODES:
+        raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {mode!r}")
+    if mode == "centre" or (height <= CROP and width <= CROP):
+        ny = nx = 1
+    else:
+        ny, nx = (min(MAX_GRID, max(1, math.ceil(s / CROP))) for s in (height, width))
+    return [(y, x) for y in _offsets(height, ny) for x in _offsets(width, nx)]
 
-    def _scores(self, batch) -> list[Score]:
+
+def crops(image: np.ndarray, mode: str = "centre") -> np.ndarray:
+    """(n, 224, 224, 3) uint8 crops; an image smaller than 224 is zero-padded around its centre, as torchvision's
+    CenterCrop does."""
+    h, w = image.shape[:2]
+    if h < CROP or w < CROP:
+        padded = np.zeros((max(h, CROP), max(w, CROP), 3), np.uint8)
+        y, x = (padded.shape[0] - h) // 2, (padded.shape[1] - w) // 2
+        padded[y: y + h, x: x + w] = image
+        image, (h, w) = padded, padded.shape[:2]
+    return np.stack([image[y: y + CROP, x: x + CROP] for y, x in crop_boxes(h, w, mode)])
+
+
+def normalize(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """uint8 NHWC crops -> float32 NCHW network input, (x / 255 - mean) / std."""
+    scale = np.float32(1 / 255) / np.asarray(std, np.float32)
+    shift = np.asarray(mean, np.float32) / np.asarray(std, np.float32)
+    return np.ascontiguousarray((batch.astype(np.float32) * scale - shift).transpose(0, 3, 1, 2))
+
+
+# ---------------------------------------------------------------------------------------------- engines
+
+
+class TorchEngine:
+    """Eager PyTorch, channels_last, inference mode."""
+
+    name = "torch"
+
+    def __init__(self, model, backbone: str):
         import torch
 
-        from pynima.labels import moments
+        from pynima.model import normalization
+
+        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.backbone = backbone
+        self.mean, self.std = normalization(backbone)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import torch
 
         with torch.inference_mode():
-            p = self.module(torch.stack(batch)).numpy().astype(float)
+            t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
+            return self.model(t).float().numpy()
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: str | Path) -> TorchEngine:
+        """The network of a ``pynima train`` checkpoint, built without Lightning (faster start)."""
+        import torch
+
+        from pynima.model import create_model
+
+        try:
+            state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            hp = state["hyper_parameters"]
+            model = create_model(hp["backbone"], pretrained=False)
+            weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
+            model.load_state_dict(weights)
+        except (FileNotFoundError, IsADirectoryError):
+            raise PynimaError(f"{ckpt}: no such checkpoint") from None
+        except (RuntimeError, KeyError, EOFError, TypeError, ValueError) as e:
+            raise PynimaError(f"{ckpt}: not a pynima checkpoint ({str(e).splitlines()[0]})") from None
+        return cls(model, hp["backbone"])
+
+
+class OnnxEngine:
+    """ONNX Runtime on the CPU; the preprocessing constants travel in the model's metadata."""
+
+    name = "onnx"
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own exception types for missing and malformed files
+            raise PynimaError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "pynima_mean" not in meta:
+            raise PynimaError(f"{path}: not exported by pynima export (no pynima metadata)")
+        self.backbone = meta["pynima_backbone"]
+        self.mean = tuple(float(v) for v in meta["pynima_mean"].split(","))
+        self.std = tuple(float(v) for v in meta["pynima_std"].split(","))
+        self.input = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: x})[0]
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+class Scorer:
+    """A trained NIMA model ready to score images."""
+
+    def __init__(self, engine, crops: str = "centre", threads: int | None = None):
+        if crops not in CROP_MODES:
+            raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {crops!r}")
+        self.engine, self.crops = engine, crops
+        self.threads = threads or min(4, os.cpu_count() or 1)
+
+    def inputs(self, image) -> np.ndarray:
+        """Network input of one image (path, (H, W, 3) uint8 array or PIL image): (n_crops, 3, 224, 224)."""
+        if isinstance(image, (str, Path)):
+            image = load_rgb(image)
+        image = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
+        return normalize(crops(image, self.crops), self.engine.mean, self.engine.std)
+
+    def distributions(self, inputs: list[np.ndarray]) -> np.ndarray:
+        """(N, 10) distributions, each averaged over its image's crops."""
+        counts = [len(x) for x in inputs]
+        p = self.engine(np.concatenate(inputs)).astype(np.float64)
+        return np.stack([part.mean(0) for part in np.split(p, np.cumsum(counts)[:-1])])
+
+    def _scores(self, inputs: list[np.ndarray]) -> list[Score]:
+        from pynima.labels import moments
+
+        p = self.distributions(inputs)
         m, s = moments(p)
         return [Score(float(a), float(b), tuple(float(v) for v in row)) for a, b, row in zip(m, s, p)]
 
     def score(self, image) -> Score:
         """Score one image: a path, an (H, W, 3) uint8 array or a PIL image."""
-        return self._scores([self._tensor(image)])[0]
+        return self._scores([self.inputs(image)])[0]
+
+    def _load(self, path: Path) -> np.ndarray | str:
+        try:
+            return self.inputs(path)
+        except DatasetError as e:
+            return str(e)
 
     def score_paths(self, paths: Iterable[str | Path], batch_size: int = 16
                     ) -> Iterator[tuple[Path, Score | None, str | None]]:
         """(path, score, None) per readable image, (path, None, error) per unreadable one, in input order."""
-        pending: list[tuple[Path, object]] = []
-
-        def flush():
-            tensors = [t for _, t in pending if not isinstance(t, str)]
-            scores = iter(self._scores(tensors)) if tensors else iter(())
-            for path, t in pending:
-                yield (path, None, t) if isinstance(t, str) else (path, next(scores), None)
-            pending.clear()
-
-        for path in iter_image_paths(paths):
-            try:
-                pending.append((path, self._tensor(path)))
-            except DatasetError as e:
-                pending.append((path, str(e)))
-            if len(pending) >= batch_size:
-                yield from flush()
-        yield from flush()
+        it = iter_image_paths(paths)
+        with ThreadPoolExecutor(self.threads) as pool:
+            while chunk := list(islice(it, batch_size)):
+                loaded = list(pool.map(self._load, chunk))
+                good = [x for x in loaded if not isinstance(x, str)]
+                scores = iter(self._scores(good)) if good else iter(())
+                for path, x in zip(chunk, loaded):
+                    yield (path, None, x) if isinstance(x, str) else (path, next(scores), None)
 
 
-def load(ckpt: str | Path) -> Scorer:
-    """A Scorer from a checkpoint written by ``pynima train``."""
-    from pynima.evaluate import load_module
-
-    return Scorer(load_module(ckpt))
+def load(path: str | Path, engine: str | None = None, crops: str = "centre") -> Scorer:
+    """A Scorer for a ``pynima train`` checkpoint (torch engine) or a ``pynima export`` ONNX file (onnx engine).
+    ``engine`` defaults from the file name (``.onnx`` -> onnx)."""
+    engine = engine or ("onnx" if str(path).endswith(".onnx") else "torch")
+    if engine == "onnx":
+        if not str(path).endswith(".onnx"):
+            raise PynimaError(f"{path}: the onnx engine needs an .onnx file; make one with: pynima export {path}")
+        return Scorer(OnnxEngine(path), crops=crops)
+    if engine != "torch":
+        raise PynimaError(f"engine must be torch or onnx, got {engine!r}")
+    if str(path).endswith(".onnx"):
+        raise PynimaError(f"{path}: an ONNX file runs on the onnx engine (--engine onnx)")
+    return Scorer(TorchEngine.from_checkpoint(path), crops=crops)

@@ -244,6 +244,5 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True) -> Path:
                                                 float(ckpt.best_model_score), "seconds": round(seconds, 1),
                                                 "device": str(trainer.strategy.root_device)}, indent=2))
     if test:
-        evaluate_checkpoint(Path(ckpt.best_model_path), cfg.data, out, split=split, part="test",
-                            num_workers=cfg.num_workers)
+        evaluate_checkpoint(Path(ckpt.best_model_path), cfg.data, out, split=split, part="test")
     return out

@@ -1,0 +1,91 @@
+"""``pynima export``: a trained checkpoint as an ONNX file (dynamic batch), optionally quantized to int8.
+
+The ONNX file holds the network only (input ``image``: N x 3 x 224 x 224 float32, normalized; output
+``distribution``: N x 10); the backbone name and its normalization travel in the file's metadata, so
+``pynima predict model.onnx`` (the ``onnx`` engine, pynima.predict) preprocesses exactly as the torch engine does.
+
+int8: static quantization by ONNX Runtime (QDQ, per-channel weights, activations calibrated on images you give),
+which runs on the CPU's integer dot-product units (VNNI/AMX). Its accuracy cost is measured, not assumed: with a
+labelled dataset, ``export`` prints the SRCC of fp32 and int8 on the same images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pynima.errors import PynimaError
+
+OPSET = 18
+
+
+def _add_metadata(path: Path, meta: dict[str, str]) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in meta]
+    del model.metadata_props[:]
+    for k, v in kept + list(meta.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, v
+    onnx.save(model, str(path))
+
+
+def export_onnx(ckpt: str | Path, out: str | Path | None = None) -> Path:
+    """Write the checkpoint's network as ONNX (torch.onnx's dynamo exporter, batch dimension dynamic)."""
+    import torch
+
+    from pynima import __version__
+    from pynima.predict import TorchEngine
+
+    engine = TorchEngine.from_checkpoint(ckpt)
+    out = Path(out) if out else Path(ckpt).with_suffix(".onnx")
+    model = engine.model.to(memory_format=torch.contiguous_format)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    torch.onnx.export(model, (torch.zeros(2, 3, 224, 224),), str(out), input_names=["image"],
+                      output_names=["distribution"], dynamic_shapes=({0: batch},), dynamo=True, opset_version=OPSET,
+                      external_data=False, verbose=False)
+    _add_metadata(out, {"pynima_backbone": engine.backbone, "pynima_mean": ",".join(map(str, engine.mean)),
+                        "pynima_std": ",".join(map(str, engine.std)), "pynima_version": __version__,
+                        "pynima_source": Path(ckpt).name})
+    return out
+
+
+class _Calibration:
+    """Feeds calibration images to ONNX Runtime's quantizer, one batch at a time."""
+
+    def __init__(self, batches: list[np.ndarray]):
+        self.batches = iter(batches)
+
+    def get_next(self):
+        x = next(self.batches, None)
+        return None if x is None else {"image": x}
+
+
+def quantize_int8(fp32: str | Path, calibration: list[Path], out: str | Path | None = None) -> Path:
+    """Static int8 quantization of an exported model, activation ranges calibrated on ``calibration`` images."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from pynima.predict import OnnxEngine, Scorer
+
+    if not calibration:
+        raise PynimaError("int8 quantization needs calibration images (--calibration DIR)")
+    fp32 = Path(fp32)
+    out = Path(out) if out else fp32.with_name(fp32.stem + ".int8.onnx")
+    scorer = Scorer(OnnxEngine(fp32))
+    inputs = [scorer.inputs(p) for p in calibration]
+    batches = [np.concatenate(inputs[i: i + 16]) for i in range(0, len(inputs), 16)]
+    prepped = out.with_name(out.stem + ".prep.onnx")
+    quant_pre_process(str(fp32), str(prepped))
+    try:
+        quantize_static(str(prepped), str(out), _Calibration(batches), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        prepped.unlink(missing_ok=True)
+    meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
+    _add_metadata(out, meta | {"pynima_quantization": f"int8 static QDQ, {len(calibration)} calibration images"})
+    return out
