@@ -47,3 +47,14 @@ def tiny(tmp_path_factory, photos):
     (root / "mos_with_names.txt").write_text("\r\n".join(rows) + "\r\n")
     (root / "mos_std.txt").write_text("\r\n".join(stds) + "\r\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def run(tiny, tmp_path_factory):
+    """A model trained 3 epochs on ``tiny`` (a complete run directory)."""
+    from pynima.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = TrainConfig(data=str(tiny), out=str(out), epochs=3, batch_size=8, num_workers=0, lr_head=3e-3,
+                      lr_base=3e-4, seed=0)
+    return train(cfg, progress=False)

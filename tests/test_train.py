@@ -14,14 +14,6 @@ from pynima.evaluate import evaluate_checkpoint, load_module
 from pynima.train import TrainConfig, train
 
 
-@pytest.fixture(scope="module")
-def run(tiny, tmp_path_factory):
-    out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(data=str(tiny), out=str(out), epochs=3, batch_size=8, num_workers=0, lr_head=3e-3,
-                      lr_base=3e-4, seed=0)
-    return train(cfg, progress=False)
-
-
 def test_split_by_reference_is_disjoint_and_seeded(tiny):
     recs = read_tid2013(tiny)
     split = make_split(recs, "reference", seed=1)

@@ -80,10 +80,12 @@ def quantize_int8(fp32: str | Path, calibration: list[Path], out: str | Path | N
     batches = [np.concatenate(inputs[i: i + 16]) for i in range(0, len(inputs), 16)]
     prepped = out.with_name(out.stem + ".prep.onnx")
     quant_pre_process(str(fp32), str(prepped))
+    # the softmax stays float: an 8-bit output would be a distribution summing to 1 only within 10 / 255
+    softmax = [n.name for n in onnx.load(str(prepped)).graph.node if n.op_type == "Softmax"]
     try:
         quantize_static(str(prepped), str(out), _Calibration(batches), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax)
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=softmax)
     finally:
         prepped.unlink(missing_ok=True)
     meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}

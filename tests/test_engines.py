@@ -1,0 +1,98 @@
+"""Preprocessing shared by evaluation and prediction, the torch and ONNX engines, and pynima export."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pynima.errors import PynimaError
+from pynima.export import export_onnx, quantize_int8
+from pynima.predict import CROP, Scorer, TorchEngine, crop_boxes, crops, load, normalize
+
+
+@pytest.fixture(scope="module")
+def onnx_file(run, tmp_path_factory):
+    return export_onnx(run / "best.ckpt", tmp_path_factory.mktemp("onnx") / "model.onnx")
+
+
+def test_centre_crop_matches_torchvision_and_training_transform(photos):
+    from pynima.train import transforms
+
+    image = photos[0][:383, :511]  # odd sizes exercise the rounding
+    mean, std = (0.5,) * 3, (0.5,) * 3
+    ours = normalize(crops(image, "centre"), mean, std)[0]
+    theirs = transforms("tf_efficientnet_lite0", train=False)(Image.fromarray(image)).numpy()
+    assert ours.shape == (3, CROP, CROP) and np.abs(ours - theirs).max() < 1e-5
+
+
+def test_grid_crops_cover_the_image_and_stay_bounded():
+    boxes = crop_boxes(384, 512, "grid")
+    assert len(boxes) == 6
+    covered = np.zeros((384, 512), bool)
+    for y, x in boxes:
+        covered[y: y + CROP, x: x + CROP] = True
+    assert covered.all()
+    assert len(crop_boxes(3000, 4000, "grid")) == 16 and crop_boxes(200, 200, "grid") == [(-12, -12)]
+    small = crops(np.full((100, 150, 3), 7, np.uint8), "grid")
+    assert small.shape == (1, CROP, CROP, 3) and small[0, 112, 112, 0] == 7 and small[0, 0, 0, 0] == 0
+    with pytest.raises(PynimaError, match="crops"):
+        crop_boxes(384, 512, "five")
+
+
+@pytest.mark.parametrize("mode", ["centre", "grid"])
+def test_onnx_matches_pytorch(run, tiny, onnx_file, mode):
+    paths = sorted((tiny / "distorted_images").iterdir())[:12]
+    torch_scorer = Scorer(TorchEngine.from_checkpoint(run / "best.ckpt"), crops=mode)
+    onnx_scorer = load(onnx_file, crops=mode)
+    a = np.array([s.distribution for _, s, _ in torch_scorer.score_paths(paths, batch_size=5)])
+    b = np.array([s.distribution for _, s, _ in onnx_scorer.score_paths(paths, batch_size=5)])
+    assert a.shape == (12, 10) and np.abs(a - b).max() < 1e-4
+    assert onnx_scorer.engine.backbone == "tf_efficientnet_lite0"
+
+
+def test_evaluation_uses_the_prediction_path(run, tiny):
+    """metrics.json of the run and the scorer agree image by image (same crops, same numbers)."""
+    from pynima.evaluate import read_predictions
+
+    pred = read_predictions(run / "predictions.csv")
+    scorer = load(run / "best.ckpt")
+    means = [scorer.score(tiny / "distorted_images" / name).mean for name in pred["name"]]
+    assert np.allclose(means, pred["pred_mean"], atol=1e-5)
+
+
+def test_predict_cli_onnx_engine(run, tiny, onnx_file):
+    image = tiny / "distorted_images" / "i02_08_3.bmp"
+    out = {}
+    for engine, model in (("torch", run / "best.ckpt"), ("onnx", onnx_file)):
+        r = subprocess.run([sys.executable, "-m", "pynima.cli", "predict", str(model), str(image), "--engine", engine,
+                            "--format", "json"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        out[engine] = json.loads(r.stdout)[0]["mean"]
+    assert out["torch"] == pytest.approx(out["onnx"], abs=1e-4)
+
+
+def test_int8_model_loads_and_scores(tiny, onnx_file):
+    calibration = sorted((tiny / "distorted_images").iterdir())[:16]
+    int8 = quantize_int8(onnx_file, calibration)
+    scorer = load(int8)
+    fp32 = load(onnx_file)
+    a, b = scorer.score(calibration[0]), fp32.score(calibration[0])
+    assert sum(a.distribution) == pytest.approx(1, abs=1e-4) and abs(a.mean - b.mean) < 0.5
+    assert int8.stat().st_size < onnx_file.stat().st_size / 2
+    with pytest.raises(PynimaError, match="calibration"):
+        quantize_int8(onnx_file, [])
+
+
+def test_engine_errors_are_clear(run, tmp_path):
+    with pytest.raises(PynimaError, match="pynima export"):
+        load(run / "best.ckpt", engine="onnx")
+    with pytest.raises(PynimaError, match="onnx engine"):
+        load(tmp_path / "x.onnx", engine="torch")
+    (tmp_path / "bad.onnx").write_bytes(b"not onnx")
+    with pytest.raises(PynimaError, match="bad.onnx"):
+        load(tmp_path / "bad.onnx")
+    with pytest.raises(PynimaError, match="no such checkpoint"):
+        load(tmp_path / "missing.ckpt")
