@@ -1,0 +1,146 @@
+"""Training speed: pynima's training step against a baseline written the way the reference implementation works.
+
+    python bench/train_step.py [--steps 12] [--batch 16] [--backbone mobilenet_v2] [--repeats 3]
+
+Both train on the same folder of 512x384 BMPs (TID2013's format, made from scikit-image's photos), batch 16, Adam,
+EMD loss, data loading included (DataLoader with 2 workers for both), in one run:
+
+* baseline: torchvision ``mobilenet_v2`` with NIMA's head, NCHW fp32; images resized to 256 then randomly cropped to
+  224 and flipped (the reference implementation's transform);
+* pynima: ``NIMAModule`` (pynima.train) with its own dataset, transforms, ``training_step`` and optimizers, as
+  ``pynima train`` runs them (channels_last); and the same with bf16 autocast, as a candidate.
+
+Prints images/second (median of --repeats timed runs of --steps steps, each after 2 warm-up steps) and the ratio to
+the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from throughput import baseline_model, make_jpegs
+from torch.utils.data import DataLoader
+
+
+def make_bmps(folder: Path, n: int) -> list[Path]:
+    from PIL import Image
+
+    out = []
+    for p in make_jpegs(folder, n):
+        bmp = p.with_suffix(".bmp")
+        Image.open(p).save(bmp)
+        p.unlink()
+        out.append(bmp)
+    return out
+
+
+class _Folder:
+    def __init__(self, paths, transform):
+        self.paths, self.transform = paths, transform
+        rng = np.random.default_rng(0)
+        self.targets = torch.softmax(torch.from_numpy(rng.normal(size=(len(paths), 10)).astype(np.float32)), 1)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as im:
+            return self.transform(im.convert("RGB")), self.targets[i], torch.tensor(5.0)
+
+
+def timed(step, loader, steps: int) -> float:
+    it = iter(_forever(loader))
+    for _ in range(2):
+        step(next(it))
+    t0 = time.perf_counter()
+    n = 0
+    for _ in range(steps):
+        batch = next(it)
+        step(batch)
+        n += len(batch[0])
+    return n / (time.perf_counter() - t0)
+
+
+def _forever(loader):
+    while True:
+        yield from loader
+
+
+def baseline(paths, batch: int, steps: int) -> float:
+    from torchvision import transforms
+
+    from pynima.losses import emd
+
+    model = baseline_model().train()
+    tf = transforms.Compose([transforms.Resize(256), transforms.RandomCrop(224), transforms.RandomHorizontalFlip(),
+                             transforms.ToTensor(),
+                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    opt = torch.optim.Adam([{"params": model.features.parameters(), "lr": 1.4e-4},
+                            {"params": model.classifier.parameters(), "lr": 3.7e-5}])
+    loader = DataLoader(_Folder(paths, tf), batch_size=batch, shuffle=True, num_workers=2, persistent_workers=True)
+
+    def step(b):
+        x, t, _ = b
+        opt.zero_grad()
+        emd(model(x), t).backward()
+        opt.step()
+
+    return timed(step, loader, steps)
+
+
+def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool) -> float:
+    from pynima.train import NIMAModule, transforms
+
+    module = NIMAModule(backbone, pretrained=False).train()
+    opt = module.configure_optimizers()
+    loader = DataLoader(_Folder(paths, transforms(backbone, train=True)), batch_size=batch, shuffle=True,
+                        num_workers=2, persistent_workers=True)
+    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+
+    def step(b):
+        opt.zero_grad()
+        with ctx():
+            loss = module.training_step(b, 0)
+        loss.float().backward()
+        opt.step()
+
+    module.log = lambda *a, **k: None  # no trainer attached: logging is Lightning's job, not timed here
+    return timed(step, loader, steps)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=96)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--backbone", default="mobilenet_v2")
+    args = ap.parse_args()
+    paths = make_bmps(Path(tempfile.mkdtemp(prefix="pynima-train-step-")), args.images)
+    print(f"{len(paths)} BMPs 512x384; batch {args.batch}; {args.steps} timed steps; backbone {args.backbone}; "
+          f"{torch.get_num_threads()} threads")
+    runs = {"baseline": lambda: baseline(paths, args.batch, args.steps),
+            "pynima": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=False),
+            "pynima-bf16": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=True)}
+    rates: dict[str, list[float]] = {k: [] for k in runs}
+    for _ in range(args.repeats):  # interleaved, so drift in machine speed hits every variant alike
+        for k, run in runs.items():
+            rates[k].append(run())
+    base = statistics.median(rates["baseline"])
+    print(f"\n{'variant':12s} {'img/s':>7s} {'x baseline':>10s}   (median of {args.repeats}; all runs: img/s)")
+    for k, v in rates.items():
+        print(f"{k:12s} {statistics.median(v):7.1f} {statistics.median(v) / base:10.2f}   "
+              + " ".join(f"{x:.1f}" for x in v))
+
+
+if __name__ == "__main__":
+    main()
