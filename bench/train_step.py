@@ -8,7 +8,8 @@ EMD loss, data loading included (DataLoader with 2 workers for both), in one run
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, NCHW fp32; images resized to 256 then randomly cropped to
   224 and flipped (the reference implementation's transform);
 * pynima: ``NIMAModule`` (pynima.train) with its own dataset, transforms, ``training_step`` and optimizers, as
-  ``pynima train`` runs them (channels_last); and the same with bf16 autocast, as a candidate.
+  ``pynima train`` runs them (channels_last); the same in plain NCHW (before channels_last), and with bf16
+  autocast, as a candidate.
 
 Prints images/second (median of --repeats timed runs of --steps steps, each after 2 warm-up steps) and the ratio to
 the baseline.
@@ -97,10 +98,13 @@ def baseline(paths, batch: int, steps: int) -> float:
     return timed(step, loader, steps)
 
 
-def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool) -> float:
+def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False, channels_last: bool = True) -> float:
     from pynima.train import NIMAModule, transforms
 
     module = NIMAModule(backbone, pretrained=False).train()
+    if not channels_last:  # what pynima did before: plain NCHW
+        module.model = module.model.to(memory_format=torch.contiguous_format)
+        module.forward = module.model.forward
     opt = module.configure_optimizers()
     loader = DataLoader(_Folder(paths, transforms(backbone, train=True)), batch_size=batch, shuffle=True,
                         num_workers=2, persistent_workers=True)
@@ -129,7 +133,8 @@ def main() -> None:
     print(f"{len(paths)} BMPs 512x384; batch {args.batch}; {args.steps} timed steps; backbone {args.backbone}; "
           f"{torch.get_num_threads()} threads")
     runs = {"baseline": lambda: baseline(paths, args.batch, args.steps),
-            "pynima": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=False),
+            "pynima-nchw": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, channels_last=False),
+            "pynima": lambda: pynima_step(paths, args.batch, args.steps, args.backbone),
             "pynima-bf16": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=True)}
     rates: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):  # interleaved, so drift in machine speed hits every variant alike
