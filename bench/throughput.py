@@ -9,7 +9,8 @@ with scikit-image, quality 90):
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, each image decoded by PIL and resized to 224x224,
   eager PyTorch, fp32, NCHW, one image decoded after another;
 * pynima engines (pynima.predict.Scorer: centre 224 crop at native resolution, decoding in a thread pool):
-  ``torch`` (eager, channels_last), ``onnx`` (ONNX Runtime fp32) and ``onnx-int8`` (static int8);
+  ``torch`` (eager, channels_last), ``torch-bf16`` (the same under bfloat16 autocast, a candidate),
+  ``onnx`` (ONNX Runtime fp32) and ``onnx-int8`` (static int8);
 * the model's FLOPs per image (torch.utils.flop_counter) and this machine's fp32 GEMM rate (torch.mm, 4096^2), so
   each engine's rate is also given as a fraction of the fp32 roof;
 * cold start: wall time of ``pynima predict MODEL one.jpg`` in a fresh process, for a checkpoint and an ONNX file.
@@ -165,7 +166,9 @@ def main() -> None:
     print(f"FLOPs per image: pynima {flops / 1e9:.3f} G, baseline {base_flops / 1e9:.3f} G; "
           f"fp32 GEMM rate {roof / 1e9:.0f} GFLOP/s")
 
-    engines = {"torch": lambda: Scorer(TorchEngine.from_checkpoint(ckpt)), "onnx": lambda: load(onnx_fp32),
+    engines = {"torch": lambda: Scorer(TorchEngine.from_checkpoint(ckpt)),
+               "torch-bf16": lambda: Scorer(TorchEngine.from_checkpoint(ckpt, bf16=True)),
+               "onnx": lambda: load(onnx_fp32),
                "onnx-int8": lambda: load(onnx_int8)}
     rates: dict[str, list[float]] = {"baseline": []}
     rates.update({k: [] for k in engines})

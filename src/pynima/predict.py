@@ -94,28 +94,28 @@ def normalize(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
 
 
 class TorchEngine:
-    """Eager PyTorch, channels_last, inference mode."""
+    """Eager PyTorch, channels_last, inference mode; ``bf16`` runs it under bfloat16 autocast."""
 
     name = "torch"
 
-    def __init__(self, model, backbone: str):
+    def __init__(self, model, backbone: str, bf16: bool = False):
         import torch
 
         from pynima.model import normalization
 
         self.model = model.eval().to(memory_format=torch.channels_last)
-        self.backbone = backbone
+        self.backbone, self.bf16 = backbone, bf16
         self.mean, self.std = normalization(backbone)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
             t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
             return self.model(t).float().numpy()
 
     @classmethod
-    def from_checkpoint(cls, ckpt: str | Path) -> TorchEngine:
+    def from_checkpoint(cls, ckpt: str | Path, bf16: bool = False) -> TorchEngine:
         """The network of a ``pynima train`` checkpoint, built without Lightning (faster start)."""
         import torch
 
@@ -131,7 +131,7 @@ class TorchEngine:
             raise PynimaError(f"{ckpt}: no such checkpoint") from None
         except (RuntimeError, KeyError, EOFError, TypeError, ValueError) as e:
             raise PynimaError(f"{ckpt}: not a pynima checkpoint ({str(e).splitlines()[0]})") from None
-        return cls(model, hp["backbone"])
+        return cls(model, hp["backbone"], bf16=bf16)
 
 
 class OnnxEngine:
