@@ -3,8 +3,8 @@
     python bench/throughput.py [--images 256] [--repeats 3] [--backbone mobilenet_v2] [--ckpt CKPT]
                                [--data DIR --split-file SPLIT]
 
-Everything is measured in this one run, on the same JPEG folder (512x384, TID2013's size, made from photos bundled
-with scikit-image, quality 90):
+Everything is measured in this one run, on the same JPEG folder (512x384, TID2013's size, made from the photos
+bundled with scikit-image and matplotlib that pynima synth uses, quality 90):
 
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, each image decoded by PIL and resized to 224x224,
   eager PyTorch, fp32, NCHW, one image decoded after another;
@@ -39,14 +39,14 @@ SIZE = (512, 384)
 
 
 def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
-    """``n`` JPEGs of 512x384: random windows (and flips) of scikit-image's colour photos."""
+    """``n`` JPEGs of 512x384: random windows (and flips) of the photos ``pynima synth`` embeds."""
     from PIL import Image
-    from skimage import data
 
-    from pynima.synth import fit_reference
+    from pynima.data import load_rgb
+    from pynima.synth import fit_reference, reference_files
 
-    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket(), data.motorcycle_left()]
-    photos = [p if min(p.shape[:2]) >= 400 else fit_reference(p, (600, 450)) for p in photos]
+    photos = [load_rgb(f) for f in reference_files(None)]
+    photos = [p if p.shape[0] >= 450 and p.shape[1] >= 600 else fit_reference(p, (600, 450)) for p in photos]
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n):

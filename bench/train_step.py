@@ -2,7 +2,7 @@
 
     python bench/train_step.py [--steps 12] [--batch 16] [--backbone mobilenet_v2] [--repeats 3]
 
-Both train on the same folder of 512x384 BMPs (TID2013's format, made from scikit-image's photos), batch 16, Adam,
+Both train on the same folder of 512x384 BMPs (TID2013's format, made from the photos pynima synth embeds), batch 16, Adam,
 EMD loss, data loading included (DataLoader with 2 workers for both), in one run:
 
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, NCHW fp32; images resized to 256 then randomly cropped to

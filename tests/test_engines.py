@@ -96,3 +96,17 @@ def test_engine_errors_are_clear(run, tmp_path):
         load(tmp_path / "bad.onnx")
     with pytest.raises(PynimaError, match="no such checkpoint"):
         load(tmp_path / "missing.ckpt")
+
+
+def test_checkpoint_with_fresh_export_starts_on_onnx(run):
+    import os
+
+    ckpt, onnx = run / "best.ckpt", run / "best.onnx"
+    assert onnx.is_file()  # written by pynima train
+    assert load(ckpt).engine.name == "onnx" and load(ckpt, engine="torch").engine.name == "torch"
+    st = ckpt.stat()
+    try:
+        os.utime(ckpt, ns=(st.st_atime_ns, onnx.stat().st_mtime_ns + 10**9))  # checkpoint newer than its export
+        assert load(ckpt).engine.name == "torch"
+    finally:
+        os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -31,8 +31,9 @@ from pynima.errors import PynimaError
 
 METRICS = ("srcc", "plcc", "krcc", "rmse", "emd")
 BENCHMARK_FILE = "benchmark.json"
-# config fields that differ between the splits of one benchmark, so they are not part of its identity
-PER_SPLIT = ("out", "seed", "split_file")
+# config fields that differ between the splits of one benchmark, or do not change its results, so they are not part
+# of its identity (a resumed benchmark may change them)
+PER_SPLIT = ("out", "seed", "split_file", "num_workers", "export_onnx")
 
 
 def split_dir(out: str | Path, i: int) -> Path:

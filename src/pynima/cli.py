@@ -262,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--engine", choices=["torch", "onnx"],
-                   help="default: onnx for an .onnx file (from pynima export), torch for a checkpoint")
+    p.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
+                   help="auto (default): ONNX Runtime for an .onnx file and for a checkpoint with an up-to-date "
+                        "export next to it (best.onnx, written by pynima train), PyTorch otherwise")
     p.add_argument("--crops", choices=["centre", "grid"], default="centre",
                    help="one centre 224 crop (default) or 224 crops covering the image, averaged")
     p.set_defaults(func=_predict)

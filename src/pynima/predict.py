@@ -1,8 +1,9 @@
 """Scoring images with a trained model: ``pynima.load(path).score(image_or_path)`` and ``pynima predict``.
 
 Two engines run the same network: ``torch`` (a ``pynima train`` checkpoint, eager PyTorch, channels_last) and
-``onnx`` (a file from ``pynima export``, ONNX Runtime; needs neither torch nor timm, so it starts fastest). Both get
-identical inputs from one NumPy preprocessing path, which evaluation uses as well:
+``onnx`` (a file from ``pynima export``, ONNX Runtime; needs neither torch nor timm, so it starts fastest; ``pynima
+train`` writes ``best.onnx`` next to ``best.ckpt``, and ``load`` picks it up, see there). Both get identical inputs
+from one NumPy preprocessing path, which evaluation uses as well:
 
 * ``crops="centre"``: the single centre 224x224 crop at native resolution, as in training and evaluation;
 * ``crops="grid"``: 224x224 crops covering the image (3 x 2 on TID2013's 512x384; at most 4 x 4 evenly spaced
@@ -216,16 +217,36 @@ class Scorer:
                     yield (path, None, x) if isinstance(x, str) else (path, next(scores), None)
 
 
+def exported_sidecar(ckpt: str | Path) -> Path | None:
+    """The ONNX export next to a checkpoint (``best.onnx`` for ``best.ckpt``, written by ``pynima train`` and
+    ``pynima export``), if it exists and is not older than the checkpoint."""
+    onnx = Path(ckpt).with_suffix(".onnx")
+    try:
+        return onnx if onnx.stat().st_mtime >= Path(ckpt).stat().st_mtime else None
+    except OSError:
+        return None
+
+
 def load(path: str | Path, engine: str | None = None, crops: str = "centre") -> Scorer:
-    """A Scorer for a ``pynima train`` checkpoint (torch engine) or a ``pynima export`` ONNX file (onnx engine).
-    ``engine`` defaults from the file name (``.onnx`` -> onnx)."""
-    engine = engine or ("onnx" if str(path).endswith(".onnx") else "torch")
+    """A Scorer for a ``pynima train`` checkpoint or a ``pynima export`` ONNX file.
+
+    ``engine``: ``onnx``, ``torch``, or None/``auto``: an ``.onnx`` file runs on ONNX Runtime, and so does a checkpoint
+    with an up-to-date export next to it (same network, distributions equal to 1e-4; it starts in a fraction of the
+    time because it needs neither torch nor timm); other checkpoints run on PyTorch.
+    """
+    path = Path(path)
+    if engine in (None, "auto"):
+        if path.suffix == ".onnx":
+            engine = "onnx"
+        else:
+            sidecar = exported_sidecar(path)
+            engine, path = ("onnx", sidecar) if sidecar else ("torch", path)
     if engine == "onnx":
-        if not str(path).endswith(".onnx"):
+        if path.suffix != ".onnx":
             raise PynimaError(f"{path}: the onnx engine needs an .onnx file; make one with: pynima export {path}")
         return Scorer(OnnxEngine(path), crops=crops)
     if engine != "torch":
-        raise PynimaError(f"engine must be torch or onnx, got {engine!r}")
-    if str(path).endswith(".onnx"):
+        raise PynimaError(f"engine must be auto, torch or onnx, got {engine!r}")
+    if path.suffix == ".onnx":
         raise PynimaError(f"{path}: an ONNX file runs on the onnx engine (--engine onnx)")
     return Scorer(TorchEngine.from_checkpoint(path), crops=crops)

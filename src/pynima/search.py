@@ -89,9 +89,9 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     split_file = Path(cfg.split_file) if cfg.split_file else out / "split.json"
     if not cfg.split_file and not split_file.is_file():
         split_file.write_text(json.dumps(make_split(read_tid2013(cfg.data), cfg.split, cfg.ratios, cfg.seed), indent=1))
-    base = replace(cfg, split_file=str(split_file), lr_head=None, lr_base=None)
+    base = replace(cfg, split_file=str(split_file), lr_head=None, lr_base=None, export_onnx=False)
 
-    identity = {k: v for k, v in asdict(base).items() if k != "out"} | {
+    identity = {k: v for k, v in asdict(base).items() if k not in ("out", "num_workers", "export_onnx")} | {
         "ratios": list(base.ratios), "sampler": sampler, "ranges": {k: list(v) for k, v in ranges.items()}}
     storage = Path(storage) if storage else out / "study.db"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -141,7 +141,7 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     best = study.best_trial
     default_epochs = next(f.default for f in fields(TrainConfig) if f.name == "epochs")
     best_cfg = asdict(replace(base, out=str(out / "best"), lr_head=best.params["lr_head"],
-                              lr_base=best.params["lr_base"], epochs=default_epochs))
+                              lr_base=best.params["lr_base"], epochs=default_epochs, export_onnx=cfg.export_onnx))
     best_cfg = best_cfg | {"ratios": list(base.ratios), "trial": best.number, "best_val_emd": best.value,
                            "about": f"best of {trials} trials ({sampler} search, {base.epochs} epochs each, validation "
                                     f"EMD); epochs reset to the default for the final run on the same split"}

@@ -50,6 +50,7 @@ class TrainConfig:
     batch_size: int = 16
     num_workers: int = 2
     seed: int = 0
+    export_onnx: bool = True  # best.onnx next to best.ckpt, for the fast-starting onnx engine of pynima predict
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -200,6 +201,22 @@ def loss_curve(metrics_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
+def _export(ckpt: Path) -> None:
+    """best.onnx for best.ckpt; a network the exporter cannot handle costs only the fast start, not the run."""
+    import contextlib
+    import io
+
+    from pynima.export import export_onnx
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_onnx(ckpt, ckpt.with_suffix(".onnx"))
+    except Exception as e:  # noqa: BLE001 - any exporter failure is reported, and the run stays valid
+        print(f"note: ONNX export of {ckpt} skipped ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+              f"pynima predict will use PyTorch")
+
+
 def train(cfg: TrainConfig, progress: bool = True, test: bool = True) -> Path:
     """Train, keep best/last checkpoints, then evaluate the best one on the test split (unless ``test`` is False, as
     in a learning-rate search, which must never see the test images). Returns the run directory."""
@@ -245,4 +262,6 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True) -> Path:
                                                 "device": str(trainer.strategy.root_device)}, indent=2))
     if test:
         evaluate_checkpoint(Path(ckpt.best_model_path), cfg.data, out, split=split, part="test")
+    if cfg.export_onnx:
+        _export(Path(ckpt.best_model_path))
     return out
