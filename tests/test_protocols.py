@@ -18,7 +18,7 @@ from pynima.report import write_report
 from pynima.search import run_search
 from pynima.train import TrainConfig
 
-FAST = dict(epochs=1, batch_size=8, num_workers=0, lr_head=3e-3, lr_base=3e-4)
+FAST = dict(epochs=1, batch_size=8, num_workers=0, lr_head=3e-3, lr_base=3e-4, export_onnx=False)
 
 
 @pytest.fixture(scope="module")

@@ -82,7 +82,8 @@ def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path):
 
 def test_same_seed_same_run(tiny, tmp_path):
     def once(name):
-        cfg = TrainConfig(data=str(tiny), out=str(tmp_path / name), epochs=1, batch_size=8, num_workers=0, seed=5)
+        cfg = TrainConfig(data=str(tiny), out=str(tmp_path / name), epochs=1, batch_size=8, num_workers=0, seed=5,
+                          export_onnx=False)
         return (train(cfg, progress=False) / "metrics.csv").read_text()
 
     assert once("a") == once("b")
