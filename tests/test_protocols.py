@@ -156,3 +156,15 @@ def test_train_config_round_trips_through_its_file(bench, tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps({"data": "x", "learning_rate": 1}))
     assert main(["train", "--config", str(tmp_path / "bad.json")]) == 2
     assert "learning_rate" in capsys.readouterr().err
+
+
+def test_cli_config_file_never_picks_the_output_folder(bench, tmp_path):
+    import argparse
+
+    from pynima.cli import _config
+
+    run = split_dir(bench.out, 0)
+    cfg = _config(argparse.Namespace(config=str(run / "config.json")))
+    assert cfg.out == "runs/nima" and cfg.split_file == str(run / "split.json") and cfg.seed == bench.seed
+    cfg = _config(argparse.Namespace(config=str(run / "config.json"), out=str(tmp_path), epochs=7))
+    assert cfg.out == str(tmp_path) and cfg.epochs == 7

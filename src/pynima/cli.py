@@ -29,8 +29,8 @@ def _config(args: argparse.Namespace, **defaults):
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "ratios" in given:
         given["ratios"] = split_ratios(given["ratios"])
-    if getattr(args, "config", None):
-        return TrainConfig.from_file(args.config, **given)
+    if getattr(args, "config", None):  # the file never picks the output folder: rerunning must not overwrite a run
+        return TrainConfig.from_file(args.config, **({"out": defaults.get("out", TrainConfig.out)} | given))
     if "data" not in given:
         raise PynimaError("give a dataset folder (or --config FILE)")
     return TrainConfig(**(defaults | given))
@@ -147,7 +147,8 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     is absent and the value comes from --config FILE or TrainConfig; the defaults shown are for the help only."""
     p.add_argument("data", nargs="?", help="dataset root (TID2013 layout, e.g. from pynima synth)")
     p.add_argument("--config", metavar="FILE", help="start from a saved config (a run's config.json, or "
-                                                    "best_config.json of pynima search); options given override it")
+                                                    "best_config.json of pynima search); options given override "
+                                                    "it, and --out is never taken from it")
     p.add_argument("--out", help=f"output folder (default {out})")
     p.add_argument("--backbone",
                    help="tf_efficientnet_lite0 (default), _lite1, _lite2 (offline weights); mobilenet_v2, "
