@@ -13,7 +13,9 @@ bundled with scikit-image and matplotlib that pynima synth uses, quality 90):
   ``onnx`` (ONNX Runtime fp32) and ``onnx-int8`` (static int8);
 * the model's FLOPs per image (torch.utils.flop_counter) and this machine's fp32 GEMM rate (torch.mm, 4096^2), so
   each engine's rate is also given as a fraction of the fp32 roof;
-* cold start: wall time of ``pynima predict MODEL one.jpg`` in a fresh process, for a checkpoint and an ONNX file.
+* cold start: wall time of ``pynima predict MODEL one.jpg`` in a fresh process: for the checkpoint (the default
+  engine picks up an export next to it, as ``pynima train`` leaves one), the checkpoint forced onto PyTorch, and the
+  ONNX file.
 
 Weights do not change speed, so the models here are randomly initialised unless --ckpt gives a trained checkpoint
 (needed for the accuracy check: with --data and --split-file, the SRCC of every engine on that test set).
@@ -33,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pynima.predict import Scorer, TorchEngine, load
+from pynima.predict import Scorer, TorchEngine, exported_sidecar, load
 
 SIZE = (512, 384)
 
@@ -118,12 +120,12 @@ def gemm_rate(n: int = 4096, reps: int = 5) -> float:
     return 2 * n**3 / best
 
 
-def cold_start(model: Path, image: Path, reps: int = 3) -> float:
+def cold_start(model: Path, image: Path, *extra: str, reps: int = 3) -> float:
     exe = Path(sys.executable).with_name("pynima")
     times = []
     for _ in range(reps):
         t0 = time.perf_counter()
-        subprocess.run([str(exe), "predict", str(model), str(image)], check=True, capture_output=True)
+        subprocess.run([str(exe), "predict", str(model), str(image), *extra], check=True, capture_output=True)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -185,8 +187,11 @@ def main() -> None:
         print(f"{k:12s} {r:8.1f} {r / base:10.2f} {100 * r * f / roof:10.1f}%")
 
     one = paths[0]
+    sidecar = exported_sidecar(ckpt)
     print(f"\ncold start, pynima predict MODEL one.jpg (median of 3 fresh processes): "
-          f"checkpoint {cold_start(ckpt, one):.2f} s, ONNX {cold_start(onnx_fp32, one):.2f} s")
+          f"CKPT {cold_start(ckpt, one):.2f} s ({'its export ' + sidecar.name if sidecar else 'no export'} next to "
+          f"it), CKPT --engine torch {cold_start(ckpt, one, '--engine', 'torch'):.2f} s, "
+          f".onnx {cold_start(onnx_fp32, one):.2f} s")
 
     if args.data and args.split_file:
         import json

@@ -2,8 +2,8 @@
 
     python bench/train_step.py [--steps 12] [--batch 16] [--backbone mobilenet_v2] [--repeats 3]
 
-Both train on the same folder of 512x384 BMPs (TID2013's format, made from the photos pynima synth embeds), batch 16, Adam,
-EMD loss, data loading included (DataLoader with 2 workers for both), in one run:
+Both train on the same folder of 512x384 BMPs (TID2013's format, made from the photos pynima synth embeds), batch
+16, Adam, EMD loss, data loading included (DataLoader with 2 workers for both), in one run:
 
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, NCHW fp32; images resized to 256 then randomly cropped to
   224 and flipped (the reference implementation's transform);
@@ -43,8 +43,9 @@ def make_bmps(folder: Path, n: int) -> list[Path]:
 
 
 class _Folder:
-    def __init__(self, paths, transform):
+    def __init__(self, paths, transform, cache: bool = False):
         self.paths, self.transform = paths, transform
+        self.cache = [np.asarray(_open(p)) for p in paths] if cache else None
         rng = np.random.default_rng(0)
         self.targets = torch.softmax(torch.from_numpy(rng.normal(size=(len(paths), 10)).astype(np.float32)), 1)
 
@@ -52,10 +53,15 @@ class _Folder:
         return len(self.paths)
 
     def __getitem__(self, i):
-        from PIL import Image
+        image = torch.from_numpy(self.cache[i]).permute(2, 0, 1) if self.cache else _open(self.paths[i])
+        return self.transform(image), self.targets[i], torch.tensor(5.0)
 
-        with Image.open(self.paths[i]) as im:
-            return self.transform(im.convert("RGB")), self.targets[i], torch.tensor(5.0)
+
+def _open(path):
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return im.convert("RGB")
 
 
 def timed(step, loader, steps: int) -> float:
@@ -98,7 +104,8 @@ def baseline(paths, batch: int, steps: int) -> float:
     return timed(step, loader, steps)
 
 
-def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False, channels_last: bool = True) -> float:
+def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False, channels_last: bool = True,
+                cache: bool = False) -> float:
     from pynima.train import NIMAModule, transforms
 
     module = NIMAModule(backbone, pretrained=False).train()
@@ -106,8 +113,9 @@ def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False
         module.model = module.model.to(memory_format=torch.contiguous_format)
         module.forward = module.model.forward
     opt = module.configure_optimizers()
-    loader = DataLoader(_Folder(paths, transforms(backbone, train=True)), batch_size=batch, shuffle=True,
-                        num_workers=2, persistent_workers=True)
+    workers = 0 if cache else 2  # decoded images in memory: cropping in the main process beats worker processes
+    loader = DataLoader(_Folder(paths, transforms(backbone, train=True), cache), batch_size=batch, shuffle=True,
+                        num_workers=workers, persistent_workers=workers > 0)
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
 
     def step(b):
@@ -135,7 +143,10 @@ def main() -> None:
     runs = {"baseline": lambda: baseline(paths, args.batch, args.steps),
             "pynima-nchw": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, channels_last=False),
             "pynima": lambda: pynima_step(paths, args.batch, args.steps, args.backbone),
-            "pynima-bf16": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=True)}
+            "pynima-bf16": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=True),
+            "pynima-cache": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, cache=True),
+            "pynima-cache-bf16": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=True,
+                                                     cache=True)}
     rates: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):  # interleaved, so drift in machine speed hits every variant alike
         for k, run in runs.items():

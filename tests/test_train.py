@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import pynima
@@ -97,3 +98,15 @@ def test_cli_errors_are_one_line(args, tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert str(tmp_path) in r.stderr
+
+
+def test_image_cache_gives_the_same_items(tiny):
+    from pynima.train import IQADataset, label_distributions, transforms
+
+    recs = read_tid2013(tiny)[:4]
+    t = label_distributions(recs)
+    plain = IQADataset(recs, t, transforms("tf_efficientnet_lite0", train=False))
+    cached = IQADataset(recs, t, transforms("tf_efficientnet_lite0", train=False), cache=True)
+    for i in range(4):
+        a, b = plain[i], cached[i]
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]

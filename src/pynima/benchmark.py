@@ -41,7 +41,8 @@ def split_dir(out: str | Path, i: int) -> Path:
 
 
 def _template(cfg) -> dict:
-    return {k: v for k, v in asdict(cfg).items() if k not in PER_SPLIT} | {"ratios": list(cfg.ratios)}
+    return {k: v for k, v in asdict(cfg).items() if k not in PER_SPLIT} | {"ratios": list(cfg.ratios),
+                                                                            "first_seed": cfg.seed}
 
 
 def run_benchmark(cfg, repeats: int = 10, progress: bool = True) -> dict:
@@ -56,12 +57,12 @@ def run_benchmark(cfg, repeats: int = 10, progress: bool = True) -> dict:
         raise PynimaError(f"--repeats must be at least 1, got {repeats}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    template = _template(cfg) | {"first_seed": cfg.seed}
+    template = _template(cfg)
     meta = out / BENCHMARK_FILE
     if meta.is_file():
-        saved = json.loads(meta.read_text())
-        changed = sorted(k for k in set(template) | set(saved["config"])
-                         if template.get(k) != saved["config"].get(k))
+        # a field added to TrainConfig after the benchmark started counts as its default
+        saved = _template(type(cfg)(data=cfg.data)) | json.loads(meta.read_text())["config"]
+        changed = sorted(k for k in set(template) | set(saved) if template.get(k) != saved.get(k))
         if changed:
             raise PynimaError(f"{out} holds a benchmark with another configuration (differs in {', '.join(changed)}); "
                               f"use another --out")

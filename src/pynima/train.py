@@ -51,6 +51,8 @@ class TrainConfig:
     num_workers: int = 2
     seed: int = 0
     export_onnx: bool = True  # best.onnx next to best.ckpt, for the fast-starting onnx engine of pynima predict
+    precision: str = "32"  # or "bf16-mixed": Lightning's bfloat16 autocast (bench/train_step.py measures it)
+    cache_images: bool = False  # decode once into memory and crop in the main process (no loader workers)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -102,10 +104,16 @@ def label_distributions(records: list[Record], labels: str = "maxent", vote: str
 
 
 class IQADataset:
-    """(image tensor, target distribution, MOS) per record; a plain map-style dataset for DataLoader."""
+    """(image tensor, target distribution, MOS) per record; a plain map-style dataset for DataLoader.
 
-    def __init__(self, records: list[Record], targets: np.ndarray, transform):
+    ``cache``: decode every image once into memory (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only
+    crops and flips; otherwise each item is decoded from disk."""
+
+    def __init__(self, records: list[Record], targets: np.ndarray, transform, cache: bool = False):
+        from pynima.data import load_rgb
+
         self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
+        self.images = [load_rgb(r.path) for r in records] if cache else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -113,8 +121,11 @@ class IQADataset:
     def __getitem__(self, i: int):
         from PIL import Image
 
-        with Image.open(self.records[i].path) as im:
-            x = self.transform(im.convert("RGB"))
+        if self.images is not None:
+            x = self.transform(torch.from_numpy(self.images[i]).permute(2, 0, 1))
+        else:
+            with Image.open(self.records[i].path) as im:
+                x = self.transform(im.convert("RGB"))
         return x, self.targets[i], torch.tensor(self.records[i].mos, dtype=torch.float32)
 
 
@@ -238,15 +249,17 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True) -> Path:
 
     def loader(part: str, train_mode: bool) -> DataLoader:
         recs = apply_split(records, split, part)
-        ds = IQADataset(recs, label_distributions(recs, cfg.labels, cfg.vote_std), transforms(cfg.backbone, train_mode))
-        return DataLoader(ds, batch_size=cfg.batch_size, shuffle=train_mode, num_workers=cfg.num_workers,
-                          persistent_workers=cfg.num_workers > 0, drop_last=False)
+        ds = IQADataset(recs, label_distributions(recs, cfg.labels, cfg.vote_std), transforms(cfg.backbone, train_mode),
+                        cache=cfg.cache_images)
+        workers = 0 if cfg.cache_images else cfg.num_workers
+        return DataLoader(ds, batch_size=cfg.batch_size, shuffle=train_mode, num_workers=workers,
+                          persistent_workers=workers > 0, drop_last=False)
 
     module = NIMAModule(cfg.backbone, cfg.weights, True, cfg.optimizer, lr_head, lr_base,
                         labels=cfg.labels, vote_std=cfg.vote_std)
     ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True)
     trainer = L.Trainer(
-        max_epochs=cfg.epochs, accelerator="auto", devices=1, deterministic=True,
+        max_epochs=cfg.epochs, accelerator="auto", devices=1, deterministic=True, precision=cfg.precision,
         callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt],
         logger=CSVLogger(out, name="", version=""), enable_progress_bar=progress, log_every_n_steps=1,
         enable_model_summary=False,
