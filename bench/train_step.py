@@ -45,7 +45,7 @@ def make_bmps(folder: Path, n: int) -> list[Path]:
 class _Folder:
     def __init__(self, paths, transform, cache: bool = False):
         self.paths, self.transform = paths, transform
-        self.cache = [np.asarray(_open(p)) for p in paths] if cache else None
+        self.cache = [np.array(_open(p)) for p in paths] if cache else None
         rng = np.random.default_rng(0)
         self.targets = torch.softmax(torch.from_numpy(rng.normal(size=(len(paths), 10)).astype(np.float32)), 1)
 

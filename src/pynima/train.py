@@ -113,7 +113,7 @@ class IQADataset:
         from pynima.data import load_rgb
 
         self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
-        self.images = [load_rgb(r.path) for r in records] if cache else None
+        self.images = [load_rgb(r.path).copy() for r in records] if cache else None  # writable, for torch
 
     def __len__(self) -> int:
         return len(self.records)
