@@ -110,3 +110,12 @@ def test_image_cache_gives_the_same_items(tiny):
     for i in range(4):
         a, b = plain[i], cached[i]
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
+
+
+def test_bf16_training_and_image_cache_run(tiny, tmp_path):
+    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "bf16"), epochs=1, batch_size=8, num_workers=0, seed=1,
+                      precision="bf16-mixed", cache_images=True, export_onnx=False)
+    out = train(cfg, progress=False)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_images"] == 10 and np.isfinite(m["emd"]["value"])
+    assert json.loads((out / "config.json").read_text())["precision"] == "bf16-mixed"

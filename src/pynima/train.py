@@ -151,13 +151,13 @@ class NIMAModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, target, _ = batch
-        loss = emd(self(x), target)
+        loss = emd(self(x).float(), target)  # the loss in fp32 also under bf16 autocast
         self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, target, mos = batch
-        p = self(x)
+        p = self(x).float()
         self.log("val_emd", emd(p, target), on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
         self._val.append((mean_score(p).detach().cpu(), mos.cpu()))
 
