@@ -130,7 +130,8 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     result = metrics | {"per_type_srcc": per_type, "n_images": len(records), "checkpoint": str(ckpt),
                         "data": str(data), "part": part if split is not None else "all",
                         "crops": CROP_DESCRIPTION[crops],
-                        "interval": "95% percentile bootstrap over images (1000 resamples); excludes split variance"}
+                        "interval": f"95% percentile bootstrap over images ({n_boot} resamples); "
+                                    "excludes split variance"}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     write_predictions(out / "predictions.csv", records, dists, per_image_emd)
     scatter(pred, true, kinds, out / "scatter.png", f"{result['part']} ({len(records)} images)")

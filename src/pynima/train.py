@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from pynima.data import Record, apply_split, make_split, read_tid2013
+from pynima.data import Record, apply_split, load_rgb, make_split, read_tid2013
 from pynima.labels import targets, vote_std
 from pynima.losses import emd
 from pynima.model import create_model, mean_score, normalization
+from pynima.predict import CROP
 
-CROP = 224
 # keys a saved config may carry besides TrainConfig's fields (written by pynima search for the record)
 IGNORED_CONFIG_KEYS = {"about", "best_val_emd", "trial"}
 
@@ -110,8 +110,6 @@ class IQADataset:
     crops and flips; otherwise each item is decoded from disk."""
 
     def __init__(self, records: list[Record], targets: np.ndarray, transform, cache: bool = False):
-        from pynima.data import load_rgb
-
         self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
         self.images = [load_rgb(r.path).copy() for r in records] if cache else None  # writable, for torch
 
@@ -141,7 +139,7 @@ class NIMAModule(L.LightningModule):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
         self.save_hyperparameters()
-        # channels_last: depthwise convolutions run about 25% faster per training step on CPU (bench/train_step.py)
+        # channels_last: 18.4 against 14.0 training img/s in NCHW on CPU (bench/train_step.py, docs/performance.md)
         model = create_model(backbone, weights=weights, pretrained=pretrained)
         self.model = model.to(memory_format=torch.channels_last)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
