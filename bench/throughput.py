@@ -9,8 +9,8 @@ bundled with scikit-image and matplotlib that pynima synth uses, quality 90):
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, each image decoded by PIL and resized to 224x224,
   eager PyTorch, fp32, NCHW, one image decoded after another;
 * pynima engines (pynima.predict.Scorer: centre 224 crop at native resolution, decoding in a thread pool):
-  ``torch`` (eager, channels_last), ``torch-bf16`` (the same under bfloat16 autocast, a candidate),
-  ``onnx`` (ONNX Runtime fp32) and ``onnx-int8`` (static int8);
+  ``torch`` (eager, channels_last), ``torch-bf16`` (the same under bfloat16 autocast), ``onnx`` (ONNX Runtime
+  fp32), ``openvino`` (OpenVINO, fp32 forced), ``openvino-bf16`` and ``onnx-int8`` (static int8);
 * the model's FLOPs per image (torch.utils.flop_counter) and this machine's fp32 GEMM rate (torch.mm, 4096^2), so
   each engine's rate is also given as a fraction of the fp32 roof;
 * cold start: wall time of ``pynima predict MODEL one.jpg`` in a fresh process: for the checkpoint (the default
@@ -171,6 +171,8 @@ def main() -> None:
     engines = {"torch": lambda: Scorer(TorchEngine.from_checkpoint(ckpt)),
                "torch-bf16": lambda: Scorer(TorchEngine.from_checkpoint(ckpt, bf16=True)),
                "onnx": lambda: load(onnx_fp32),
+               "openvino": lambda: load(onnx_fp32, engine="openvino"),
+               "openvino-bf16": lambda: load(onnx_fp32, engine="openvino", bf16=True),
                "onnx-int8": lambda: load(onnx_int8)}
     rates: dict[str, list[float]] = {"baseline": []}
     rates.update({k: [] for k in engines})
@@ -180,18 +182,19 @@ def main() -> None:
         for k, s in scorers.items():
             rates[k].append(scorer_rate(s, paths, args.batch))
     base = statistics.median(rates["baseline"])
-    print(f"\n{'engine':12s} {'img/s':>8s} {'x baseline':>10s} {'% fp32 roof':>11s}   (median of {args.repeats})")
+    print(f"\n{'engine':14s} {'img/s':>8s} {'x baseline':>10s} {'% fp32 roof':>11s}   (median of {args.repeats})")
     for k, v in rates.items():
         r = statistics.median(v)
         f = base_flops if k == "baseline" else flops
-        print(f"{k:12s} {r:8.1f} {r / base:10.2f} {100 * r * f / roof:10.1f}%")
+        print(f"{k:14s} {r:8.1f} {r / base:10.2f} {100 * r * f / roof:10.1f}%")
 
     one = paths[0]
     sidecar = exported_sidecar(ckpt)
     print(f"\ncold start, pynima predict MODEL one.jpg (median of 3 fresh processes): "
           f"CKPT {cold_start(ckpt, one):.2f} s ({'its export ' + sidecar.name if sidecar else 'no export'} next to "
           f"it), CKPT --engine torch {cold_start(ckpt, one, '--engine', 'torch'):.2f} s, "
-          f".onnx {cold_start(onnx_fp32, one):.2f} s")
+          f".onnx {cold_start(onnx_fp32, one):.2f} s, .onnx --engine openvino "
+          f"{cold_start(onnx_fp32, one, '--engine', 'openvino'):.2f} s")
 
     if args.data and args.split_file:
         import json

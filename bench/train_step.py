@@ -7,9 +7,11 @@ Both train on the same folder of 512x384 BMPs (TID2013's format, made from the p
 
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, NCHW fp32; images resized to 256 then randomly cropped to
   224 and flipped (the reference implementation's transform);
-* pynima: ``NIMAModule`` (pynima.train) with its own dataset, transforms, ``training_step`` and optimizers, as
-  ``pynima train`` runs them (channels_last); the same in plain NCHW (before channels_last), and with bf16
-  autocast, as a candidate.
+* pynima: ``pynima train``'s own loop: ``NIMAModule``, its transforms and optimizers, run by the Lightning Trainer
+  that ``pynima train`` uses (``pynima.train.make_trainer``: deterministic, channels_last). Variants: as at the start
+  of the speed work (NCHW, and PyTorch's NaN-filling of new tensors that ``deterministic=True`` turns on), with
+  channels_last but still NaN-filling, the default now, and with bf16 autocast (``--precision bf16-mixed``), the
+  decoded-image cache (``--cache-images``) and the stem and first two stages frozen (``--freeze-stages 2``).
 
 Prints images/second (median of --repeats timed runs of --steps steps, each after 2 warm-up steps) and the ratio to
 the baseline.
@@ -18,10 +20,11 @@ the baseline.
 from __future__ import annotations
 
 import argparse
-import contextlib
+import logging
 import statistics
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -104,29 +107,54 @@ def baseline(paths, batch: int, steps: int) -> float:
     return timed(step, loader, steps)
 
 
-def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False, channels_last: bool = True,
-                cache: bool = False) -> float:
-    from pynima.train import NIMAModule, transforms
+class _Clock:
+    """A Lightning callback's clock: images per second over the training batches after the first ``warmup``."""
 
-    module = NIMAModule(backbone, pretrained=False).train()
+    def __init__(self, warmup: int = 2):
+        import lightning as L
+
+        clock, self.seen, self.n = self, 0, 0
+
+        class Callback(L.Callback):
+            def on_train_batch_start(self, trainer, module, batch, batch_idx):
+                if clock.seen == warmup:
+                    clock.t0 = time.perf_counter()
+
+            def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+                clock.seen += 1
+                if clock.seen > warmup:
+                    clock.n += len(batch[0])
+                    clock.t1 = time.perf_counter()
+
+        self.callback = Callback()
+
+    def rate(self) -> float:
+        return self.n / (self.t1 - self.t0)
+
+
+def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False, channels_last: bool = True,
+                cache: bool = False, freeze: int = 0, fill: bool = False) -> float:
+    """``steps`` timed training steps of ``pynima train``'s own loop: its LightningModule, dataset, transforms and
+    Lightning Trainer (``pynima.train.make_trainer``), stopped after 2 + ``steps`` batches."""
+    from pynima.train import NIMAModule, make_trainer, transforms
+
+    module = NIMAModule(backbone, pretrained=False, freeze_stages=freeze)
     if not channels_last:  # what pynima did before: plain NCHW
         module.model = module.model.to(memory_format=torch.contiguous_format)
         module.forward = module.model.forward
-    opt = module.configure_optimizers()
     workers = 0 if cache else 2  # decoded images in memory: cropping in the main process beats worker processes
     loader = DataLoader(_Folder(paths, transforms(backbone, train=True), cache), batch_size=batch, shuffle=True,
                         num_workers=workers, persistent_workers=workers > 0)
-    ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-
-    def step(b):
-        opt.zero_grad()
-        with ctx():
-            loss = module.training_step(b, 0)
-        loss.float().backward()
-        opt.step()
-
-    module.log = lambda *a, **k: None  # no trainer attached: logging is Lightning's job, not timed here
-    return timed(step, loader, steps)
+    clock = _Clock()
+    trainer = make_trainer("bf16-mixed" if bf16 else "32", max_epochs=-1, max_steps=steps + 2,
+                           callbacks=[clock.callback], logger=False,
+                           enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0)
+    torch.utils.deterministic.fill_uninitialized_memory = fill  # True: as before pynima turned it off
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        trainer.fit(module, loader)
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    return clock.rate()
 
 
 def main() -> None:
@@ -137,24 +165,32 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--backbone", default="mobilenet_v2")
     args = ap.parse_args()
+    import lightning  # noqa: F401 - sets its logger to INFO on import, so it must come before the next line
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available" lines per variant
     paths = make_bmps(Path(tempfile.mkdtemp(prefix="pynima-train-step-")), args.images)
     print(f"{len(paths)} BMPs 512x384; batch {args.batch}; {args.steps} timed steps; backbone {args.backbone}; "
           f"{torch.get_num_threads()} threads")
+    def pynima(**kw):
+        return lambda: pynima_step(paths, args.batch, args.steps, args.backbone, **kw)
+
     runs = {"baseline": lambda: baseline(paths, args.batch, args.steps),
-            "pynima-nchw": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, channels_last=False),
-            "pynima": lambda: pynima_step(paths, args.batch, args.steps, args.backbone),
-            "pynima-bf16": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=True),
-            "pynima-cache": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, cache=True),
-            "pynima-cache-bf16": lambda: pynima_step(paths, args.batch, args.steps, args.backbone, bf16=True,
-                                                     cache=True)}
+            "pynima-nchw-fill": pynima(channels_last=False, fill=True),  # as at the start of the speed work
+            "pynima-fill": pynima(fill=True),  # channels_last, NaN-filling still on
+            "pynima": pynima(),  # the default now
+            "pynima-bf16": pynima(bf16=True),
+            "pynima-cache": pynima(cache=True),
+            "pynima-cache-bf16": pynima(bf16=True, cache=True),
+            "pynima-freeze2": pynima(freeze=2),
+            "pynima-cache-bf16-freeze2": pynima(bf16=True, cache=True, freeze=2)}
     rates: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):  # interleaved, so drift in machine speed hits every variant alike
         for k, run in runs.items():
             rates[k].append(run())
     base = statistics.median(rates["baseline"])
-    print(f"\n{'variant':12s} {'img/s':>7s} {'x baseline':>10s}   (median of {args.repeats}; all runs: img/s)")
+    print(f"\n{'variant':26s} {'img/s':>7s} {'x baseline':>10s}   (median of {args.repeats}; all runs: img/s)")
     for k, v in rates.items():
-        print(f"{k:12s} {statistics.median(v):7.1f} {statistics.median(v) / base:10.2f}   "
+        print(f"{k:26s} {statistics.median(v):7.1f} {statistics.median(v) / base:10.2f}   "
               + " ".join(f"{x:.1f}" for x in v))
 
 

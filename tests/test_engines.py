@@ -1,4 +1,4 @@
-"""Preprocessing shared by evaluation and prediction, the torch and ONNX engines, and pynima export."""
+"""Preprocessing shared by evaluation and prediction, the torch, ONNX Runtime and OpenVINO engines, pynima export."""
 
 import json
 import subprocess
@@ -87,15 +87,39 @@ def test_int8_model_loads_and_scores(tiny, onnx_file):
 
 
 def test_engine_errors_are_clear(run, tmp_path):
-    with pytest.raises(PynimaError, match="pynima export"):
-        load(run / "best.ckpt", engine="onnx")
+    import shutil
+
+    lone = shutil.copy(run / "best.ckpt", tmp_path / "lone.ckpt")  # no export next to it
+    for engine in ("onnx", "openvino"):
+        with pytest.raises(PynimaError, match=f"{engine} engine.*pynima export"):
+            load(lone, engine=engine)
     with pytest.raises(PynimaError, match="onnx engine"):
         load(tmp_path / "x.onnx", engine="torch")
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
-    with pytest.raises(PynimaError, match="bad.onnx"):
-        load(tmp_path / "bad.onnx")
+    for engine in ("auto", "openvino"):
+        with pytest.raises(PynimaError, match="bad.onnx"):
+            load(tmp_path / "bad.onnx", engine=engine)
+    with pytest.raises(PynimaError, match="no such ONNX file"):
+        load(tmp_path / "missing.onnx", engine="openvino")
     with pytest.raises(PynimaError, match="no such checkpoint"):
         load(tmp_path / "missing.ckpt")
+    with pytest.raises(PynimaError, match="bf16"):
+        load(run / "best.onnx", engine="onnx", bf16=True)
+    with pytest.raises(PynimaError, match="engine must be"):
+        load(run / "best.onnx", engine="tensorrt")
+
+
+def test_openvino_matches_pytorch_in_f32_and_bf16_is_opt_in(run, tiny):
+    paths = sorted((tiny / "distorted_images").iterdir())[:12]
+    torch_scorer = load(run / "best.ckpt", engine="torch")
+    ov = load(run / "best.ckpt", engine="openvino")  # the export next to the checkpoint, on OpenVINO
+    assert ov.engine.name == "openvino" and ov.engine.backbone == "tf_efficientnet_lite0"
+    a = np.array([s.distribution for _, s, _ in torch_scorer.score_paths(paths, batch_size=5)])
+    b = np.array([s.distribution for _, s, _ in ov.score_paths(paths, batch_size=5)])
+    assert np.abs(a - b).max() < 1e-4  # f32 forced: this CPU would otherwise run bf16 silently
+    c = np.array([s.distribution for _, s, _ in load(run / "best.onnx", engine="openvino", bf16=True)
+                  .score_paths(paths, batch_size=5)])
+    assert np.allclose(c.sum(1), 1, atol=1e-3) and np.abs(a - c).max() < 0.05
 
 
 def test_checkpoint_with_fresh_export_starts_on_onnx(run):

@@ -58,3 +58,19 @@ def test_weights_file_round_trip(tmp_path):
 def test_unknown_backbone():
     with pytest.raises(PynimaError, match="unknown backbone"):
         create_model("nope")
+
+
+def test_frozen_stages_get_no_gradient_and_keep_their_statistics():
+    model = create_model("tf_efficientnet_lite0", pretrained=False, freeze_stages=2).train()
+    body = model.backbone
+    frozen_bn, live_bn = body.blocks[1][1].bn3, body.blocks[2][0].bn3
+    assert not frozen_bn.training and live_bn.training and not body.bn1.training
+    stats = frozen_bn.running_mean.clone(), live_bn.running_mean.clone()
+    model(torch.randn(4, 3, 224, 224)).log().sum().backward()
+    assert body.conv_stem.weight.grad is None and body.blocks[1][1].conv_pwl.weight.grad is None
+    assert body.blocks[2][0].conv_pw.weight.grad is not None and model.head[1].weight.grad is not None
+    assert torch.equal(frozen_bn.running_mean, stats[0]) and not torch.equal(live_bn.running_mean, stats[1])
+    assert not any(p.requires_grad for p in body.blocks[:2].parameters())
+    assert all(p.requires_grad for p in body.blocks[2:].parameters())
+    with pytest.raises(PynimaError, match="freeze_stages"):
+        create_model("tf_efficientnet_lite0", pretrained=False, freeze_stages=99)

@@ -112,10 +112,19 @@ def test_image_cache_gives_the_same_items(tiny):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
 
 
-def test_bf16_training_and_image_cache_run(tiny, tmp_path):
+def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
+    from pynima.model import create_model
+
     cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "bf16"), epochs=1, batch_size=8, num_workers=0, seed=1,
-                      precision="bf16-mixed", cache_images=True, export_onnx=False)
+                      precision="bf16-mixed", cache_images=True, export_onnx=False, freeze_stages=2)
     out = train(cfg, progress=False)
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_images"] == 10 and np.isfinite(m["emd"]["value"])
-    assert json.loads((out / "config.json").read_text())["precision"] == "bf16-mixed"
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["precision"] == "bf16-mixed" and saved["freeze_stages"] == 2
+    trained = torch.load(out / "best.ckpt", map_location="cpu", weights_only=False)["state_dict"]
+    imagenet = create_model("tf_efficientnet_lite0").state_dict()
+    for key in ("backbone.conv_stem.weight", "backbone.blocks.1.1.bn3.running_mean", "backbone.blocks.1.1.bn3.weight"):
+        assert torch.equal(trained[f"model.{key}"], imagenet[key]), key  # frozen: still the ImageNet values
+    for key in ("backbone.blocks.2.0.conv_pw.weight", "backbone.blocks.2.0.bn1.running_mean"):
+        assert not torch.equal(trained[f"model.{key}"], imagenet[key]), key  # trained

@@ -119,7 +119,7 @@ def _predict(args: argparse.Namespace) -> None:
 
     from pynima.predict import load
 
-    scorer = load(args.ckpt, engine=args.engine, crops=args.crops)
+    scorer = load(args.ckpt, engine=args.engine, crops=args.crops, bf16=args.bf16)
     rows, failed = [], 0
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:
@@ -177,6 +177,9 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help="32 (default) or bf16-mixed: bfloat16 autocast, faster on CPUs with AMX/AVX-512 BF16")
     p.add_argument("--cache-images", action="store_true",
                    help="decode the dataset once into memory (1.8 GB for TID2013) instead of every epoch")
+    p.add_argument("--freeze-stages", type=int, metavar="N",
+                   help="keep the backbone's stem and first N stages at their ImageNet weights (default 0: train "
+                        "all); 2 about doubles CPU training speed, see docs/performance.md")
     p.add_argument("--no-onnx", dest="export_onnx", action="store_false",
                    help="do not write best.onnx next to best.ckpt (it lets pynima predict start fast)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -269,9 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--engine", choices=["auto", "torch", "onnx"], default="auto",
+    p.add_argument("--engine", choices=["auto", "torch", "onnx", "openvino"], default="auto",
                    help="auto (default): ONNX Runtime for an .onnx file and for a checkpoint with an up-to-date "
-                        "export next to it (best.onnx, written by pynima train), PyTorch otherwise")
+                        "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "
+                        "the same export on OpenVINO")
+    p.add_argument("--bf16", action="store_true",
+                   help="bfloat16 arithmetic (torch and openvino engines): about 2x faster on CPUs with AMX, "
+                        "not bit-equal (see docs/performance.md)")
     p.add_argument("--crops", choices=["centre", "grid"], default="centre",
                    help="one centre 224 crop (default) or 224 crops covering the image, averaged")
     p.set_defaults(func=_predict)

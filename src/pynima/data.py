@@ -168,7 +168,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))  # convert() would copy an RGB image
     except FileNotFoundError:
         raise DatasetError(f"{path}: no such file") from None
     except (UnidentifiedImageError, OSError, ValueError) as e:

@@ -49,9 +49,33 @@ class NIMA(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(num_features, bins))
+        self._frozen: list[nn.Module] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.head(self.backbone(x)), dim=-1)
+
+    def freeze_stages(self, n: int) -> None:
+        """Fix the backbone's stem and its first ``n`` stages (timm's coarse parameter groups) as a feature extractor:
+        no gradients, BatchNorm in eval mode (ImageNet statistics), so no backward pass runs through them.
+
+        Why: the early, high-resolution stages cost most of a training step on a CPU (``bench/train_step.py``)
+        while holding few weights."""
+        from timm.models import group_modules
+
+        groups = group_modules(self.backbone, self.backbone.group_matcher(coarse=True))
+        order = sorted(groups)
+        if not 0 <= n < len(order) - 1:
+            raise PynimaError(f"freeze_stages must be 0-{len(order) - 2} for this backbone, got {n}")
+        self._frozen = [self.backbone.get_submodule(name) for g in order[: n + 1] if n for name in groups[g]]
+        for module in self._frozen:
+            module.requires_grad_(False)
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> NIMA:
+        super().train(mode)
+        for module in self._frozen:
+            module.eval()
+        return self
 
 
 def mean_score(p: torch.Tensor) -> torch.Tensor:
@@ -117,12 +141,16 @@ def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: 
 
 
 def create_model(backbone: str = "tf_efficientnet_lite0", weights: str | Path | None = None,
-                 pretrained: bool = True, dropout: float = 0.75) -> NIMA:
-    """NIMA on an ImageNet backbone (see the module docstring for where weights come from)."""
+                 pretrained: bool = True, dropout: float = 0.75, freeze_stages: int = 0) -> NIMA:
+    """NIMA on an ImageNet backbone (see the module docstring for where weights come from); ``freeze_stages``: see
+    ``NIMA.freeze_stages`` (0, the default, trains every layer)."""
     net = imagenet_backbone(backbone, weights, pretrained)
     num_features = net.num_features
     net.reset_classifier(0)  # pooled features out
-    return NIMA(net, num_features, dropout)
+    model = NIMA(net, num_features, dropout)
+    if freeze_stages:
+        model.freeze_stages(freeze_stages)
+    return model
 
 
 def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:

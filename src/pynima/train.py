@@ -53,6 +53,7 @@ class TrainConfig:
     export_onnx: bool = True  # best.onnx next to best.ckpt, for the fast-starting onnx engine of pynima predict
     precision: str = "32"  # or "bf16-mixed": Lightning's bfloat16 autocast (bench/train_step.py measures it)
     cache_images: bool = False  # decode once into memory and crop in the main process (no loader workers)
+    freeze_stages: int = 0  # keep the stem and this many early backbone stages at their ImageNet weights
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -135,12 +136,12 @@ class NIMAModule(L.LightningModule):
 
     def __init__(self, backbone: str = "tf_efficientnet_lite0", weights: str | None = None, pretrained: bool = True,
                  optimizer: str = "adam", lr_head: float = 3.7e-5, lr_base: float = 1.4e-4, momentum: float = 0.9,
-                 labels: str = "maxent", vote_std: str = "sem"):
+                 labels: str = "maxent", vote_std: str = "sem", freeze_stages: int = 0):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
         self.save_hyperparameters()
         # channels_last: 18.4 against 14.0 training img/s in NCHW on CPU (bench/train_step.py, docs/performance.md)
-        model = create_model(backbone, weights=weights, pretrained=pretrained)
+        model = create_model(backbone, weights=weights, pretrained=pretrained, freeze_stages=freeze_stages)
         self.model = model.to(memory_format=torch.channels_last)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
@@ -171,7 +172,7 @@ class NIMAModule(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         groups = [{"params": self.model.head.parameters(), "lr": hp.lr_head},
-                  {"params": self.model.backbone.parameters(), "lr": hp.lr_base}]
+                  {"params": [p for p in self.model.backbone.parameters() if p.requires_grad], "lr": hp.lr_base}]
         if hp.optimizer == "sgd":
             return torch.optim.SGD(groups, momentum=hp.momentum)
         if hp.optimizer == "adam":
@@ -226,6 +227,19 @@ def _export(ckpt: Path) -> None:
               f"pynima predict will use PyTorch")
 
 
+def make_trainer(precision: str = "32", **options) -> L.Trainer:
+    """The Lightning Trainer pynima trains with (``bench/train_step.py`` times this one too): seeded runs repeat
+    exactly (``deterministic=True``)."""
+    trainer = L.Trainer(accelerator="auto", devices=1, deterministic=True, precision=precision, log_every_n_steps=1,
+                        enable_model_summary=False, **options)
+    # deterministic=True also sets fill_uninitialized_memory, which writes NaN into every new tensor before the op
+    # that fills it: one extra pass over each activation, 1.3-1.4x slower training steps on CPU
+    # (bench/train_step.py). Every op here writes its whole output, and test_same_seed_same_run checks that seeded
+    # runs still match.
+    torch.utils.deterministic.fill_uninitialized_memory = False
+    return trainer
+
+
 def train(cfg: TrainConfig, progress: bool = True, test: bool = True) -> Path:
     """Train, keep best/last checkpoints, then evaluate the best one on the test split (unless ``test`` is False, as
     in a learning-rate search, which must never see the test images). Returns the run directory."""
@@ -254,17 +268,18 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True) -> Path:
                           persistent_workers=workers > 0, drop_last=False)
 
     module = NIMAModule(cfg.backbone, cfg.weights, True, cfg.optimizer, lr_head, lr_base,
-                        labels=cfg.labels, vote_std=cfg.vote_std)
+                        labels=cfg.labels, vote_std=cfg.vote_std, freeze_stages=cfg.freeze_stages)
     ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True)
-    trainer = L.Trainer(
-        max_epochs=cfg.epochs, accelerator="auto", devices=1, deterministic=True, precision=cfg.precision,
+    trainer = make_trainer(
+        cfg.precision, max_epochs=cfg.epochs,
         callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt],
-        logger=CSVLogger(out, name="", version=""), enable_progress_bar=progress, log_every_n_steps=1,
-        enable_model_summary=False,
+        logger=CSVLogger(out, name="", version=""), enable_progress_bar=progress,
     )
     with warnings.catch_warnings():
         # the run directory holds split.json and config.json before Lightning writes to it; that is intended
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        # frozen stages (--freeze-stages) stay in eval mode on purpose
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
         trainer.fit(module, loader("train", True), loader("val", False))
     loss_curve(out / "metrics.csv", out / "loss_curve.png")
     seconds = time.perf_counter() - t0
