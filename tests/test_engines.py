@@ -93,7 +93,7 @@ def test_engine_errors_are_clear(run, tmp_path):
     for engine in ("onnx", "openvino"):
         with pytest.raises(PynimaError, match=f"{engine} engine.*pynima export"):
             load(lone, engine=engine)
-    with pytest.raises(PynimaError, match="onnx engine"):
+    with pytest.raises(PynimaError, match="onnx or openvino engine"):
         load(tmp_path / "x.onnx", engine="torch")
     (tmp_path / "bad.onnx").write_bytes(b"not onnx")
     for engine in ("auto", "openvino"):
