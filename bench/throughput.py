@@ -19,7 +19,8 @@ bundled with scikit-image and matplotlib that pynima synth uses, quality 90):
 
 Weights do not change speed, so the models here are randomly initialised unless --ckpt gives a trained checkpoint
 (needed for the accuracy check: with --data and --split-file, the SRCC of every engine on that test set).
-Each rate is the median over --repeats passes through the whole folder, after one warm-up batch.
+Each rate is the median over --repeats passes through the whole folder, after one warm-up batch. "Network alone"
+is the engine on a batch that is already decoded and normalized: the ceiling for that engine on this machine.
 """
 
 from __future__ import annotations
@@ -100,6 +101,30 @@ def scorer_rate(scorer: Scorer, paths: list[Path], batch: int) -> float:
     return len(paths) / (time.perf_counter() - t0)
 
 
+def network_rate(scorer: Scorer, batch: int, reps: int = 8) -> float:
+    """Images per second of the network alone, on a batch already decoded and normalized."""
+    x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    scorer.engine(x)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        scorer.engine(x)
+    return reps * batch / (time.perf_counter() - t0)
+
+
+def preprocessing_ms(scorer: Scorer, paths: list[Path]) -> tuple[float, float]:
+    """Milliseconds per image, one thread: decoding (pynima.data.load_rgb), then crop and normalize."""
+    from pynima.data import load_rgb
+    from pynima.predict import crops, normalize
+
+    t0 = time.perf_counter()
+    images = [load_rgb(p) for p in paths]
+    t1 = time.perf_counter()
+    for im in images:
+        normalize(crops(im, scorer.crops), scorer.engine.mean, scorer.engine.std)
+    t2 = time.perf_counter()
+    return 1e3 * (t1 - t0) / len(paths), 1e3 * (t2 - t1) / len(paths)
+
+
 def flops_per_image(model: torch.nn.Module) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -177,16 +202,23 @@ def main() -> None:
     rates: dict[str, list[float]] = {"baseline": []}
     rates.update({k: [] for k in engines})
     scorers = {k: make() for k, make in engines.items()}
+    network: dict[str, list[float]] = {k: [] for k in engines}
     for _ in range(args.repeats):  # interleaved, so drift in machine speed hits every engine alike
         rates["baseline"].append(baseline_rate(paths, args.batch))
         for k, s in scorers.items():
             rates[k].append(scorer_rate(s, paths, args.batch))
+            network[k].append(network_rate(s, args.batch))
     base = statistics.median(rates["baseline"])
-    print(f"\n{'engine':14s} {'img/s':>8s} {'x baseline':>10s} {'% fp32 roof':>11s}   (median of {args.repeats})")
+    print(f"\n{'engine':14s} {'img/s':>8s} {'x baseline':>10s} {'% fp32 roof':>11s}   {'network alone':>13s} "
+          f"{'% roof':>6s}   (median of {args.repeats})")
     for k, v in rates.items():
         r = statistics.median(v)
         f = base_flops if k == "baseline" else flops
-        print(f"{k:14s} {r:8.1f} {r / base:10.2f} {100 * r * f / roof:10.1f}%")
+        alone = f"{statistics.median(network[k]):13.1f} {100 * statistics.median(network[k]) * f / roof:5.1f}%" \
+            if k in network else ""
+        print(f"{k:14s} {r:8.1f} {r / base:10.2f} {100 * r * f / roof:10.1f}%   {alone}")
+    decode, prep = preprocessing_ms(scorers["onnx"], paths[:64])
+    print(f"preprocessing per image, one thread: decode {decode:.2f} ms, crop and normalize {prep:.2f} ms")
 
     one = paths[0]
     sidecar = exported_sidecar(ckpt)

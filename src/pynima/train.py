@@ -232,10 +232,9 @@ def make_trainer(precision: str = "32", **options) -> L.Trainer:
     exactly (``deterministic=True``)."""
     trainer = L.Trainer(accelerator="auto", devices=1, deterministic=True, precision=precision, log_every_n_steps=1,
                         enable_model_summary=False, **options)
-    # deterministic=True also sets fill_uninitialized_memory, which writes NaN into every new tensor before the op
-    # that fills it: one extra pass over each activation, 1.3-1.4x slower training steps on CPU
-    # (bench/train_step.py). Every op here writes its whole output, and test_same_seed_same_run checks that seeded
-    # runs still match.
+    # deterministic=True also turns on fill_uninitialized_memory, which writes NaN into every new tensor before the
+    # op that fills it: one extra pass over each activation (rows pynima-fill and pynima of bench/train_step.py).
+    # Every op here writes its whole output; test_same_seed_same_run checks that seeded runs still repeat.
     torch.utils.deterministic.fill_uninitialized_memory = False
     return trainer
 
