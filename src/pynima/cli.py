@@ -174,7 +174,8 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     p.add_argument("--num-workers", type=int, help="data loading processes (default 2)")
     p.add_argument("--seed", type=int, help="seed of the split and the training (default 0)")
     p.add_argument("--precision", choices=["32", "bf16-mixed"],
-                   help="32 (default) or bf16-mixed: bfloat16 autocast, faster on CPUs with AMX/AVX-512 BF16")
+                   help="32 (default) or bf16-mixed: bfloat16 autocast; on a CPU with AMX faster for mobilenet_v2, "
+                        "slower for the Lite backbones (docs/performance.md)")
     p.add_argument("--cache-images", action="store_true",
                    help="decode the dataset once into memory (1.8 GB for TID2013) instead of every epoch")
     p.add_argument("--freeze-stages", type=int, metavar="N",
