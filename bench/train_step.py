@@ -171,6 +171,7 @@ def main() -> None:
     paths = make_bmps(Path(tempfile.mkdtemp(prefix="pynima-train-step-")), args.images)
     print(f"{len(paths)} BMPs 512x384; batch {args.batch}; {args.steps} timed steps; backbone {args.backbone}; "
           f"{torch.get_num_threads()} threads")
+
     def pynima(**kw):
         return lambda: pynima_step(paths, args.batch, args.steps, args.backbone, **kw)
 

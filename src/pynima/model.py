@@ -65,8 +65,9 @@ class NIMA(nn.Module):
         groups = group_modules(self.backbone, self.backbone.group_matcher(coarse=True))
         order = sorted(groups)
         if not 0 <= n < len(order) - 1:
-            raise PynimaError(f"freeze_stages must be 0-{len(order) - 2} for this backbone, got {n}")
-        self._frozen = [self.backbone.get_submodule(name) for g in order[: n + 1] if n for name in groups[g]]
+            raise PynimaError(f"freeze_stages (--freeze-stages) must be 0-{len(order) - 2} for this backbone, got {n}")
+        stem_and_stages = order[: n + 1] if n else []
+        self._frozen = [self.backbone.get_submodule(name) for g in stem_and_stages for name in groups[g]]
         for module in self._frozen:
             module.requires_grad_(False)
         self.train(self.training)

@@ -140,7 +140,8 @@ class NIMAModule(L.LightningModule):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
         self.save_hyperparameters()
-        # channels_last: 18.4 against 14.0 training img/s in NCHW on CPU (bench/train_step.py, docs/performance.md)
+        # channels_last: 18.2 against 14.0 training img/s in NCHW for MobileNetV2, 10.4 against 7.4 for Lite0, on CPU
+        # (bench/train_step.py, docs/performance.md)
         model = create_model(backbone, weights=weights, pretrained=pretrained, freeze_stages=freeze_stages)
         self.model = model.to(memory_format=torch.channels_last)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -234,7 +235,8 @@ def make_trainer(precision: str = "32", **options) -> L.Trainer:
                         enable_model_summary=False, **options)
     # deterministic=True also turns on fill_uninitialized_memory, which writes NaN into every new tensor before the
     # op that fills it: one extra pass over each activation (rows pynima-fill and pynima of bench/train_step.py).
-    # Every op here writes its whole output; test_same_seed_same_run checks that seeded runs still repeat.
+    # Every op here writes its whole output: a benchmark split retrained without it matched its earlier run value
+    # for value (docs/performance.md), and test_same_seed_same_run checks that seeded runs still repeat.
     torch.utils.deterministic.fill_uninitialized_memory = False
     return trainer
 
