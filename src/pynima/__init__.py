@@ -8,8 +8,8 @@
 __version__ = "0.1.0"
 
 
-def load(path, engine=None, crops="centre"):
-    """A Scorer for a ``pynima train`` checkpoint or a ``pynima export`` ONNX file (see pynima.predict)."""
+def load(path, engine=None, crops="centre", bf16=False):
+    """A Scorer for a ``pynima train`` checkpoint or a ``pynima export`` ONNX file (see pynima.predict.load)."""
     from pynima.predict import load as _load
 
-    return _load(path, engine=engine, crops=crops)
+    return _load(path, engine=engine, crops=crops, bf16=bf16)

@@ -140,6 +140,14 @@ class TorchEngine:
         return cls(model, hp["backbone"], bf16=bf16)
 
 
+def _preprocessing(path: str | Path, meta: dict[str, str]) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+    """(backbone, mean, std) from the metadata ``pynima export`` writes into an ONNX file."""
+    if "pynima_mean" not in meta:
+        raise PynimaError(f"{path}: not exported by pynima export (no pynima metadata)")
+    return (meta["pynima_backbone"], tuple(float(v) for v in meta["pynima_mean"].split(",")),
+            tuple(float(v) for v in meta["pynima_std"].split(",")))
+
+
 class OnnxEngine:
     """ONNX Runtime on the CPU; the preprocessing constants travel in the model's metadata."""
 
@@ -156,11 +164,7 @@ class OnnxEngine:
         except Exception as e:  # onnxruntime raises its own exception types for missing and malformed files
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        if "pynima_mean" not in meta:
-            raise PynimaError(f"{path}: not exported by pynima export (no pynima metadata)")
-        self.backbone = meta["pynima_backbone"]
-        self.mean = tuple(float(v) for v in meta["pynima_mean"].split(","))
-        self.std = tuple(float(v) for v in meta["pynima_std"].split(","))
+        self.backbone, self.mean, self.std = _preprocessing(path, meta)
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -171,7 +175,8 @@ class OpenVinoEngine:
     """OpenVINO on the CPU, reading the same ONNX file as the onnx engine (and its metadata).
 
     ``precision="f32"`` is the default and is forced: on CPUs with AMX or AVX-512 BF16, OpenVINO would otherwise
-    silently run in bfloat16. ``"bf16"`` opts in to that (faster there, distributions differ by about 1e-2).
+    silently run in bfloat16. ``"bf16"`` opts in to that (faster there, not bit-equal: docs/performance.md gives its
+    SRCC cost on a trained model).
     The LATENCY hint (all cores on one request) measured faster than THROUGHPUT (parallel streams) on 2 cores.
     """
 
@@ -195,11 +200,7 @@ class OpenVinoEngine:
             meta = {k: str(v.astype(str)) for k, v in info["framework"].items()} if "framework" in info else {}
         except Exception as e:  # OpenVINO's exception types carry a multi-line trace; its last line says what
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).strip().splitlines()[-1]})") from None
-        if "pynima_mean" not in meta:
-            raise PynimaError(f"{path}: not exported by pynima export (no pynima metadata)")
-        self.backbone = meta["pynima_backbone"]
-        self.mean = tuple(float(v) for v in meta["pynima_mean"].split(","))
-        self.std = tuple(float(v) for v in meta["pynima_std"].split(","))
+        self.backbone, self.mean, self.std = _preprocessing(path, meta)
         self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
