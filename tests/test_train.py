@@ -11,7 +11,7 @@ from PIL import Image
 
 import pynima
 from pynima.data import make_split, read_tid2013
-from pynima.evaluate import evaluate_checkpoint, load_module
+from pynima.evaluate import evaluate_checkpoint
 from pynima.train import TrainConfig, train
 
 
@@ -48,8 +48,10 @@ def test_evaluation_outputs(run, tiny):
 
 
 def test_checkpoint_loads_without_imagenet_weights(run):
-    module = load_module(run / "best.ckpt")
-    assert module.hparams.backbone == "tf_efficientnet_lite0" and not module.training
+    from pynima.model import load_checkpoint
+
+    model, hp = load_checkpoint(run / "best.ckpt")
+    assert hp["backbone"] == "tf_efficientnet_lite0" and not model.training
 
 
 def test_python_api_scores_paths_and_arrays(run, tiny):

@@ -12,9 +12,10 @@ Layout of ``OUT``::
     results.csv       one row per split
     summary.json      median, interquartile range, and a 95% interval that includes split-to-split variance
 
-Runs resume: a split whose ``metrics.json`` exists is kept, so rerunning the same command after an interruption
-continues with the first unfinished split (which restarts from scratch). Any row reruns alone with
-``pynima train --config OUT/split_NN/config.json --out OTHER``.
+Runs resume: a split whose outputs are complete and readable (``split_complete``) is kept, so rerunning the same
+command after an interruption continues with the first unfinished split, from its ``last.ckpt`` when it has one (as
+``pynima train --resume``), from scratch otherwise. Only one process at a time works in ``OUT`` (a lock). Any row
+reruns alone with ``pynima train --config OUT/split_NN/config.json --out OTHER``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from pynima.errors import PynimaError
+from pynima.files import atomic_path, folder_lock, read_json, write_json
 
 METRICS = ("srcc", "plcc", "krcc", "rmse", "emd")
 BENCHMARK_FILE = "benchmark.json"
@@ -50,38 +52,63 @@ def run_benchmark(cfg, repeats: int = 10, progress: bool = True) -> dict:
 
     ``cfg`` is a ``TrainConfig``: its ``out`` is the benchmark folder and its ``split``/``ratios`` the protocol.
     """
-    from pynima.data import make_split, read_tid2013
-    from pynima.train import train
-
     if repeats < 1:
         raise PynimaError(f"--repeats must be at least 1, got {repeats}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):
+        return _run(cfg, out, repeats, progress)
+
+
+def split_complete(d: Path) -> bool:
+    """Whether a split folder holds a finished run: its result files exist and parse, and predictions.csv has a row
+    per test image (a crash mid-write, or an older pynima, may have left less)."""
+    from pynima.evaluate import read_predictions
+
+    try:
+        m = json.loads((d / "metrics.json").read_text())
+        json.loads((d / "train.json").read_text())
+        json.loads((d / "split.json").read_text())
+        n = len(read_predictions(d / "predictions.csv").get("mos", ()))
+        return (d / "best.ckpt").is_file() and all(k in m for k in METRICS) and n == m["n_images"] > 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
+    from pynima.data import make_split, read_tid2013
+    from pynima.train import train
+
     template = _template(cfg)
     meta = out / BENCHMARK_FILE
     if meta.is_file():
         # a field added to TrainConfig after the benchmark started counts as its default
-        saved = _template(type(cfg)(data=cfg.data)) | json.loads(meta.read_text())["config"]
+        saved = _template(type(cfg)(data=cfg.data)) | read_json(meta).get("config", {})
         changed = sorted(k for k in set(template) | set(saved) if template.get(k) != saved.get(k))
         if changed:
             raise PynimaError(f"{out} holds a benchmark with another configuration (differs in {', '.join(changed)}); "
                               f"use another --out")
-    meta.write_text(json.dumps({"config": template, "repeats": repeats}, indent=2))
+    write_json(meta, {"config": template, "repeats": repeats})
 
     records = read_tid2013(cfg.data)
     for i in range(repeats):
         d = split_dir(out, i)
-        if (d / "metrics.json").is_file():
-            print(f"split {i:2d}: done earlier, kept ({d})")
-            continue
-        if d.exists():  # interrupted: restart this split from scratch
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
         seed = cfg.seed + i
         split_file = d / "split.json"
-        split_file.write_text(json.dumps(make_split(records, cfg.split, cfg.ratios, seed), indent=1))
+        split_cfg = replace(cfg, out=str(d), seed=seed, split_file=str(split_file))
+        if split_complete(d):
+            print(f"split {i:2d}: done earlier, kept ({d})")
+            continue
+        if (d / "last.ckpt").is_file() and (d / "config.json").is_file():
+            print(f"split {i:2d} of {repeats} (seed {seed}): resuming in {d}")
+            train(split_cfg, progress=progress, resume=True)
+            continue
+        if d.exists():  # interrupted before its first checkpoint: restart this split from scratch
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
+        write_json(split_file, make_split(records, cfg.split, cfg.ratios, seed), indent=1)
         print(f"split {i:2d} of {repeats} (seed {seed}): training in {d}")
-        train(replace(cfg, out=str(d), seed=seed, split_file=str(split_file)), progress=progress)
+        train(split_cfg, progress=progress)
     summary = summarize(out, repeats)
     print(format_summary(summary))
     return summary
@@ -119,27 +146,28 @@ def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1
 
 def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -> dict:
     """Collect the finished splits of a benchmark folder into results.csv and summary.json."""
+    from pynima.data import parse_name
     from pynima.evaluate import read_predictions
 
     out = Path(out)
-    meta = json.loads((out / BENCHMARK_FILE).read_text())
+    meta = read_json(out / BENCHMARK_FILE)
     repeats = repeats or meta["repeats"]
     rows, preds = [], []
     for i in range(repeats):
         d = split_dir(out, i)
-        if not (d / "metrics.json").is_file():
+        if not split_complete(d):
             continue
         m = json.loads((d / "metrics.json").read_text())
         split = json.loads((d / "split.json").read_text())
         trained = json.loads((d / "train.json").read_text())
-        test_refs = sorted({int(n[1:3]) for n in split["test"]})
+        test_refs = sorted({parse_name(n)[0] for n in split["test"]})
         rows.append({"split": i, "seed": split["seed"], "test_refs": " ".join(map(str, test_refs)),
                      "n_test": m["n_images"], **{k: m[k]["value"] for k in METRICS},
                      "epochs": trained["epochs"], "seconds": trained["seconds"]})
         preds.append(read_predictions(d / "predictions.csv"))
     if not rows:
         raise PynimaError(f"{out}: no finished split yet")
-    with open(out / "results.csv", "w", newline="") as f:
+    with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
@@ -154,7 +182,7 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
     summary = {"splits_finished": len(rows), "repeats": repeats, "config": meta["config"], "metrics": stats,
                "rows": rows,
                "interval": "95% two-level bootstrap (splits, then test images) of the median over splits"}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out / "summary.json", summary)
     return summary
 
 

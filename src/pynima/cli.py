@@ -36,10 +36,29 @@ def _config(args: argparse.Namespace, **defaults):
     return TrainConfig(**(defaults | given))
 
 
-def _train(args: argparse.Namespace) -> None:
-    from pynima.train import train
+# options that --resume accepts next to it: they do not change what is trained
+RESUME_OPTIONS = {"resume", "quiet", "num_workers", "func", "command"}
 
-    out = train(_config(args), progress=not getattr(args, "quiet", False))
+
+def _train(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from pynima.train import TrainConfig, train
+
+    progress = not getattr(args, "quiet", False)
+    if getattr(args, "resume", None):
+        extra = sorted(set(vars(args)) - RESUME_OPTIONS)
+        if extra:
+            raise PynimaError(f"--resume continues a run with its own config.json; drop "
+                              f"{', '.join('--' + e.replace('_', '-') if e != 'data' else 'DATA' for e in extra)}")
+        run = Path(args.resume)
+        if not (run / "config.json").is_file():
+            raise PynimaError(f"{run}: no config.json, so no pynima run to resume")
+        workers = {"num_workers": args.num_workers} if hasattr(args, "num_workers") else {}
+        cfg = TrainConfig.from_file(run / "config.json", out=str(run), **workers)
+        out = train(cfg, progress=progress, resume=True)
+    else:
+        out = train(_config(args), progress=progress, overwrite=getattr(args, "overwrite", False))
     print(f"run directory: {out} (best.ckpt, last.ckpt, metrics.csv, loss_curve.png, metrics.json, scatter.png)")
 
 
@@ -67,22 +86,20 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    import json
-    from pathlib import Path
 
     from pynima.evaluate import evaluate_checkpoint
+    from pynima.files import read_json
 
-    split = json.loads(Path(args.split_file).read_text()) if args.split_file else None
-    evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, crops=args.crops)
+    split = read_json(args.split_file) if args.split_file else None
+    evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, crops=args.crops,
+                        allow_out_of_range=args.allow_out_of_range)
 
 
 def _export(args: argparse.Namespace) -> None:
-    import json
-    from pathlib import Path
-
     import numpy as np
 
     from pynima.export import export_onnx, quantize_int8
+    from pynima.files import read_json
     from pynima.predict import Scorer, TorchEngine, iter_image_paths, load
 
     fp32 = export_onnx(args.ckpt, args.out)
@@ -105,7 +122,7 @@ def _export(args: argparse.Namespace) -> None:
 
         records = read_tid2013(args.data)
         if args.split_file:
-            records = apply_split(records, json.loads(Path(args.split_file).read_text()), args.part)
+            records = apply_split(records, read_json(args.split_file), args.part)
         mos = np.array([r.mos for r in records])
         for name, path in models.items():
             scorer = load(path)
@@ -113,33 +130,58 @@ def _export(args: argparse.Namespace) -> None:
             print(f"SRCC {name} on {len(records)} images: {stats.spearmanr(pred, mos).statistic:.4f}")
 
 
-def _predict(args: argparse.Namespace) -> None:
+def _positive_int(text: str) -> int:
+    """argparse type for counts such as --batch-size: 0, negatives and non-numbers are a usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _predict(args: argparse.Namespace) -> int:
+    """Score files and folders; every input gets a row (a score or an error). Exit 0 only if all were scored."""
     import csv
     import json
 
     from pynima.predict import load
 
+    def problem(path, message: str | None) -> str:  # the message without the path it starts with
+        return message.removeprefix(f"{path}: ") if message else ""
+
     scorer = load(args.ckpt, engine=args.engine, crops=args.crops, bf16=args.bf16)
-    rows, failed = [], 0
+    rows, total, failed = [], 0, 0
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:
-        writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(10)])
+        writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(10)] + ["warning", "error"])
     for path, score, error in scorer.score_paths(args.paths, batch_size=args.batch_size):
+        total += 1
+        warning = score.warning if score else None
         if error:
             failed += 1
             print(f"skipped: {error}", file=sys.stderr)
-            continue
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
         if args.format == "json":
-            rows.append({"path": str(path), "mean": score.mean, "std": score.std,
-                         "distribution": list(score.distribution)})
+            rows.append({"path": str(path), "mean": score.mean if score else None, "std": score.std if score else None,
+                         "distribution": list(score.distribution) if score else None,
+                         "warning": problem(path, warning) or None, "error": problem(path, error) or None})
         elif writer:
-            writer.writerow([path, f"{score.mean:.4f}", f"{score.std:.4f}"] + [f"{v:.5f}" for v in score.distribution])
+            values = ([f"{score.mean:.4f}", f"{score.std:.4f}"] + [f"{v:.5f}" for v in score.distribution] if score
+                      else [""] * 12)
+            writer.writerow([path] + values + [problem(path, warning), problem(path, error)])
+        elif score:
+            print(f"{score.mean:6.3f}  {score.std:5.3f}  {path}" + (f"  (warning: {problem(path, warning)})"
+                                                                      if warning else ""))
         else:
-            print(f"{score.mean:6.3f}  {score.std:5.3f}  {path}")
+            print(f"{'-':>6}  {'-':>5}  {path}  (error: {problem(path, error)})")
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     if failed:
-        print(f"{failed} file(s) could not be read and were skipped", file=sys.stderr)
+        print(f"{failed} of {total} input(s) could not be scored (see the skipped: lines)", file=sys.stderr)
+    return 1 if failed or not total else 0
 
 
 def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs: int) -> None:
@@ -182,6 +224,9 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help="keep the backbone's stem and first N stages at their ImageNet weights (default 0: train "
                         "all); 2 makes CPU training steps 1.5-1.9x faster but cost 0.01-0.03 SRCC in our runs "
                         "(docs/performance.md)")
+    p.add_argument("--allow-out-of-range", action="store_true",
+                   help="accept MOS values outside TID2013's 0-9 scale (an error by default: another scale would "
+                        "train silently wrong)")
     p.add_argument("--no-onnx", dest="export_onnx", action="store_false",
                    help="do not write best.onnx next to best.ckpt (it lets pynima predict start fast)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -210,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train NIMA on a TID2013-layout dataset, then evaluate on its test split",
                        argument_default=argparse.SUPPRESS)
     _add_train_options(p, out="runs/nima", ratios="0.7 0.2 0.1", epochs=100)
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its checkpoints, logs and results; nothing else)")
+    p.add_argument("--resume", metavar="RUN",
+                   help="continue an interrupted run from RUN/last.ckpt with RUN/config.json (same final metrics "
+                        "as an uninterrupted run)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("benchmark", argument_default=argparse.SUPPRESS,
@@ -252,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
     p.add_argument("--crops", choices=["centre", "grid"], default="centre",
                    help="one centre 224 crop (default, as in training) or 224 crops covering the image, averaged")
+    p.add_argument("--allow-out-of-range", action="store_true", help="accept MOS values outside TID2013's 0-9 scale")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch), optionally int8-quantized",
@@ -269,11 +320,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.set_defaults(func=_export)
 
-    p = sub.add_parser("predict", help="score images (files and folders, recursively)")
+    p = sub.add_parser("predict", help="score images (files and folders, recursively)",
+                       description="Score image files, and the image files under folders (recursively). A file "
+                                   "that cannot be scored (corrupt, truncated, too large or too small, unsupported "
+                                   "format) is reported on stderr (skipped: ...) and in the output (an error field "
+                                   "or column, or a table line), and the others are scored. Images smaller than the "
+                                   "224x224 crop on a side are padded and flagged (warning: ...).",
+                       epilog="exit status: 0 every input was scored; 1 some or all inputs could not be scored, a "
+                              "path does not exist or a folder holds no images; 2 usage error (bad option, "
+                              "unreadable model).")
     p.add_argument("ckpt", help="a checkpoint from pynima train, or an .onnx file from pynima export")
-    p.add_argument("paths", nargs="+")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("paths", nargs="+", help="image files and folders")
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table",
+                   help="table (default): mean, std, path; json and csv add the distribution and the warning and "
+                        "error of each input")
+    p.add_argument("--batch-size", type=_positive_int, default=16, help="images per network batch (default 16)")
     p.add_argument("--engine", choices=["auto", "torch", "onnx", "openvino"], default="auto",
                    help="auto (default): ONNX Runtime for an .onnx file and for a checkpoint with an up-to-date "
                         "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "
@@ -290,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)  # commands return None, or an exit code when partial failure is possible (predict)
     except PynimaError as e:
         print(f"pynima {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -302,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    return 0
+    return int(code or 0)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,12 @@ disk), so names are matched case-insensitively.
 
 from __future__ import annotations
 
+import math
 import re
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +32,19 @@ STD_FILE = "mos_std.txt"
 DISTORTED_DIR = "distorted_images"
 REFERENCE_DIR = "reference_images"
 
-IMAGE_SUFFIXES = {".bmp", ".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".ppm", ".gif"}  # what we read
+# Image files to pynima (folders are walked for these): what Pillow reads, plus the formats below, listed so that such
+# files are reported by name ("HEIC is not supported...") instead of silently left out.
+UNSUPPORTED_SUFFIXES = {  # readable only with a Pillow plugin or codec (pillow-heif, libavif...): refused if absent
+    ".heic": "HEIC", ".heif": "HEIF", ".jxl": "JPEG XL", ".avif": "AVIF",
+}
+RAW_SUFFIXES = {  # camera raw: always refused; Pillow would open some as TIFF and return the embedded thumbnail
+    ".dng": "DNG", ".cr2": "Canon CR2", ".cr3": "Canon CR3", ".nef": "Nikon NEF", ".arw": "Sony ARW",
+    ".orf": "Olympus ORF", ".rw2": "Panasonic RW2", ".raf": "Fujifilm RAF", ".srw": "Samsung SRW", ".pef": "Pentax PEF",
+}
+IMAGE_SUFFIXES = {".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".tif", ".tiff", ".webp", ".ppm",
+                  ".pgm", ".pbm", ".pnm", ".gif", ".jp2", ".qoi", ".tga", *UNSUPPORTED_SUFFIXES, *RAW_SUFFIXES}
+
+MOS_RANGE = (0.0, 9.0)  # TID2013's scale (observers' scores 0-9)
 
 _NAME = re.compile(r"^i(\d{2})_(\d{2})_(\d)\.bmp$", re.IGNORECASE)
 
@@ -99,8 +116,11 @@ def _number(text: str) -> float | None:
     return v if np.isfinite(v) else None
 
 
-def read_labels(mos_file: str | Path, std_file: str | Path) -> list[Label]:
-    """Parse a ``mos_with_names.txt`` / ``mos_std.txt`` pair (TID2013 format); one DatasetError for all problems."""
+def read_labels(mos_file: str | Path, std_file: str | Path, allow_out_of_range: bool = False) -> list[Label]:
+    """Parse a ``mos_with_names.txt`` / ``mos_std.txt`` pair (TID2013 format); one DatasetError for all problems.
+
+    A MOS outside TID2013's 0-9 scale (``MOS_RANGE``) is a problem unless ``allow_out_of_range``: a file on another
+    scale (0-100, 1-5 DMOS) would otherwise train and evaluate silently wrong."""
     mos_file, std_file = Path(mos_file), Path(std_file)
     mos_lines, std_lines = _lines(mos_file), _lines(std_file)
     problems: list[str] = []
@@ -114,6 +134,11 @@ def read_labels(mos_file: str | Path, std_file: str | Path) -> list[Label]:
         std = _number(std_row.strip())
         if mos is None or key is None:
             problems.append(f"{mos_file} line {i}: expected 'MOS iRR_TT_L.bmp' with a finite MOS, got {row.strip()!r}")
+        if mos is not None and key is not None and not allow_out_of_range and not (
+                MOS_RANGE[0] <= mos <= MOS_RANGE[1]):
+            problems.append(f"{mos_file} line {i}: MOS {parts[0]} is outside TID2013's {MOS_RANGE[0]:g}-"
+                            f"{MOS_RANGE[1]:g} scale (--allow-out-of-range accepts it)")
+            mos = None
         if std is None or std < 0:
             problems.append(f"{std_file} line {i}: expected a finite non-negative std, got {std_row.strip()!r}")
         if mos is not None and key is not None and std is not None and std >= 0:
@@ -136,16 +161,17 @@ def _index(folder: Path) -> dict[str, Path]:
     return {p.name.lower(): p for p in folder.iterdir() if p.is_file()} if folder.is_dir() else {}
 
 
-def read_tid2013(root: str | Path) -> list[Record]:
+def read_tid2013(root: str | Path, allow_out_of_range: bool = False) -> list[Record]:
     """All images of a TID2013-layout dataset, in label-file order.
 
     Raises one DatasetError naming the file, line and number of problems if the label files disagree, a line does not
-    parse, a value is NaN, or a listed image is missing from ``distorted_images/``.
+    parse, a value is NaN or outside the 0-9 scale (see ``read_labels``), or a listed image is missing from
+    ``distorted_images/``.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory")
-    labels = read_labels(root / MOS_FILE, root / STD_FILE)
+    labels = read_labels(root / MOS_FILE, root / STD_FILE, allow_out_of_range)
     distorted, references = _index(root / DISTORTED_DIR), _index(root / REFERENCE_DIR)
     if not distorted:
         raise DatasetError(f"{root / DISTORTED_DIR}: missing or empty")
@@ -162,17 +188,297 @@ def read_tid2013(root: str | Path) -> list[Record]:
     return records
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
-    """Decode an image file to an (H, W, 3) uint8 array; a DatasetError names the file if it cannot be read."""
+# ---------------------------------------------------------------------------------------------- decoding policy
+#
+# One policy for every image pynima reads (training, evaluation, prediction; files and in-memory images): see
+# load_rgb, to_rgb and check_image. The table of what happens to each kind of input is in docs/reliability.md.
+
+MIN_SIDE = 32  # images whose shorter side is below this are refused: too little content for a 224 crop to judge
+BACKGROUND = (255, 255, 255)  # transparent pixels are composited on white, as a viewer on a white page shows them
+_SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}  # grey with a white level of 65535 (I: as 16-bit PNG/PPM)
+_OPEN_LOCK = threading.Lock()
+
+
+def _fail(name: object, problem: str) -> DatasetError:
+    return DatasetError(f"{name}: {problem}")
+
+
+def _unsupported(path: Path) -> str:
+    """The message for a file Pillow cannot identify, naming the format when the suffix says what it is."""
+    kind = UNSUPPORTED_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        return "cannot decode image (not an image format Pillow reads, or a corrupt header)"
+    return f"{kind} is not supported by this Pillow installation; convert it to JPEG or PNG"
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator:
+    """The image file opened by Image.open (the header only), closed on exit; every failure to open it is a
+    DatasetError naming the file.
+
+    Pillow's decompression-bomb guard raises DecompressionBombError (not an OSError) above twice
+    ``Image.MAX_IMAGE_PIXELS`` and only warns between one and two times it; both become the same refusal (the
+    warning is silenced here because _check_header refuses those images). The lock keeps catch_warnings, which changes
+    process-wide state, from racing between decoding threads. The file is handed to Pillow as a file object, not a
+    path: Pillow then reads uncompressed data instead of memory-mapping it, and its memory-mapped path garbles
+    uncompressed TIFFs whose orientation tag says rotated (orientations 5-8).
+    """
     from PIL import Image, UnidentifiedImageError
 
+    raw = RAW_SUFFIXES.get(path.suffix.lower())
+    if raw is not None:
+        raise _fail(path, f"camera raw ({raw}) is not supported; develop it to JPEG, PNG or TIFF first")
     try:
-        with Image.open(path) as im:
-            return np.asarray(im if im.mode == "RGB" else im.convert("RGB"))  # convert() would copy an RGB image
+        f = open(path, "rb")
     except FileNotFoundError:
-        raise DatasetError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise DatasetError(f"{path}: cannot decode image ({e})") from None
+        raise _fail(path, "no such file") from None
+    except IsADirectoryError:
+        raise _fail(path, "is a folder, not an image file") from None
+    except PermissionError:
+        raise _fail(path, "cannot read (permission denied)") from None
+    except OSError as e:
+        raise _fail(path, f"cannot read ({_reason(e)})") from None
+    with f:
+        try:
+            with _OPEN_LOCK, warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(f)
+        except UnidentifiedImageError:
+            raise _fail(path, _unsupported(path)) from None
+        except Image.DecompressionBombError as e:
+            pixels = re.search(r"\((\d+) pixels\)", str(e))
+            count = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+            raise _fail(path, f"{count}, over the limit of {Image.MAX_IMAGE_PIXELS:,} (PIL.Image.MAX_IMAGE_PIXELS, "
+                              f"the decompression-bomb guard); raise that limit to read it") from None
+        except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many types on malformed headers
+            raise _fail(path, f"cannot read image header ({_reason(e)})") from None
+        with im:
+            yield im
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
+
+
+def _check_header(im, name: object) -> tuple[int, int]:
+    """(width, height) of an opened image after the checks that need no pixels: pixel cap, minimum size, mode."""
+    from PIL import Image
+
+    w, h = im.size
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and w * h > limit:
+        raise _fail(name, f"{w}x{h} is {w * h:,} pixels, over the limit of {limit:,} (PIL.Image.MAX_IMAGE_PIXELS, "
+                          f"the decompression-bomb guard); raise that limit to read it")
+    if min(w, h) < MIN_SIDE:
+        raise _fail(name, f"{w}x{h} is too small to score (shorter side under the minimum of {MIN_SIDE} px)")
+    if im.mode == "F":
+        raise _fail(name, "32-bit float image: no defined white level; save it as 8- or 16-bit, or pass "
+                          "np.asarray(image) with max_value")
+    return w, h
+
+
+def _raw_end(im) -> int | None:
+    """Where the pixel data of an uncompressed ('raw') image ends in its file, from the tile list; None if unknown."""
+    from PIL import ImageMode
+
+    end = 0
+    for tile in im.tile:
+        if tile.codec_name != "raw":
+            return None
+        rawmode, stride = (tile.args, 0) if isinstance(tile.args, str) else tuple(tile.args[:2])
+        x0, y0, x1, y1 = tile.extents
+        if not stride:
+            if rawmode.split(";")[0] == "1":
+                bits = 1
+            else:
+                try:
+                    spec = ImageMode.getmode(rawmode)
+                except KeyError:
+                    return None
+                bits = 8 * int(spec.typestr[2:]) * len(spec.bands)
+            stride = -(-(x1 - x0) * bits // 8)
+        end = max(end, tile.offset + abs(stride) * (y1 - y0))
+    return end or None
+
+
+def check_image(path: str | Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding the pixels; fast enough for every file of a
+    dataset before training.
+
+    Raises the same one-line DatasetError as load_rgb for: missing or unreadable files, formats Pillow cannot read,
+    more than ``PIL.Image.MAX_IMAGE_PIXELS`` pixels, a shorter side under MIN_SIDE, float ("F") images, and
+    truncation where it is cheap to see: uncompressed BMP/PPM/TIFF shorter than their pixel data, PNG chunks that fail
+    their CRC or end early (``Image.verify``). Truncated JPEG, WebP and GIF data is only found by load_rgb.
+    """
+    path = Path(path)
+    with _opened(path) as im:
+        try:
+            size = _check_header(im, path)
+            end = _raw_end(im)
+            if end is not None and path.stat().st_size < end:
+                raise _fail(path, f"truncated file ({path.stat().st_size:,} bytes, the pixel data needs {end:,})")
+            if im.format == "PNG":
+                im.verify()  # chunk structure and CRCs, no decompression
+            return size
+        except DatasetError:
+            raise
+        except Exception as e:  # noqa: BLE001 - verify raises OSError, SyntaxError, struct.error... for broken files
+            raise _fail(path, f"truncated or corrupt ({_reason(e)})") from None
+
+
+def _composite(im):
+    """An image with transparency flattened onto BACKGROUND, as RGB."""
+    from PIL import Image
+
+    rgba = im.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
+
+
+def _pil_to_rgb(im, name: object, max_value: float | None = None) -> np.ndarray:
+    """The decoding policy for an opened PIL image (a file or the caller's): see load_rgb."""
+    from PIL import ImageOps
+
+    _check_header(im, name)
+    im.load()
+    if im.getexif().get(0x0112, 1) != 1:  # EXIF Orientation: the camera stored the picture rotated or mirrored
+        im = ImageOps.exif_transpose(im)
+    if im.mode in _SIXTEEN_BIT:
+        return array_to_rgb(np.asarray(im), 65535 if max_value is None else max_value, name=name)
+    if max_value not in (None, 255):
+        raise _fail(name, f"max_value applies to 16-bit and float images, not to mode {im.mode}")
+    if im.mode == "RGB" and not im.has_transparency_data:
+        return np.asarray(im)
+    if im.has_transparency_data:
+        return np.asarray(_composite(im))
+    try:
+        return np.asarray(im.convert("RGB"))
+    except ValueError:
+        raise _fail(name, f"unsupported image mode {im.mode}") from None
+
+
+def load_rgb(path: str | Path) -> np.ndarray:
+    """Decode an image file to an (H, W, 3) uint8 array, or raise a one-line DatasetError naming the file.
+
+    The policy (the same for in-memory images, see to_rgb): EXIF orientation applied; 16-bit grey (I;16 PNG/TIFF,
+    16-bit PPM) scaled to 8 bits by v * 255 / 65535, rounded (16-bit RGB arrives from Pillow already reduced to 8
+    bits); grey, bilevel, palette, CMYK (no colour management) and YCbCr converted to RGB; transparency (alpha, or a
+    palette or colour key) composited on BACKGROUND; animated GIF/APNG/WebP: the first frame; refused with a reason:
+    float images (no white level), more than PIL.Image.MAX_IMAGE_PIXELS pixels (checked from the header, before
+    decoding), a shorter side under MIN_SIDE, truncated or corrupt data, formats Pillow cannot read here.
+    """
+    path = Path(path)
+    with _opened(path) as im:
+        try:
+            return _pil_to_rgb(im, path)
+        except DatasetError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a corrupt file makes Pillow raise anything, OSError to struct.error
+            problem = "truncated file" if "truncated" in str(e) else "cannot decode image"
+            raise _fail(path, f"{problem} ({_reason(e)})") from None
+
+
+def _white_level(a: np.ndarray, max_value: float | None, name: object) -> float:
+    if max_value is not None:
+        try:
+            white = float(max_value)
+        except (TypeError, ValueError):
+            white = math.nan
+        if not (math.isfinite(white) and white > 0):
+            raise _fail(name, f"max_value must be a positive finite number, got {max_value!r}")
+        return white
+    if a.dtype == np.uint8:
+        return 255.0
+    if a.dtype == np.uint16:
+        return 65535.0
+    if np.issubdtype(a.dtype, np.floating):
+        raise _fail(name, f"{a.dtype} array: pass max_value, its white level (max_value=1.0 for values in [0, 1], "
+                          f"255.0 for [0, 255])")
+    raise _fail(name, f"{a.dtype} array: pass max_value, its white level (e.g. 4095 for 12-bit data)")
+
+
+def array_to_rgb(a: np.ndarray, max_value: float | None = None, name: object = "image array") -> np.ndarray:
+    """An image array as (H, W, 3) uint8, or a one-line DatasetError; see to_rgb for the accepted arrays."""
+    if a.size == 0:
+        raise _fail(name, f"empty array (shape {a.shape})")
+    if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4) and min(a.shape[1:]) > 4:
+        raise _fail(name, f"shape {a.shape} looks channels-first; pass a.transpose(1, 2, 0) for (H, W, C)")
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (1, 3, 4))):
+        raise _fail(name, f"shape {a.shape}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
+    h, w = a.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise _fail(name, f"{w}x{h} is too small to score (shorter side under the minimum of {MIN_SIDE} px)")
+    if a.dtype == np.bool_:
+        if max_value not in (None, 1):
+            raise _fail(name, "a boolean array is bilevel (False black, True white); max_value does not apply")
+        a, max_value = a.astype(np.uint8) * np.uint8(255), None
+    elif not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise _fail(name, f"unsupported dtype {a.dtype}: expected uint8, uint16, another integer type or a float "
+                          f"type with max_value")
+    white = _white_level(a, max_value, name)
+    if a.dtype != np.uint8 or white != 255:
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            raise _fail(name, "contains NaN or infinite values")
+        lo, hi = a.min(), a.max()
+        if lo < 0 or hi > white:
+            raise _fail(name, f"values from {lo:g} to {hi:g}, outside [0, {white:g}] (max_value {white:g})")
+        x = a.astype(np.float32)
+        x *= np.float32(255 / white)
+        a = np.rint(x, out=x).astype(np.uint8)
+    if a.ndim == 2 or a.shape[2] == 1:
+        return np.repeat(a.reshape(h, w, 1), 3, axis=2)
+    if a.shape[2] == 4:
+        from PIL import Image
+
+        return np.asarray(_composite(Image.fromarray(np.ascontiguousarray(a), "RGBA")))
+    return a
+
+
+def to_rgb(image, max_value: float | None = None) -> np.ndarray:
+    """An in-memory image (NumPy array or PIL image) as (H, W, 3) uint8, under load_rgb's policy; a one-line
+    DatasetError ("image array: ..." or the PIL image's file name) otherwise.
+
+    Arrays: uint8 as is; uint16 scaled by 65535, or by ``max_value`` (e.g. 4095 for 12-bit data); float and other
+    integer types need ``max_value`` (their white level: 1.0 for [0, 1]); values outside [0, max_value], NaN and
+    infinity are refused; bool is bilevel (True white). Shapes (H, W) and (H, W, 1) (grey), (H, W, 3), (H, W, 4)
+    (RGBA, composited on BACKGROUND); channels-first (C, H, W) is refused with a hint to transpose. PIL images: as
+    files (EXIF orientation, modes, first frame); ``max_value`` applies to 16-bit and "F" images.
+    """
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        name = getattr(image, "filename", "") or "PIL image"
+        if image.mode == "F":
+            if max_value is None:
+                raise _fail(name, "32-bit float image: pass max_value, its white level (e.g. max_value=1.0)")
+            return array_to_rgb(np.asarray(image), max_value, name=name)
+        try:
+            return _pil_to_rgb(image, name, max_value)
+        except DatasetError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a lazily loaded PIL image can still fail to decode
+            raise _fail(name, f"cannot decode image ({_reason(e)})") from None
+    if not isinstance(image, np.ndarray):
+        raise _fail("image array", f"expected a path, a NumPy array or a PIL image, got {type(image).__name__}")
+    return array_to_rgb(image, max_value)
+
+
+def check_images(records: list[Record], threads: int = 4) -> None:
+    """Check every record's image file from its header (``check_image``: readable, not truncated where that is
+    cheap to see, within the size limits) before any training starts; one DatasetError for all problems."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def problem(r: Record) -> str | None:
+        try:
+            check_image(r.path)
+        except DatasetError as e:
+            return str(e)
+        return None
+
+    with ThreadPoolExecutor(threads) as pool:
+        problems = [p for p in pool.map(problem, records) if p]
+    if problems:
+        raise _problems(problems)
 
 
 # ---------------------------------------------------------------------------------------------- splits

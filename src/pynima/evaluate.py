@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from pynima.data import DatasetError, Record, apply_split, read_tid2013
 from pynima.distortions import DISTORTIONS
+from pynima.files import atomic_path, write_json
 from pynima.metrics import evaluate_scores
 
 TABLE_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")
@@ -16,25 +16,12 @@ CROP_DESCRIPTION = {"centre": "single centre 224x224 crop at native resolution",
                     "grid": "224x224 crops covering the image at native resolution, distributions averaged"}
 
 
-def load_module(ckpt: str | Path):
-    """The trained NIMAModule of a checkpoint, on the CPU, in eval mode (no ImageNet weights are loaded)."""
-    from pynima.errors import PynimaError
-    from pynima.train import NIMAModule
-
-    try:
-        module = NIMAModule.load_from_checkpoint(ckpt, map_location="cpu", pretrained=False, weights=None)
-    except (FileNotFoundError, IsADirectoryError):
-        raise PynimaError(f"{ckpt}: no such checkpoint") from None
-    except (RuntimeError, KeyError, EOFError) as e:
-        raise PynimaError(f"{ckpt}: not a pynima checkpoint ({e})") from None
-    return module.eval()
-
-
-def predict_distributions(module, records: list[Record], batch_size: int = 32, crops: str = "centre") -> np.ndarray:
+def predict_distributions(model, backbone: str, records: list[Record], batch_size: int = 32, crops: str = "centre"
+                          ) -> np.ndarray:
     """(N, 10) predicted distributions through the same preprocessing as ``pynima predict`` (pynima.predict)."""
     from pynima.predict import Scorer, TorchEngine
 
-    scorer = Scorer(TorchEngine(module.model, module.hparams.backbone), crops=crops)
+    scorer = Scorer(TorchEngine(model, backbone), crops=crops)
     out = []
     for path, score, error in scorer.score_paths([r.path for r in records], batch_size=batch_size):
         if error:
@@ -58,7 +45,8 @@ def scatter(pred: np.ndarray, true: np.ndarray, kinds: np.ndarray, path: Path, t
     ax.set_title(title)
     fig.colorbar(sc, ax=ax, label="distortion type")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
@@ -70,7 +58,7 @@ def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_
     from pynima.labels import moments
 
     mean, std = moments(dists)
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["name", "ref", "kind", "level", "mos", "pred_mean", "pred_std", "emd"])
         for r, m, s, e in zip(records, mean, std, per_image_emd):
@@ -96,7 +84,8 @@ def format_table(metrics: dict) -> str:
 
 
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, split: dict | None = None,
-                        part: str = "test", crops: str = "centre", n_boot: int = 1000, quiet: bool = False) -> dict:
+                        part: str = "test", crops: str = "centre", n_boot: int = 1000, quiet: bool = False,
+                        allow_out_of_range: bool = False) -> dict:
     """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json,
     predictions.csv and scatter.png to ``out``; print the table. Returns the metrics dict.
 
@@ -106,18 +95,19 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
 
     from pynima.labels import moments
     from pynima.losses import emd
+    from pynima.model import load_checkpoint
     from pynima.train import label_distributions
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    module = load_module(ckpt)
-    records = read_tid2013(data)
+    model, hp = load_checkpoint(ckpt)
+    records = read_tid2013(data, allow_out_of_range=allow_out_of_range)
     if split is not None:
         records = apply_split(records, split, part)
-    dists = predict_distributions(module, records, crops=crops)
+    dists = predict_distributions(model, hp["backbone"], records, crops=crops)
     pred = moments(dists)[0]
     true = np.array([r.mos for r in records])
-    targets = label_distributions(records, module.hparams.labels, module.hparams.vote_std)
+    targets = label_distributions(records, hp.get("labels", "maxent"), hp.get("vote_std", "sem"))
     per_image_emd = emd(torch.from_numpy(dists), torch.from_numpy(targets), reduction="none").numpy()
     metrics = evaluate_scores(pred, true, per_image_emd, n_boot=n_boot)
     kinds = np.array([r.kind for r in records])
@@ -132,9 +122,9 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
                         "crops": CROP_DESCRIPTION[crops],
                         "interval": f"95% percentile bootstrap over images ({n_boot} resamples); "
                                     "excludes split variance"}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
     write_predictions(out / "predictions.csv", records, dists, per_image_emd)
     scatter(pred, true, kinds, out / "scatter.png", f"{result['part']} ({len(records)} images)")
+    write_json(out / "metrics.json", result)  # last: a folder with metrics.json holds a finished evaluation
     if not quiet:
         print(f"{result['part']} set: {len(records)} images ({out / 'metrics.json'})")
         print(format_table(metrics))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pynima.errors import PynimaError
+from pynima.files import atomic_path, temporary_sibling
 
 OPSET = 18
 
@@ -33,7 +34,8 @@ def _add_metadata(path: Path, meta: dict[str, str]) -> None:
 
 
 def export_onnx(ckpt: str | Path, out: str | Path | None = None) -> Path:
-    """Write the checkpoint's network as ONNX (torch.onnx's dynamo exporter, batch dimension dynamic)."""
+    """Write the checkpoint's network as ONNX (torch.onnx's dynamo exporter, batch dimension dynamic). The file
+    appears complete, with its metadata, or not at all (written to a temporary sibling, then renamed)."""
     import torch
 
     from pynima import __version__
@@ -43,12 +45,13 @@ def export_onnx(ckpt: str | Path, out: str | Path | None = None) -> Path:
     out = Path(out) if out else Path(ckpt).with_suffix(".onnx")
     model = engine.model.to(memory_format=torch.contiguous_format)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    torch.onnx.export(model, (torch.zeros(2, 3, 224, 224),), str(out), input_names=["image"],
-                      output_names=["distribution"], dynamic_shapes=({0: batch},), dynamo=True, opset_version=OPSET,
-                      external_data=False, verbose=False)
-    _add_metadata(out, {"pynima_backbone": engine.backbone, "pynima_mean": ",".join(map(str, engine.mean)),
-                        "pynima_std": ",".join(map(str, engine.std)), "pynima_version": __version__,
-                        "pynima_source": Path(ckpt).name})
+    with atomic_path(out) as tmp:
+        torch.onnx.export(model, (torch.zeros(2, 3, 224, 224),), str(tmp), input_names=["image"],
+                          output_names=["distribution"], dynamic_shapes=({0: batch},), dynamo=True,
+                          opset_version=OPSET, external_data=False, verbose=False)
+        _add_metadata(tmp, {"pynima_backbone": engine.backbone, "pynima_mean": ",".join(map(str, engine.mean)),
+                            "pynima_std": ",".join(map(str, engine.std)), "pynima_version": __version__,
+                            "pynima_source": Path(ckpt).name})
     return out
 
 
@@ -78,16 +81,18 @@ def quantize_int8(fp32: str | Path, calibration: list[Path], out: str | Path | N
     scorer = Scorer(OnnxEngine(fp32))
     inputs = [scorer.inputs(p) for p in calibration]
     batches = [np.concatenate(inputs[i: i + 16]) for i in range(0, len(inputs), 16)]
-    prepped = out.with_name(out.stem + ".prep.onnx")
-    quant_pre_process(str(fp32), str(prepped))
-    # the softmax stays float: an 8-bit output would be a distribution summing to 1 only within 10 / 255
-    softmax = [n.name for n in onnx.load(str(prepped)).graph.node if n.op_type == "Softmax"]
+    meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
+    prepped = temporary_sibling(out)  # quant_pre_process's output, an intermediate
     try:
-        quantize_static(str(prepped), str(out), _Calibration(batches), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=softmax)
+        with atomic_path(out) as tmp:
+            quant_pre_process(str(fp32), str(prepped))
+            # the softmax stays float: an 8-bit output would be a distribution summing to 1 only within 10 / 255
+            softmax = [n.name for n in onnx.load(str(prepped)).graph.node if n.op_type == "Softmax"]
+            quantize_static(str(prepped), str(tmp), _Calibration(batches), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=softmax)
+            _add_metadata(tmp, meta | {"pynima_quantization": f"int8 static QDQ, {len(calibration)} calibration "
+                                                              f"images"})
     finally:
         prepped.unlink(missing_ok=True)
-    meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
-    _add_metadata(out, meta | {"pynima_quantization": f"int8 static QDQ, {len(calibration)} calibration images"})
     return out

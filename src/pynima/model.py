@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 
 import torch
@@ -158,3 +159,38 @@ def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) the backbone's ImageNet weights expect, for torchvision's Normalize."""
     cfg = BACKBONES[backbone]
     return cfg["mean"], cfg["std"]
+
+
+def load_checkpoint(path: str | Path) -> tuple[NIMA, dict]:
+    """The trained network of a ``pynima train`` checkpoint (eval mode, CPU) and its hyper-parameters.
+
+    The one way pynima reads a checkpoint. It loads with ``weights_only=True``: tensors and plain data only, so a
+    file that carries a pickled program is refused instead of run (model files get shared). No ImageNet weights are
+    fetched: the checkpoint holds every weight.
+    """
+    import pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise PynimaError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:  # a pickled object whose loading would call this function: the file is refused, never run
+            raise PynimaError(f"{path}: refused: it holds Python objects ({found.group(1)}) that loading would run; "
+                              f"pynima checkpoints hold only tensors and plain data") from None
+        raise PynimaError(f"{path}: not a pynima checkpoint (unreadable: corrupt or another format)") from None
+    except Exception as e:  # noqa: BLE001 - torch.load raises many types for random bytes; all mean the same here
+        raise PynimaError(f"{path}: not a pynima checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+                          ) from None
+    hp = state.get("hyper_parameters") if isinstance(state, dict) else None
+    weights = state.get("state_dict") if isinstance(state, dict) else None
+    if not isinstance(hp, dict) or not isinstance(weights, dict) or hp.get("backbone") not in BACKBONES:
+        raise PynimaError(f"{path}: not a pynima checkpoint (no hyper_parameters with a known backbone and state_dict)")
+    model = create_model(hp["backbone"], pretrained=False)
+    try:
+        model.load_state_dict({k.removeprefix("model."): v for k, v in weights.items()})
+    except RuntimeError as e:
+        raise PynimaError(f"{path}: weights do not fit a {hp['backbone']} NIMA ({str(e).splitlines()[0]})") from None
+    return model.eval(), dict(hp)

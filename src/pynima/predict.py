@@ -9,12 +9,18 @@ file on OpenVINO). All get identical inputs from one NumPy preprocessing path, w
 * ``crops="grid"``: 224x224 crops covering the image (3 x 2 on TID2013's 512x384; at most 4 x 4 evenly spaced
   crops on large photos), the distribution averaged over them.
 
-Images are decoded in a thread pool (Pillow releases the GIL while decoding), one batch ahead of the model.
+Images are decoded in a thread pool (Pillow releases the GIL while decoding), one batch ahead of the model, under
+the decoding policy of ``pynima.data`` (``load_rgb`` for files, ``to_rgb`` for arrays and PIL images). The network gets
+at most MAX_CROPS_PER_PASS crops per call, so memory does not grow with batch size times crops. Images smaller than
+the crop on a side (but at least ``pynima.data.MIN_SIDE``) are zero-padded and scored with a warning
+(``Score.warning``); a file that cannot be scored is reported and the others are scored.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import numbers
 import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,12 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.data import IMAGE_SUFFIXES, DatasetError, load_rgb
+from pynima.data import IMAGE_SUFFIXES, load_rgb, to_rgb
 from pynima.errors import PynimaError
+
+log = logging.getLogger(__name__)
 
 CROP = 224
 CROP_MODES = ("centre", "grid")
 MAX_GRID = 4  # grid crops per side at most: a 12-megapixel photo gets 16 crops, not 250
+MAX_CROPS_PER_PASS = 64  # crops per network call at most, whatever the batch size and crop mode
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,31 @@ class Score:
     mean: float  # predicted mean opinion score, 0-9
     std: float
     distribution: tuple[float, ...]  # probability of each score 0..9
+    warning: str | None = None  # e.g. the image was smaller than the crop and was padded
+
+
+def _walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
+    """(file, None) for files as given and image files under folders (recursively, sorted); (path, problem) for a
+    path that does not exist, a folder without images and a subfolder that cannot be listed."""
+    for p in map(Path, paths):
+        if not p.is_dir():
+            yield (p, None) if p.exists() or p.is_symlink() else (p, f"{p}: no such file or folder")
+            continue
+        found, unlisted, errors = 0, 0, []
+        for root, dirs, files in os.walk(p, onerror=errors.append):
+            dirs.sort()
+            for f in sorted(files):
+                if Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                    found += 1
+                    yield Path(root) / f, None
+            while errors:
+                e, unlisted = errors.pop(0), unlisted + 1
+                yield Path(e.filename), f"{e.filename}: cannot list folder ({e.strerror})"
+        for e in errors:
+            unlisted += 1
+            yield Path(e.filename), f"{e.filename}: cannot list folder ({e.strerror})"
+        if not found and not unlisted:
+            yield p, f"{p}: no images found (no file with an image suffix: .jpg, .png, .tif, .bmp, .webp...)"
 
 
 def iter_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -123,20 +157,9 @@ class TorchEngine:
     @classmethod
     def from_checkpoint(cls, ckpt: str | Path, bf16: bool = False) -> TorchEngine:
         """The network of a ``pynima train`` checkpoint, built without Lightning (faster start)."""
-        import torch
+        from pynima.model import load_checkpoint
 
-        from pynima.model import create_model
-
-        try:
-            state = torch.load(ckpt, map_location="cpu", weights_only=False)
-            hp = state["hyper_parameters"]
-            model = create_model(hp["backbone"], pretrained=False)
-            weights = {k.removeprefix("model."): v for k, v in state["state_dict"].items()}
-            model.load_state_dict(weights)
-        except (FileNotFoundError, IsADirectoryError):
-            raise PynimaError(f"{ckpt}: no such checkpoint") from None
-        except (RuntimeError, KeyError, EOFError, TypeError, ValueError) as e:
-            raise PynimaError(f"{ckpt}: not a pynima checkpoint ({str(e).splitlines()[0]})") from None
+        model, hp = load_checkpoint(ckpt)
         return cls(model, hp["backbone"], bf16=bf16)
 
 
@@ -219,52 +242,106 @@ class Scorer:
         self.engine, self.crops = engine, crops
         self.threads = threads or min(4, os.cpu_count() or 1)
 
-    def inputs(self, image) -> np.ndarray:
-        """Network input of one image (path, (H, W, 3) uint8 array or PIL image): (n_crops, 3, 224, 224)."""
-        if isinstance(image, (str, Path)):
-            image = load_rgb(image)
-        image = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
-        return normalize(crops(image, self.crops), self.engine.mean, self.engine.std)
+    def _crops(self, image, max_value: float | None = None) -> tuple[np.ndarray, str | None]:
+        """(n_crops, 224, 224, 3) uint8 crops of one image, and a warning if it had to be padded."""
+        if isinstance(image, (str, os.PathLike)):
+            name, rgb = image, load_rgb(image)
+        else:
+            name, rgb = getattr(image, "filename", "") or "image array", to_rgb(image, max_value)
+        h, w = rgb.shape[:2]
+        warning = None
+        if h < CROP or w < CROP:
+            warning = (f"{name}: {w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, so the "
+                       f"score is less reliable")
+        return crops(rgb, self.crops), warning
+
+    def inputs(self, image, max_value: float | None = None) -> np.ndarray:
+        """Network input of one image (a path, an array or a PIL image, see ``score``): (n_crops, 3, 224, 224)."""
+        x, warning = self._crops(image, max_value)
+        if warning:
+            log.warning(warning)
+        return normalize(x, self.engine.mean, self.engine.std)
 
     def distributions(self, inputs: list[np.ndarray]) -> np.ndarray:
-        """(N, 10) distributions, each averaged over its image's crops."""
+        """(N, 10) distributions, each averaged over its image's crops. ``inputs``: per image, its network input
+        (float, from ``inputs``) or its uint8 crops (normalized here, a chunk at a time). The network gets at most
+        MAX_CROPS_PER_PASS crops per call."""
         counts = [len(x) for x in inputs]
-        p = self.engine(np.concatenate(inputs)).astype(np.float64)
+        outputs, chunk, size = [], [], 0
+
+        def run() -> None:
+            x = np.concatenate(chunk)
+            if x.dtype == np.uint8:
+                x = normalize(x, self.engine.mean, self.engine.std)
+            outputs.append(np.asarray(self.engine(x), np.float64))
+
+        for x in inputs:
+            start = 0
+            while start < len(x):
+                take = min(MAX_CROPS_PER_PASS - size, len(x) - start)
+                chunk.append(x[start: start + take])
+                size, start = size + take, start + take
+                if size == MAX_CROPS_PER_PASS:
+                    run()
+                    chunk, size = [], 0
+        if chunk:
+            run()
+        p = np.concatenate(outputs)
         return np.stack([part.mean(0) for part in np.split(p, np.cumsum(counts)[:-1])])
 
-    def _scores(self, inputs: list[np.ndarray]) -> list[Score]:
+    def _scores(self, inputs: list[np.ndarray], warnings: list[str | None] | None = None) -> list[Score]:
         from pynima.labels import moments
 
         p = self.distributions(inputs)
         m, s = moments(p)
-        return [Score(float(a), float(b), tuple(float(v) for v in row)) for a, b, row in zip(m, s, p)]
+        warnings = warnings or [None] * len(p)
+        return [Score(float(a), float(b), tuple(float(v) for v in row), w) for a, b, row, w in zip(m, s, p, warnings)]
 
-    def score(self, image) -> Score:
-        """Score one image: a path, an (H, W, 3) uint8 array or a PIL image."""
-        return self._scores([self.inputs(image)])[0]
+    def score(self, image, max_value: float | None = None) -> Score:
+        """Score one image: a path, a NumPy array or a PIL image, decoded under the policy of pynima.data.to_rgb.
 
-    def _load(self, path: Path) -> np.ndarray | str:
+        ``max_value``: the white level of a float or high-bit array (1.0 for floats in [0, 1], 4095 for 12-bit);
+        uint8 and uint16 arrays need none. Raises DatasetError (one line) for an image it cannot score; an image
+        smaller than the crop is padded, logged and flagged in ``Score.warning``.
+        """
+        x, warning = self._crops(image, max_value)
+        if warning:
+            log.warning(warning)
+        return self._scores([x], [warning])[0]
+
+    def _load(self, path: Path) -> tuple[np.ndarray, str | None] | str:
         try:
-            return self.inputs(path)
-        except DatasetError as e:
+            return self._crops(path)
+        except PynimaError as e:
             return str(e)
 
     def score_paths(self, paths: Iterable[str | Path], batch_size: int = 16
                     ) -> Iterator[tuple[Path, Score | None, str | None]]:
-        """(path, score, None) per readable image, (path, None, error) per unreadable one, in input order."""
-        it = iter_image_paths(paths)
+        """(path, score, None) per scored image, (path, None, problem) per file that cannot be scored, in input order.
+
+        Folders are walked recursively for IMAGE_SUFFIXES. A path that does not exist, a folder without images and
+        each unreadable file give a (path, None, problem) row and the other images are still scored. Warnings
+        (padded small images) are in ``Score.warning``, not logged.
+        """
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise PynimaError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = int(batch_size)
+        return self._score_paths(_walk(paths), batch_size)  # not a generator itself, so a bad batch_size raises here
+
+    def _score_paths(self, it: Iterator[tuple[Path, str | None]], batch_size: int
+                     ) -> Iterator[tuple[Path, Score | None, str | None]]:
         with ThreadPoolExecutor(self.threads) as pool:
             def submit() -> tuple[list[Path], list]:
                 chunk = list(islice(it, batch_size))
-                return chunk, [pool.submit(self._load, p) for p in chunk]
+                return [p for p, _ in chunk], [problem or pool.submit(self._load, p) for p, problem in chunk]
 
             pending = submit()
             while pending[0]:
                 chunk, futures = pending
                 pending = submit()  # the next batch decodes while this one runs through the network
-                loaded = [f.result() for f in futures]
+                loaded = [f if isinstance(f, str) else f.result() for f in futures]
                 good = [x for x in loaded if not isinstance(x, str)]
-                scores = iter(self._scores(good)) if good else iter(())
+                scores = iter(self._scores([x for x, _ in good], [w for _, w in good])) if good else iter(())
                 for path, x in zip(chunk, loaded):
                     yield (path, None, x) if isinstance(x, str) else (path, next(scores), None)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from pynima.errors import PynimaError
+from pynima.files import write_text
 
 METRIC_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")
 
@@ -218,5 +219,5 @@ def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None 
     doc = _Doc(fmt, f"pynima {kind}: {d}")
     build(doc, d)
     path = Path(out) if out else d / f"report.{fmt}"
-    path.write_text(doc.text())
+    write_text(path, doc.text())
     return path

@@ -20,6 +20,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from pynima.errors import PynimaError
+from pynima.files import atomic_path, write_json
 
 DEFAULT_LR_HEAD = (1e-6, 1e-2)
 DEFAULT_LR_BASE = (1e-7, 1e-3)
@@ -61,7 +62,8 @@ def landscape(trials: list[dict], path: Path, ranges: dict[str, tuple[float, flo
     ax.set_ylabel("backbone learning rate")
     ax.set_title(f"learning-rate search, {len(done)} trials")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
@@ -88,7 +90,7 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     out.mkdir(parents=True, exist_ok=True)
     split_file = Path(cfg.split_file) if cfg.split_file else out / "split.json"
     if not cfg.split_file and not split_file.is_file():
-        split_file.write_text(json.dumps(make_split(read_tid2013(cfg.data), cfg.split, cfg.ratios, cfg.seed), indent=1))
+        write_json(split_file, make_split(read_tid2013(cfg.data), cfg.split, cfg.ratios, cfg.seed), indent=1)
     base = replace(cfg, split_file=str(split_file), lr_head=None, lr_base=None, export_onnx=False)
 
     identity = {k: v for k, v in asdict(base).items() if k not in ("out", "num_workers", "export_onnx")} | {
@@ -145,13 +147,13 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     best_cfg = best_cfg | {"ratios": list(base.ratios), "trial": best.number, "best_val_emd": best.value,
                            "about": f"best of {trials} trials ({sampler} search, {base.epochs} epochs each, validation "
                                     f"EMD); epochs reset to the default for the final run on the same split"}
-    (out / "best_config.json").write_text(json.dumps(best_cfg, indent=2))
+    write_json(out / "best_config.json", best_cfg)
     landscape(rows, out / "landscape.png", ranges)
     result = {"study": study_name, "storage": str(storage), "sampler": sampler,
               "ranges": {k: list(v) for k, v in ranges.items()}, "trial_epochs": base.epochs,
               "split_file": str(split_file), "trials": rows, "best": {"number": best.number, "val_emd": best.value,
                                                                     **best.params}, "config": identity}
-    (out / "search.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "search.json", result)
     print(format_trials(result))
     print(f"best configuration: {out / 'best_config.json'} (pynima train --config {out / 'best_config.json'})")
     return result

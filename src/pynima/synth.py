@@ -24,7 +24,9 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -43,6 +45,7 @@ from pynima.data import (
     read_labels,
 )
 from pynima.distortions import DISTORTIONS, LEVELS, LEVELS_FILE, distort
+from pynima.files import write_bytes, write_json
 
 SIZE = (512, 384)  # TID2013's width, height
 MANIFEST = "pynima-synth.json"
@@ -168,9 +171,59 @@ def _make(ref_index: int, kind: int) -> tuple[int, int, list[float] | None]:
 def _write_labels(out: Path, names: list[str], mos: Iterable[float], std: Iterable[float]) -> None:
     mos, std = list(mos), list(std)
     # TID2013's own format: CRLF line ends, 5 decimals
-    (out / MOS_FILE).write_bytes("".join(f"{m:.5f} {n}\r\n" for m, n in zip(mos, names)).encode())
-    (out / STD_FILE).write_bytes("".join(f"{s:.5f}\r\n" for s in std).encode())
-    (out / "mos.txt").write_bytes("".join(f"{m:.5f}\r\n" for m in mos).encode())
+    write_bytes(out / MOS_FILE, "".join(f"{m:.5f} {n}\r\n" for m, n in zip(mos, names)).encode())
+    write_bytes(out / STD_FILE, "".join(f"{s:.5f}\r\n" for s in std).encode())
+    write_bytes(out / "mos.txt", "".join(f"{m:.5f}\r\n" for m in mos).encode())
+
+
+OUTPUTS = (DISTORTED_DIR, REFERENCE_DIR, MOS_FILE, STD_FILE, "mos.txt")  # what synth writes, besides MANIFEST
+
+
+def _read_manifest(out: Path) -> dict | None:
+    """The manifest of a synth dataset in ``out``: None if there is none, {} if it is unreadable."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _on_disk(out: Path, manifest: dict) -> bool:
+    """Whether ``out`` holds what its manifest describes (the label files and every distorted image)."""
+    folder = out / DISTORTED_DIR
+    return (all((out / f).is_file() for f in (MOS_FILE, STD_FILE)) and folder.is_dir()
+            and sum(1 for _ in folder.iterdir()) == manifest.get("images"))
+
+
+def _swap_in(new: Path, out: Path, manifest: dict) -> None:
+    """Move the complete dataset in ``new`` into ``out``: the old manifest is marked incomplete first and the new one
+    written last, so an interruption at any point leaves a folder that is never reported as up to date; files in
+    ``out`` that synth did not write are left alone."""
+    out.mkdir(parents=True, exist_ok=True)
+    old = _read_manifest(out)
+    if old is not None:
+        write_json(out / MANIFEST, (old or {"format": "pynima-synth"}) | {"complete": False})
+    trash = out / f".replaced-{os.getpid()}"
+    for name in OUTPUTS:
+        if (out / name).exists():
+            trash.mkdir(exist_ok=True)
+            os.replace(out / name, trash / name)
+        os.replace(new / name, out / name)
+    write_json(out / MANIFEST, manifest)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Temporary folders of earlier synth runs into ``out`` whose process is gone (killed mid-run)."""
+    for d in out.parent.glob(f".{out.name}.synth-*"):
+        try:
+            os.kill(int(d.name.rsplit("-", 2)[-2]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            pass
 
 
 def synthesize(
@@ -183,7 +236,10 @@ def synthesize(
     progress: bool = True,
     force: bool = False,
 ) -> SynthResult:
-    """Write (or reuse, when cached) a TID2013-layout dataset in ``out``. See the module docstring."""
+    """Write (or reuse, when cached) a TID2013-layout dataset in ``out``. See the module docstring.
+
+    Every input is read and checked before ``out`` is touched; the dataset is built in a temporary sibling folder
+    and moved in when complete, so a failure or an interruption leaves the previous dataset as it was."""
     t0 = time.perf_counter()
     out = Path(out)
     if (mos_table is None) != (std_table is None):
@@ -197,73 +253,71 @@ def synthesize(
     key = _sha(files + tables + code, str(seed), labels_kind, mapping, str(FORMAT_VERSION))
     n_images = len(files) * len(DISTORTIONS) * len(LEVELS)
 
-    manifest_path = out / MANIFEST
-    old = None
-    if manifest_path.is_file():
-        try:
-            old = json.loads(manifest_path.read_text())
-        except (OSError, ValueError):
-            old = {}
-    if old and old.get("key") == key and old.get("complete") and not force:
+    old = _read_manifest(out) if out.is_dir() else None
+    if old and old.get("key") == key and old.get("complete") and not force and _on_disk(out, old):
         return SynthResult(out, n_images, len(files), time.perf_counter() - t0, True, labels_kind)
-    if out.exists() and any(out.iterdir()) and old is None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and old is None:
         raise DatasetError(f"{out}: exists, is not empty and is not a pynima synth dataset; choose another folder")
-    if old is not None:  # our own stale output: start clean so no image of the old set survives
-        import shutil
-
-        for d in (DISTORTED_DIR, REFERENCE_DIR):
-            shutil.rmtree(out / d, ignore_errors=True)
 
     table = {}
     if tables:
         table = {(lab.ref, lab.kind, lab.level): lab for lab in read_labels(*tables)}
-        missing = [image_name(r, k, lv) for r in range(1, len(files) + 1) for k in DISTORTIONS for lv in LEVELS
-                   if (r, k, lv) not in table]
+        missing = [image_name(r, k, lv) for r, k, lv in _keys(len(files)) if (r, k, lv) not in table]
         if missing:
             raise DatasetError(f"{tables[0]}: no row for {missing[0]} ({len(missing)} images of the {len(files)} "
                                f"references have no label)")
-
     references = []
-    for f in files:
+    for f in files:  # into memory before anything is written: the references may live inside ``out``
         try:
             references.append(fit_reference(load_rgb(f)))
         except ValueError as e:
             raise DatasetError(f"{f}: {e}") from None
-    (out / DISTORTED_DIR).mkdir(parents=True, exist_ok=True)
-    (out / REFERENCE_DIR).mkdir(exist_ok=True)
-    manifest = {"format": "pynima-synth", "key": key, "complete": False, "seed": seed, "labels": labels_kind,
-                "references": [str(f) for f in files]}
-    manifest_path.write_text(json.dumps(manifest, indent=2))
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(out)
+    new = out.parent / f".{out.name}.synth-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        (new / DISTORTED_DIR).mkdir(parents=True)
+        (new / REFERENCE_DIR).mkdir()
+        _build(new, references, seed, workers, progress, table)
+        seconds = time.perf_counter() - t0
+        manifest = {"format": "pynima-synth", "key": key, "complete": True, "seed": seed, "labels": labels_kind,
+                    "references": [str(f) for f in files], "images": n_images, "seconds": round(seconds, 1)}
+        _swap_in(new, out, manifest)
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+    return SynthResult(out, n_images, len(files), seconds, False, labels_kind)
+
+
+def _keys(n_refs: int) -> list[tuple[int, int, int]]:
+    """(reference, type, level) of every image, in TID2013's order."""
+    return [(r, k, lv) for r in range(1, n_refs + 1) for k in DISTORTIONS for lv in LEVELS]
+
+
+def _build(new: Path, references: list[np.ndarray], seed: int, workers: int | None, progress: bool,
+           table: dict) -> None:
+    """Write the references, the distorted images and the label files into ``new``."""
     from PIL import Image
-
-    for i, ref in enumerate(references, start=1):
-        Image.fromarray(ref).save(out / REFERENCE_DIR / f"I{i:02d}.bmp")
-
-    # the JPEG2000-based types are the slowest: start them first so the pool ends evenly
-    slow = {11: 0, 13: 0, 20: 1, 22: 1, 24: 1}
-    jobs = sorted(((r, k) for r in range(len(files)) for k in DISTORTIONS), key=lambda j: (slow.get(j[1], 2), j))
-    scores: dict[tuple[int, int], list[float]] = {}
-    workers = workers or os.cpu_count() or 1
     from tqdm import tqdm
 
-    with ProcessPoolExecutor(workers, initializer=_init_worker,
-                             initargs=(references, str(out), seed, not tables)) as pool:
+    for i, ref in enumerate(references, start=1):
+        Image.fromarray(ref).save(new / REFERENCE_DIR / f"I{i:02d}.bmp")
+    # the JPEG2000-based types are the slowest: start them first so the pool ends evenly
+    slow = {11: 0, 13: 0, 20: 1, 22: 1, 24: 1}
+    jobs = sorted(((r, k) for r in range(len(references)) for k in DISTORTIONS),
+                  key=lambda j: (slow.get(j[1], 2), j))
+    scores: dict[tuple[int, int], list[float]] = {}
+    with ProcessPoolExecutor(workers or os.cpu_count() or 1, initializer=_init_worker,
+                             initargs=(references, str(new), seed, not table)) as pool:
         futures = [pool.submit(_make, r, k) for r, k in jobs]
         for fut in tqdm(as_completed(futures), total=len(futures), desc="synth", unit="ref x type",
                         disable=not progress):
             r, k, s = fut.result()
             if s is not None:
                 scores[r, k] = s
-
-    keys = [(r, k, lv) for r in range(1, len(files) + 1) for k in DISTORTIONS for lv in LEVELS]
-    names = [image_name(*key_) for key_ in keys]
-    if tables:
+    keys = _keys(len(references))
+    if table:
         mos, std = [table[k].mos for k in keys], [table[k].mos_std for k in keys]
     else:
-        q = np.array([scores[r - 1, k][lv - 1] for r, k, lv in keys])
-        mos, std = pseudo_mos(q)
-    _write_labels(out, names, mos, std)
-    seconds = time.perf_counter() - t0
-    manifest.update(complete=True, images=len(names), seconds=round(seconds, 1))
-    manifest_path.write_text(json.dumps(manifest, indent=2))
-    return SynthResult(out, len(names), len(files), seconds, False, labels_kind)
+        mos, std = pseudo_mos(np.array([scores[r - 1, k][lv - 1] for r, k, lv in keys]))
+    _write_labels(new, [image_name(*k) for k in keys], mos, std)

@@ -8,7 +8,6 @@ square) and a horizontal flip; evaluation takes the single centre 224x224 crop, 
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -17,9 +16,12 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
-from pynima.data import Record, apply_split, load_rgb, make_split, read_tid2013
+from pynima.data import DatasetError, Record, apply_split, check_images, load_rgb, make_split, read_tid2013
+from pynima.errors import PynimaError
+from pynima.files import atomic_path, folder_lock, read_json, write_json
 from pynima.labels import targets, vote_std
 from pynima.losses import emd
 from pynima.model import create_model, mean_score, normalization
@@ -54,6 +56,7 @@ class TrainConfig:
     precision: str = "32"  # or "bf16-mixed": Lightning's bfloat16 autocast (bench/train_step.py measures it)
     cache_images: bool = False  # decode once into memory and crop in the main process (no loader workers)
     freeze_stages: int = 0  # keep the stem and this many early backbone stages at their ImageNet weights
+    allow_out_of_range: bool = False  # accept MOS outside the dataset's scale (clipped to it for the targets)
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -61,14 +64,7 @@ class TrainConfig:
         ``overrides`` applied on top; unknown keys are an error naming the file."""
         from dataclasses import fields
 
-        from pynima.errors import PynimaError
-
-        try:
-            saved = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise PynimaError(f"{path}: no such config file") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise PynimaError(f"{path}: not a JSON config ({e})") from None
+        saved = read_json(path)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(saved) - known - IGNORED_CONFIG_KEYS)
         if unknown or not isinstance(saved, dict):
@@ -107,25 +103,54 @@ def label_distributions(records: list[Record], labels: str = "maxent", vote: str
 class IQADataset:
     """(image tensor, target distribution, MOS) per record; a plain map-style dataset for DataLoader.
 
-    ``cache``: decode every image once into memory (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only
-    crops and flips; otherwise each item is decoded from disk."""
+    Items are decoded by ``load_rgb``, the decoding policy ``pynima predict`` uses. An item key may be an index or
+    ``(index, seed)`` (from ``EpochSampler``): the seed then drives the random crop and flip, so the augmentation
+    does not depend on which process or RNG state decodes the item. ``cache``: decode every image once into memory
+    (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only crops and flips; otherwise each item is decoded from
+    disk."""
 
     def __init__(self, records: list[Record], targets: np.ndarray, transform, cache: bool = False):
         self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
-        self.images = [load_rgb(r.path).copy() for r in records] if cache else None  # writable, for torch
+        self.images = [self._decode(i) for i in range(len(records))] if cache else None
+
+    def _decode(self, i: int) -> torch.Tensor:
+        image = load_rgb(self.records[i].path)
+        return torch.from_numpy(image if image.flags.writeable else image.copy()).permute(2, 0, 1)
 
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int):
-        from PIL import Image
-
-        if self.images is not None:
-            x = self.transform(torch.from_numpy(self.images[i]).permute(2, 0, 1))
+    def __getitem__(self, key: int | tuple[int, int]):
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        image = self.images[i] if self.images is not None else self._decode(i)
+        if seed is None:
+            x = self.transform(image)
         else:
-            with Image.open(self.records[i].path) as im:
-                x = self.transform(im.convert("RGB"))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                x = self.transform(image)
         return x, self.targets[i], torch.tensor(self.records[i].mos, dtype=torch.float32)
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Yields ``(index, seed)``: the order (shuffled or not) and the augmentation seeds are a function of the run's
+    seed and the epoch only (Lightning calls ``set_epoch``), so a run resumed at epoch E sees exactly the batches the
+    uninterrupted run saw, whatever the RNG state or the loader workers. torch's RandomSampler draws from the global
+    RNG instead, which a resumed process cannot reproduce."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        return iter(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist()))
 
 
 # ---------------------------------------------------------------------------------------------- the module
@@ -186,20 +211,17 @@ class NIMAModule(L.LightningModule):
 
 def loss_curve(metrics_csv: Path, out_png: Path) -> None:
     """Train and validation EMD per epoch, from Lightning's CSV log."""
-    import csv
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     train, val = {}, {}
-    with open(metrics_csv) as f:
-        for row in csv.DictReader(f):
-            if row.get("train_emd"):
-                train[int(row["epoch"])] = float(row["train_emd"])
-            if row.get("val_emd"):
-                val[int(row["epoch"])] = float(row["val_emd"])
+    for row in read_metrics_csv(metrics_csv):
+        if row.get("train_emd"):
+            train[int(row["epoch"])] = float(row["train_emd"])
+        if row.get("val_emd"):
+            val[int(row["epoch"])] = float(row["val_emd"])
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(list(train), list(train.values()), "o-", label="train EMD")
     ax.plot(list(val), list(val.values()), "s-", label="validation EMD")
@@ -208,8 +230,19 @@ def loss_curve(metrics_csv: Path, out_png: Path) -> None:
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=120)
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
+
+
+def read_metrics_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of Lightning's CSV log (empty if there is none)."""
+    import csv
+
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _export(ckpt: Path) -> None:
@@ -228,11 +261,41 @@ def _export(ckpt: Path) -> None:
               f"pynima predict will use PyTorch")
 
 
+class _AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint writer, through a temporary sibling: a kill mid-write never leaves half a last.ckpt
+    for ``--resume`` to trip over."""
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            super().save_checkpoint(checkpoint, tmp, storage_options)
+
+
+class _GlobalRNG(L.Callback):
+    """Keeps torch's global RNG state (the head's dropout draws from it) in every checkpoint and puts it back at the
+    start of the first epoch after ``--resume``. Between a checkpoint and the next epoch nothing else draws from it
+    (the samplers, augmentation and loaders have seeds of their own), so the resumed run continues exactly."""
+
+    def __init__(self):
+        self._pending: torch.Tensor | None = None
+
+    def state_dict(self) -> dict:
+        return {"torch": torch.get_rng_state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._pending = state_dict["torch"]
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        if self._pending is not None:
+            torch.set_rng_state(self._pending)
+            self._pending = None
+
+
 def make_trainer(precision: str = "32", **options) -> L.Trainer:
     """The Lightning Trainer pynima trains with (``bench/train_step.py`` times this one too): seeded runs repeat
-    exactly (``deterministic=True``)."""
+    exactly (``deterministic=True``), checkpoints are written atomically."""
     trainer = L.Trainer(accelerator="auto", devices=1, deterministic=True, precision=precision, log_every_n_steps=1,
-                        enable_model_summary=False, **options)
+                        enable_model_summary=False, plugins=[_AtomicCheckpointIO()], **options)
     # deterministic=True also turns on fill_uninitialized_memory, which writes NaN into every new tensor before the
     # op that fills it: one extra pass over each activation (rows pynima-fill and pynima of bench/train_step.py).
     # Every op here writes its whole output: a benchmark split retrained without it matched its earlier run value
@@ -241,9 +304,37 @@ def make_trainer(precision: str = "32", **options) -> L.Trainer:
     return trainer
 
 
-def train(cfg: TrainConfig, progress: bool = True, test: bool = True) -> Path:
+# what train() writes into a run folder; --overwrite removes exactly these, and nothing else
+RUN_FILES = ("config.json", "split.json", "metrics.csv", "hparams.yaml", "best.ckpt", "last.ckpt", "best.onnx",
+             "train.json", "loss_curve.png", "metrics.json", "predictions.csv", "scatter.png")
+
+
+def _prepare_run_folder(out: Path, split_file: Path | None, overwrite: bool) -> None:
+    """Refuse to mix a new run into an old one: an existing run is replaced only with ``overwrite``."""
+    given = split_file.resolve() if split_file else None
+    old = [n for n in RUN_FILES if (out / n).exists() and (out / n).resolve() != given]
+    if old and not overwrite:
+        raise PynimaError(f"{out}: holds a run already ({', '.join(old[:3])}{', ...' if len(old) > 3 else ''}); "
+                          f"continue it with --resume {out}, replace it with --overwrite, or choose another --out")
+    for name in old:
+        (out / name).unlink()
+
+
+def _unwrap_loader_error(e: Exception) -> PynimaError:
+    """A DatasetError raised in a DataLoader worker comes back with the worker's traceback in its message; keep the
+    line that names the file."""
+    lines = [ln for ln in str(e).splitlines() if "DatasetError: " in ln]
+    return DatasetError(lines[-1].split("DatasetError: ", 1)[1] if lines else str(e).strip().splitlines()[-1])
+
+
+def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite: bool = False,
+          resume: bool = False, callbacks: list | tuple = ()) -> Path:
     """Train, keep best/last checkpoints, then evaluate the best one on the test split (unless ``test`` is False, as
-    in a learning-rate search, which must never see the test images). Returns the run directory."""
+    in a learning-rate search, which must never see the test images). Returns the run directory.
+
+    A folder that holds a run already is refused unless ``overwrite`` (start clean) or ``resume`` (continue from its
+    last.ckpt: optimizer, epoch, early stopping and RNG states; same final metrics as an uninterrupted run).
+    ``callbacks``: extra Lightning callbacks."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -252,43 +343,72 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True) -> Path:
     t0 = time.perf_counter()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    records = read_tid2013(cfg.data)
-    split = (json.loads(Path(cfg.split_file).read_text()) if cfg.split_file
-             else make_split(records, cfg.split, cfg.ratios, cfg.seed))
-    (out / "split.json").write_text(json.dumps(split, indent=1))
-    lr_head, lr_base = cfg.learning_rates()
-    (out / "config.json").write_text(json.dumps(asdict(cfg) | {"lr_head": lr_head, "lr_base": lr_base}, indent=2))
+    with folder_lock(out):
+        last = out / "last.ckpt"
+        resume_from = last if resume and last.is_file() else None
+        records = read_tid2013(cfg.data, allow_out_of_range=cfg.allow_out_of_range)
+        if resume_from:
+            split = read_json(out / "split.json")
+        else:
+            split = (read_json(cfg.split_file) if cfg.split_file
+                     else make_split(records, cfg.split, cfg.ratios, cfg.seed))
+        parts = {part: apply_split(records, split, part) for part in ("train", "val", "test")}
+        check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
+        lr_head, lr_base = cfg.learning_rates()
+        if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
+            _prepare_run_folder(out, Path(cfg.split_file) if cfg.split_file else None, overwrite)
+        if not resume_from:
+            write_json(out / "split.json", split, indent=1)
+            write_json(out / "config.json", asdict(cfg) | {"lr_head": lr_head, "lr_base": lr_base})
 
-    def loader(part: str, train_mode: bool) -> DataLoader:
-        recs = apply_split(records, split, part)
-        ds = IQADataset(recs, label_distributions(recs, cfg.labels, cfg.vote_std), transforms(cfg.backbone, train_mode),
-                        cache=cfg.cache_images)
-        workers = 0 if cfg.cache_images else cfg.num_workers
-        return DataLoader(ds, batch_size=cfg.batch_size, shuffle=train_mode, num_workers=workers,
-                          persistent_workers=workers > 0, drop_last=False)
+        def loader(part: str, train_mode: bool) -> DataLoader:
+            recs = parts[part]
+            ds = IQADataset(recs, label_distributions(recs, cfg.labels, cfg.vote_std),
+                            transforms(cfg.backbone, train_mode), cache=cfg.cache_images)
+            workers = 0 if cfg.cache_images else cfg.num_workers
+            return DataLoader(ds, batch_size=cfg.batch_size, sampler=EpochSampler(len(ds), cfg.seed, train_mode),
+                              num_workers=workers, persistent_workers=workers > 0, drop_last=False,
+                              generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
 
-    module = NIMAModule(cfg.backbone, cfg.weights, True, cfg.optimizer, lr_head, lr_base,
-                        labels=cfg.labels, vote_std=cfg.vote_std, freeze_stages=cfg.freeze_stages)
-    ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True)
-    trainer = make_trainer(
-        cfg.precision, max_epochs=cfg.epochs,
-        callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt],
-        logger=CSVLogger(out, name="", version=""), enable_progress_bar=progress,
-    )
-    with warnings.catch_warnings():
-        # the run directory holds split.json and config.json before Lightning writes to it; that is intended
-        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-        # frozen stages (--freeze-stages) stay in eval mode on purpose
-        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
-        trainer.fit(module, loader("train", True), loader("val", False))
-    loss_curve(out / "metrics.csv", out / "loss_curve.png")
-    seconds = time.perf_counter() - t0
-    (out / "train.json").write_text(json.dumps({"epochs": trainer.current_epoch, "best_val_emd":
-                                                float(ckpt.best_model_score), "seconds": round(seconds, 1),
-                                                "device": str(trainer.strategy.root_device)}, indent=2))
-    if test:
-        evaluate_checkpoint(Path(ckpt.best_model_path), cfg.data, out, split=split, part="test")
-    if cfg.export_onnx:
-        _export(Path(ckpt.best_model_path))
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        module = NIMAModule(cfg.backbone, cfg.weights, True, cfg.optimizer, lr_head, lr_base,
+                            labels=cfg.labels, vote_std=cfg.vote_std, freeze_stages=cfg.freeze_stages)
+        ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True,
+                               enable_version_counter=False)
+        history = []
+        if resume_from:  # the log rows up to the checkpoint's epoch; Lightning's CSV logger starts a new file
+            epoch = torch.load(resume_from, map_location="cpu", weights_only=True)["epoch"]
+            history = [r for r in read_metrics_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
+        logger = CSVLogger(out, name="", version="", flush_logs_every_n_steps=1)
+        if history:
+            logger.experiment.metrics, logger.experiment.metrics_keys = history, sorted(set().union(*history))
+            logger.experiment.save()
+        trainer = make_trainer(
+            cfg.precision, max_epochs=cfg.epochs,
+            callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt, _GlobalRNG(),
+                       *callbacks],
+            logger=logger, enable_progress_bar=progress,
+        )
+        trained = out / "train.json"
+        if not (resume and trained.is_file()):  # a resumed run that had finished training only evaluates
+            with warnings.catch_warnings():
+                # the run directory holds split.json and config.json before Lightning writes to it; that is intended
+                warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+                # frozen stages (--freeze-stages) stay in eval mode on purpose
+                warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
+                try:
+                    trainer.fit(module, loader("train", True), loader("val", False), ckpt_path=resume_from,
+                                weights_only=True)
+                except DatasetError as e:
+                    raise _unwrap_loader_error(e) from None
+            loss_curve(out / "metrics.csv", out / "loss_curve.png")
+            write_json(trained, {"epochs": trainer.current_epoch, "best_val_emd": float(ckpt.best_model_score),
+                                 "seconds": round(time.perf_counter() - t0, 1),
+                                 "device": str(trainer.strategy.root_device), "resumed": resume_from is not None})
+        best = out / "best.ckpt"
+        if test:
+            evaluate_checkpoint(best, cfg.data, out, split=split, part="test",
+                                allow_out_of_range=cfg.allow_out_of_range)
+        if cfg.export_onnx:
+            _export(best)
     return out

@@ -1,0 +1,87 @@
+"""Writing files so that a crash never leaves half a file: write a temporary sibling, then rename it into place.
+
+``os.replace`` within one folder is atomic on POSIX and Windows, so a reader sees the old file or the new one, never
+a truncated one. Written here because the maintained option (``atomicwrites``) is archived, and the helper is a few
+lines; every file pynima writes (JSON, CSV, labels, ONNX, plots) goes through it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def temporary_sibling(path: str | Path) -> Path:
+    """A fresh hidden name next to ``path`` that keeps its suffix (writers such as matplotlib read the format from
+    it)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path`` for a writer to fill; it is renamed onto ``path`` if the block ends
+    normally and removed if it raises, so ``path`` is only ever absent, the old file or the complete new one."""
+    path = Path(path)
+    tmp = temporary_sibling(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "xb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def write_text(path: str | Path, text: str) -> None:
+    write_bytes(path, text.encode())
+
+
+def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
+    write_text(path, json.dumps(obj, indent=indent))
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file's content; a missing, unreadable or malformed file is one PynimaError line naming it."""
+    from pynima.errors import PynimaError
+
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PynimaError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise PynimaError(f"{path}: not a readable JSON file ({e})") from None
+
+
+LOCK_FILE = ".pynima.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (a run, a benchmark) for the block, so two pynima processes never write
+    into one folder at once; the OS releases it if the process dies, so a killed run never leaves it stuck."""
+    from filelock import FileLock, Timeout
+
+    from pynima.errors import PynimaError
+
+    lock = FileLock(Path(folder) / LOCK_FILE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise PynimaError(f"{folder}: another pynima process is using this folder") from None
+    try:
+        yield
+    finally:
+        lock.release()
