@@ -118,5 +118,5 @@ def test_load_rgb_errors(tmp_path):
     with pytest.raises(DatasetError, match="no such file"):
         load_rgb(tmp_path / "absent.png")
     gray = tmp_path / "g.png"
-    Image.new("L", (5, 4)).save(gray)
-    assert load_rgb(gray).shape == (4, 5, 3)
+    Image.new("L", (50, 40)).save(gray)
+    assert load_rgb(gray).shape == (40, 50, 3)

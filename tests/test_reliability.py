@@ -328,3 +328,40 @@ def test_a_non_checkpoint_is_one_line(tmp_path, content):
     torch.save({"state_dict": {}, "hyper_parameters": {"backbone": "nope"}}, bad)
     with pytest.raises(PynimaError, match="not a pynima checkpoint"):
         pynima.load(bad, engine="torch")
+
+
+def test_only_a_pynima_nima_onnx_file_is_accepted(run, tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    import pynima
+    from pynima.export import _add_metadata, export_onnx
+
+    meta = {"pynima_backbone": "tf_efficientnet_lite0", "pynima_mean": "0.5,0.5,0.5", "pynima_std": "0.5,0.5,0.5"}
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])
+    y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 3, 1, 1])
+    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["image"], ["out"])], "g", [x], [y])
+    other = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), other)
+    with pytest.raises(PynimaError, match="no pynima metadata"):
+        pynima.load(other)
+    _add_metadata(other, meta)
+    for engine in ("onnx", "openvino"):
+        with pytest.raises(PynimaError, match="not a NIMA network"):
+            pynima.load(other, engine=engine)
+    good = export_onnx(run / "best.ckpt", tmp_path / "nima.onnx")
+    _add_metadata(good, meta | {"pynima_std": "0.5,zero,0.5"})
+    with pytest.raises(PynimaError, match="malformed pynima metadata"):
+        pynima.load(good)
+
+
+def test_a_broken_export_next_to_a_checkpoint_falls_back_to_the_checkpoint(run, tmp_path, caplog):
+    import pynima
+
+    ckpt = tmp_path / "best.ckpt"
+    ckpt.write_bytes((run / "best.ckpt").read_bytes())
+    (tmp_path / "best.onnx").write_bytes(b"")  # what a kill mid-export used to leave, newer than the checkpoint
+    scorer = pynima.load(ckpt)
+    assert scorer.engine.name == "torch" and "best.onnx" in caplog.text and "PyTorch instead" in caplog.text
+    image = np.full((256, 256, 3), 100, np.uint8)
+    assert scorer.score(image).mean == pytest.approx(pynima.load(run / "best.ckpt", engine="torch").score(image).mean)

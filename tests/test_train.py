@@ -71,16 +71,17 @@ def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path):
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
     cmd = [sys.executable, "-m", "pynima.cli", "predict", str(run / "best.ckpt"), str(tmp_path / "photos")]
     r = subprocess.run(cmd + ["--format", "json"], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # one file failed
     rows = json.loads(r.stdout)
-    assert [row["path"].rsplit("/", 1)[1] for row in rows] == ["i01_01_1.bmp", "i01_08_5.bmp"]
-    assert all(len(row["distribution"]) == 10 for row in rows)
-    assert "broken.jpg: cannot decode image" in r.stderr and "1 file(s) could not be read" in r.stderr
+    assert [row["path"].rsplit("/", 1)[1] for row in rows] == ["broken.jpg", "i01_01_1.bmp", "i01_08_5.bmp"]
+    assert rows[0]["mean"] is None and "cannot decode image" in rows[0]["error"]
+    assert all(len(row["distribution"]) == 10 and row["error"] is None for row in rows[1:])
+    assert "broken.jpg: cannot decode image" in r.stderr and "1 of 3 input(s) could not be scored" in r.stderr
     r = subprocess.run(cmd + ["--format", "csv"], capture_output=True, text=True)
     lines = r.stdout.strip().splitlines()
-    assert lines[0].startswith("path,mean,std,p0") and len(lines) == 3
+    assert lines[0].startswith("path,mean,std,p0") and len(lines) == 4 and r.returncode == 1
     r = subprocess.run(cmd, capture_output=True, text=True)
-    assert len(r.stdout.strip().splitlines()) == 2 and "i01_08_5.bmp" in r.stdout
+    assert len(r.stdout.strip().splitlines()) == 3 and "i01_08_5.bmp" in r.stdout and r.returncode == 1
 
 
 def test_same_seed_same_run(tiny, tmp_path):

@@ -12,7 +12,8 @@ Edge cases, handled explicitly rather than left to a solver that would not conve
 
 * mean <= 0 or mean >= bins-1: all mass on the end bin (std ignored);
 * std below the smallest the grid allows for that mean (mass on the two bins around the mean, sqrt(f(1-f)) with f the
-  fractional part of the mean): that two-bin distribution, the limit of the family as b -> -inf;
+  fractional part of the mean), or above it by at most NEAR_MIN_STD: that two-bin distribution, the limit of the
+  family as b -> -inf (closer to the limit, Newton's steps underflow before the std converges);
 * std above the largest the grid allows (mass on the two end bins, sqrt(m(bins-1-m))): that two-end distribution.
 
 TID2013's ``mos_std`` is the uncertainty of the mean, not the spread of the votes (median 0.13 on a 0-9 scale, far
@@ -32,6 +33,7 @@ BINS = 10
 VoteStd = Literal["sem", "fixed", "raw"]
 # Votes behind each TID2013 MOS, an estimate: 985 experiments over 25 references, ~39 per reference (configurable)
 TID2013_OBSERVERS = 39
+NEAR_MIN_STD = 1e-3  # a std this close above the smallest possible gets the two-bin limit (see the docstring)
 FIXED_VOTE_STD = 1.5  # a typical opinion-score spread on a 0-9 scale (AVA's mean std is about 1.4 on 1-10)
 
 
@@ -117,7 +119,7 @@ def max_entropy(mean: float, std: float | None = None, bins: int = BINS, tol: fl
         return p
     if std is not None:
         lo, hi = std_range(mean, bins)
-        if std <= lo + tol:
+        if std <= lo + NEAR_MIN_STD:
             return _two_bin(mean, bins)
         if std >= hi - tol:
             f = mean / (bins - 1)

@@ -182,8 +182,8 @@ def load_checkpoint(path: str | Path) -> tuple[NIMA, dict]:
                               f"pynima checkpoints hold only tensors and plain data") from None
         raise PynimaError(f"{path}: not a pynima checkpoint (unreadable: corrupt or another format)") from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many types for random bytes; all mean the same here
-        raise PynimaError(f"{path}: not a pynima checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-                          ) from None
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise PynimaError(f"{path}: not a pynima checkpoint ({type(e).__name__}: {first})") from None
     hp = state.get("hyper_parameters") if isinstance(state, dict) else None
     weights = state.get("state_dict") if isinstance(state, dict) else None
     if not isinstance(hp, dict) or not isinstance(weights, dict) or hp.get("backbone") not in BACKBONES:

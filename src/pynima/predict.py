@@ -163,12 +163,25 @@ class TorchEngine:
         return cls(model, hp["backbone"], bf16=bf16)
 
 
-def _preprocessing(path: str | Path, meta: dict[str, str]) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
-    """(backbone, mean, std) from the metadata ``pynima export`` writes into an ONNX file."""
-    if "pynima_mean" not in meta:
+def _preprocessing(path: str | Path, meta: dict[str, str], inputs: list, outputs: list
+                   ) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+    """(backbone, mean, std) from the metadata ``pynima export`` writes into an ONNX file, once the file is known to be
+    a NIMA network: one input of N x 3 x 224 x 224 and one output of N x 10 (``inputs``/``outputs``: their shapes,
+    a dynamic dimension as anything but an int). Any other ONNX file is refused rather than scored wrongly."""
+    if not {"pynima_backbone", "pynima_mean", "pynima_std"} <= set(meta):
         raise PynimaError(f"{path}: not exported by pynima export (no pynima metadata)")
-    return (meta["pynima_backbone"], tuple(float(v) for v in meta["pynima_mean"].split(",")),
-            tuple(float(v) for v in meta["pynima_std"].split(",")))
+    fixed = [[d if isinstance(d, int) and d >= 0 else None for d in shape] for shape in (*inputs, *outputs)]
+    if len(inputs) != 1 or len(outputs) != 1 or fixed[0][1:] != [3, CROP, CROP] or fixed[1][1:] != [10]:
+        raise PynimaError(f"{path}: not a NIMA network (inputs {inputs}, outputs {outputs}; expected one input "
+                          f"N x 3 x {CROP} x {CROP} and one output N x 10)")
+    try:
+        mean, std = (tuple(float(v) for v in meta[k].split(",")) for k in ("pynima_mean", "pynima_std"))
+    except ValueError:
+        mean = std = ()
+    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+        raise PynimaError(f"{path}: malformed pynima metadata (mean {meta['pynima_mean']!r}, "
+                          f"std {meta['pynima_std']!r})")
+    return meta["pynima_backbone"], mean, std
 
 
 class OnnxEngine:
@@ -187,7 +200,8 @@ class OnnxEngine:
         except Exception as e:  # onnxruntime raises its own exception types for missing and malformed files
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        self.backbone, self.mean, self.std = _preprocessing(path, meta)
+        self.backbone, self.mean, self.std = _preprocessing(path, meta, [i.shape for i in self.session.get_inputs()],
+                                                            [o.shape for o in self.session.get_outputs()])
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -223,7 +237,9 @@ class OpenVinoEngine:
             meta = {k: str(v.astype(str)) for k, v in info["framework"].items()} if "framework" in info else {}
         except Exception as e:  # OpenVINO's exception types carry a multi-line trace; its last line says what
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).strip().splitlines()[-1]})") from None
-        self.backbone, self.mean, self.std = _preprocessing(path, meta)
+        shapes = [[[d.get_length() if d.is_static else None for d in port.get_partial_shape()] for port in ports]
+                  for ports in (model.inputs, model.outputs)]
+        self.backbone, self.mean, self.std = _preprocessing(path, meta, *shapes)
         self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -371,6 +387,12 @@ def load(path: str | Path, engine: str | None = None, crops: str = "centre", bf1
     """
     path = Path(path)
     exported = path if path.suffix == ".onnx" else exported_sidecar(path)
+    if engine in (None, "auto") and exported is not None and exported != path:
+        try:  # the export next to a checkpoint is a cache of it: if it cannot be used, the checkpoint still can
+            return load(exported, engine="openvino" if bf16 else "onnx", crops=crops, bf16=bf16)
+        except PynimaError as e:
+            log.warning("%s; scoring with the checkpoint on PyTorch instead", e)
+            exported = None
     if engine in (None, "auto"):
         engine = ("openvino" if bf16 else "onnx") if exported else "torch"
     if engine not in ENGINES:
