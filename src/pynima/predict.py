@@ -74,16 +74,8 @@ def _walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
 
 
 def iter_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files as given, and image files under folders (recursively, sorted)."""
-    for p in map(Path, paths):
-        if p.is_dir():
-            for root, dirs, files in os.walk(p):
-                dirs.sort()
-                for f in sorted(files):
-                    if Path(f).suffix.lower() in IMAGE_SUFFIXES:
-                        yield Path(root) / f
-        else:
-            yield p
+    """Files as given, and image files under folders (recursively, sorted); what cannot be listed is left out."""
+    return (p for p, problem in _walk(paths) if problem is None)
 
 
 # ---------------------------------------------------------------------------------------------- preprocessing
