@@ -54,6 +54,8 @@ def run_benchmark(cfg, repeats: int = 10, progress: bool = True) -> dict:
     """
     if repeats < 1:
         raise PynimaError(f"--repeats must be at least 1, got {repeats}")
+    if not cfg.ratios[2] > 0:
+        raise PynimaError("a benchmark is scored on its test parts: give --ratios with a test fraction above 0")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):

@@ -86,7 +86,6 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-
     from pynima.evaluate import evaluate_checkpoint
     from pynima.files import read_json
 
@@ -211,6 +210,13 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     p.add_argument("--lr-head", type=float, help="default 3.7e-5 (adam) / 3e-6 (sgd)")
     p.add_argument("--lr-base", type=float, help="default 1.4e-4 (adam) / 3e-7 (sgd)")
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {epochs})")
+    p.add_argument("--schedule", choices=["constant", "cosine"],
+                   help="learning rate over the run: constant (default) or cosine decay to 0 at the end of --epochs")
+    p.add_argument("--warmup-epochs", type=float, metavar="E",
+                   help="linear learning-rate warm-up from 0 over the first E epochs (default 0)")
+    p.add_argument("--init", metavar="CKPT",
+                   help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
+                        "fine-tuning a pretrained model")
     p.add_argument("--patience", type=int, help="early stopping patience on validation EMD (default 10)")
     p.add_argument("--batch-size", type=int, help="default 16")
     p.add_argument("--num-workers", type=int, help="data loading processes (default 2)")

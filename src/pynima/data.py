@@ -488,11 +488,13 @@ VAL_CARVE = 0.15  # share of the training references held out for validation whe
 
 def split_ratios(values: tuple[float, ...] | list[float], val_carve: float = VAL_CARVE) -> tuple[float, float, float]:
     """(train, val, test) fractions from 3 numbers, or from 2 (train, test: the field's 80/20), in which case
-    validation is carved out of the training part (``val_carve`` of it), so the test part stays as given."""
+    validation is carved out of the training part (``val_carve`` of it), so the test part stays as given. With 3
+    numbers the test fraction may be 0: no test part, for a final model trained on every reference."""
     given = tuple(float(v) for v in values)
-    if len(given) not in (2, 3) or min(given) <= 0 or abs(sum(given) - 1) > 1e-6:
-        raise DatasetError(f"split ratios must be 2 (train test) or 3 (train val test) positive numbers summing to 1, "
-                           f"got {' '.join(f'{v:g}' for v in given)}")
+    if (len(given) not in (2, 3) or min(given[:2]) <= 0 or given[-1] < 0 or (len(given) == 2 and given[1] == 0)
+            or abs(sum(given) - 1) > 1e-6):
+        raise DatasetError(f"split ratios must be 2 (train test) or 3 (train val test) numbers summing to 1, all "
+                           f"positive but the test part of 3, which may be 0; got {' '.join(f'{v:g}' for v in given)}")
     if len(given) == 2:
         return (given[0] * (1 - val_carve), given[0] * val_carve, given[1])
     return given  # type: ignore[return-value]
@@ -509,13 +511,14 @@ def make_split(records: list[Record], mode: str = "reference", ratios: tuple[flo
     if mode not in ("reference", "random"):
         raise ValueError(f"split mode must be 'reference' or 'random', got {mode!r}")
     units = sorted({r.ref for r in records}) if mode == "reference" else list(range(len(records)))
-    if len(units) < 3:
-        raise DatasetError(f"a {mode} split needs at least 3 {'references' if mode == 'reference' else 'images'}, "
-                           f"got {len(units)}")
+    with_test = ratios[2] > 0
+    if len(units) < 2 + with_test:
+        raise DatasetError(f"a {mode} split needs at least {2 + with_test} "
+                           f"{'references' if mode == 'reference' else 'images'}, got {len(units)}")
     order = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
-    n_train = max(1, round(ratios[0] * len(units)))
     n_val = max(1, round(ratios[1] * len(units)))
-    n_train = min(n_train, len(units) - n_val - 1)
+    n_train = len(units) - n_val if not with_test else min(max(1, round(ratios[0] * len(units))),
+                                                            len(units) - n_val - 1)
     parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
     split: dict = {"mode": mode, "seed": seed, "ratios": list(ratios)}
     for name, chosen in parts.items():

@@ -8,6 +8,8 @@ square) and a horizontal flip; evaluation takes the single centre 224x224 crop, 
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -57,6 +59,9 @@ class TrainConfig:
     cache_images: bool = False  # decode once into memory and crop in the main process (no loader workers)
     freeze_stages: int = 0  # keep the stem and this many early backbone stages at their ImageNet weights
     allow_out_of_range: bool = False  # accept MOS outside the dataset's scale (clipped to it for the targets)
+    schedule: str = "constant"  # or "cosine": decay to 0 at the end of the epochs budget (see lr_factor)
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
+    init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -65,9 +70,11 @@ class TrainConfig:
         from dataclasses import fields
 
         saved = read_json(path)
+        if not isinstance(saved, dict):
+            raise PynimaError(f"{path}: not a config (a JSON object of options expected)")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(saved) - known - IGNORED_CONFIG_KEYS)
-        if unknown or not isinstance(saved, dict):
+        if unknown:
             raise PynimaError(f"{path}: unknown config key(s) {', '.join(unknown)}")
         values = {k: v for k, v in saved.items() if k in known} | overrides
         if "ratios" in values:
@@ -155,13 +162,26 @@ class EpochSampler(torch.utils.data.Sampler):
 
 # ---------------------------------------------------------------------------------------------- the module
 
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str = "constant") -> float:
+    """The learning rate of optimizer step ``step`` (0-based) as a fraction of the configured one: linear warm-up
+    over ``warmup`` steps, then constant or a cosine decay reaching 0 after ``total`` steps (the epochs budget)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(1, total - warmup)))
+    return 1.0
+
 
 class NIMAModule(L.LightningModule):
     """NIMA trained with the EMD loss; Adam (or SGD) with one learning rate for the head, another for the backbone."""
 
     def __init__(self, backbone: str = "tf_efficientnet_lite0", weights: str | None = None, pretrained: bool = True,
                  optimizer: str = "adam", lr_head: float = 3.7e-5, lr_base: float = 1.4e-4, momentum: float = 0.9,
-                 labels: str = "maxent", vote_std: str = "sem", freeze_stages: int = 0):
+                 labels: str = "maxent", vote_std: str = "sem", freeze_stages: int = 0, schedule: str = "constant",
+                 warmup_epochs: float = 0.0):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
         self.save_hyperparameters()
@@ -200,10 +220,21 @@ class NIMAModule(L.LightningModule):
         groups = [{"params": self.model.head.parameters(), "lr": hp.lr_head},
                   {"params": [p for p in self.model.backbone.parameters() if p.requires_grad], "lr": hp.lr_base}]
         if hp.optimizer == "sgd":
-            return torch.optim.SGD(groups, momentum=hp.momentum)
-        if hp.optimizer == "adam":
-            return torch.optim.Adam(groups)
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {hp.optimizer!r}")
+            optimizer = torch.optim.SGD(groups, momentum=hp.momentum)
+        elif hp.optimizer == "adam":
+            optimizer = torch.optim.Adam(groups)
+        else:
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {hp.optimizer!r}")
+        schedule, warmup_epochs = hp.get("schedule", "constant"), hp.get("warmup_epochs", 0.0)
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+        if schedule == "constant" and not warmup_epochs:
+            return optimizer
+        total = int(self.trainer.estimated_stepping_batches)  # the epochs budget, in optimizer steps
+        warmup = round(warmup_epochs * total / max(1, self.trainer.max_epochs))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, functools.partial(lr_factor, warmup=warmup, total=total, schedule=schedule))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
 # ---------------------------------------------------------------------------------------------- training
@@ -327,6 +358,34 @@ def _unwrap_loader_error(e: Exception) -> PynimaError:
     return DatasetError(lines[-1].split("DatasetError: ", 1)[1] if lines else str(e).strip().splitlines()[-1])
 
 
+def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool) -> DataLoader:
+    """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``."""
+    ds = IQADataset(records, label_distributions(records, cfg.labels, cfg.vote_std),
+                    transforms(cfg.backbone, train_mode), cache=cfg.cache_images)
+    workers = 0 if cfg.cache_images else cfg.num_workers
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=EpochSampler(len(ds), cfg.seed, train_mode),
+                      num_workers=workers, persistent_workers=workers > 0, drop_last=False,
+                      generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
+
+
+def build_module(cfg: TrainConfig) -> NIMAModule:
+    """The NIMAModule a config trains: ImageNet weights, or with ``cfg.init`` the weights of a pynima checkpoint
+    (backbone and head; fine-tuning)."""
+    from pynima.model import load_checkpoint
+
+    lr_head, lr_base = cfg.learning_rates()
+    module = NIMAModule(cfg.backbone, cfg.weights, cfg.init is None, cfg.optimizer, lr_head, lr_base,
+                        labels=cfg.labels, vote_std=cfg.vote_std, freeze_stages=cfg.freeze_stages,
+                        schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs)
+    if cfg.init:
+        source, hp = load_checkpoint(cfg.init)
+        if hp["backbone"] != cfg.backbone:
+            raise PynimaError(f"{cfg.init}: a {hp['backbone']} model; --init needs the same --backbone "
+                              f"(got {cfg.backbone})")
+        module.model.load_state_dict(source.state_dict())
+    return module
+
+
 def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite: bool = False,
           resume: bool = False, callbacks: list | tuple = ()) -> Path:
     """Train, keep best/last checkpoints, then evaluate the best one on the test split (unless ``test`` is False, as
@@ -361,18 +420,8 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
             write_json(out / "split.json", split, indent=1)
             write_json(out / "config.json", asdict(cfg) | {"lr_head": lr_head, "lr_base": lr_base})
 
-        def loader(part: str, train_mode: bool) -> DataLoader:
-            recs = parts[part]
-            ds = IQADataset(recs, label_distributions(recs, cfg.labels, cfg.vote_std),
-                            transforms(cfg.backbone, train_mode), cache=cfg.cache_images)
-            workers = 0 if cfg.cache_images else cfg.num_workers
-            return DataLoader(ds, batch_size=cfg.batch_size, sampler=EpochSampler(len(ds), cfg.seed, train_mode),
-                              num_workers=workers, persistent_workers=workers > 0, drop_last=False,
-                              generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
-
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        module = NIMAModule(cfg.backbone, cfg.weights, True, cfg.optimizer, lr_head, lr_base,
-                            labels=cfg.labels, vote_std=cfg.vote_std, freeze_stages=cfg.freeze_stages)
+        module = build_module(cfg)
         ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True,
                                enable_version_counter=False)
         history = []
@@ -397,7 +446,8 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                 # frozen stages (--freeze-stages) stay in eval mode on purpose
                 warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
                 try:
-                    trainer.fit(module, loader("train", True), loader("val", False), ckpt_path=resume_from,
+                    trainer.fit(module, make_loader(parts["train"], cfg, True), make_loader(parts["val"], cfg, False),
+                                ckpt_path=resume_from,
                                 weights_only=True)
                 except DatasetError as e:
                     raise _unwrap_loader_error(e) from None
@@ -406,7 +456,7 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                                  "seconds": round(time.perf_counter() - t0, 1),
                                  "device": str(trainer.strategy.root_device), "resumed": resume_from is not None})
         best = out / "best.ckpt"
-        if test:
+        if test and parts["test"]:  # a split may have no test part (a final model trained on every reference)
             evaluate_checkpoint(best, cfg.data, out, split=split, part="test",
                                 allow_out_of_range=cfg.allow_out_of_range)
         if cfg.export_onnx:

@@ -1,0 +1,63 @@
+"""Training recipe options: learning-rate schedules, fine-tuning from a pynima checkpoint, splits without a test part."""
+
+import json
+import math
+
+import pytest
+
+from pynima.data import DatasetError, apply_split, make_split, read_tid2013, split_ratios
+from pynima.errors import PynimaError
+from pynima.train import TrainConfig, build_module, lr_factor, make_loader, make_trainer, train
+
+
+def test_lr_factor_follows_its_formula():
+    assert [lr_factor(s, 4, 20) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    for step in range(4, 21):
+        assert lr_factor(step, 4, 20, "cosine") == pytest.approx(0.5 * (1 + math.cos(math.pi * (step - 4) / 16)))
+    assert lr_factor(4, 4, 20, "cosine") == 1.0 and lr_factor(20, 4, 20, "cosine") == pytest.approx(0.0)
+    assert lr_factor(0, 0, 10, "cosine") == 1.0
+
+
+def test_the_scheduler_sets_each_steps_learning_rate(tiny, tmp_path):
+    """2 epochs x 5 steps, 1 warm-up epoch, cosine: the learning rate Lightning applies at each step."""
+    import lightning as L
+
+    seen = []
+
+    class Record(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append([g["lr"] for g in trainer.optimizers[0].param_groups])
+
+    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "run"), epochs=2, batch_size=8, num_workers=0,
+                      lr_head=1e-3, lr_base=1e-4, schedule="cosine", warmup_epochs=1, export_onnx=False)
+    train(cfg, progress=False, test=False, callbacks=[Record()])
+    steps = len(seen)
+    assert steps == 10
+    for step, (head, base) in enumerate(seen):
+        f = lr_factor(step, 5, steps, "cosine")
+        assert head == pytest.approx(1e-3 * f) and base == pytest.approx(1e-4 * f)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["schedule"] == "cosine"
+
+
+def test_init_starts_from_the_checkpoints_weights(run, tiny, tmp_path):
+    """Before any step, a model initialised from best.ckpt has the validation EMD best.ckpt had."""
+    cfg = TrainConfig(data=str(tiny), out=str(tmp_path), batch_size=8, num_workers=0, init=str(run / "best.ckpt"))
+    val = apply_split(read_tid2013(tiny), json.loads((run / "split.json").read_text()), "val")
+    result = make_trainer(logger=False, enable_progress_bar=False).validate(
+        build_module(cfg), make_loader(val, cfg, False), verbose=False)
+    best = json.loads((run / "train.json").read_text())["best_val_emd"]
+    assert result[0]["val_emd"] == pytest.approx(best, abs=1e-6)
+    with pytest.raises(PynimaError, match="same --backbone"):
+        build_module(TrainConfig(data=str(tiny), backbone="tf_efficientnet_lite1", init=str(run / "best.ckpt")))
+
+
+def test_a_split_without_a_test_part(tiny, tmp_path):
+    records = read_tid2013(tiny)
+    split = make_split(records, "reference", split_ratios([0.8, 0.2, 0]), seed=0)
+    assert split["test"] == [] and len(split["train"]) == 50 and len(split["val"]) == 10
+    with pytest.raises(DatasetError):
+        split_ratios([1.0, 0])
+    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "final"), epochs=1, batch_size=8, num_workers=0,
+                      ratios=(0.8, 0.2, 0.0), export_onnx=False)
+    out = train(cfg, progress=False)
+    assert (out / "best.ckpt").is_file() and not (out / "metrics.json").exists()
