@@ -365,3 +365,27 @@ def test_a_broken_export_next_to_a_checkpoint_falls_back_to_the_checkpoint(run, 
     assert scorer.engine.name == "torch" and "best.onnx" in caplog.text and "PyTorch instead" in caplog.text
     image = np.full((256, 256, 3), 100, np.uint8)
     assert scorer.score(image).mean == pytest.approx(pynima.load(run / "best.ckpt", engine="torch").score(image).mean)
+
+
+def test_a_failed_export_leaves_no_partial_file(run, tmp_path, monkeypatch):
+    import pynima.export
+
+    target = tmp_path / "best.onnx"
+    target.write_bytes(b"the previous export")
+
+    def crash(path, meta):
+        raise KeyboardInterrupt  # as a kill between writing the graph and its metadata
+
+    monkeypatch.setattr(pynima.export, "_add_metadata", crash)
+    with pytest.raises(KeyboardInterrupt):
+        pynima.export.export_onnx(run / "best.ckpt", target)
+    assert target.read_bytes() == b"the previous export" and os.listdir(tmp_path) == ["best.onnx"]
+
+
+def test_a_missing_or_broken_split_file_is_one_line(run, tiny, tmp_path):
+    broken = tmp_path / "split.json"
+    broken.write_text('{"train": [')
+    for split_file in (tmp_path / "missing.json", broken):
+        r = subprocess.run(CLI + ["evaluate", str(run / "best.ckpt"), str(tiny), "--split-file", str(split_file),
+                                  "--out", str(tmp_path / "eval")], capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1 and str(split_file) in r.stderr, r.stderr
