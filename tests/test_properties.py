@@ -41,7 +41,7 @@ def test_any_text_parses_or_is_one_dataset_error(tmp_path, mos_text, std_text):
     try:
         labels = read_labels(*_write(tmp_path, mos_text, std_text))
     except DatasetError as e:
-        assert "\n" not in str(e) and "m.txt" in str(e) or "s.txt" in str(e)
+        assert "\n" not in str(e) and ("m.txt" in str(e) or "s.txt" in str(e))
     else:
         assert labels and all(MOS_RANGE[0] <= lab.mos <= MOS_RANGE[1] and lab.mos_std >= 0 for lab in labels)
 

@@ -1,4 +1,4 @@
-"""Training recipe options: learning-rate schedules, fine-tuning from a pynima checkpoint, splits without a test part."""
+"""Training recipe options: learning-rate schedules, fine-tuning from a pynima checkpoint, no-test splits."""
 
 import json
 import math

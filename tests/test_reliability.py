@@ -64,7 +64,7 @@ def test_synth_failure_leaves_the_old_dataset_intact(synth_inputs, tmp_path):
     assert tree_digest(out) == before  # byte-identical
     again = synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], progress=False)
     assert again.cached and len(read_tid2013(out)) == 120
-    assert not list(tmp_path.glob(".ds.synth-*"))
+    assert not list(out.glob(".*.tmp*"))
 
 
 def test_synth_interrupted_midway_keeps_the_old_dataset(synth_inputs, tmp_path, monkeypatch):
@@ -82,7 +82,43 @@ def test_synth_interrupted_midway_keeps_the_old_dataset(synth_inputs, tmp_path, 
     monkeypatch.setattr(pynima.synth, "_build", crash)
     with pytest.raises(KeyboardInterrupt):
         synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], seed=3, progress=False)
-    assert tree_digest(out) == before and not list(tmp_path.glob(".ds.synth-*"))
+    assert tree_digest(out) == before and not list(out.glob(".*.tmp*"))
+
+
+def test_synth_failing_mid_swap_puts_the_old_dataset_back(synth_inputs, tmp_path, monkeypatch):
+    import pynima.synth
+
+    refs, good, _ = synth_inputs
+    out = tmp_path / "ds"
+    synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], workers=2, progress=False)
+    before = tree_digest(out)
+    real = os.replace
+
+    def flaky(src, dst):  # the swap fails at moving the old reference_images aside, after distorted_images
+        if Path(src) == out / "reference_images":
+            raise OSError(28, "No space left on device")
+        real(src, dst)
+
+    monkeypatch.setattr(pynima.synth.os, "replace", flaky)
+    with pytest.raises(DatasetError, match="the old one is kept"):
+        synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], seed=2, workers=2, progress=False)
+    monkeypatch.undo()
+    assert tree_digest(out) == before and not list(out.glob(".*.tmp*"))
+    assert synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], progress=False).cached
+
+
+def test_what_killed_runs_left_is_cleaned_up(synth_inputs, tmp_path):
+    refs, good, _ = synth_inputs
+    out = tmp_path / "ds"
+    synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], workers=2, progress=False)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / f".build.{dead.pid}-0123abcd.tmp" / "distorted_images").mkdir(parents=True)
+    (out / f".mos.{dead.pid}-0123abcd.tmp.txt").write_text("half")
+    alive = out / f".build.{os.getpid()}-0123abcd.tmp"  # a running process's: kept
+    alive.mkdir()
+    synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], seed=4, workers=2, progress=False)
+    assert [p.name for p in out.glob(".*.tmp*")] == [alive.name]
 
 
 def test_synth_can_read_its_references_from_its_own_output(synth_inputs, tmp_path):
@@ -223,7 +259,8 @@ def metric_values(run_dir: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def uninterrupted(tiny, tmp_path_factory) -> Path:
-    return train(tiny_config(tiny, tmp_path_factory.mktemp("whole"), epochs=2), progress=False)
+    cfg = tiny_config(tiny, tmp_path_factory.mktemp("whole"), epochs=2, schedule="cosine", warmup_epochs=0.5)
+    return train(cfg, progress=False)
 
 
 @pytest.mark.parametrize("where", [(1, 0), (1, 2)], ids=["epoch-boundary", "mid-epoch"])
@@ -232,7 +269,7 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny, tmp_path, wher
     from dataclasses import asdict
 
     killed = tmp_path / "killed"
-    cfg = tiny_config(tiny, killed, epochs=2)
+    cfg = tiny_config(tiny, killed, epochs=2, schedule="cosine", warmup_epochs=0.5)
     r = subprocess.run([sys.executable, "-c", KILLER, json.dumps(asdict(cfg)), *map(str, where)],
                        capture_output=True, text=True)
     assert r.returncode == -9, r.stderr[-2000:]
@@ -252,6 +289,27 @@ def test_resume_options_are_checked(tmp_path, run):
     assert r.returncode == 2 and "no config.json" in r.stderr
     r = subprocess.run(CLI + ["train", "--resume", str(run), "--epochs", "5"], capture_output=True, text=True)
     assert r.returncode == 2 and "drop --epochs" in r.stderr
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    for name in ("config.json", "split.json"):
+        (evil / name).write_bytes((run / name).read_bytes())
+    torch.save({"epoch": 1, "x": Payload(tmp_path / "pwned")}, evil / "last.ckpt")
+    r = subprocess.run(CLI + ["train", "--resume", str(evil), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 2 and "refused" in r.stderr and r.stderr.count("\n") == 1, r.stderr[-2000:]
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_failing_init_leaves_the_run_it_would_overwrite(run, tiny, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    for name in ("best.ckpt", "config.json", "split.json"):
+        (out / name).write_bytes((run / name).read_bytes())
+    before = tree_digest(out)
+    for bad in (["--init", str(tmp_path / "absent.ckpt")], ["--warmup-epochs", "nan"], ["--lr-head", "0"]):
+        r = subprocess.run(CLI + ["train", str(tiny), "--out", str(out), "--overwrite", "--epochs", "1", "--quiet"]
+                           + bad, capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr[-2000:])
+        assert tree_digest(out) == before, bad
 
 
 # ---------------------------------------------------------------------------------------------- files

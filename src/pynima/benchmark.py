@@ -92,7 +92,7 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
                               f"use another --out")
     write_json(meta, {"config": template, "repeats": repeats})
 
-    records = read_tid2013(cfg.data)
+    records = read_tid2013(cfg.data, allow_out_of_range=cfg.allow_out_of_range)
     for i in range(repeats):
         d = split_dir(out, i)
         seed = cfg.seed + i
@@ -106,7 +106,8 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
             train(split_cfg, progress=progress, resume=True)
             continue
         if d.exists():  # interrupted before its first checkpoint: restart this split from scratch
-            shutil.rmtree(d)
+            with folder_lock(d):  # unless a pynima train --resume of it is running
+                shutil.rmtree(d)
         d.mkdir(parents=True)
         write_json(split_file, make_split(records, cfg.split, cfg.ratios, seed), indent=1)
         print(f"split {i:2d} of {repeats} (seed {seed}): training in {d}")

@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="log-uniform range of the head learning rate (default 1e-6 1e-2)")
     p.add_argument("--lr-base-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[1e-7, 1e-3],
                    help="log-uniform range of the backbone learning rate (default 1e-7 1e-3)")
-    p.add_argument("--storage", help="SQLite file of the Optuna study (default OUT/study.db)")
+    p.add_argument("--storage", default=None, help="SQLite file of the Optuna study (default OUT/study.db)")
     p.add_argument("--study", default="pynima", help="study name inside the storage (default pynima)")
     p.set_defaults(func=_search)
 

@@ -203,6 +203,17 @@ def _fail(name: object, problem: str) -> DatasetError:
     return DatasetError(f"{name}: {problem}")
 
 
+def _too_many_pixels(name: object, pixels: str) -> DatasetError:
+    from PIL import Image
+
+    return _fail(name, f"{pixels}, over the limit of {Image.MAX_IMAGE_PIXELS:,} (PIL.Image.MAX_IMAGE_PIXELS, the "
+                       f"decompression-bomb guard); raise that limit to read it")
+
+
+def _too_small(name: object, w: int, h: int) -> DatasetError:
+    return _fail(name, f"{w}x{h} is too small to score (shorter side under the minimum of {MIN_SIDE} px)")
+
+
 def _unsupported(path: Path) -> str:
     """The message for a file Pillow cannot identify, naming the format when the suffix says what it is."""
     kind = UNSUPPORTED_SUFFIXES.get(path.suffix.lower())
@@ -248,8 +259,7 @@ def _opened(path: Path) -> Iterator:
         except Image.DecompressionBombError as e:
             pixels = re.search(r"\((\d+) pixels\)", str(e))
             count = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
-            raise _fail(path, f"{count}, over the limit of {Image.MAX_IMAGE_PIXELS:,} (PIL.Image.MAX_IMAGE_PIXELS, "
-                              f"the decompression-bomb guard); raise that limit to read it") from None
+            raise _too_many_pixels(path, count) from None
         except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many types on malformed headers
             raise _fail(path, f"cannot read image header ({_reason(e)})") from None
         with im:
@@ -268,10 +278,9 @@ def _check_header(im, name: object) -> tuple[int, int]:
     w, h = im.size
     limit = Image.MAX_IMAGE_PIXELS
     if limit and w * h > limit:
-        raise _fail(name, f"{w}x{h} is {w * h:,} pixels, over the limit of {limit:,} (PIL.Image.MAX_IMAGE_PIXELS, "
-                          f"the decompression-bomb guard); raise that limit to read it")
+        raise _too_many_pixels(name, f"{w}x{h} is {w * h:,} pixels")
     if min(w, h) < MIN_SIDE:
-        raise _fail(name, f"{w}x{h} is too small to score (shorter side under the minimum of {MIN_SIDE} px)")
+        raise _too_small(name, w, h)
     if im.mode == "F":
         raise _fail(name, "32-bit float image: no defined white level; save it as 8- or 16-bit, or pass "
                           "np.asarray(image) with max_value")
@@ -284,10 +293,10 @@ def _raw_end(im) -> int | None:
 
     end = 0
     for tile in im.tile:
-        if tile.codec_name != "raw":
+        codec, (x0, y0, x1, y1), offset, args = tuple(tile)[:4]  # a plain tuple before Pillow 11, a namedtuple after
+        if codec != "raw":
             return None
-        rawmode, stride = (tile.args, 0) if isinstance(tile.args, str) else tuple(tile.args[:2])
-        x0, y0, x1, y1 = tile.extents
+        rawmode, stride = (args, 0) if isinstance(args, str) else tuple(args[:2])
         if not stride:
             if rawmode.split(";")[0] == "1":
                 bits = 1
@@ -298,7 +307,7 @@ def _raw_end(im) -> int | None:
                     return None
                 bits = 8 * int(spec.typestr[2:]) * len(spec.bands)
             stride = -(-(x1 - x0) * bits // 8)
-        end = max(end, tile.offset + abs(stride) * (y1 - y0))
+        end = max(end, offset + abs(stride) * (y1 - y0))
     return end or None
 
 
@@ -407,7 +416,7 @@ def array_to_rgb(a: np.ndarray, max_value: float | None = None, name: object = "
         raise _fail(name, f"shape {a.shape}: expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)")
     h, w = a.shape[:2]
     if min(h, w) < MIN_SIDE:
-        raise _fail(name, f"{w}x{h} is too small to score (shorter side under the minimum of {MIN_SIDE} px)")
+        raise _too_small(name, w, h)
     if a.dtype == np.bool_:
         if max_value not in (None, 1):
             raise _fail(name, "a boolean array is bilevel (False black, True white); max_value does not apply")

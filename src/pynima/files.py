@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,18 +32,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = temporary_sibling(path)
     try:
         yield tmp
+        with open(tmp, "rb") as f:  # on disk before the rename, so a power cut cannot leave an empty file
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (flushed to disk before the rename)."""
+    """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         with open(tmp, "xb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -85,3 +86,23 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+_TEMPORARY = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.tmp")
+
+
+def remove_stale_temporaries(folder: str | Path) -> None:
+    """Remove the temporary siblings (files or folders) that killed pynima processes left in ``folder``: those whose
+    process no longer exists. Call it while holding the folder's lock."""
+    import shutil
+
+    for p in Path(folder).glob(".*.tmp*"):
+        m = _TEMPORARY.match(p.name)
+        if not m:
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        except (PermissionError, OverflowError):
+            pass

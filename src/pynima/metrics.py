@@ -25,7 +25,7 @@ def fit_logistic(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)
             params, _ = curve_fit(logistic4, pred, true, p0=p0, maxfev=10000)
-    except (RuntimeError, ValueError):
+    except (RuntimeError, ValueError, TypeError):  # TypeError: fewer points than parameters
         return pred
     return logistic4(pred, *params)
 

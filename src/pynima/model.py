@@ -117,10 +117,7 @@ def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: 
     model = timm.create_model(cfg["timm"], pretrained=False)
     if weights is not None:
         path = Path(weights)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError, ValueError) as e:
-            raise PynimaError(f"{path}: cannot load weights ({e})") from None
+        state = read_checkpoint(path, "weights file")
         state = state.get("state_dict", state)
         if "package" in cfg and next(iter(state)).startswith("_"):
             state = _lukemelas_to_timm(state, model)
@@ -161,31 +158,39 @@ def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     return cfg["mean"], cfg["std"]
 
 
-def load_checkpoint(path: str | Path) -> tuple[NIMA, dict]:
-    """The trained network of a ``pynima train`` checkpoint (eval mode, CPU) and its hyper-parameters.
-
-    The one way pynima reads a checkpoint. It loads with ``weights_only=True``: tensors and plain data only, so a
-    file that carries a pickled program is refused instead of run (model files get shared). No ImageNet weights are
-    fetched: the checkpoint holds every weight.
-    """
+def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
+    """The content of a ``.ckpt``/``.pth`` file, read with ``torch.load(weights_only=True)``: tensors and plain data
+    only, so a file that carries a pickled program is refused instead of run (model files get shared). Every failure
+    is one PynimaError line naming the file."""
     import pickle
 
     path = Path(path)
     if not path.is_file():
-        raise PynimaError(f"{path}: no such checkpoint")
+        raise PynimaError(f"{path}: no such {what}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if found:  # a pickled object whose loading would call this function: the file is refused, never run
             raise PynimaError(f"{path}: refused: it holds Python objects ({found.group(1)}) that loading would run; "
-                              f"pynima checkpoints hold only tensors and plain data") from None
-        raise PynimaError(f"{path}: not a pynima checkpoint (unreadable: corrupt or another format)") from None
+                              f"pynima reads only tensors and plain data") from None
+        raise PynimaError(f"{path}: not a {what} (unreadable: corrupt or another format)") from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many types for random bytes; all mean the same here
         first = (str(e).strip().splitlines() or [""])[0][:200]
-        raise PynimaError(f"{path}: not a pynima checkpoint ({type(e).__name__}: {first})") from None
-    hp = state.get("hyper_parameters") if isinstance(state, dict) else None
-    weights = state.get("state_dict") if isinstance(state, dict) else None
+        raise PynimaError(f"{path}: not a {what} ({type(e).__name__}: {first})") from None
+    if not isinstance(state, dict):
+        raise PynimaError(f"{path}: not a {what} (holds a {type(state).__name__}, not a dictionary)")
+    return state
+
+
+def load_checkpoint(path: str | Path) -> tuple[NIMA, dict]:
+    """The trained network of a ``pynima train`` checkpoint (eval mode, CPU) and its hyper-parameters.
+
+    The one way pynima reads a checkpoint's network (through ``read_checkpoint``, so nothing in the file can run).
+    No ImageNet weights are fetched: the checkpoint holds every weight.
+    """
+    state = read_checkpoint(path, "pynima checkpoint")
+    hp, weights = state.get("hyper_parameters"), state.get("state_dict")
     if not isinstance(hp, dict) or not isinstance(weights, dict) or hp.get("backbone") not in BACKBONES:
         raise PynimaError(f"{path}: not a pynima checkpoint (no hyper_parameters with a known backbone and state_dict)")
     model = create_model(hp["backbone"], pretrained=False)

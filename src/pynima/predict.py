@@ -57,18 +57,21 @@ def _walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
             yield (p, None) if p.exists() or p.is_symlink() else (p, f"{p}: no such file or folder")
             continue
         found, unlisted, errors = 0, 0, []
+
+        def unlistable() -> Iterator[tuple[Path, str]]:  # folders os.walk could not list since the last call
+            nonlocal unlisted
+            while errors:
+                e, unlisted = errors.pop(0), unlisted + 1
+                yield Path(e.filename), f"{e.filename}: cannot list folder ({e.strerror})"
+
         for root, dirs, files in os.walk(p, onerror=errors.append):
             dirs.sort()
             for f in sorted(files):
                 if Path(f).suffix.lower() in IMAGE_SUFFIXES:
                     found += 1
                     yield Path(root) / f, None
-            while errors:
-                e, unlisted = errors.pop(0), unlisted + 1
-                yield Path(e.filename), f"{e.filename}: cannot list folder ({e.strerror})"
-        for e in errors:
-            unlisted += 1
-            yield Path(e.filename), f"{e.filename}: cannot list folder ({e.strerror})"
+            yield from unlistable()
+        yield from unlistable()
         if not found and not unlisted:
             yield p, f"{p}: no images found (no file with an image suffix: .jpg, .png, .tif, .bmp, .webp...)"
 

@@ -90,7 +90,8 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     out.mkdir(parents=True, exist_ok=True)
     split_file = Path(cfg.split_file) if cfg.split_file else out / "split.json"
     if not cfg.split_file and not split_file.is_file():
-        write_json(split_file, make_split(read_tid2013(cfg.data), cfg.split, cfg.ratios, cfg.seed), indent=1)
+        records = read_tid2013(cfg.data, allow_out_of_range=cfg.allow_out_of_range)
+        write_json(split_file, make_split(records, cfg.split, cfg.ratios, cfg.seed), indent=1)
     base = replace(cfg, split_file=str(split_file), lr_head=None, lr_base=None, export_onnx=False)
 
     identity = {k: v for k, v in asdict(base).items() if k not in ("out", "num_workers", "export_onnx")} | {

@@ -26,7 +26,6 @@ import math
 import os
 import shutil
 import time
-import uuid
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from pynima.data import (
     read_labels,
 )
 from pynima.distortions import DISTORTIONS, LEVELS, LEVELS_FILE, distort
-from pynima.files import write_bytes, write_json
+from pynima.files import LOCK_FILE, folder_lock, remove_stale_temporaries, temporary_sibling, write_bytes, write_json
 
 SIZE = (512, 384)  # TID2013's width, height
 MANIFEST = "pynima-synth.json"
@@ -198,32 +197,36 @@ def _on_disk(out: Path, manifest: dict) -> bool:
 
 
 def _swap_in(new: Path, out: Path, manifest: dict) -> None:
-    """Move the complete dataset in ``new`` into ``out``: the old manifest is marked incomplete first and the new one
-    written last, so an interruption at any point leaves a folder that is never reported as up to date; files in
+    """Move the complete dataset in ``new`` (a folder inside ``out``, so every rename stays on one filesystem) into
+    ``out``: the old manifest is marked incomplete first and the new one written last, so an interruption at any
+    point leaves a folder that is never reported as up to date; a failed rename puts the old files back. Files in
     ``out`` that synth did not write are left alone."""
-    out.mkdir(parents=True, exist_ok=True)
-    old = _read_manifest(out)
-    if old is not None:
-        write_json(out / MANIFEST, (old or {"format": "pynima-synth"}) | {"complete": False})
-    trash = out / f".replaced-{os.getpid()}"
-    for name in OUTPUTS:
-        if (out / name).exists():
-            trash.mkdir(exist_ok=True)
-            os.replace(out / name, trash / name)
-        os.replace(new / name, out / name)
+    before = _read_manifest(out)
+    write_json(out / MANIFEST, (before or {"format": "pynima-synth"}) | {"complete": False})
+    trash = temporary_sibling(out / "replaced")
+    trash.mkdir()
+    moved: list[str] = []
+    try:
+        for name in OUTPUTS:
+            if (out / name).exists():
+                os.replace(out / name, trash / name)
+            moved.append(name)
+            os.replace(new / name, out / name)
+    except OSError as e:
+        for name in moved:  # undo: the old dataset back in place
+            if (trash / name).exists():
+                target = out / name
+                shutil.rmtree(target, ignore_errors=True) if target.is_dir() else target.unlink(missing_ok=True)
+                os.replace(trash / name, target)
+        if before is None:
+            (out / MANIFEST).unlink()
+        else:
+            write_json(out / MANIFEST, before)
+        shutil.rmtree(trash, ignore_errors=True)
+        raise DatasetError(f"{out}: cannot move the new dataset into place ({e.strerror}); the old one is kept"
+                           ) from None
     write_json(out / MANIFEST, manifest)
     shutil.rmtree(trash, ignore_errors=True)
-
-
-def _remove_abandoned(out: Path) -> None:
-    """Temporary folders of earlier synth runs into ``out`` whose process is gone (killed mid-run)."""
-    for d in out.parent.glob(f".{out.name}.synth-*"):
-        try:
-            os.kill(int(d.name.rsplit("-", 2)[-2]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(d, ignore_errors=True)
-        except (ValueError, IndexError, PermissionError):
-            pass
 
 
 def synthesize(
@@ -256,7 +259,7 @@ def synthesize(
     old = _read_manifest(out) if out.is_dir() else None
     if old and old.get("key") == key and old.get("complete") and not force and _on_disk(out, old):
         return SynthResult(out, n_images, len(files), time.perf_counter() - t0, True, labels_kind)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and old is None:
+    if out.exists() and (not out.is_dir() or any(p.name != LOCK_FILE for p in out.iterdir())) and old is None:
         raise DatasetError(f"{out}: exists, is not empty and is not a pynima synth dataset; choose another folder")
 
     table = {}
@@ -273,19 +276,20 @@ def synthesize(
         except ValueError as e:
             raise DatasetError(f"{f}: {e}") from None
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(out)
-    new = out.parent / f".{out.name}.synth-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    try:
-        (new / DISTORTED_DIR).mkdir(parents=True)
-        (new / REFERENCE_DIR).mkdir()
-        _build(new, references, seed, workers, progress, table)
-        seconds = time.perf_counter() - t0
-        manifest = {"format": "pynima-synth", "key": key, "complete": True, "seed": seed, "labels": labels_kind,
-                    "references": [str(f) for f in files], "images": n_images, "seconds": round(seconds, 1)}
-        _swap_in(new, out, manifest)
-    finally:
-        shutil.rmtree(new, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out):  # one synth at a time into one folder
+        remove_stale_temporaries(out)  # what killed runs left: half-built datasets, replaced ones
+        new = temporary_sibling(out / "build")
+        try:
+            (new / DISTORTED_DIR).mkdir(parents=True)
+            (new / REFERENCE_DIR).mkdir()
+            _build(new, references, seed, workers, progress, table)
+            seconds = time.perf_counter() - t0
+            manifest = {"format": "pynima-synth", "key": key, "complete": True, "seed": seed, "labels": labels_kind,
+                        "references": [str(f) for f in files], "images": n_images, "seconds": round(seconds, 1)}
+            _swap_in(new, out, manifest)
+        finally:
+            shutil.rmtree(new, ignore_errors=True)
     return SynthResult(out, n_images, len(files), seconds, False, labels_kind)
 
 

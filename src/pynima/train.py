@@ -23,10 +23,10 @@ from torch.utils.data import DataLoader
 
 from pynima.data import DatasetError, Record, apply_split, check_images, load_rgb, make_split, read_tid2013
 from pynima.errors import PynimaError
-from pynima.files import atomic_path, folder_lock, read_json, write_json
+from pynima.files import atomic_path, folder_lock, read_json, remove_stale_temporaries, write_json
 from pynima.labels import targets, vote_std
 from pynima.losses import emd
-from pynima.model import create_model, mean_score, normalization
+from pynima.model import create_model, mean_score, normalization, read_checkpoint
 from pynima.predict import CROP
 
 # keys a saved config may carry besides TrainConfig's fields (written by pynima search for the record)
@@ -85,7 +85,28 @@ class TrainConfig:
 
     def learning_rates(self) -> tuple[float, float]:
         default = {"adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7)}[self.optimizer]
-        return (self.lr_head or default[0], self.lr_base or default[1])
+        return (default[0] if self.lr_head is None else self.lr_head,
+                default[1] if self.lr_base is None else self.lr_base)
+
+    def check(self) -> None:
+        """Refuse values that would fail late (after a run folder was replaced) or train silently wrong; one
+        PynimaError naming the option."""
+        choices = {"split": ("reference", "random"), "labels": ("maxent", "mean-only"),
+                   "vote_std": ("sem", "fixed", "raw"), "optimizer": ("adam", "sgd"), "schedule": SCHEDULES,
+                   "precision": ("32", "bf16-mixed")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name, low in {"epochs": 1, "batch_size": 1, "patience": 1, "num_workers": 0, "freeze_stages": 0}.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")
+        for name in ("lr_head", "lr_base"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise PynimaError(f"{name} must be a positive number, got {value!r}")
+        if not (isinstance(self.warmup_epochs, (int, float)) and 0 <= self.warmup_epochs <= self.epochs):
+            raise PynimaError(f"warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs!r}")
 
 
 # ---------------------------------------------------------------------------------------------- data
@@ -308,17 +329,22 @@ class _GlobalRNG(L.Callback):
     (the samplers, augmentation and loaders have seeds of their own), so the resumed run continues exactly."""
 
     def __init__(self):
-        self._pending: torch.Tensor | None = None
+        self._pending: dict | None = None
 
     def state_dict(self) -> dict:
-        return {"torch": torch.get_rng_state()}
+        state = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():  # dropout on a GPU draws from its own generators
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self._pending = state_dict["torch"]
+        self._pending = state_dict
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if self._pending is not None:
-            torch.set_rng_state(self._pending)
+            torch.set_rng_state(self._pending["torch"])
+            if "cuda" in self._pending and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(self._pending["cuda"])
             self._pending = None
 
 
@@ -335,20 +361,23 @@ def make_trainer(precision: str = "32", **options) -> L.Trainer:
     return trainer
 
 
-# what train() writes into a run folder; --overwrite removes exactly these, and nothing else
+# what train() (and pynima report, and older pynima versions: best-v1.ckpt) writes into a run folder, as glob
+# patterns; --overwrite removes exactly these, and nothing else
 RUN_FILES = ("config.json", "split.json", "metrics.csv", "hparams.yaml", "best.ckpt", "last.ckpt", "best.onnx",
-             "train.json", "loss_curve.png", "metrics.json", "predictions.csv", "scatter.png")
+             "train.json", "loss_curve.png", "metrics.json", "predictions.csv", "scatter.png", "report.html",
+             "report.md", "best-v*.ckpt", "last-v*.ckpt", "best-v*.onnx")
 
 
 def _prepare_run_folder(out: Path, split_file: Path | None, overwrite: bool) -> None:
     """Refuse to mix a new run into an old one: an existing run is replaced only with ``overwrite``."""
     given = split_file.resolve() if split_file else None
-    old = [n for n in RUN_FILES if (out / n).exists() and (out / n).resolve() != given]
+    old = sorted({p for pattern in RUN_FILES for p in out.glob(pattern) if p.resolve() != given})
     if old and not overwrite:
-        raise PynimaError(f"{out}: holds a run already ({', '.join(old[:3])}{', ...' if len(old) > 3 else ''}); "
-                          f"continue it with --resume {out}, replace it with --overwrite, or choose another --out")
-    for name in old:
-        (out / name).unlink()
+        names = ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else "")
+        raise PynimaError(f"{out}: holds a run already ({names}); continue it with --resume {out}, replace it with "
+                          f"--overwrite, or choose another --out")
+    for p in old:
+        p.unlink()
 
 
 def _unwrap_loader_error(e: Exception) -> PynimaError:
@@ -368,16 +397,16 @@ def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool) -> Da
                       generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
 
 
-def build_module(cfg: TrainConfig) -> NIMAModule:
+def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
     """The NIMAModule a config trains: ImageNet weights, or with ``cfg.init`` the weights of a pynima checkpoint
-    (backbone and head; fine-tuning)."""
+    (backbone and head; fine-tuning). ``pretrained=False``: no weights loaded (a resumed run takes its checkpoint's)."""
     from pynima.model import load_checkpoint
 
     lr_head, lr_base = cfg.learning_rates()
-    module = NIMAModule(cfg.backbone, cfg.weights, cfg.init is None, cfg.optimizer, lr_head, lr_base,
-                        labels=cfg.labels, vote_std=cfg.vote_std, freeze_stages=cfg.freeze_stages,
-                        schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs)
-    if cfg.init:
+    module = NIMAModule(cfg.backbone, cfg.weights if pretrained else None, pretrained and cfg.init is None,
+                        cfg.optimizer, lr_head, lr_base, labels=cfg.labels, vote_std=cfg.vote_std,
+                        freeze_stages=cfg.freeze_stages, schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs)
+    if cfg.init and pretrained:
         source, hp = load_checkpoint(cfg.init)
         if hp["backbone"] != cfg.backbone:
             raise PynimaError(f"{cfg.init}: a {hp['backbone']} model; --init needs the same --backbone "
@@ -403,6 +432,8 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
+        remove_stale_temporaries(out)
+        cfg.check()
         last = out / "last.ckpt"
         resume_from = last if resume and last.is_file() else None
         records = read_tid2013(cfg.data, allow_out_of_range=cfg.allow_out_of_range)
@@ -413,20 +444,21 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                      else make_split(records, cfg.split, cfg.ratios, cfg.seed))
         parts = {part: apply_split(records, split, part) for part in ("train", "val", "test")}
         check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        module = build_module(cfg, pretrained=resume_from is None)  # --init and --weights are read here
+        epoch = read_checkpoint(resume_from).get("epoch") if resume_from else None
+        if resume_from and not isinstance(epoch, int):
+            raise PynimaError(f"{resume_from}: not a Lightning checkpoint of pynima train (no epoch)")
         lr_head, lr_base = cfg.learning_rates()
         if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
             _prepare_run_folder(out, Path(cfg.split_file) if cfg.split_file else None, overwrite)
         if not resume_from:
             write_json(out / "split.json", split, indent=1)
             write_json(out / "config.json", asdict(cfg) | {"lr_head": lr_head, "lr_base": lr_base})
-
-        L.seed_everything(cfg.seed, workers=True, verbose=False)
-        module = build_module(cfg)
         ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True,
                                enable_version_counter=False)
         history = []
         if resume_from:  # the log rows up to the checkpoint's epoch; Lightning's CSV logger starts a new file
-            epoch = torch.load(resume_from, map_location="cpu", weights_only=True)["epoch"]
             history = [r for r in read_metrics_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
         logger = CSVLogger(out, name="", version="", flush_logs_every_n_steps=1)
         if history:
