@@ -381,7 +381,7 @@ def test_a_non_checkpoint_is_one_line(tmp_path, content):
 
     bad = tmp_path / "model.ckpt"
     bad.write_bytes(content)
-    with pytest.raises(PynimaError, match="not a pynima checkpoint"):
+    with pytest.raises(PynimaError, match="not a checkpoint"):
         pynima.load(bad, engine="torch")
     torch.save({"state_dict": {}, "hyper_parameters": {"backbone": "nope"}}, bad)
     with pytest.raises(PynimaError, match="not a pynima checkpoint"):

@@ -189,7 +189,7 @@ def load_checkpoint(path: str | Path) -> tuple[NIMA, dict]:
     The one way pynima reads a checkpoint's network (through ``read_checkpoint``, so nothing in the file can run).
     No ImageNet weights are fetched: the checkpoint holds every weight.
     """
-    state = read_checkpoint(path, "pynima checkpoint")
+    state = read_checkpoint(path)
     hp, weights = state.get("hyper_parameters"), state.get("state_dict")
     if not isinstance(hp, dict) or not isinstance(weights, dict) or hp.get("backbone") not in BACKBONES:
         raise PynimaError(f"{path}: not a pynima checkpoint (no hyper_parameters with a known backbone and state_dict)")
