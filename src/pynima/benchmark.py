@@ -68,9 +68,7 @@ def split_complete(d: Path) -> bool:
     from pynima.evaluate import read_predictions
 
     try:
-        m = json.loads((d / "metrics.json").read_text())
-        json.loads((d / "train.json").read_text())
-        json.loads((d / "split.json").read_text())
+        m, _, _ = (json.loads((d / f).read_text()) for f in ("metrics.json", "train.json", "split.json"))
         n = len(read_predictions(d / "predictions.csv").get("mos", ()))
         return (d / "best.ckpt").is_file() and all(k in m for k in METRICS) and n == m["n_images"] > 0
     except (OSError, ValueError, KeyError, TypeError):

@@ -278,26 +278,14 @@ class Scorer:
         (float, from ``inputs``) or its uint8 crops (normalized here, a chunk at a time). The network gets at most
         MAX_CROPS_PER_PASS crops per call."""
         counts = [len(x) for x in inputs]
-        outputs, chunk, size = [], [], 0
 
-        def run() -> None:
-            x = np.concatenate(chunk)
+        def run(x: np.ndarray) -> np.ndarray:
             if x.dtype == np.uint8:
                 x = normalize(x, self.engine.mean, self.engine.std)
-            outputs.append(np.asarray(self.engine(x), np.float64))
+            return np.asarray(self.engine(x), np.float64)
 
-        for x in inputs:
-            start = 0
-            while start < len(x):
-                take = min(MAX_CROPS_PER_PASS - size, len(x) - start)
-                chunk.append(x[start: start + take])
-                size, start = size + take, start + take
-                if size == MAX_CROPS_PER_PASS:
-                    run()
-                    chunk, size = [], 0
-        if chunk:
-            run()
-        p = np.concatenate(outputs)
+        every = np.concatenate(inputs)
+        p = np.concatenate([run(every[i: i + MAX_CROPS_PER_PASS]) for i in range(0, len(every), MAX_CROPS_PER_PASS)])
         return np.stack([part.mean(0) for part in np.split(p, np.cumsum(counts)[:-1])])
 
     def _scores(self, inputs: list[np.ndarray], warnings: list[str | None] | None = None) -> list[Score]:
