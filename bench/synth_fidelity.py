@@ -71,18 +71,25 @@ def srcc(a: np.ndarray, b: np.ndarray) -> float:
     return float(stats.spearmanr(a, b).statistic)
 
 
-def fit_pseudo_mos(q: np.ndarray, mos: np.ndarray, std: np.ndarray) -> None:
-    from scipy.optimize import curve_fit
+def logistic(x: np.ndarray, lo: float, hi: float, mid: float, scale: float) -> np.ndarray:
+    """The form of pynima.synth.PSEUDO_MOS_LOGISTIC."""
+    return lo + (hi - lo) / (1 + np.exp(-(x - mid) / scale))
 
-    def logistic(x, lo, hi, mid, scale):
-        return lo + (hi - lo) / (1 + np.exp(-(x - mid) / scale))
+
+def fit_logistic(q: np.ndarray, mos: np.ndarray) -> dict[str, float]:
+    """Least-squares FSIMc -> MOS logistic (mid bounded to [0, 1]), as the keys of PSEUDO_MOS_LOGISTIC."""
+    from scipy.optimize import curve_fit
 
     p, _ = curve_fit(logistic, q, mos, p0=[mos.min(), mos.max(), float(np.median(q)), 0.02],
                      bounds=([0, 0, 0, 1e-4], [9, 9, 1, 1]), maxfev=20000)
+    return {k: round(float(v), 5) for k, v in zip(["lo", "hi", "mid", "scale"], p)}
+
+
+def fit_pseudo_mos(q: np.ndarray, mos: np.ndarray, std: np.ndarray) -> None:
+    logistic_params = fit_logistic(q, mos)
     lin = stats.linregress(mos, std)
-    pred = logistic(q, *p)
+    pred = logistic(q, **logistic_params)
     print("\npseudo-MOS fit (FSIMc -> MOS):")
-    logistic_params = {k: round(float(v), 5) for k, v in zip(["lo", "hi", "mid", "scale"], p)}
     print("PSEUDO_MOS_LOGISTIC = " + json.dumps(logistic_params))
     std_line = {"intercept": round(float(lin.intercept), 5), "slope": round(float(lin.slope), 5)}
     print("PSEUDO_STD_LINEAR = " + json.dumps(std_line))

@@ -10,12 +10,18 @@ from PIL import Image
 
 from pynima.errors import PynimaError
 from pynima.export import export_onnx, quantize_int8
-from pynima.predict import CROP, Scorer, TorchEngine, crop_boxes, crops, load, normalize
+from pynima.predict import CROP, OnnxEngine, Scorer, TorchEngine, crop_boxes, crops, load, normalize
 
 
 @pytest.fixture(scope="module")
 def onnx_file(run, tmp_path_factory):
-    return export_onnx(run / "best.ckpt", tmp_path_factory.mktemp("onnx") / "model.onnx")
+    return export_onnx(run / "best.ckpt", tmp_path_factory.mktemp("onnx") / "model.onnx", {"name": "tiny-test"})
+
+
+def test_export_metadata_says_what_the_model_is(onnx_file):
+    meta = OnnxEngine(onnx_file).metadata
+    assert meta["pynima_name"] == "tiny-test"
+    assert meta["pynima_backbone"] == "tf_efficientnet_lite0" and meta["pynima_source"] == "best.ckpt"
 
 
 def test_centre_crop_matches_torchvision_and_training_transform(photos):

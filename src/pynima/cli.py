@@ -101,7 +101,8 @@ def _export(args: argparse.Namespace) -> None:
     from pynima.files import read_json
     from pynima.predict import Scorer, TorchEngine, iter_image_paths, load
 
-    fp32 = export_onnx(args.ckpt, args.out)
+    metadata = dict(item.split("=", 1) for item in args.metadata)
+    fp32 = export_onnx(args.ckpt, args.out, metadata)
     print(f"ONNX (fp32, dynamic batch): {fp32}")
     calibration = list(iter_image_paths([args.calibration]))[: args.calibration_images] if args.calibration else []
     probe = calibration[:8] or None
@@ -140,22 +141,36 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _key_value(text: str) -> str:
+    """argparse type for KEY=VALUE (pynima export --metadata)."""
+    key, sep, _ = text.partition("=")
+    if not sep or not key.strip() or not key.replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a KEY of letters, digits and _, got {text!r}")
+    return text
+
+
 def _predict(args: argparse.Namespace) -> int:
     """Score files and folders; every input gets a row (a score or an error). Exit 0 only if all were scored."""
     import csv
     import json
+    from pathlib import Path
 
-    from pynima.predict import load
+    from pynima.predict import MODEL_SUFFIXES, load
 
     def problem(path, message: str | None) -> str:  # the message without the path it starts with
         return message.removeprefix(f"{path}: ") if message else ""
 
-    scorer = load(args.ckpt, engine=args.engine, crops=args.crops, bf16=args.bf16)
+    model, paths = None, args.paths
+    if Path(paths[0]).suffix.lower() in MODEL_SUFFIXES:
+        model, paths = paths[0], paths[1:]
+    if not paths:
+        raise PynimaError(f"no images given to score with {model} (pynima predict [MODEL] PATHS...)")
+    scorer = load(model, engine=args.engine, crops=args.crops, bf16=args.bf16)
     rows, total, failed = [], 0, 0
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
     if writer:
         writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(10)] + ["warning", "error"])
-    for path, score, error in scorer.score_paths(args.paths, batch_size=args.batch_size):
+    for path, score, error in scorer.score_paths(paths, batch_size=args.batch_size):
         total += 1
         warning = score.warning if score else None
         if error:
@@ -316,8 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "PyTorch, and with --int8 also a statically quantized copy. With --data the SRCC "
                                    "of each exported model is printed, so the cost of int8 is measured.")
     p.add_argument("ckpt")
-    p.add_argument("--format", choices=["onnx"], default="onnx")
     p.add_argument("--out", help="ONNX file (default: CKPT with suffix .onnx)")
+    p.add_argument("--metadata", action="append", default=[], type=_key_value, metavar="KEY=VALUE",
+                   help="store what the model is in the file (e.g. name=..., data=...), as pynima_KEY; repeatable")
     p.add_argument("--int8", action="store_true", help="also write an int8 model (needs --calibration)")
     p.add_argument("--calibration", metavar="DIR", help="images to calibrate int8 activation ranges on")
     p.add_argument("--calibration-images", type=int, default=64, help="at most this many (default 64)")
@@ -335,8 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog="exit status: 0 every input was scored; 1 some or all inputs could not be scored, a "
                               "path does not exist or a folder holds no images; 2 usage error (bad option, "
                               "unreadable model).")
-    p.add_argument("ckpt", help="a checkpoint from pynima train, or an .onnx file from pynima export")
-    p.add_argument("paths", nargs="+", help="image files and folders")
+    p.add_argument("paths", nargs="+", metavar="[MODEL] PATHS",
+                   help="image files and folders, after an optional MODEL: a checkpoint from pynima train (.ckpt) or "
+                        "an .onnx file from pynima export, recognised by its suffix; without one, the model bundled "
+                        "with pynima scores (docs/model-card.md)")
     p.add_argument("--format", choices=["table", "json", "csv"], default="table",
                    help="table (default): mean, std, path; json and csv add the distribution and the warning and "
                         "error of each input")

@@ -33,9 +33,12 @@ def _add_metadata(path: Path, meta: dict[str, str]) -> None:
     onnx.save(model, str(path))
 
 
-def export_onnx(ckpt: str | Path, out: str | Path | None = None) -> Path:
+def export_onnx(ckpt: str | Path, out: str | Path | None = None, metadata: dict[str, str] | None = None) -> Path:
     """Write the checkpoint's network as ONNX (torch.onnx's dynamo exporter, batch dimension dynamic). The file
-    appears complete, with its metadata, or not at all (written to a temporary sibling, then renamed)."""
+    appears complete, with its metadata, or not at all (written to a temporary sibling, then renamed).
+
+    ``metadata``: more ``key: value`` pairs saying what the model is (name, data, licence of its labels), stored
+    as ``pynima_<key>`` next to the preprocessing keys every export carries."""
     import torch
 
     from pynima import __version__
@@ -51,7 +54,8 @@ def export_onnx(ckpt: str | Path, out: str | Path | None = None) -> Path:
                           opset_version=OPSET, external_data=False, verbose=False)
         _add_metadata(tmp, {"pynima_backbone": engine.backbone, "pynima_mean": ",".join(map(str, engine.mean)),
                             "pynima_std": ",".join(map(str, engine.std)), "pynima_version": __version__,
-                            "pynima_source": Path(ckpt).name})
+                            "pynima_source": Path(ckpt).name}
+                      | {f"pynima_{k.removeprefix('pynima_')}": v for k, v in (metadata or {}).items()})
     return out
 
 

@@ -39,6 +39,17 @@ CROP = 224
 CROP_MODES = ("centre", "grid")
 MAX_GRID = 4  # grid crops per side at most: a 12-megapixel photo gets 16 crops, not 250
 MAX_CROPS_PER_PASS = 64  # crops per network call at most, whatever the batch size and crop mode
+BUNDLED_MODEL = "nima-tid2013-lite0.onnx"  # shipped inside the package; what it is: docs/model-card.md
+MODEL_SUFFIXES = (".ckpt", ".onnx", ".pt", ".pth")  # how the CLI tells a model from an image
+
+
+def bundled_model() -> Path:
+    """The model that ships inside the package (docs/model-card.md), scored with when no model is given."""
+    path = Path(__file__).with_name(BUNDLED_MODEL)
+    if not path.is_file():
+        raise PynimaError(f"this install has no bundled model ({path} is missing): give a model, a checkpoint "
+                          f"from pynima train or an .onnx file from pynima export")
+    return path
 
 
 @dataclass(frozen=True)
@@ -195,6 +206,7 @@ class OnnxEngine:
         except Exception as e:  # onnxruntime raises its own exception types for missing and malformed files
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
+        self.metadata = dict(meta)  # what pynima export wrote: backbone, normalization, and what the model is
         self.backbone, self.mean, self.std = _preprocessing(path, meta, [i.shape for i in self.session.get_inputs()],
                                                             [o.shape for o in self.session.get_outputs()])
         self.input = self.session.get_inputs()[0].name
@@ -234,6 +246,7 @@ class OpenVinoEngine:
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).strip().splitlines()[-1]})") from None
         shapes = [[[d.get_length() if d.is_static else None for d in port.get_partial_shape()] for port in ports]
                   for ports in (model.inputs, model.outputs)]
+        self.metadata = meta
         self.backbone, self.mean, self.std = _preprocessing(path, meta, *shapes)
         self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
 
@@ -358,8 +371,10 @@ def exported_sidecar(ckpt: str | Path) -> Path | None:
 ENGINES = ("auto", "torch", "onnx", "openvino")
 
 
-def load(path: str | Path, engine: str | None = None, crops: str = "centre", bf16: bool = False) -> Scorer:
-    """A Scorer for a ``pynima train`` checkpoint or a ``pynima export`` ONNX file.
+def load(path: str | Path | None = None, engine: str | None = None, crops: str = "centre", bf16: bool = False
+         ) -> Scorer:
+    """A Scorer for a ``pynima train`` checkpoint or a ``pynima export`` ONNX file; with no ``path``, for the model
+    bundled with pynima (``bundled_model()``).
 
     ``engine``: ``onnx`` (ONNX Runtime) or ``openvino`` (both read the ONNX file, or the up-to-date export next to a
     checkpoint), ``torch``, or None/``auto``: an ``.onnx`` file runs on ONNX Runtime, and so does a checkpoint with an
@@ -368,7 +383,7 @@ def load(path: str | Path, engine: str | None = None, crops: str = "centre", bf1
     torch and openvino engines (auto then picks openvino for an export), faster on CPUs with AMX or AVX-512 BF16 but
     not bit-equal, so measure it on your data (``bench/throughput.py`` does).
     """
-    path = Path(path)
+    path = bundled_model() if path is None else Path(path)
     exported = path if path.suffix == ".onnx" else exported_sidecar(path)
     if engine in (None, "auto") and exported is not None and exported != path:
         try:  # the export next to a checkpoint is a cache of it: if it cannot be used, the checkpoint still can

@@ -1,0 +1,102 @@
+"""Paired comparison of benchmark folders (same splits, different recipes) and their time to quality.
+
+Each ``pynima benchmark`` folder holds one recipe's models on seeded splits; folders made with the same first seed,
+ratios and dataset have identical splits, so their rows pair up. This prints, as Markdown:
+
+* per split, each recipe's test SRCC / PLCC, and each recipe's difference to the first (the paired comparison);
+* per recipe, the median SRCC and PLCC over the splits they all finished, against median wall-clock minutes per
+  model (``results.csv``'s ``seconds``: training plus the final test evaluation), plus any one-time cost given
+  with ``--once LABEL=MINUTES`` (e.g. pretraining), stated separately and not spread over the models;
+
+and with ``--plot FILE`` draws SRCC and PLCC against minutes per model (SVG or PNG by the suffix).
+
+    python bench/compare_recipes.py LABEL=runs/b5-paper LABEL=runs/b5-pretrain [--once pretrain=23] [--plot F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+
+
+def read_rows(folder: Path) -> dict[int, dict[str, float]]:
+    """Split index -> its row of results.csv (numbers as floats)."""
+    with open(folder / "results.csv", newline="") as f:
+        return {int(r["split"]): {k: (v if k == "test_refs" else float(v)) for k, v in r.items()}
+                for r in csv.DictReader(f)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("arms", nargs="+", metavar="LABEL=FOLDER")
+    ap.add_argument("--once", action="append", default=[], metavar="LABEL=MINUTES",
+                    help="a one-time cost of the recipe LABEL (paid once, not per model)")
+    ap.add_argument("--plot", type=Path)
+    args = ap.parse_args()
+
+    arms = dict(a.split("=", 1) for a in args.arms)
+    once = {k: float(v) for k, v in (o.split("=", 1) for o in args.once)}
+    rows = {label: read_rows(Path(folder)) for label, folder in arms.items()}
+    splits = sorted(set.intersection(*(set(r) for r in rows.values())))
+    for label, r in rows.items():
+        refs = {s: r[s]["test_refs"] for s in splits}
+        if refs != {s: rows[next(iter(rows))][s]["test_refs"] for s in splits}:
+            raise SystemExit(f"{label}: its splits hold other test references than the first arm's: not paired")
+    labels = list(rows)
+    first = labels[0]
+
+    print(f"Paired per split ({len(splits)} splits finished by every arm); difference = arm minus {first}\n")
+    head = ["split", "test refs"] + [f"{lab} SRCC / PLCC" for lab in labels]
+    head += [f"{lab} - {first}" for lab in labels[1:]]
+    print("| " + " | ".join(head) + " |\n|" + "---|" * len(head))
+    for s in splits:
+        cells = [str(s), rows[first][s]["test_refs"]]
+        cells += [f"{rows[lab][s]['srcc']:.4f} / {rows[lab][s]['plcc']:.4f}" for lab in labels]
+        cells += [f"{rows[lab][s]['srcc'] - rows[first][s]['srcc']:+.4f} / "
+                  f"{rows[lab][s]['plcc'] - rows[first][s]['plcc']:+.4f}" for lab in labels[1:]]
+        print("| " + " | ".join(cells) + " |")
+
+    print("\nTime to quality (medians over the same splits)\n")
+    print("| recipe | SRCC median | PLCC median | SRCC wins vs first | minutes per model (median) | one-time |")
+    print("|---|---|---|---|---|---|")
+    points = {}
+    for lab in labels:
+        srcc = np.array([rows[lab][s]["srcc"] for s in splits])
+        plcc = np.array([rows[lab][s]["plcc"] for s in splits])
+        minutes = float(np.median([rows[lab][s]["seconds"] for s in splits])) / 60
+        wins = sum(rows[lab][s]["srcc"] > rows[first][s]["srcc"] for s in splits)
+        points[lab] = (minutes, float(np.median(srcc)), float(np.median(plcc)))
+        print(f"| {lab} | {np.median(srcc):.4f} | {np.median(plcc):.4f} | "
+              f"{'-' if lab == first else f'{wins} of {len(splits)}'} | {minutes:.1f} | "
+              f"{f'{once[lab]:.0f} min' if lab in once else '-'} |")
+
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from pynima.files import atomic_path
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for lab, (minutes, srcc, plcc) in points.items():
+            line = ax.plot([minutes, minutes], [srcc, plcc], ":", color="grey")[0]
+            ax.scatter([minutes], [srcc], marker="o", color=line.get_color())
+            ax.scatter([minutes], [plcc], marker="s", color=line.get_color())
+            note = f"{lab} (+{once[lab]:.0f} min once)" if lab in once else lab
+            ax.annotate(note, (minutes, max(srcc, plcc)), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel("wall-clock minutes per model (2-core CPU)")
+        ax.set_ylabel("median over splits (o SRCC, s PLCC)")
+        ax.set_title(f"Time to quality, by-reference splits (K={len(splits)})", fontsize=10)
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        with atomic_path(args.plot) as tmp:
+            fig.savefig(tmp, format=args.plot.suffix.lstrip("."))
+        print(f"\nplot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
