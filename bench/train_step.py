@@ -46,9 +46,11 @@ def make_bmps(folder: Path, n: int) -> list[Path]:
 
 
 class _Folder:
-    def __init__(self, paths, transform, cache: bool = False):
+    """The baseline's dataset, written as the reference implementation reads images (PIL, torchvision transforms);
+    pynima's side uses the package's own loader (``pynima.train.make_loader``)."""
+
+    def __init__(self, paths, transform):
         self.paths, self.transform = paths, transform
-        self.cache = [np.array(_open(p)) for p in paths] if cache else None
         rng = np.random.default_rng(0)
         self.targets = torch.softmax(torch.from_numpy(rng.normal(size=(len(paths), 10)).astype(np.float32)), 1)
 
@@ -56,15 +58,11 @@ class _Folder:
         return len(self.paths)
 
     def __getitem__(self, i):
-        image = torch.from_numpy(self.cache[i]).permute(2, 0, 1) if self.cache else _open(self.paths[i])
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as im:
+            image = im.convert("RGB")
         return self.transform(image), self.targets[i], torch.tensor(5.0)
-
-
-def _open(path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.convert("RGB")
 
 
 def timed(step, loader, steps: int) -> float:
@@ -136,15 +134,18 @@ def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False
                 cache: bool = False, freeze: int = 0, fill: bool = False) -> float:
     """``steps`` timed training steps of ``pynima train``'s own loop: its LightningModule, dataset, transforms and
     Lightning Trainer (``pynima.train.make_trainer``), stopped after 2 + ``steps`` batches."""
-    from pynima.train import NIMAModule, make_trainer, transforms
+    from pynima.data import Record
+    from pynima.train import NIMAModule, TrainConfig, make_loader, make_trainer
 
     module = NIMAModule(backbone, pretrained=False, freeze_stages=freeze)
     if not channels_last:  # what pynima did before: plain NCHW
         module.model = module.model.to(memory_format=torch.contiguous_format)
         module.forward = module.model.forward
-    workers = 0 if cache else 2  # decoded images in memory: cropping in the main process beats worker processes
-    loader = DataLoader(_Folder(paths, transforms(backbone, train=True), cache), batch_size=batch, shuffle=True,
-                        num_workers=workers, persistent_workers=workers > 0)
+    mos = np.random.default_rng(0).uniform(1, 8, len(paths))
+    records = [Record(p, float(m), 0.15, 1, 1, 1, None) for p, m in zip(paths, mos)]
+    cfg = TrainConfig(data=str(paths[0].parent), backbone=backbone, batch_size=batch, num_workers=2,
+                      cache_images=cache)  # with the cache, make_loader crops in the main process (no workers)
+    loader = make_loader(records, cfg, train_mode=True)
     clock = _Clock()
     trainer = make_trainer("bf16-mixed" if bf16 else "32", max_epochs=-1, max_steps=steps + 2,
                            callbacks=[clock.callback], logger=False,

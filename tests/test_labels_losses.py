@@ -97,3 +97,18 @@ def test_emd_gradient_is_finite_at_equality():
     loss = emd(p, p.detach())
     loss.backward()
     assert loss.item() == 0.0 and torch.isfinite(logits.grad).all()
+
+
+def test_constant_predictions_give_undefined_correlations_not_a_crash(caplog):
+    """A model that predicts one value for every image (e.g. collapsed after a bad learning rate) is evaluated:
+    correlations NaN with a warning, RMSE and EMD still real numbers."""
+    import logging
+
+    from pynima.metrics import evaluate_scores
+
+    true = np.linspace(1, 8, 40)
+    with caplog.at_level(logging.WARNING, logger="pynima.metrics"):
+        m = evaluate_scores(np.full(40, 4.5), true, np.full(40, 0.2), n_boot=50)
+    assert all(np.isnan(m[k]["value"]) and np.isnan(m[k]["ci_low"]) for k in ("srcc", "plcc", "krcc", "plcc_logistic"))
+    assert m["rmse"]["value"] == pytest.approx(np.sqrt(np.mean((4.5 - true) ** 2)))
+    assert m["emd"]["ci_low"] == pytest.approx(0.2) and "correlations are undefined" in caplog.text

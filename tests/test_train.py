@@ -27,8 +27,9 @@ def test_split_by_reference_is_disjoint_and_seeded(tiny):
 
 
 def test_training_improves_validation_emd(run):
-    rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()[1:]]
-    val = [float(r[3]) for r in rows if r[3]]
+    from pynima.files import read_csv
+
+    val = [float(r["val_emd"]) for r in read_csv(run / "metrics.csv") if r["val_emd"]]
     assert len(val) == 3 and min(val[1:]) < val[0]
     assert (run / "best.ckpt").is_file() and (run / "last.ckpt").is_file()
     assert (run / "loss_curve.png").stat().st_size > 1000
@@ -104,12 +105,13 @@ def test_cli_errors_are_one_line(args, tmp_path):
 
 
 def test_image_cache_gives_the_same_items(tiny):
-    from pynima.train import IQADataset, label_distributions, transforms
+    from pynima.data import IQADataset, transforms
+    from pynima.labels import label_distributions
 
     recs = read_tid2013(tiny)[:4]
     t = label_distributions(recs)
-    plain = IQADataset(recs, t, transforms("tf_efficientnet_lite0", train=False))
-    cached = IQADataset(recs, t, transforms("tf_efficientnet_lite0", train=False), cache=True)
+    plain = IQADataset(recs, t, transforms((0.5,) * 3, (0.5,) * 3, train=False))
+    cached = IQADataset(recs, t, transforms((0.5,) * 3, (0.5,) * 3, train=False), cache=True)
     for i in range(4):
         a, b = plain[i], cached[i]
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
@@ -131,3 +133,21 @@ def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
         assert torch.equal(trained[f"model.{key}"], imagenet[key]), key  # frozen: still the ImageNet values
     for key in ("backbone.blocks.2.0.conv_pw.weight", "backbone.blocks.2.0.bn1.running_mean"):
         assert not torch.equal(trained[f"model.{key}"], imagenet[key]), key  # trained
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("3", "not a config"),
+    ('{"data": "x", "ratios": 5}', "ratios must be"),
+    ('{"data": "x", "optimizer": "adamw"}', "optimizer must be one of"),
+    ('{"data": "x", "lr_head": 0.0}', "lr_head must be a positive number"),
+    ('{"data": "x", "epochs": "10"}', "epochs must be an integer"),
+    ('{"data": "x", "cache_images": "yes"}', "cache_images must be true or false"),
+    ('{"data": "x", "learning_rate": 1}', "unknown config key"),
+])
+def test_a_bad_config_file_is_one_line_naming_the_key(content, problem, tmp_path):
+    config = tmp_path / "config.json"
+    config.write_text(content)
+    r = subprocess.run([sys.executable, "-m", "pynima.cli", "train", "--config", str(config), "--out",
+                        str(tmp_path / "run")], capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
+    assert problem in r.stderr and not (tmp_path / "run").exists()

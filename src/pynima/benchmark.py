@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -30,6 +31,8 @@ import numpy as np
 
 from pynima.errors import PynimaError
 from pynima.files import atomic_path, folder_lock, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 METRICS = ("srcc", "plcc", "krcc", "rmse", "emd")
 BENCHMARK_FILE = "benchmark.json"
@@ -97,10 +100,10 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
         split_file = d / "split.json"
         split_cfg = replace(cfg, out=str(d), seed=seed, split_file=str(split_file))
         if split_complete(d):
-            print(f"split {i:2d}: done earlier, kept ({d})")
+            log.info("split %2d: done earlier, kept (%s)", i, d)
             continue
         if (d / "last.ckpt").is_file() and (d / "config.json").is_file():
-            print(f"split {i:2d} of {repeats} (seed {seed}): resuming in {d}")
+            log.info("split %2d of %d (seed %d): resuming in %s", i, repeats, seed, d)
             train(split_cfg, progress=progress, resume=True)
             continue
         if d.exists():  # interrupted before its first checkpoint: restart this split from scratch
@@ -108,19 +111,9 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
                 shutil.rmtree(d)
         d.mkdir(parents=True)
         write_json(split_file, make_split(records, cfg.split, cfg.ratios, seed), indent=1)
-        print(f"split {i:2d} of {repeats} (seed {seed}): training in {d}")
+        log.info("split %2d of %d (seed %d): training in %s", i, repeats, seed, d)
         train(split_cfg, progress=progress)
-    summary = summarize(out, repeats)
-    print(format_summary(summary))
-    return summary
-
-
-def _point(pred: np.ndarray, true: np.ndarray, emd: np.ndarray) -> dict[str, float]:
-    from scipy import stats
-
-    return {"srcc": float(stats.spearmanr(pred, true).statistic), "plcc": float(stats.pearsonr(pred, true).statistic),
-            "krcc": float(stats.kendalltau(pred, true).statistic),
-            "rmse": float(np.sqrt(np.mean((pred - true) ** 2))), "emd": float(np.mean(emd))}
+    return summarize(out, repeats)
 
 
 def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1000, seed: int = 0
@@ -128,6 +121,8 @@ def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1
     """95% interval of the median-over-splits of each metric, by a two-level bootstrap: resample the splits, then the
     test images within each resampled split. It therefore includes split-to-split variance as well as the sampling of
     images. Written out because scipy.stats.bootstrap resamples a single level."""
+    from pynima.metrics import percentile_interval, point_metrics
+
     rng = np.random.default_rng(seed)
     k = len(preds)
     medians: dict[str, list[float]] = {m: [] for m in METRICS}
@@ -136,13 +131,10 @@ def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1
         for j in rng.integers(0, k, k):
             p = preds[j]
             idx = rng.integers(0, len(p["mos"]), len(p["mos"]))
-            if np.ptp(p["pred_mean"][idx]) == 0 or np.ptp(p["mos"][idx]) == 0:
-                continue
-            per_split.append(_point(p["pred_mean"][idx], p["mos"][idx], p["emd"][idx]))
-        if per_split:
-            for m in METRICS:
-                medians[m].append(float(np.median([s[m] for s in per_split])))
-    return {m: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))) for m, v in medians.items()}
+            per_split.append(point_metrics(p["pred_mean"][idx], p["mos"][idx], p["emd"][idx], logistic=False))
+        for m in METRICS:
+            medians[m].append(float(np.median([s[m] for s in per_split])))
+    return {m: percentile_interval(v) for m, v in medians.items()}
 
 
 def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -> dict:

@@ -8,6 +8,11 @@ import sys
 
 from pynima.errors import PynimaError
 
+# the optional extra (pyproject.toml) that installs each module the core install lacks
+EXTRAS = {m: "train" for m in ("torch", "torchvision", "timm", "lightning", "scipy", "skimage", "pywt", "piq",
+                               "matplotlib", "tqdm", "filelock", "onnx", "onnxscript")}
+EXTRAS |= {"optuna": "search", "openvino": "openvino"}
+
 
 def _synth(args: argparse.Namespace) -> None:
     from pynima.synth import synthesize
@@ -59,24 +64,34 @@ def _train(args: argparse.Namespace) -> None:
         out = train(cfg, progress=progress, resume=True)
     else:
         out = train(_config(args), progress=progress, overwrite=getattr(args, "overwrite", False))
+    if (out / "metrics.json").is_file():
+        from pynima.evaluate import format_table
+        from pynima.files import read_json
+
+        print(f"test set ({out / 'metrics.json'}):\n{format_table(read_json(out / 'metrics.json'))}")
     print(f"run directory: {out} (best.ckpt, last.ckpt, metrics.csv, loss_curve.png, metrics.json, scatter.png)")
 
 
 def _benchmark(args: argparse.Namespace) -> None:
-    from pynima.benchmark import run_benchmark
+    from pynima.benchmark import format_summary, run_benchmark
     from pynima.data import split_ratios
 
     cfg = _config(args, out="runs/benchmark", ratios=split_ratios((0.8, 0.2)))
-    run_benchmark(cfg, repeats=args.repeats, progress=not getattr(args, "quiet", False))
+    print(format_summary(run_benchmark(cfg, repeats=args.repeats, progress=not getattr(args, "quiet", False))))
 
 
 def _search(args: argparse.Namespace) -> None:
-    from pynima.search import run_search
+    from pathlib import Path
+
+    from pynima.search import format_trials, run_search
 
     cfg = _config(args, out="runs/search", epochs=3)
-    run_search(cfg, trials=args.trials, sampler=args.sampler, lr_head_range=args.lr_head_range,
-               lr_base_range=args.lr_base_range, storage=args.storage, study_name=args.study,
-               progress=not getattr(args, "quiet", False))
+    result = run_search(cfg, trials=args.trials, sampler=args.sampler, lr_head_range=args.lr_head_range,
+                        lr_base_range=args.lr_base_range, storage=args.storage, study_name=args.study,
+                        progress=not getattr(args, "quiet", False))
+    print(format_trials(result))
+    best = Path(cfg.out) / "best_config.json"
+    print(f"best configuration: {best} (pynima train --config {best})")
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -86,19 +101,22 @@ def _report(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from pynima.evaluate import evaluate_checkpoint
-    from pynima.files import read_json
+    from pathlib import Path
 
-    split = read_json(args.split_file) if args.split_file else None
-    evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, crops=args.crops,
-                        allow_out_of_range=args.allow_out_of_range)
+    from pynima.data import read_split
+    from pynima.evaluate import evaluate_checkpoint, format_table
+
+    split = read_split(args.split_file) if args.split_file else None
+    metrics = evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, crops=args.crops,
+                                  allow_out_of_range=args.allow_out_of_range)
+    print(f"{metrics['part']} set: {metrics['n_images']} images ({Path(args.out) / 'metrics.json'})")
+    print(format_table(metrics))
 
 
 def _export(args: argparse.Namespace) -> None:
     import numpy as np
 
     from pynima.export import export_onnx, quantize_int8
-    from pynima.files import read_json
     from pynima.predict import Scorer, TorchEngine, iter_image_paths, load
 
     metadata = dict(item.split("=", 1) for item in args.metadata)
@@ -118,11 +136,11 @@ def _export(args: argparse.Namespace) -> None:
     if args.data:
         from scipy import stats
 
-        from pynima.data import apply_split, read_tid2013
+        from pynima.data import apply_split, read_split, read_tid2013
 
         records = read_tid2013(args.data)
         if args.split_file:
-            records = apply_split(records, read_json(args.split_file), args.part)
+            records = apply_split(records, read_split(args.split_file), args.part)
         mos = np.array([r.mos for r in records])
         for name, path in models.items():
             scorer = load(path)
@@ -237,14 +255,13 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     p.add_argument("--num-workers", type=int, help="data loading processes (default 2)")
     p.add_argument("--seed", type=int, help="seed of the split and the training (default 0)")
     p.add_argument("--precision", choices=["32", "bf16-mixed"],
-                   help="32 (default) or bf16-mixed: bfloat16 autocast; on a CPU with AMX faster for mobilenet_v2, "
-                        "slower for the Lite backbones (docs/performance.md)")
+                   help="32 (default) or bf16-mixed: bfloat16 autocast; whether it is faster depends on the CPU and "
+                        "the backbone (measured in docs/performance.md)")
     p.add_argument("--cache-images", action="store_true",
                    help="decode the dataset once into memory (1.8 GB for TID2013) instead of every epoch")
     p.add_argument("--freeze-stages", type=int, metavar="N",
                    help="keep the backbone's stem and first N stages at their ImageNet weights (default 0: train "
-                        "all); 2 makes CPU training steps 1.5-1.9x faster but cost 0.01-0.03 SRCC in our runs "
-                        "(docs/performance.md)")
+                        "all): faster steps for some SRCC, both measured in docs/performance.md and docs/results.md")
     p.add_argument("--allow-out-of-range", action="store_true",
                    help="accept MOS values outside TID2013's 0-9 scale (an error by default: another scale would "
                         "train silently wrong)")
@@ -254,7 +271,9 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
     parser = argparse.ArgumentParser(prog="pynima", description="Blind image quality assessment with NIMA.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log everything pynima does (on stderr)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write a TID2013-layout dataset (24 distortions x 5 levels per reference)",
@@ -301,10 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p, out="runs/search", ratios="0.7 0.2 0.1", epochs=3)
     p.add_argument("--trials", type=int, default=20, help="number of completed trials wanted (default 20)")
     p.add_argument("--sampler", choices=["random", "tpe"], default="random", help="default random")
-    p.add_argument("--lr-head-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[1e-6, 1e-2],
-                   help="log-uniform range of the head learning rate (default 1e-6 1e-2)")
-    p.add_argument("--lr-base-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=[1e-7, 1e-3],
-                   help="log-uniform range of the backbone learning rate (default 1e-7 1e-3)")
+    p.add_argument("--lr-head-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=list(DEFAULT_LR_HEAD),
+                   help="log-uniform range of the head learning rate (default %(default)s)")
+    p.add_argument("--lr-base-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=list(DEFAULT_LR_BASE),
+                   help="log-uniform range of the backbone learning rate (default %(default)s)")
     p.add_argument("--storage", default=None, help="SQLite file of the Optuna study (default OUT/study.db)")
     p.add_argument("--study", default="pynima", help="study name inside the storage (default pynima)")
     p.set_defaults(func=_search)
@@ -364,20 +383,45 @@ def build_parser() -> argparse.ArgumentParser:
                         "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "
                         "the same export on OpenVINO")
     p.add_argument("--bf16", action="store_true",
-                   help="bfloat16 arithmetic (torch and openvino engines): about 2x faster on CPUs with AMX, "
-                        "not bit-equal (see docs/performance.md)")
+                   help="bfloat16 arithmetic (torch and openvino engines): faster on CPUs with AMX, not bit-equal "
+                        "(speed and SRCC cost in docs/performance.md)")
     p.add_argument("--crops", choices=["centre", "grid"], default="centre",
                    help="one centre 224 crop (default) or 224 crops covering the image, averaged")
     p.set_defaults(func=_predict)
     return parser
 
 
+def _log_to_stderr(args: argparse.Namespace) -> None:
+    """The library logs (logging.getLogger("pynima...")); the CLI shows it on stderr: progress at INFO, nothing but
+    warnings with --quiet, everything with -v. Results tables go to stdout."""
+    import logging
+
+    class Stderr(logging.StreamHandler):  # whatever sys.stderr is when a message comes (tests replace it)
+        stream = property(lambda self: sys.stderr, lambda self, value: None)
+
+    logger = logging.getLogger("pynima")
+    if not any(type(h).__name__ == "Stderr" for h in logger.handlers):  # main() may run more than once
+        handler = Stderr()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    quiet = getattr(args, "quiet", False)
+    logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _log_to_stderr(args)
     try:
         code = args.func(args)  # commands return None, or an exit code when partial failure is possible (predict)
     except PynimaError as e:
         print(f"pynima {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as e:  # the core install scores with ONNX models only; the rest are extras
+        extra = EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"pynima {args.command}: error: needs {e.name}, which the core install leaves out: "
+              f"pip install 'pynima[{extra}]'", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

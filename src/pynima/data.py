@@ -45,6 +45,7 @@ IMAGE_SUFFIXES = {".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".ap
                   ".pgm", ".pbm", ".pnm", ".gif", ".jp2", ".qoi", ".tga", *UNSUPPORTED_SUFFIXES, *RAW_SUFFIXES}
 
 MOS_RANGE = (0.0, 9.0)  # TID2013's scale (observers' scores 0-9)
+CROP = 224  # the network's input: a CROP x CROP crop at native resolution, in training, evaluation and scoring
 
 _NAME = re.compile(r"^i(\d{2})_(\d{2})_(\d)\.bmp$", re.IGNORECASE)
 
@@ -536,6 +537,20 @@ def make_split(records: list[Record], mode: str = "reference", ratios: tuple[flo
     return split
 
 
+def read_split(path: str | Path) -> dict:
+    """A split file (``split.json`` of a run, or any ``--split-file``): image names per part, checked; one
+    DatasetError naming the file otherwise."""
+    from pynima.files import read_json
+
+    split = read_json(path)
+    bad = (not isinstance(split, dict) or not all(isinstance(split.get(p), list) for p in ("train", "val", "test"))
+           or not all(isinstance(n, str) for p in ("train", "val", "test") for n in split[p]))
+    if bad:
+        raise DatasetError(f"{path}: not a split file (a JSON object with lists of image names 'train', 'val' and "
+                           f"'test')")
+    return split
+
+
 def apply_split(records: list[Record], split: dict, part: str) -> list[Record]:
     """The records of one part of a split (matched by file name, case-insensitively)."""
     wanted = {n.lower() for n in split[part]}
@@ -543,3 +558,76 @@ def apply_split(records: list[Record], split: dict, part: str) -> list[Record]:
     if len(chosen) != len(wanted):
         raise DatasetError(f"split part {part!r} lists {len(wanted)} images, {len(chosen)} of them are in the dataset")
     return chosen
+
+
+# ---------------------------------------------------------------------------------------------- training items
+
+
+def transforms(mean: tuple[float, ...], std: tuple[float, ...], train: bool):
+    """torchvision transforms of a training item (random crop at native resolution, flip) or an evaluation item
+    (the centre crop, as ``pynima predict`` takes it), normalized with the backbone's ``mean`` and ``std``."""
+    import torch
+    from torchvision.transforms import v2
+
+    crop = [v2.RandomCrop(CROP, pad_if_needed=True), v2.RandomHorizontalFlip()] if train else [v2.CenterCrop(CROP)]
+    return v2.Compose([v2.ToImage(), *crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+class IQADataset:
+    """(image tensor, target distribution, MOS) per record; a plain map-style dataset for DataLoader.
+
+    Items are decoded by ``load_rgb``, the decoding policy ``pynima predict`` uses. An item key may be an index or
+    ``(index, seed)`` (from ``EpochSampler``): the seed then drives the random crop and flip, so the augmentation
+    does not depend on which process or RNG state decodes the item. ``cache``: decode every image once into memory
+    (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only crops and flips; otherwise each item is decoded from
+    disk."""
+
+    def __init__(self, records: list[Record], targets: np.ndarray, transform, cache: bool = False):
+        import torch
+
+        self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
+        self.images = [self._decode(i) for i in range(len(records))] if cache else None
+
+    def _decode(self, i: int):
+        import torch
+
+        image = load_rgb(self.records[i].path)
+        return torch.from_numpy(image if image.flags.writeable else image.copy()).permute(2, 0, 1)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        import torch
+
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        image = self.images[i] if self.images is not None else self._decode(i)
+        if seed is None:
+            x = self.transform(image)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                x = self.transform(image)
+        return x, self.targets[i], torch.tensor(self.records[i].mos, dtype=torch.float32)
+
+
+class EpochSampler:
+    """A DataLoader sampler yielding ``(index, seed)``: the order (shuffled or not) and the augmentation seeds are a
+    function of the run's seed and the epoch only (Lightning calls ``set_epoch``), so a run resumed at epoch E sees
+    exactly the batches the uninterrupted run saw, whatever the RNG state or the loader workers. torch's RandomSampler
+    draws from the global RNG instead, which a resumed process cannot reproduce. A plain iterable (DataLoader needs
+    no Sampler subclass), so this module does not import torch."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        return iter(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist()))

@@ -438,7 +438,8 @@ def distort(image: np.ndarray, kind: int, level: int | None = None, *, strength:
             raise ValueError(f"level must be 1-5, got {level}")
         strength = level_strengths()[kind][level - 1]
     out = DISTORTIONS[kind].fn(image, strength, np.random.default_rng([seed, kind]))
-    assert out.shape == image.shape and out.dtype == np.uint8
+    if out.shape != image.shape or out.dtype != np.uint8:  # a contract of every distortion function, kept under -O
+        raise RuntimeError(f"distortion {kind} returned {out.dtype} {out.shape} for uint8 {image.shape}")
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,10 @@ import numpy as np
 from pynima.data import DatasetError, Record, apply_split, read_tid2013
 from pynima.distortions import DISTORTIONS
 from pynima.files import atomic_path, write_json
-from pynima.metrics import evaluate_scores
+from pynima.metrics import METRIC_ORDER, evaluate_scores
 
-TABLE_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")
+log = logging.getLogger(__name__)
+
 CROP_DESCRIPTION = {"centre": "single centre 224x224 crop at native resolution",
                     "grid": "224x224 crops covering the image at native resolution, distributions averaged"}
 
@@ -76,7 +78,7 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
 
 def format_table(metrics: dict) -> str:
     lines = [f"{'metric':14s} {'value':>8s}   95% interval"]
-    for k in TABLE_ORDER:
+    for k in METRIC_ORDER:
         if k in metrics:
             m = metrics[k]
             lines.append(f"{k:14s} {m['value']:8.4f}   [{m['ci_low']:.4f}, {m['ci_high']:.4f}]")
@@ -84,19 +86,18 @@ def format_table(metrics: dict) -> str:
 
 
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, split: dict | None = None,
-                        part: str = "test", crops: str = "centre", n_boot: int = 1000, quiet: bool = False,
+                        part: str = "test", crops: str = "centre", n_boot: int = 1000,
                         allow_out_of_range: bool = False) -> dict:
     """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json,
-    predictions.csv and scatter.png to ``out``; print the table. Returns the metrics dict.
+    predictions.csv and scatter.png to ``out``. Returns the metrics dict (``format_table`` prints it).
 
     ``crops``: "centre" (one 224 crop, as in training) or "grid" (crops covering the image, averaged)."""
     import torch
     from scipy import stats
 
-    from pynima.labels import moments
+    from pynima.labels import label_distributions, moments
     from pynima.losses import emd
     from pynima.model import load_checkpoint
-    from pynima.train import label_distributions
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,7 +126,5 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     write_predictions(out / "predictions.csv", records, dists, per_image_emd)
     scatter(pred, true, kinds, out / "scatter.png", f"{result['part']} ({len(records)} images)")
     write_json(out / "metrics.json", result)  # last: a folder with metrics.json holds a finished evaluation
-    if not quiet:
-        print(f"{result['part']} set: {len(records)} images ({out / 'metrics.json'})")
-        print(format_table(metrics))
+    log.info("%s set: %d images (%s)", result["part"], len(records), out / "metrics.json")
     return result

@@ -106,3 +106,15 @@ def remove_stale_temporaries(folder: str | Path) -> None:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         except (PermissionError, OverflowError):
             pass
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header (Lightning's metrics.csv, a benchmark's results.csv); [] if it does
+    not exist. Values stay strings: a missing value is ""."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))

@@ -24,9 +24,13 @@ below any opinion spread). ``vote_std`` turns it into the std of a vote distribu
 from __future__ import annotations
 
 import math
-from typing import Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from pynima.data import Record
 
 BINS = 10
 
@@ -142,3 +146,11 @@ def moments(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     k = np.arange(p.shape[-1])
     m = (p * k).sum(-1)
     return m, np.sqrt(np.maximum((p * k**2).sum(-1) - m**2, 0.0))
+
+
+def label_distributions(records: Sequence[Record], labels: str = "maxent", vote: str = "sem") -> np.ndarray:
+    """(N, 10) target distributions from each record's MOS and mos_std (see pynima.labels)."""
+    if labels not in ("maxent", "mean-only"):
+        raise ValueError(f"labels must be 'maxent' or 'mean-only', got {labels!r}")
+    stds = vote_std(np.array([r.mos_std for r in records]), vote) if labels == "maxent" else None
+    return targets(np.array([r.mos for r in records]), stds).astype(np.float32)

@@ -12,7 +12,8 @@ def emd(p: torch.Tensor, q: torch.Tensor, r: float = 2.0, reduction: str = "mean
 
     computed per sample and then averaged over the batch (``reduction="mean"``) or returned per sample
     (``"none"``). Earlier NIMA repositories took the root of the batch mean, or skipped the CDF; both change the loss.
-    Written here because no maintained library ships this per-sample normalised form.
+    pyiqa's ``emd_loss`` has the same per-sample form; it is not a dependency because pyiqa brings its whole model
+    zoo (and OpenCV) for these few lines, and its root has an infinite gradient where p == q, which this guards.
     """
     if p.shape != q.shape:
         raise ValueError(f"shapes differ: {tuple(p.shape)} vs {tuple(q.shape)}")

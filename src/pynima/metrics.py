@@ -3,13 +3,17 @@ each with a 95% bootstrap interval (scipy.stats)."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
 from scipy import stats
 from scipy.optimize import OptimizeWarning, curve_fit
 
-NAMES = ("srcc", "krcc", "plcc", "plcc_logistic", "rmse", "emd")
+log = logging.getLogger(__name__)
+
+METRIC_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")  # the order of every table
+CORRELATIONS = ("srcc", "krcc", "plcc", "plcc_logistic")
 
 
 def logistic4(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
@@ -30,15 +34,19 @@ def fit_logistic(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return logistic4(pred, *params)
 
 
-def point_metrics(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None) -> dict[str, float]:
-    """Each metric once; ``emd`` is the per-sample EMD, averaged here."""
-    out = {
-        "srcc": float(stats.spearmanr(pred, true).statistic),
-        "krcc": float(stats.kendalltau(pred, true).statistic),
-        "plcc": float(stats.pearsonr(pred, true).statistic),
-        "plcc_logistic": float(stats.pearsonr(fit_logistic(pred, true), true).statistic),
-        "rmse": float(np.sqrt(np.mean((pred - true) ** 2))),
-    }
+def point_metrics(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None, logistic: bool = True
+                  ) -> dict[str, float]:
+    """Each metric once; ``emd`` is the per-sample EMD, averaged here. ``logistic=False`` leaves out plcc_logistic
+    (a curve fit: slow inside a bootstrap). Correlations are NaN when either side is constant (undefined)."""
+    if np.ptp(pred) == 0 or np.ptp(true) == 0:
+        out = {k: float("nan") for k in CORRELATIONS if logistic or k != "plcc_logistic"}
+    else:
+        out = {"srcc": float(stats.spearmanr(pred, true).statistic),
+               "krcc": float(stats.kendalltau(pred, true).statistic),
+               "plcc": float(stats.pearsonr(pred, true).statistic)}
+        if logistic:
+            out["plcc_logistic"] = float(stats.pearsonr(fit_logistic(pred, true), true).statistic)
+    out["rmse"] = float(np.sqrt(np.mean((pred - true) ** 2)))
     if emd is not None:
         out["emd"] = float(np.mean(emd))
     return out
@@ -56,14 +64,21 @@ def evaluate_scores(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None =
     """
     pred, true = np.asarray(pred, float), np.asarray(true, float)
     point = point_metrics(pred, true, emd)
+    if np.ptp(pred) == 0:
+        log.warning("every prediction is %.4g: the correlations are undefined (NaN)", pred[0])
     rng = np.random.default_rng(seed)
     boots: dict[str, list[float]] = {k: [] for k in point}
     n = len(pred)
     for _ in range(n_boot):
-        idx = rng.integers(0, n, n)
-        if np.ptp(pred[idx]) == 0 or np.ptp(true[idx]) == 0:
-            continue
+        idx = rng.integers(0, n, n)  # a resample with a constant side gives NaN correlations, dropped below
         for k, v in point_metrics(pred[idx], true[idx], None if emd is None else emd[idx]).items():
             boots[k].append(v)
-    return {k: {"value": point[k], "ci_low": float(np.percentile(boots[k], 2.5)),
-                "ci_high": float(np.percentile(boots[k], 97.5))} for k in point}
+    return {k: {"value": point[k]} | dict(zip(("ci_low", "ci_high"), percentile_interval(boots[k]))) for k in point}
+
+
+def percentile_interval(values: list[float]) -> tuple[float, float]:
+    """The 95% percentile interval of bootstrap values; NaN when no resample gave one (constant predictions)."""
+    values = [v for v in values if np.isfinite(v)]
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))

@@ -9,7 +9,7 @@ data (``BACKBONES``), not code:
   logits). Input normalisation mean = std = 0.5.
 * ``mobilenet_v2`` (the reference implementation's backbone), ``mobilenetv3_large_100``, ``resnet50``, ``vgg16``:
   ImageNet weights from a file (``weights=``) or, only when ``PYNIMA_ALLOW_DOWNLOAD=1``, from the timm hub. Downloads
-  are opt-in because an attempt without network spends about 50 s in retries before failing (measured here); without
+  are opt-in because an attempt without network spends a long time in retries before failing; without
   the variable the error names the offline alternatives at once.
 """
 

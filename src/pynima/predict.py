@@ -30,12 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.data import IMAGE_SUFFIXES, load_rgb, to_rgb
+from pynima.data import CROP, IMAGE_SUFFIXES, load_rgb, to_rgb
 from pynima.errors import PynimaError
 
 log = logging.getLogger(__name__)
 
-CROP = 224
 CROP_MODES = ("centre", "grid")
 MAX_GRID = 4  # grid crops per side at most: a 12-megapixel photo gets 16 crops, not 250
 MAX_CROPS_PER_PASS = 64  # crops per network call at most, whatever the batch size and crop mode
@@ -128,8 +127,8 @@ def normalize(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
     """uint8 NHWC crops -> float32 NCHW network input, (x / 255 - mean) / std."""
     scale = (np.float32(1 / 255) / np.asarray(std, np.float32))[:, None, None]
     shift = (np.asarray(mean, np.float32) / np.asarray(std, np.float32))[:, None, None]
-    # Transposed while still uint8, then one contiguous float copy and two in-place passes: 0.12 ms per crop here
-    # against 1.0-1.6 ms for scaling first and transposing the float result, bit-identical numbers.
+    # Transposed while still uint8, then one contiguous float copy and two in-place passes: several times faster than
+    # scaling first and transposing the float result (docs/performance.md), bit-identical numbers.
     x = batch.transpose(0, 3, 1, 2).astype(np.float32, order="C")
     x *= scale
     x -= shift
@@ -221,7 +220,8 @@ class OpenVinoEngine:
     ``precision="f32"`` is the default and is forced: on CPUs with AMX or AVX-512 BF16, OpenVINO would otherwise
     silently run in bfloat16. ``"bf16"`` opts in to that (faster there, not bit-equal: docs/performance.md gives its
     SRCC cost on a trained model).
-    The LATENCY hint (all cores on one request) measured faster than THROUGHPUT (parallel streams) on 2 cores.
+    The LATENCY hint (all cores on one request): faster than THROUGHPUT (parallel streams) on a 2-core machine
+    (docs/performance.md).
     """
 
     name = "openvino"

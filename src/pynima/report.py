@@ -15,7 +15,6 @@ Numbers are printed with 4 decimals, straight from the JSON files the commands w
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import json
@@ -24,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from pynima.errors import PynimaError
-from pynima.files import write_text
-
-METRIC_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")
+from pynima.files import read_csv, write_text
+from pynima.metrics import METRIC_ORDER
 
 
 def _plt():
@@ -66,8 +64,7 @@ def _val_curves(runs: list[Path]) -> bytes:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     for d in runs:
-        with open(d / "metrics.csv") as f:
-            val = {int(r["epoch"]): float(r["val_emd"]) for r in csv.DictReader(f) if r.get("val_emd")}
+        val = {int(r["epoch"]): float(r["val_emd"]) for r in read_csv(d / "metrics.csv") if r.get("val_emd")}
         ax.plot(list(val), list(val.values()), "o-", ms=3, label=d.name)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation EMD")

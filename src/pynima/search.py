@@ -13,14 +13,16 @@ checkpoints are deleted), ``search.json`` (the trial table), ``landscape.png`` a
 
 from __future__ import annotations
 
-import csv
 import json
+import logging
 import shutil
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from pynima.errors import PynimaError
-from pynima.files import atomic_path, write_json
+from pynima.files import atomic_path, read_csv, write_json
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LR_HEAD = (1e-6, 1e-2)
 DEFAULT_LR_BASE = (1e-7, 1e-3)
@@ -30,10 +32,9 @@ SAMPLERS = ("random", "tpe")
 def _best_val(metrics_csv: Path) -> tuple[float, float | None]:
     """(best validation EMD, validation SRCC at that epoch) from Lightning's CSV log."""
     best: tuple[float, float | None] = (float("inf"), None)
-    with open(metrics_csv) as f:
-        for row in csv.DictReader(f):
-            if row.get("val_emd") and float(row["val_emd"]) < best[0]:
-                best = (float(row["val_emd"]), float(row["val_srcc"]) if row.get("val_srcc") else None)
+    for row in read_csv(metrics_csv):
+        if row.get("val_emd") and float(row["val_emd"]) < best[0]:
+            best = (float(row["val_emd"]), float(row["val_srcc"]) if row.get("val_srcc") else None)
     return best
 
 
@@ -128,13 +129,14 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
         for ckpt in d.glob("*.ckpt"):
             ckpt.unlink()
         srcc = "n/a" if val_srcc is None else f"{val_srcc:.4f}"
-        print(f"trial {trial.number:3d}: lr_head {lr_head:.3g}  lr_base {lr_base:.3g}  val EMD {val_emd:.4f}  "
-              f"val SRCC {srcc}  ({info['seconds']:.0f} s)")
+        log.info("trial %3d: lr_head %.3g  lr_base %.3g  val EMD %.4f  val SRCC %s  (%.0f s)", trial.number, lr_head,
+                 lr_base, val_emd, srcc, info["seconds"])
         return val_emd
 
     complete = optuna.trial.TrialState.COMPLETE
     remaining = trials - sum(t.state == complete for t in study.trials)
-    print(f"study {study_name!r} in {storage}: {trials - max(remaining, 0)} trials done, {max(remaining, 0)} to run")
+    log.info("study %r in %s: %d trials done, %d to run", study_name, storage, trials - max(remaining, 0),
+             max(remaining, 0))
     if remaining > 0:
         study.optimize(objective, n_trials=remaining)
 
@@ -155,8 +157,6 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
               "split_file": str(split_file), "trials": rows, "best": {"number": best.number, "val_emd": best.value,
                                                                     **best.params}, "config": identity}
     write_json(out / "search.json", result)
-    print(format_trials(result))
-    print(f"best configuration: {out / 'best_config.json'} (pynima train --config {out / 'best_config.json'})")
     return result
 
 

@@ -9,6 +9,7 @@ square) and a horizontal flip; evaluation takes the single centre 224x224 crop, 
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 import warnings
@@ -21,13 +22,25 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
-from pynima.data import DatasetError, Record, apply_split, check_images, load_rgb, make_split, read_tid2013
+from pynima.data import (
+    DatasetError,
+    EpochSampler,
+    IQADataset,
+    Record,
+    apply_split,
+    check_images,
+    make_split,
+    read_split,
+    read_tid2013,
+    transforms,
+)
 from pynima.errors import PynimaError
-from pynima.files import atomic_path, folder_lock, read_json, remove_stale_temporaries, write_json
-from pynima.labels import targets, vote_std
+from pynima.files import atomic_path, folder_lock, read_csv, read_json, remove_stale_temporaries, write_json
+from pynima.labels import label_distributions
 from pynima.losses import emd
 from pynima.model import create_model, mean_score, normalization, read_checkpoint
-from pynima.predict import CROP
+
+log = logging.getLogger(__name__)
 
 # keys a saved config may carry besides TrainConfig's fields (written by pynima search for the record)
 IGNORED_CONFIG_KEYS = {"about", "best_val_emd", "trial"}
@@ -77,7 +90,7 @@ class TrainConfig:
         if unknown:
             raise PynimaError(f"{path}: unknown config key(s) {', '.join(unknown)}")
         values = {k: v for k, v in saved.items() if k in known} | overrides
-        if "ratios" in values:
+        if isinstance(values.get("ratios"), list):
             values["ratios"] = tuple(values["ratios"])
         if "data" not in values:
             raise PynimaError(f"{path}: no 'data' in the config and no dataset given")
@@ -88,9 +101,27 @@ class TrainConfig:
         return (default[0] if self.lr_head is None else self.lr_head,
                 default[1] if self.lr_base is None else self.lr_base)
 
+    def __post_init__(self) -> None:
+        self.check()
+
     def check(self) -> None:
         """Refuse values that would fail late (after a run folder was replaced) or train silently wrong; one
-        PynimaError naming the option."""
+        PynimaError naming the option. Runs on construction, so a config read from a file is checked too."""
+        for name in ("data", "out", "backbone"):
+            if not isinstance(getattr(self, name), str):
+                raise PynimaError(f"{name} must be a string, got {getattr(self, name)!r}")
+        for name in ("weights", "split_file", "init"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise PynimaError(f"{name} must be a path or null, got {getattr(self, name)!r}")
+        r = self.ratios
+        if (not isinstance(r, (tuple, list)) or len(r) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in r)
+                or r[0] <= 0 or r[1] <= 0 or sum(r) > 1 + 1e-6):
+            raise PynimaError(f"ratios must be train, val and test fractions (train and val above 0, summing to at "
+                              f"most 1), got {r!r}")
+        for name in ("export_onnx", "cache_images", "allow_out_of_range"):
+            if not isinstance(getattr(self, name), bool):
+                raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
         choices = {"split": ("reference", "random"), "labels": ("maxent", "mean-only"),
                    "vote_std": ("sem", "fixed", "raw"), "optimizer": ("adam", "sgd"), "schedule": SCHEDULES,
                    "precision": ("32", "bf16-mixed")}
@@ -110,75 +141,6 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------- data
-
-
-def transforms(backbone: str, train: bool):
-    from torchvision.transforms import v2
-
-    mean, std = normalization(backbone)
-    crop = [v2.RandomCrop(CROP, pad_if_needed=True), v2.RandomHorizontalFlip()] if train else [v2.CenterCrop(CROP)]
-    return v2.Compose([v2.ToImage(), *crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
-
-
-def label_distributions(records: list[Record], labels: str = "maxent", vote: str = "sem") -> np.ndarray:
-    """(N, 10) target distributions from each record's MOS and mos_std (see pynima.labels)."""
-    if labels not in ("maxent", "mean-only"):
-        raise ValueError(f"labels must be 'maxent' or 'mean-only', got {labels!r}")
-    stds = vote_std(np.array([r.mos_std for r in records]), vote) if labels == "maxent" else None
-    return targets(np.array([r.mos for r in records]), stds).astype(np.float32)
-
-
-class IQADataset:
-    """(image tensor, target distribution, MOS) per record; a plain map-style dataset for DataLoader.
-
-    Items are decoded by ``load_rgb``, the decoding policy ``pynima predict`` uses. An item key may be an index or
-    ``(index, seed)`` (from ``EpochSampler``): the seed then drives the random crop and flip, so the augmentation
-    does not depend on which process or RNG state decodes the item. ``cache``: decode every image once into memory
-    (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only crops and flips; otherwise each item is decoded from
-    disk."""
-
-    def __init__(self, records: list[Record], targets: np.ndarray, transform, cache: bool = False):
-        self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
-        self.images = [self._decode(i) for i in range(len(records))] if cache else None
-
-    def _decode(self, i: int) -> torch.Tensor:
-        image = load_rgb(self.records[i].path)
-        return torch.from_numpy(image if image.flags.writeable else image.copy()).permute(2, 0, 1)
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, key: int | tuple[int, int]):
-        i, seed = key if isinstance(key, tuple) else (key, None)
-        image = self.images[i] if self.images is not None else self._decode(i)
-        if seed is None:
-            x = self.transform(image)
-        else:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                x = self.transform(image)
-        return x, self.targets[i], torch.tensor(self.records[i].mos, dtype=torch.float32)
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """Yields ``(index, seed)``: the order (shuffled or not) and the augmentation seeds are a function of the run's
-    seed and the epoch only (Lightning calls ``set_epoch``), so a run resumed at epoch E sees exactly the batches the
-    uninterrupted run saw, whatever the RNG state or the loader workers. torch's RandomSampler draws from the global
-    RNG instead, which a resumed process cannot reproduce."""
-
-    def __init__(self, n: int, seed: int, shuffle: bool):
-        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        return iter(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist()))
 
 
 # ---------------------------------------------------------------------------------------------- the module
@@ -206,8 +168,7 @@ class NIMAModule(L.LightningModule):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
         self.save_hyperparameters()
-        # channels_last: 18.2 against 14.0 training img/s in NCHW for MobileNetV2, 10.4 against 7.4 for Lite0, on CPU
-        # (bench/train_step.py, docs/performance.md)
+        # channels_last: faster CPU training steps than NCHW (bench/train_step.py, docs/performance.md)
         model = create_model(backbone, weights=weights, pretrained=pretrained, freeze_stages=freeze_stages)
         self.model = model.to(memory_format=torch.channels_last)
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -269,7 +230,7 @@ def loss_curve(metrics_csv: Path, out_png: Path) -> None:
     import matplotlib.pyplot as plt
 
     train, val = {}, {}
-    for row in read_metrics_csv(metrics_csv):
+    for row in read_csv(metrics_csv):
         if row.get("train_emd"):
             train[int(row["epoch"])] = float(row["train_emd"])
         if row.get("val_emd"):
@@ -287,16 +248,6 @@ def loss_curve(metrics_csv: Path, out_png: Path) -> None:
     plt.close(fig)
 
 
-def read_metrics_csv(path: Path) -> list[dict[str, str]]:
-    """The rows of Lightning's CSV log (empty if there is none)."""
-    import csv
-
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
 def _export(ckpt: Path) -> None:
     """best.onnx for best.ckpt; a network the exporter cannot handle costs only the fast start, not the run."""
     import contextlib
@@ -309,8 +260,8 @@ def _export(ckpt: Path) -> None:
             warnings.simplefilter("ignore")
             export_onnx(ckpt, ckpt.with_suffix(".onnx"))
     except Exception as e:  # noqa: BLE001 - any exporter failure is reported, and the run stays valid
-        print(f"note: ONNX export of {ckpt} skipped ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-              f"pynima predict will use PyTorch")
+        log.warning("ONNX export of %s skipped (%s: %s); pynima predict will use PyTorch", ckpt, type(e).__name__,
+                    str(e).splitlines()[0][:200])
 
 
 class _AtomicCheckpointIO(TorchCheckpointIO):
@@ -390,7 +341,7 @@ def _unwrap_loader_error(e: Exception) -> PynimaError:
 def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool) -> DataLoader:
     """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``."""
     ds = IQADataset(records, label_distributions(records, cfg.labels, cfg.vote_std),
-                    transforms(cfg.backbone, train_mode), cache=cfg.cache_images)
+                    transforms(*normalization(cfg.backbone), train_mode), cache=cfg.cache_images)
     workers = 0 if cfg.cache_images else cfg.num_workers
     return DataLoader(ds, batch_size=cfg.batch_size, sampler=EpochSampler(len(ds), cfg.seed, train_mode),
                       num_workers=workers, persistent_workers=workers > 0, drop_last=False,
@@ -438,9 +389,9 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
         resume_from = last if resume and last.is_file() else None
         records = read_tid2013(cfg.data, allow_out_of_range=cfg.allow_out_of_range)
         if resume_from:
-            split = read_json(out / "split.json")
+            split = read_split(out / "split.json")
         else:
-            split = (read_json(cfg.split_file) if cfg.split_file
+            split = (read_split(cfg.split_file) if cfg.split_file
                      else make_split(records, cfg.split, cfg.ratios, cfg.seed))
         parts = {part: apply_split(records, split, part) for part in ("train", "val", "test")}
         check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
@@ -459,7 +410,7 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                                enable_version_counter=False)
         history = []
         if resume_from:  # the log rows up to the checkpoint's epoch; Lightning's CSV logger starts a new file
-            history = [r for r in read_metrics_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
+            history = [r for r in read_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
         logger = CSVLogger(out, name="", version="", flush_logs_every_n_steps=1)
         if history:
             logger.experiment.metrics, logger.experiment.metrics_keys = history, sorted(set().union(*history))

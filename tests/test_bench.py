@@ -1,0 +1,80 @@
+"""One tiny run of every bench/*.py script, so the scripts cannot rot: each must finish and print its table.
+
+These are smoke runs (a few images, one repeat): they check that a script works, not what it measures."""
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, SHARED
+
+BENCH = REPO / "bench"
+pytestmark = pytest.mark.slow
+
+
+def bench(script: str, *args: str, cwd: Path | None = None) -> str:
+    env = os.environ | {"PYTHONPATH": str(BENCH)}
+    r = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True,
+                       cwd=cwd, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+def test_every_bench_script_has_a_smoke_test():
+    tested = {"compare_recipes", "label_targets", "pseudo_label_leakage", "synth_fidelity", "throughput",
+              "train_step"}
+    assert {p.stem for p in BENCH.glob("*.py")} == tested
+
+
+def test_train_step():
+    out = bench("train_step.py", "--images", 4, "--steps", 1, "--batch", 2, "--repeats", 1)
+    assert "baseline" in out and "x baseline" in out
+
+
+def test_throughput():
+    out = bench("throughput.py", "--images", 4, "--repeats", 1, "--batch", 2)
+    assert "onnx-int8" in out and "cold start" in out
+
+
+def test_label_targets(shared_labels):
+    assert "vote std 'sem'" in bench("label_targets.py", "--labels", shared_labels)
+
+
+def test_synth_fidelity_and_pseudo_label_leakage(shared_labels, tmp_path):
+    """One Kodak reference re-synthesized with its human labels, then the leakage check on a one-photo pretraining
+    set against a split that holds that reference out."""
+    kodak = SHARED / "kodak" / "kodim01.png"
+    if not kodak.is_file():
+        pytest.skip(f"{kodak} not present")
+    (tmp_path / "kodak").mkdir()
+    shutil.copy(kodak, tmp_path / "kodak")
+    out = bench("synth_fidelity.py", "--kodak", tmp_path / "kodak", "--labels", shared_labels, "--out",
+                tmp_path / "resynth", "--fit")
+    assert "fsimc" in out and "PSEUDO_MOS_LOGISTIC" in out
+    from pynima.synth import synthesize
+
+    synthesize(tmp_path / "pseudo", refs=tmp_path / "kodak", progress=False)
+    names = sorted(p.name for p in (tmp_path / "resynth" / "distorted_images").iterdir())
+    split = tmp_path / "split.json"
+    split.write_text('{"train": %s, "val": [], "test": []}' % str(names).replace("'", '"'))
+    out = bench("pseudo_label_leakage.py", split, "--data", tmp_path / "resynth", "--pseudo", tmp_path / "pseudo")
+    assert "| split |" in out and "max abs change" in out
+
+
+def test_compare_recipes(tmp_path):
+    for arm, srcc in (("a", (0.70, 0.72)), ("b", (0.75, 0.71))):
+        (tmp_path / arm).mkdir()
+        with open(tmp_path / arm / "results.csv", "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["split", "seed", "test_refs", "n_test", "srcc", "plcc", "krcc", "rmse", "emd", "epochs",
+                        "seconds"])
+            for i, s in enumerate(srcc):
+                w.writerow([i, i, f"{i + 1} {i + 5}", 240, s, s + 0.01, s - 0.2, 0.8, 0.14, 4, 600 + i])
+    out = bench("compare_recipes.py", f"A={tmp_path / 'a'}", f"B={tmp_path / 'b'}", "--once", "B=20", "--plot",
+                tmp_path / "plot.svg")
+    assert "| B | 0.7300 | 0.7400 | 1 of 2 | 10.0 | 20 min |" in out
+    assert "+0.0500 / +0.0500" in out and (tmp_path / "plot.svg").stat().st_size > 1000
