@@ -44,7 +44,7 @@ def test_evaluation_outputs(run, tiny):
     assert m["part"] == "test" and m["n_images"] == 10
     assert set(m["per_type_srcc"]) == {"1", "8"}
     assert (run / "scatter.png").stat().st_size > 1000
-    whole = evaluate_checkpoint(run / "best.ckpt", tiny, run / "all", n_boot=50, quiet=True)
+    whole = evaluate_checkpoint(run / "best.ckpt", tiny, run / "all", n_boot=50)
     assert whole["n_images"] == 60 and whole["part"] == "all"
 
 

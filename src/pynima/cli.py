@@ -42,7 +42,7 @@ def _config(args: argparse.Namespace, **defaults):
 
 
 # options that --resume accepts next to it: they do not change what is trained
-RESUME_OPTIONS = {"resume", "quiet", "num_workers", "func", "command"}
+RESUME_OPTIONS = {"resume", "quiet", "verbose", "num_workers", "func", "command"}
 
 
 def _train(args: argparse.Namespace) -> None:

@@ -4,6 +4,7 @@ each with a 95% bootstrap interval (scipy.stats)."""
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 
 import numpy as np
@@ -45,7 +46,8 @@ def point_metrics(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = N
                "krcc": float(stats.kendalltau(pred, true).statistic),
                "plcc": float(stats.pearsonr(pred, true).statistic)}
         if logistic:
-            out["plcc_logistic"] = float(stats.pearsonr(fit_logistic(pred, true), true).statistic)
+            fitted = fit_logistic(pred, true)  # a fit that flattens completely leaves nothing to correlate
+            out["plcc_logistic"] = float(stats.pearsonr(fitted, true).statistic) if np.ptp(fitted) > 0 else math.nan
     out["rmse"] = float(np.sqrt(np.mean((pred - true) ** 2)))
     if emd is not None:
         out["emd"] = float(np.mean(emd))
