@@ -134,8 +134,9 @@ def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False
                 cache: bool = False, freeze: int = 0, fill: bool = False) -> float:
     """``steps`` timed training steps of ``pynima train``'s own loop: its LightningModule, dataset, transforms and
     Lightning Trainer (``pynima.train.make_trainer``), stopped after 2 + ``steps`` batches."""
+    from pynima.config import TrainConfig
     from pynima.data import Record
-    from pynima.train import NIMAModule, TrainConfig, make_loader, make_trainer
+    from pynima.train import NIMAModule, make_loader, make_trainer
 
     module = NIMAModule(backbone, pretrained=False, freeze_stages=freeze)
     if not channels_last:  # what pynima did before: plain NCHW

@@ -28,8 +28,8 @@ def _config(args: argparse.Namespace, **defaults):
     given on the command line (omitted options are absent from ``args``: see _add_train_options)."""
     from dataclasses import fields
 
+    from pynima.config import TrainConfig
     from pynima.data import split_ratios
-    from pynima.train import TrainConfig
 
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "ratios" in given:
@@ -48,7 +48,8 @@ RESUME_OPTIONS = {"resume", "quiet", "verbose", "num_workers", "func", "command"
 def _train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from pynima.train import TrainConfig, train
+    from pynima.config import TrainConfig
+    from pynima.train import train
 
     progress = not getattr(args, "quiet", False)
     if getattr(args, "resume", None):
@@ -218,7 +219,12 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs: int) -> None:
     """The options that become TrainConfig fields. The parser uses argument_default=SUPPRESS, so an option left out
-    is absent and the value comes from --config FILE or TrainConfig; the defaults shown are for the help only."""
+    is absent and the value comes from --config FILE or TrainConfig; the defaults shown are TrainConfig's."""
+    from dataclasses import fields
+
+    from pynima.config import LEARNING_RATES, SCHEDULES, TrainConfig
+
+    d = {f.name: f.default for f in fields(TrainConfig)}
     p.add_argument("data", nargs="?", help="dataset root (TID2013 layout, e.g. from pynima synth)")
     p.add_argument("--config", metavar="FILE", help="start from a saved config (a run's config.json, or "
                                                     "best_config.json of pynima search); options given override "
@@ -239,21 +245,24 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help="target distributions: max-entropy from mean and std (default) or from the mean only")
     p.add_argument("--vote-std", choices=["sem", "fixed", "raw"],
                    help="how TID2013's mos_std becomes a vote std (default sem; see pynima.labels.vote_std)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], help="default adam")
-    p.add_argument("--lr-head", type=float, help="default 3.7e-5 (adam) / 3e-6 (sgd)")
-    p.add_argument("--lr-base", type=float, help="default 1.4e-4 (adam) / 3e-7 (sgd)")
+    p.add_argument("--optimizer", choices=list(LEARNING_RATES), help=f"default {d['optimizer']}")
+    p.add_argument("--lr-head", type=float,
+                   help="default " + " / ".join(f"{lr[0]:.1e} ({name})" for name, lr in LEARNING_RATES.items()))
+    p.add_argument("--lr-base", type=float,
+                   help="default " + " / ".join(f"{lr[1]:.1e} ({name})" for name, lr in LEARNING_RATES.items()))
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {epochs})")
-    p.add_argument("--schedule", choices=["constant", "cosine"],
-                   help="learning rate over the run: constant (default) or cosine decay to 0 at the end of --epochs")
+    p.add_argument("--schedule", choices=list(SCHEDULES),
+                   help=f"learning rate over the run: constant or cosine decay to 0 at the end of --epochs "
+                        f"(default {d['schedule']})")
     p.add_argument("--warmup-epochs", type=float, metavar="E",
-                   help="linear learning-rate warm-up from 0 over the first E epochs (default 0)")
+                   help=f"linear learning-rate warm-up from 0 over the first E epochs (default {d['warmup_epochs']:g})")
     p.add_argument("--init", metavar="CKPT",
                    help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
                         "fine-tuning a pretrained model")
-    p.add_argument("--patience", type=int, help="early stopping patience on validation EMD (default 10)")
-    p.add_argument("--batch-size", type=int, help="default 16")
-    p.add_argument("--num-workers", type=int, help="data loading processes (default 2)")
-    p.add_argument("--seed", type=int, help="seed of the split and the training (default 0)")
+    p.add_argument("--patience", type=int, help=f"early stopping patience on validation EMD (default {d['patience']})")
+    p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
+    p.add_argument("--num-workers", type=int, help=f"data loading processes (default {d['num_workers']})")
+    p.add_argument("--seed", type=int, help=f"seed of the split and the training (default {d['seed']})")
     p.add_argument("--precision", choices=["32", "bf16-mixed"],
                    help="32 (default) or bf16-mixed: bfloat16 autocast; whether it is faster depends on the CPU and "
                         "the backbone (measured in docs/performance.md)")

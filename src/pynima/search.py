@@ -78,8 +78,9 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     """
     import optuna
 
+    from pynima.config import TrainConfig
     from pynima.data import make_split, read_tid2013
-    from pynima.train import TrainConfig, train
+    from pynima.train import train
 
     if sampler not in SAMPLERS:
         raise PynimaError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")

@@ -13,7 +13,7 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
@@ -22,6 +22,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
+from pynima.config import SCHEDULES, TrainConfig
 from pynima.data import (
     DatasetError,
     EpochSampler,
@@ -35,118 +36,14 @@ from pynima.data import (
     transforms,
 )
 from pynima.errors import PynimaError
-from pynima.files import atomic_path, folder_lock, read_csv, read_json, remove_stale_temporaries, write_json
+from pynima.files import atomic_path, folder_lock, read_csv, remove_stale_temporaries, write_json
 from pynima.labels import label_distributions
 from pynima.losses import emd
 from pynima.model import create_model, mean_score, normalization, read_checkpoint
 
 log = logging.getLogger(__name__)
 
-# keys a saved config may carry besides TrainConfig's fields (written by pynima search for the record)
-IGNORED_CONFIG_KEYS = {"about", "best_val_emd", "trial"}
-
-
-@dataclass
-class TrainConfig:
-    """Everything a run depends on; saved as config.json in the run directory."""
-
-    data: str
-    out: str = "runs/nima"
-    backbone: str = "tf_efficientnet_lite0"
-    weights: str | None = None
-    split: str = "reference"  # or "random"
-    split_file: str | None = None
-    ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)
-    labels: str = "maxent"  # or "mean-only"
-    vote_std: str = "sem"  # see pynima.labels.vote_std
-    optimizer: str = "adam"  # or "sgd" (the paper: momentum 0.9)
-    lr_head: float | None = None  # default: 3.7e-5 (adam) / 3e-6 (sgd)
-    lr_base: float | None = None  # default: 1.4e-4 (adam) / 3e-7 (sgd)
-    epochs: int = 100
-    patience: int = 10
-    batch_size: int = 16
-    num_workers: int = 2
-    seed: int = 0
-    export_onnx: bool = True  # best.onnx next to best.ckpt, for the fast-starting onnx engine of pynima predict
-    precision: str = "32"  # or "bf16-mixed": Lightning's bfloat16 autocast (bench/train_step.py measures it)
-    cache_images: bool = False  # decode once into memory and crop in the main process (no loader workers)
-    freeze_stages: int = 0  # keep the stem and this many early backbone stages at their ImageNet weights
-    allow_out_of_range: bool = False  # accept MOS outside the dataset's scale (clipped to it for the targets)
-    schedule: str = "constant"  # or "cosine": decay to 0 at the end of the epochs budget (see lr_factor)
-    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
-    init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
-
-    @classmethod
-    def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
-        """A config saved as JSON (a run's config.json, or the best_config.json of ``pynima search``), with
-        ``overrides`` applied on top; unknown keys are an error naming the file."""
-        from dataclasses import fields
-
-        saved = read_json(path)
-        if not isinstance(saved, dict):
-            raise PynimaError(f"{path}: not a config (a JSON object of options expected)")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(saved) - known - IGNORED_CONFIG_KEYS)
-        if unknown:
-            raise PynimaError(f"{path}: unknown config key(s) {', '.join(unknown)}")
-        values = {k: v for k, v in saved.items() if k in known} | overrides
-        if isinstance(values.get("ratios"), list):
-            values["ratios"] = tuple(values["ratios"])
-        if "data" not in values:
-            raise PynimaError(f"{path}: no 'data' in the config and no dataset given")
-        return cls(**values)
-
-    def learning_rates(self) -> tuple[float, float]:
-        default = {"adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7)}[self.optimizer]
-        return (default[0] if self.lr_head is None else self.lr_head,
-                default[1] if self.lr_base is None else self.lr_base)
-
-    def __post_init__(self) -> None:
-        self.check()
-
-    def check(self) -> None:
-        """Refuse values that would fail late (after a run folder was replaced) or train silently wrong; one
-        PynimaError naming the option. Runs on construction, so a config read from a file is checked too."""
-        for name in ("data", "out", "backbone"):
-            if not isinstance(getattr(self, name), str):
-                raise PynimaError(f"{name} must be a string, got {getattr(self, name)!r}")
-        for name in ("weights", "split_file", "init"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise PynimaError(f"{name} must be a path or null, got {getattr(self, name)!r}")
-        r = self.ratios
-        if (not isinstance(r, (tuple, list)) or len(r) != 3
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in r)
-                or r[0] <= 0 or r[1] <= 0 or sum(r) > 1 + 1e-6):
-            raise PynimaError(f"ratios must be train, val and test fractions (train and val above 0, summing to at "
-                              f"most 1), got {r!r}")
-        for name in ("export_onnx", "cache_images", "allow_out_of_range"):
-            if not isinstance(getattr(self, name), bool):
-                raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        choices = {"split": ("reference", "random"), "labels": ("maxent", "mean-only"),
-                   "vote_std": ("sem", "fixed", "raw"), "optimizer": ("adam", "sgd"), "schedule": SCHEDULES,
-                   "precision": ("32", "bf16-mixed")}
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name, low in {"epochs": 1, "batch_size": 1, "patience": 1, "num_workers": 0, "freeze_stages": 0}.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")
-        for name in ("lr_head", "lr_base"):
-            value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise PynimaError(f"{name} must be a positive number, got {value!r}")
-        if not (isinstance(self.warmup_epochs, (int, float)) and 0 <= self.warmup_epochs <= self.epochs):
-            raise PynimaError(f"warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs!r}")
-
-
-# ---------------------------------------------------------------------------------------------- data
-
-
 # ---------------------------------------------------------------------------------------------- the module
-
-SCHEDULES = ("constant", "cosine")
-
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "constant") -> float:
     """The learning rate of optimizer step ``step`` (0-based) as a fraction of the configured one: linear warm-up
