@@ -171,6 +171,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--backbone", default="mobilenet_v2", help="pynima backbone for the engines (default mobilenet_v2)")
+    ap.add_argument("--cold-runs", type=int, default=3, help="fresh processes per cold-start time (default 3)")
     ap.add_argument("--ckpt", type=Path, help="a trained checkpoint (default: a randomly initialised one)")
     ap.add_argument("--data", help="with --split-file: also the SRCC of each engine on that test set")
     ap.add_argument("--split-file")
@@ -222,11 +223,12 @@ def main() -> None:
 
     one = paths[0]
     sidecar = exported_sidecar(ckpt)
-    print(f"\ncold start, pynima predict MODEL one.jpg (median of 3 fresh processes): "
-          f"CKPT {cold_start(ckpt, one):.2f} s ({'its export ' + sidecar.name if sidecar else 'no export'} next to "
-          f"it), CKPT --engine torch {cold_start(ckpt, one, '--engine', 'torch'):.2f} s, "
-          f".onnx {cold_start(onnx_fp32, one):.2f} s, .onnx --engine openvino "
-          f"{cold_start(onnx_fp32, one, '--engine', 'openvino'):.2f} s")
+    n = args.cold_runs
+    print(f"\ncold start, pynima predict MODEL one.jpg (median of {n} fresh processes): "
+          f"CKPT {cold_start(ckpt, one, reps=n):.2f} s ({'its export ' + sidecar.name if sidecar else 'no export'} "
+          f"next to it), CKPT --engine torch {cold_start(ckpt, one, '--engine', 'torch', reps=n):.2f} s, "
+          f".onnx {cold_start(onnx_fp32, one, reps=n):.2f} s, .onnx --engine openvino "
+          f"{cold_start(onnx_fp32, one, '--engine', 'openvino', reps=n):.2f} s")
 
     if args.data and args.split_file:
         import json

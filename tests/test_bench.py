@@ -36,7 +36,7 @@ def test_train_step():
 
 
 def test_throughput():
-    out = bench("throughput.py", "--images", 4, "--repeats", 1, "--batch", 2)
+    out = bench("throughput.py", "--images", 4, "--repeats", 1, "--batch", 2, "--cold-runs", 1)
     assert "onnx-int8" in out and "cold start" in out
 
 
