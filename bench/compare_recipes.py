@@ -4,8 +4,9 @@ Each ``pynima benchmark`` folder holds one recipe's models on seeded splits; fol
 ratios and dataset have identical splits, so their rows pair up. This prints, as Markdown:
 
 * per split, each recipe's test SRCC / PLCC, and each recipe's difference to the first (the paired comparison);
-* per recipe, the median SRCC and PLCC over the splits they all finished, against median wall-clock minutes per
-  model (``results.csv``'s ``seconds``: training plus the final test evaluation), plus any one-time cost given
+* per recipe, the median SRCC and PLCC over the splits they all finished, the median SRCC *within* one test
+  reference (ranking versions of the same scene, from each split's predictions.csv), against median wall-clock minutes
+  per model (``results.csv``'s ``seconds``: training plus the final test evaluation), plus any one-time cost given
   with ``--once LABEL=MINUTES`` (e.g. pretraining), stated separately and not spread over the models;
 
 and with ``--plot FILE`` draws SRCC and PLCC against minutes per model (SVG or PNG by the suffix).
@@ -27,6 +28,18 @@ def read_rows(folder: Path) -> dict[int, dict[str, float]]:
     with open(folder / "results.csv", newline="") as f:
         return {int(r["split"]): {k: (v if k == "test_refs" else float(v)) for k, v in r.items()}
                 for r in csv.DictReader(f)}
+
+
+def within_reference_srcc(folder: Path, split: int) -> list[float]:
+    """SRCC between prediction and MOS among the images of each test reference of one split."""
+    from scipy import stats
+
+    from pynima.files import read_csv
+
+    rows = read_csv(folder / f"split_{split:02d}" / "predictions.csv")
+    refs = sorted({r["ref"] for r in rows})
+    return [float(stats.spearmanr([float(r["pred_mean"]) for r in rows if r["ref"] == ref],
+                                  [float(r["mos"]) for r in rows if r["ref"] == ref]).statistic) for ref in refs]
 
 
 def main() -> None:
@@ -60,17 +73,19 @@ def main() -> None:
         print("| " + " | ".join(cells) + " |")
 
     print("\nTime to quality (medians over the same splits)\n")
-    print("| recipe | SRCC median | PLCC median | SRCC wins vs first | minutes per model (median) | one-time |")
-    print("|---|---|---|---|---|---|")
+    print("| recipe | SRCC median | PLCC median | SRCC wins vs first | SRCC within a reference (median) | "
+          "minutes per model (median) | one-time |")
+    print("|---|---|---|---|---|---|---|")
     points = {}
     for lab in labels:
         srcc = np.array([rows[lab][s]["srcc"] for s in splits])
         plcc = np.array([rows[lab][s]["plcc"] for s in splits])
         minutes = float(np.median([rows[lab][s]["seconds"] for s in splits])) / 60
         wins = sum(rows[lab][s]["srcc"] > rows[first][s]["srcc"] for s in splits)
+        within = [v for s in splits for v in within_reference_srcc(Path(arms[lab]), s)]
         points[lab] = (minutes, float(np.median(srcc)), float(np.median(plcc)))
         print(f"| {lab} | {np.median(srcc):.4f} | {np.median(plcc):.4f} | "
-              f"{'-' if lab == first else f'{wins} of {len(splits)}'} | {minutes:.1f} | "
+              f"{'-' if lab == first else f'{wins} of {len(splits)}'} | {np.median(within):.4f} | {minutes:.1f} | "
               f"{f'{once[lab]:.0f} min' if lab in once else '-'} |")
 
     if args.plot:

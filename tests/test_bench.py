@@ -74,7 +74,14 @@ def test_compare_recipes(tmp_path):
                         "seconds"])
             for i, s in enumerate(srcc):
                 w.writerow([i, i, f"{i + 1} {i + 5}", 240, s, s + 0.01, s - 0.2, 0.8, 0.14, 4, 600 + i])
+                (tmp_path / arm / f"split_{i:02d}").mkdir()
+                with open(tmp_path / arm / f"split_{i:02d}" / "predictions.csv", "w", newline="") as p:
+                    rows = csv.writer(p)
+                    rows.writerow(["name", "ref", "kind", "level", "mos", "pred_mean", "pred_std", "emd"])
+                    for k in range(6):  # reference 1: perfectly ranked; reference 2: reversed
+                        rows.writerow([f"i01_01_{k}.bmp", 1, 1, k, k, k / 2, 1, 0.1])
+                        rows.writerow([f"i02_01_{k}.bmp", 2, 1, k, k, -k, 1, 0.1])
     out = bench("compare_recipes.py", f"A={tmp_path / 'a'}", f"B={tmp_path / 'b'}", "--once", "B=20", "--plot",
                 tmp_path / "plot.svg")
-    assert "| B | 0.7300 | 0.7400 | 1 of 2 | 10.0 | 20 min |" in out
+    assert "| B | 0.7300 | 0.7400 | 1 of 2 | 0.0000 | 10.0 | 20 min |" in out
     assert "+0.0500 / +0.0500" in out and (tmp_path / "plot.svg").stat().st_size > 1000
