@@ -5,9 +5,9 @@ ratios and dataset have identical splits, so their rows pair up. This prints, as
 
 * per split, each recipe's test SRCC / PLCC, and each recipe's difference to the first (the paired comparison);
 * per recipe, the median SRCC and PLCC over the splits they all finished, the median SRCC *within* one test
-  reference (ranking versions of the same scene, from each split's predictions.csv), against median wall-clock minutes
-  per model (``results.csv``'s ``seconds``: training plus the final test evaluation), plus any one-time cost given
-  with ``--once LABEL=MINUTES`` (e.g. pretraining), stated separately and not spread over the models;
+  reference (ranking versions of the same scene, from each split's predictions.csv), against median wall-clock
+  minutes per model (``results.csv``'s ``seconds``: training with its validation, not the final test evaluation),
+  plus any one-time cost given with ``--once LABEL=MINUTES`` (e.g. pretraining), stated separately;
 
 and with ``--plot FILE`` draws SRCC and PLCC against minutes per model (SVG or PNG by the suffix).
 
@@ -82,10 +82,10 @@ def main() -> None:
         plcc = np.array([rows[lab][s]["plcc"] for s in splits])
         minutes = float(np.median([rows[lab][s]["seconds"] for s in splits])) / 60
         wins = sum(rows[lab][s]["srcc"] > rows[first][s]["srcc"] for s in splits)
-        within = [v for s in splits for v in within_reference_srcc(Path(arms[lab]), s)]
+        within = [v for s in splits for v in within_reference_srcc(Path(arms[lab]), s)]  # NaN: a constant side
         points[lab] = (minutes, float(np.median(srcc)), float(np.median(plcc)))
         print(f"| {lab} | {np.median(srcc):.4f} | {np.median(plcc):.4f} | "
-              f"{'-' if lab == first else f'{wins} of {len(splits)}'} | {np.median(within):.4f} | {minutes:.1f} | "
+              f"{'-' if lab == first else f'{wins} of {len(splits)}'} | {np.nanmedian(within):.4f} | {minutes:.1f} | "
               f"{f'{once[lab]:.0f} min' if lab in once else '-'} |")
 
     if args.plot:

@@ -26,7 +26,7 @@ OUT=src/pynima/nima-tid2013-lite0.onnx
 # 5. export, with what the model is in its metadata
 "$PYNIMA" export runs/bundled/best.ckpt --out "$OUT" \
     --metadata name=nima-tid2013-lite0 \
-    --metadata version=1 \
+    --metadata model_version=1 \
     --metadata data="re-synthesized TID2013 references 01-19 (Kodak sources, TID2013 human MOS); pretrained on FSIMc pseudo-labels of 49 photographs" \
     --metadata labels_licence="TID2013 labels: research and education use only" \
     --metadata not_for="authentic camera distortions, aesthetics: it has seen only TID2013's 24 synthetic distortion types" \

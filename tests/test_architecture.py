@@ -38,6 +38,8 @@ def imports(path: Path) -> set[str]:
             continue
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pynima."):
             found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.ImportFrom) and node.module == "pynima":  # from pynima import data
+            found |= {a.name for a in node.names if a.name in LAYERS}
         elif isinstance(node, ast.Import):
             found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("pynima.")}
     return found - {path.stem}

@@ -133,7 +133,8 @@ def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1
             idx = rng.integers(0, len(p["mos"]), len(p["mos"]))
             per_split.append(point_metrics(p["pred_mean"][idx], p["mos"][idx], p["emd"][idx], logistic=False))
         for m in METRICS:
-            medians[m].append(float(np.median([s[m] for s in per_split])))
+            # a resample that left one split constant has NaN correlations there: the median of the others
+            medians[m].append(float(np.nanmedian([s[m] for s in per_split])))
     return {m: percentile_interval(v) for m, v in medians.items()}
 
 

@@ -371,6 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_export)
 
     p = sub.add_parser("predict", help="score images (files and folders, recursively)",
+                       usage="pynima predict [MODEL] PATHS... [options]",
                        description="Score image files, and the image files under folders (recursively). A file "
                                    "that cannot be scored (corrupt, truncated, too large or too small, unsupported "
                                    "format) is reported on stderr (skipped: ...) and in the output (an error field "

@@ -6,6 +6,7 @@ A light module (no torch): the CLI reads the defaults from here for its help tex
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,6 +77,9 @@ class TrainConfig:
                 default[1] if self.lr_base is None else self.lr_base)
 
     def __post_init__(self) -> None:
+        for name in ("data", "out", "weights", "split_file", "init"):  # pathlib paths are welcome from Python
+            if isinstance(getattr(self, name), os.PathLike):
+                setattr(self, name, os.fspath(getattr(self, name)))
         self.check()
 
     def check(self) -> None:

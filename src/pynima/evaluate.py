@@ -126,5 +126,5 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     write_predictions(out / "predictions.csv", records, dists, per_image_emd)
     scatter(pred, true, kinds, out / "scatter.png", f"{result['part']} ({len(records)} images)")
     write_json(out / "metrics.json", result)  # last: a folder with metrics.json holds a finished evaluation
-    log.info("%s set: %d images (%s)", result["part"], len(records), out / "metrics.json")
+    log.debug("%s set: %d images (%s)", result["part"], len(records), out / "metrics.json")
     return result

@@ -19,6 +19,8 @@ from pynima.errors import PynimaError
 from pynima.files import atomic_path, temporary_sibling
 
 OPSET = 18
+# metadata every export writes and scoring reads: --metadata may not replace them
+RESERVED_METADATA = ("backbone", "mean", "std", "version", "source")
 
 
 def _add_metadata(path: Path, meta: dict[str, str]) -> None:
@@ -43,6 +45,11 @@ def export_onnx(ckpt: str | Path, out: str | Path | None = None, metadata: dict[
 
     from pynima import __version__
     from pynima.predict import TorchEngine
+
+    clash = sorted(k for k in metadata or {} if k.removeprefix("pynima_") in RESERVED_METADATA)
+    if clash:
+        raise PynimaError(f"metadata {', '.join(clash)} is written by pynima export itself (the preprocessing scoring "
+                          f"relies on); choose other keys")
 
     engine = TorchEngine.from_checkpoint(ckpt)
     out = Path(out) if out else Path(ckpt).with_suffix(".onnx")

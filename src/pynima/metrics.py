@@ -66,8 +66,9 @@ def evaluate_scores(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None =
     """
     pred, true = np.asarray(pred, float), np.asarray(true, float)
     point = point_metrics(pred, true, emd)
-    if np.ptp(pred) == 0:
-        log.warning("every prediction is %.4g: the correlations are undefined (NaN)", pred[0])
+    if np.ptp(pred) == 0 or np.ptp(true) == 0:
+        log.warning("every %s is %.4g: the correlations are undefined (NaN)",
+                    *(("prediction", pred[0]) if np.ptp(pred) == 0 else ("label", true[0])))
     rng = np.random.default_rng(seed)
     boots: dict[str, list[float]] = {k: [] for k in point}
     n = len(pred)

@@ -150,6 +150,7 @@ class TorchEngine:
 
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.backbone, self.bf16 = backbone, bf16
+        self.metadata: dict[str, str] = {}  # what pynima export writes into an .onnx; a checkpoint has none
         self.mean, self.std = normalization(backbone)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -384,7 +385,7 @@ def load(path: str | Path | None = None, engine: str | None = None, crops: str =
     not bit-equal, so measure it on your data (``bench/throughput.py`` does).
     """
     path = bundled_model() if path is None else Path(path)
-    exported = path if path.suffix == ".onnx" else exported_sidecar(path)
+    exported = path if path.suffix.lower() == ".onnx" else exported_sidecar(path)
     if engine in (None, "auto") and exported is not None and exported != path:
         try:  # the export next to a checkpoint is a cache of it: if it cannot be used, the checkpoint still can
             return load(exported, engine="openvino" if bf16 else "onnx", crops=crops, bf16=bf16)
@@ -403,6 +404,6 @@ def load(path: str | Path | None = None, engine: str | None = None, crops: str =
                 raise PynimaError("bf16 runs on the torch and openvino engines, not onnx")
             return Scorer(OnnxEngine(exported), crops=crops)
         return Scorer(OpenVinoEngine(exported, precision="bf16" if bf16 else "f32"), crops=crops)
-    if path.suffix == ".onnx":
+    if path.suffix.lower() == ".onnx":
         raise PynimaError(f"{path}: an ONNX file runs on the onnx or openvino engine (--engine onnx)")
     return Scorer(TorchEngine.from_checkpoint(path, bf16=bf16), crops=crops)
