@@ -18,10 +18,13 @@ def onnx_file(run, tmp_path_factory):
     return export_onnx(run / "best.ckpt", tmp_path_factory.mktemp("onnx") / "model.onnx", {"name": "tiny-test"})
 
 
-def test_export_metadata_says_what_the_model_is(onnx_file):
+def test_export_metadata_says_what_the_model_is(run, onnx_file, tmp_path):
     meta = OnnxEngine(onnx_file).metadata
     assert meta["pynima_name"] == "tiny-test"
     assert meta["pynima_backbone"] == "tf_efficientnet_lite0" and meta["pynima_source"] == "best.ckpt"
+    with pytest.raises(PynimaError, match="pynima_mean"):  # scoring reads it: a user value would score wrongly
+        export_onnx(run / "best.ckpt", tmp_path / "m.onnx", {"pynima_mean": "0,0,0"})
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_centre_crop_matches_torchvision_and_training_transform(photos):

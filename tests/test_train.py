@@ -151,3 +151,8 @@ def test_a_bad_config_file_is_one_line_naming_the_key(content, problem, tmp_path
                         str(tmp_path / "run")], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
     assert problem in r.stderr and not (tmp_path / "run").exists()
+
+
+def test_train_config_takes_pathlib_paths(tmp_path):
+    cfg = TrainConfig(data=tmp_path / "data", out=tmp_path / "run", init=tmp_path / "x.ckpt")
+    assert cfg.data == str(tmp_path / "data") and cfg.out == str(tmp_path / "run") and isinstance(cfg.init, str)
