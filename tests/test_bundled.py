@@ -1,0 +1,67 @@
+"""The model bundled inside the package (docs/model-card.md): found with no argument, says what it is, ranks quality."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import pynima
+from pynima.distortions import distort
+from pynima.errors import PynimaError
+from pynima.predict import BUNDLED_MODEL, bundled_model
+
+
+def test_the_bundled_model_ships_inside_the_package_and_says_what_it_is():
+    import onnx
+
+    path = bundled_model()
+    assert path.stat().st_size <= 15 * 2**20
+    # it goes into the wheel: package data names it, and git tracks it despite ignoring *.onnx elsewhere
+    assert f'"{BUNDLED_MODEL}"' in (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert f"!src/pynima/{BUNDLED_MODEL}" in (Path(__file__).parents[1] / ".gitignore").read_text().splitlines()
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    assert meta["pynima_name"] == "nima-tid2013-lite0"
+    assert meta["pynima_backbone"] == "tf_efficientnet_lite0"
+    assert "research and education" in meta["pynima_labels_licence"]
+    assert meta["pynima_card"] == "docs/model-card.md" and meta["pynima_command"] == "scripts/bundled_model.sh"
+
+
+def test_load_without_a_model_uses_the_bundled_one(photos):
+    scorer = pynima.load()
+    assert scorer.engine.name == "onnx" and scorer.engine.metadata["pynima_name"] == "nima-tid2013-lite0"
+    s = scorer.score(photos[0])
+    assert 0 <= s.mean <= 9 and sum(s.distribution) == pytest.approx(1, abs=1e-5)
+
+
+@pytest.mark.parametrize("kind", [1, 8, 10])  # additive Gaussian noise, Gaussian blur, JPEG
+def test_the_bundled_model_scores_heavy_distortion_below_the_clean_photo(photos, kind):
+    scorer = pynima.load()
+    for photo in photos:
+        clean, worst = scorer.score(photo).mean, scorer.score(distort(photo, kind, 5, seed=0)).mean
+        assert clean > worst + 0.5, (kind, clean, worst)
+
+
+def test_predict_with_no_model_scores_with_the_bundled_one(photos, tmp_path):
+    image = tmp_path / "photo.png"
+    Image.fromarray(photos[1]).save(image)
+    r = subprocess.run([sys.executable, "-m", "pynima.cli", "predict", str(image), "--format", "json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)[0]["mean"] == pytest.approx(pynima.load().score(image).mean, abs=1e-6)
+
+
+def test_predict_with_a_model_and_no_images_is_a_usage_error(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "pynima.cli", "predict", str(bundled_model())],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no images given" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_missing_bundled_model_is_one_clear_error(monkeypatch):
+    import pynima.predict
+
+    monkeypatch.setattr(pynima.predict, "BUNDLED_MODEL", "absent.onnx")
+    with pytest.raises(PynimaError, match="no bundled model"):
+        pynima.load()
