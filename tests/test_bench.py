@@ -3,6 +3,7 @@
 These are smoke runs (a few images, one repeat): they check that a script works, not what it measures."""
 
 import csv
+import json
 import os
 import shutil
 import subprocess
@@ -25,8 +26,8 @@ def bench(script: str, *args: str, cwd: Path | None = None) -> str:
 
 
 def test_every_bench_script_has_a_smoke_test():
-    tested = {"compare_recipes", "label_targets", "pseudo_label_leakage", "synth_fidelity", "throughput",
-              "train_step"}
+    tested = {"compare_recipes", "label_targets", "pseudo_label_leakage", "synth_fidelity", "test_time_crops",
+              "throughput", "train_step"}
     assert {p.stem for p in BENCH.glob("*.py")} == tested
 
 
@@ -85,3 +86,18 @@ def test_compare_recipes(tmp_path):
                 tmp_path / "plot.svg")
     assert "| B | 0.7300 | 0.7400 | 1 of 2 | 0.0000 | 10.0 | 20 min |" in out
     assert "+0.0500 / +0.0500" in out and (tmp_path / "plot.svg").stat().st_size > 1000
+
+
+def test_test_time_crops(run, tiny, tmp_path):
+    """A one-split benchmark folder made of the ``run`` fixture: both crop modes evaluated, the table printed."""
+    split = tmp_path / "bench" / "split_00"
+    split.mkdir(parents=True)
+    (tmp_path / "bench" / "benchmark.json").write_text(json.dumps({"config": {"data": str(tiny)}}))
+    for name in ("best.ckpt", "split.json", "metrics.json"):
+        shutil.copy(run / name, split / name)
+    out = bench("test_time_crops.py", f"tiny={tmp_path / 'bench'}", "--out", tmp_path / "tta")
+    centre = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "centre" / "metrics.json").read_text())
+    grid = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "grid" / "metrics.json").read_text())
+    assert centre["engine"] == grid["engine"] == "onnx" and "covering" in grid["crops"]
+    assert f"| tiny | 00 | {json.loads((run / 'metrics.json').read_text())['srcc']['value']:.4f}" in out
+    assert "grid wins" in out and "of 1 |" in out

@@ -48,6 +48,19 @@ def test_evaluation_outputs(run, tiny):
     assert whole["n_images"] == 60 and whole["part"] == "all"
 
 
+def test_evaluation_runs_on_the_onnx_export_and_agrees_with_torch(run, tiny):
+    """The run's best.onnx (written before the test evaluation) scores it; PyTorch on the checkpoint agrees."""
+    from pynima.evaluate import read_predictions
+
+    assert json.loads((run / "metrics.json").read_text())["engine"] == "onnx"
+    split = json.loads((run / "split.json").read_text())
+    torch_run = evaluate_checkpoint(run / "best.ckpt", tiny, run / "torch", split=split, n_boot=50, engine="torch")
+    assert torch_run["engine"] == "torch"
+    ours, theirs = read_predictions(run / "predictions.csv"), read_predictions(run / "torch" / "predictions.csv")
+    assert list(ours["name"]) == list(theirs["name"])
+    assert abs(ours["pred_mean"] - theirs["pred_mean"]).max() < 1e-3
+
+
 def test_checkpoint_loads_without_imagenet_weights(run):
     from pynima.model import load_checkpoint
 

@@ -18,12 +18,9 @@ CROP_DESCRIPTION = {"centre": "single centre 224x224 crop at native resolution",
                     "grid": "224x224 crops covering the image at native resolution, distributions averaged"}
 
 
-def predict_distributions(model, backbone: str, records: list[Record], batch_size: int = 32, crops: str = "centre"
-                          ) -> np.ndarray:
-    """(N, 10) predicted distributions through the same preprocessing as ``pynima predict`` (pynima.predict)."""
-    from pynima.predict import Scorer, TorchEngine
-
-    scorer = Scorer(TorchEngine(model, backbone), crops=crops)
+def predict_distributions(scorer, records: list[Record], batch_size: int = 32) -> np.ndarray:
+    """(N, 10) predicted distributions of ``records`` by a ``pynima.predict.Scorer``: the same preprocessing as
+    ``pynima predict``."""
     out = []
     for path, score, error in scorer.score_paths([r.path for r in records], batch_size=batch_size):
         if error:
@@ -87,25 +84,29 @@ def format_table(metrics: dict) -> str:
 
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, split: dict | None = None,
                         part: str = "test", crops: str = "centre", n_boot: int = 1000,
-                        allow_out_of_range: bool = False) -> dict:
+                        allow_out_of_range: bool = False, engine: str | None = None) -> dict:
     """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json,
     predictions.csv and scatter.png to ``out``. Returns the metrics dict (``format_table`` prints it).
 
-    ``crops``: "centre" (one 224 crop, as in training) or "grid" (crops covering the image, averaged)."""
+    ``crops``: "centre" (one 224 crop, as in training) or "grid" (crops covering the image, averaged).
+    ``engine``: as ``pynima.predict.load``; by default the up-to-date ``best.onnx`` next to the checkpoint runs on ONNX
+    Runtime (several times faster than eager PyTorch on CPU, docs/performance.md), else the checkpoint on PyTorch."""
     import torch
     from scipy import stats
 
     from pynima.labels import label_distributions, moments
     from pynima.losses import emd
-    from pynima.model import load_checkpoint
+    from pynima.model import read_checkpoint
+    from pynima.predict import load
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model, hp = load_checkpoint(ckpt)
+    scorer = load(ckpt, engine=engine, crops=crops)
+    hp = read_checkpoint(ckpt).get("hyper_parameters") or {}
     records = read_tid2013(data, allow_out_of_range=allow_out_of_range)
     if split is not None:
         records = apply_split(records, split, part)
-    dists = predict_distributions(model, hp["backbone"], records, crops=crops)
+    dists = predict_distributions(scorer, records)
     pred = moments(dists)[0]
     true = np.array([r.mos for r in records])
     targets = label_distributions(records, hp.get("labels", "maxent"), hp.get("vote_std", "sem"))
@@ -120,7 +121,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
             per_type[str(k)] = {"name": DISTORTIONS[k].name, "srcc": srcc, "n": int(sel.sum())}
     result = metrics | {"per_type_srcc": per_type, "n_images": len(records), "checkpoint": str(ckpt),
                         "data": str(data), "part": part if split is not None else "all",
-                        "crops": CROP_DESCRIPTION[crops],
+                        "crops": CROP_DESCRIPTION[crops], "engine": scorer.engine.name,
                         "interval": f"95% percentile bootstrap over images ({n_boot} resamples); "
                                     "excludes split variance"}
     write_predictions(out / "predictions.csv", records, dists, per_image_emd)

@@ -336,9 +336,9 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                                  "seconds": round(time.perf_counter() - t0, 1),
                                  "device": str(trainer.strategy.root_device), "resumed": resume_from is not None})
         best = out / "best.ckpt"
+        if cfg.export_onnx:  # first, so the test evaluation runs on ONNX Runtime (pynima.evaluate)
+            _export(best)
         if test and parts["test"]:  # a split may have no test part (a final model trained on every reference)
             evaluate_checkpoint(best, cfg.data, out, split=split, part="test",
                                 allow_out_of_range=cfg.allow_out_of_range)
-        if cfg.export_onnx:
-            _export(best)
     return out
