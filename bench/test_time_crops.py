@@ -7,12 +7,16 @@ and evaluated twice. Finished evaluations are kept, so a rerun continues. Prints
 benchmark's own test SRCC/PLCC (centre crop), the same centre crop re-scored here (a parity check of the engine), the
 grid, and grid minus centre; then per folder the medians, the grid's wins and the seconds per evaluation.
 
+``OUT/LABEL`` is then shaped like a benchmark folder scored with the grid (``results.csv``, the benchmark's rows with
+the grid's metrics; ``split_NN/predictions.csv``), so ``bench/compare_recipes.py`` can put it next to the others.
+
     python bench/test_time_crops.py paper=runs/b5-paper pretrain=runs/b5-pretrain --out runs/tta
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import shutil
 import time
@@ -51,6 +55,21 @@ def evaluate_split(split_dir: Path, data: str, out: Path) -> dict[str, dict]:
     return result
 
 
+def write_grid_results(folder: Path, out: Path, splits: list[Path], grid: list[dict]) -> None:
+    """``out/results.csv``: the rows of ``folder/results.csv`` for ``splits``, with the grid's test metrics."""
+    with open(folder / "results.csv", newline="") as f:
+        own = {int(r["split"]): r for r in csv.DictReader(f)}
+    rows = []
+    for d, metrics in zip(splits, grid):
+        i = int(d.name.removeprefix("split_"))
+        rows.append(own[i] | {k: metrics[k]["value"] for k in ("srcc", "plcc", "krcc", "rmse", "emd")})
+        shutil.copy2(out / d.name / "grid" / "predictions.csv", out / d.name / "predictions.csv")
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("arms", nargs="+", metavar="LABEL=FOLDER", help="pynima benchmark output folders")
@@ -76,6 +95,7 @@ def main() -> None:
                         f"{g['srcc']['value']:.4f} / {g['plcc']['value']:.4f} | "
                         f"{g['srcc']['value'] - c['srcc']['value']:+.4f} / "
                         f"{g['plcc']['value'] - c['plcc']['value']:+.4f} |")
+        write_grid_results(folder, args.out / label, splits, arm["grid"])
         med = {k: {m: float(np.median([v[m]["value"] for v in arm[k]])) for m in ("srcc", "plcc")} for k in arm}
         wins = sum(g["srcc"]["value"] > c["srcc"]["value"] for c, g in zip(arm["centre"], arm["grid"]))
         secs = {k: float(np.median([v["seconds"] for v in arm[k]])) for k in MODES}

@@ -16,12 +16,14 @@ OUT=src/pynima/nima-tid2013-lite0.onnx
 # 1. pretraining data: 49 photographs x 24 distortions x 5 levels, labelled by FSIMc mapped to TID2013's scale
 "$PYNIMA" synth data/pristine-pseudo --refs "$SHARED/pristine"
 # 2. pretraining, paid once: 3 epochs on 44 photographs' distortions, validation on the other 5
-"$PYNIMA" train data/pristine-pseudo --out runs/pretrain-pristine --ratios 0.9 0.1 0 --epochs 3 --seed 0 --quiet
+"$PYNIMA" train data/pristine-pseudo --out runs/pretrain-pristine --ratios 0.9 0.1 0 --epochs 3 --seed 0 --quiet \
+    --recipe paper
 # 3. the human labels: TID2013's references 01-19 re-synthesized from their Kodak sources
 "$PYNIMA" synth data/tid2013-resynth --refs "$SHARED/kodak" \
     --mos-table "$SHARED/tid2013-labels/mos_with_names.txt" --std-table "$SHARED/tid2013-labels/mos_std.txt"
 # 4. fine-tuning on all 19 references (no test part: the benchmark in docs/results.md measures the recipe)
 "$PYNIMA" train data/tid2013-resynth --init runs/pretrain-pristine/best.ckpt --ratios 0.85 0.15 0 --epochs 6 \
+    --recipe paper \
     --seed 0 --out runs/bundled --quiet
 # 5. export, with what the model is in its metadata
 "$PYNIMA" export runs/bundled/best.ckpt --out "$OUT" \

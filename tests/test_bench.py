@@ -95,9 +95,12 @@ def test_test_time_crops(run, tiny, tmp_path):
     (tmp_path / "bench" / "benchmark.json").write_text(json.dumps({"config": {"data": str(tiny)}}))
     for name in ("best.ckpt", "split.json", "metrics.json"):
         shutil.copy(run / name, split / name)
+    (tmp_path / "bench" / "results.csv").write_text("split,test_refs,srcc,seconds\n0,1 2,0.5,60\n")
     out = bench("test_time_crops.py", f"tiny={tmp_path / 'bench'}", "--out", tmp_path / "tta")
     centre = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "centre" / "metrics.json").read_text())
     grid = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "grid" / "metrics.json").read_text())
     assert centre["engine"] == grid["engine"] == "onnx" and "covering" in grid["crops"]
     assert f"| tiny | 00 | {json.loads((run / 'metrics.json').read_text())['srcc']['value']:.4f}" in out
     assert "grid wins" in out and "of 1 |" in out
+    rows = list(csv.DictReader(open(tmp_path / "tta" / "tiny" / "results.csv")))
+    assert rows == [{"split": "0", "test_refs": "1 2", "srcc": str(grid["srcc"]["value"]), "seconds": "60"}]

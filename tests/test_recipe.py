@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from pynima.config import RECIPES
 from pynima.data import DatasetError, apply_split, make_split, read_tid2013, split_ratios
 from pynima.errors import PynimaError
 from pynima.train import TrainConfig, build_module, lr_factor, make_loader, make_trainer, train
@@ -61,3 +62,45 @@ def test_a_split_without_a_test_part(tiny, tmp_path):
                       ratios=(0.8, 0.2, 0.0), export_onnx=False)
     out = train(cfg, progress=False)
     assert (out / "best.ckpt").is_file() and not (out / "metrics.json").exists()
+
+
+def test_a_recipe_fills_only_what_is_not_given(tmp_path):
+    pynima, paper = TrainConfig(data="d"), TrainConfig(data="d", recipe="paper")
+    ours = RECIPES["pynima"]
+    assert (pynima.recipe, pynima.schedule, pynima.warmup_epochs) == ("pynima", ours["schedule"], ours["warmup_epochs"])
+    assert pynima.learning_rates() == RECIPES["pynima"]["adam"]
+    assert (paper.schedule, paper.warmup_epochs, paper.learning_rates()) == ("constant", 0.0, (3.7e-5, 1.4e-4))
+    assert TrainConfig(data="d", recipe="paper", optimizer="sgd").learning_rates() == (3e-6, 3e-7)
+    mixed = TrainConfig(data="d", recipe="paper", schedule="cosine", lr_head=1e-3)
+    assert (mixed.schedule, mixed.warmup_epochs, mixed.learning_rates()) == ("cosine", 0.0, (1e-3, 1.4e-4))
+    assert (pynima.test_crops, paper.test_crops) == (ours["test_crops"], "centre")
+    for bad in ("fast", ["paper"], None):
+        with pytest.raises(PynimaError, match="recipe must be one of"):
+            TrainConfig(data="d", recipe=bad)
+    # a config.json written before recipes existed had the paper's defaults, and keeps them
+    old = tmp_path / "config.json"
+    old.write_text(json.dumps({"data": "d", "lr_head": None, "lr_base": None}))
+    assert TrainConfig.from_file(old).learning_rates() == (3.7e-5, 1.4e-4)
+    assert TrainConfig.from_file(old).schedule == "constant"
+
+
+def test_the_cli_recipe_option_reaches_the_config():
+    from pynima.cli import _config, build_parser
+
+    def config(*argv):
+        return _config(build_parser().parse_args(["train", "data", *argv]))
+
+    assert config().recipe == "pynima" and config().schedule == RECIPES["pynima"]["schedule"]
+    paper = config("--recipe", "paper")
+    assert (paper.recipe, paper.schedule, paper.learning_rates()) == ("paper", "constant", (3.7e-5, 1.4e-4))
+    assert config("--recipe", "paper", "--lr-base", "2e-4").learning_rates() == (3.7e-5, 2e-4)
+    assert config("--recipe", "paper", "--test-crops", "grid").test_crops == "grid"
+
+
+def test_the_test_part_is_scored_with_the_configs_crops(run):
+    """The run fixture keeps the default recipe: its test metrics say which crops scored them."""
+    from pynima.evaluate import CROP_DESCRIPTION
+
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["recipe"] == "pynima" and cfg["test_crops"] == RECIPES["pynima"]["test_crops"]
+    assert json.loads((run / "metrics.json").read_text())["crops"] == CROP_DESCRIPTION[cfg["test_crops"]]

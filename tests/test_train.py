@@ -54,8 +54,11 @@ def test_evaluation_runs_on_the_onnx_export_and_agrees_with_torch(run, tiny):
 
     assert json.loads((run / "metrics.json").read_text())["engine"] == "onnx"
     split = json.loads((run / "split.json").read_text())
-    torch_run = evaluate_checkpoint(run / "best.ckpt", tiny, run / "torch", split=split, n_boot=50, engine="torch")
+    crops = json.loads((run / "config.json").read_text())["test_crops"]
+    torch_run = evaluate_checkpoint(run / "best.ckpt", tiny, run / "torch", split=split, n_boot=50, engine="torch",
+                                    crops=crops)
     assert torch_run["engine"] == "torch"
+    assert torch_run["crops"] == json.loads((run / "metrics.json").read_text())["crops"]
     ours, theirs = read_predictions(run / "predictions.csv"), read_predictions(run / "torch" / "predictions.csv")
     assert list(ours["name"]) == list(theirs["name"])
     assert abs(ours["pred_mean"] - theirs["pred_mean"]).max() < 1e-3

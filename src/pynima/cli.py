@@ -222,7 +222,7 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     is absent and the value comes from --config FILE or TrainConfig; the defaults shown are TrainConfig's."""
     from dataclasses import fields
 
-    from pynima.config import LEARNING_RATES, SCHEDULES, TrainConfig
+    from pynima.config import CROP_MODES, DEFAULT_RECIPE, RECIPES, SCHEDULES, TrainConfig
 
     d = {f.name: f.default for f in fields(TrainConfig)}
     p.add_argument("data", nargs="?", help="dataset root (TID2013 layout, e.g. from pynima synth)")
@@ -245,17 +245,31 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help="target distributions: max-entropy from mean and std (default) or from the mean only")
     p.add_argument("--vote-std", choices=["sem", "fixed", "raw"],
                    help="how TID2013's mos_std becomes a vote std (default sem; see pynima.labels.vote_std)")
-    p.add_argument("--optimizer", choices=list(LEARNING_RATES), help=f"default {d['optimizer']}")
-    p.add_argument("--lr-head", type=float,
-                   help="default " + " / ".join(f"{lr[0]:.1e} ({name})" for name, lr in LEARNING_RATES.items()))
-    p.add_argument("--lr-base", type=float,
-                   help="default " + " / ".join(f"{lr[1]:.1e} ({name})" for name, lr in LEARNING_RATES.items()))
+    def recipes(key: str, fmt: str = "{}") -> str:
+        return "; ".join(f"{name}: {fmt.format(r[key])}" for name, r in RECIPES.items())
+
+    p.add_argument("--recipe", choices=list(RECIPES),
+                   help=f"where the schedule, warm-up, learning rates and test crops come from when not given "
+                        f"(default "
+                        f"{DEFAULT_RECIPE}; paper: the reference implementation's constant rates, to reproduce its "
+                        f"numbers; compared in docs/results.md)")
+    p.add_argument("--optimizer", choices=["adam", "sgd"], help=f"default {d['optimizer']}")
+    def rates(i: int) -> str:
+        return "default: the recipe's; " + "; ".join(f"{name}: {r['adam'][i]:.1e} (adam) / {r['sgd'][i]:.1e} (sgd)"
+                                                      for name, r in RECIPES.items())
+
+    p.add_argument("--lr-head", type=float, help=rates(0))
+    p.add_argument("--lr-base", type=float, help=rates(1))
     p.add_argument("--epochs", type=int, help=f"maximum epochs (default {epochs})")
     p.add_argument("--schedule", choices=list(SCHEDULES),
                    help=f"learning rate over the run: constant or cosine decay to 0 at the end of --epochs "
-                        f"(default {d['schedule']})")
+                        f"(default: the recipe's; {recipes('schedule')})")
     p.add_argument("--warmup-epochs", type=float, metavar="E",
-                   help=f"linear learning-rate warm-up from 0 over the first E epochs (default {d['warmup_epochs']:g})")
+                   help=f"linear learning-rate warm-up from 0 over the first E epochs (default: the recipe's; "
+                        f"{recipes('warmup_epochs', '{:g}')})")
+    p.add_argument("--test-crops", choices=list(CROP_MODES),
+                   help=f"how the test part is scored: one centre 224 crop, as in training, or the grid of 224 crops "
+                        f"covering the image, averaged (default: the recipe's; {recipes('test_crops')})")
     p.add_argument("--init", metavar="CKPT",
                    help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
                         "fine-tuning a pretrained model")
@@ -280,6 +294,7 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pynima.config import CROP_MODES
     from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
     parser = argparse.ArgumentParser(prog="pynima", description="Blind image quality assessment with NIMA.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log everything pynima does (on stderr)")
@@ -349,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="split.json; without it the whole dataset is scored")
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
-    p.add_argument("--crops", choices=["centre", "grid"], default="centre",
+    p.add_argument("--crops", choices=list(CROP_MODES), default="centre",
                    help="one centre 224 crop (default, as in training) or 224 crops covering the image, averaged")
     p.add_argument("--allow-out-of-range", action="store_true", help="accept MOS values outside TID2013's 0-9 scale")
     p.set_defaults(func=_evaluate)
@@ -395,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 arithmetic (torch and openvino engines): faster on CPUs with AMX, not bit-equal "
                         "(speed and SRCC cost in docs/performance.md)")
-    p.add_argument("--crops", choices=["centre", "grid"], default="centre",
+    p.add_argument("--crops", choices=list(CROP_MODES), default="centre",
                    help="one centre 224 crop (default) or 224 crops covering the image, averaged")
     p.set_defaults(func=_predict)
     return parser

@@ -14,8 +14,17 @@ from pynima.errors import PynimaError
 from pynima.files import read_json
 
 SCHEDULES = ("constant", "cosine")
-# (head, backbone) learning rates when none is given: the reference implementation's values for each optimizer
-LEARNING_RATES = {"adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7)}
+# Training recipes, as data: the values a recipe gives the options a run leaves unset. Per optimizer, the (head,
+# backbone) learning rates. "paper": the reference implementation's constant rates, for reproducing its numbers.
+# "pynima": what won the paired by-reference benchmark of issue 11 (docs/results.md, "Recipe").
+RECIPES: dict[str, dict] = {
+    "paper": {"schedule": "constant", "warmup_epochs": 0.0, "adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7),
+              "test_crops": "centre"},
+    "pynima": {"schedule": "cosine", "warmup_epochs": 0.3, "adam": (2.55e-4, 7.1e-4), "sgd": (3e-6, 3e-7),
+               "test_crops": "grid"},
+}
+CROP_MODES = ("centre", "grid")  # how an image is scored: see pynima.predict
+DEFAULT_RECIPE = "pynima"
 
 # keys a saved config may carry besides TrainConfig's fields (written by pynima search for the record)
 IGNORED_CONFIG_KEYS = {"about", "best_val_emd", "trial"}
@@ -35,8 +44,8 @@ class TrainConfig:
     labels: str = "maxent"  # or "mean-only"
     vote_std: str = "sem"  # see pynima.labels.vote_std
     optimizer: str = "adam"  # or "sgd" (the paper: momentum 0.9)
-    lr_head: float | None = None  # default: LEARNING_RATES[optimizer][0]
-    lr_base: float | None = None  # default: LEARNING_RATES[optimizer][1]
+    lr_head: float | None = None  # default: RECIPES[recipe][optimizer][0]
+    lr_base: float | None = None  # default: RECIPES[recipe][optimizer][1]
     epochs: int = 100
     patience: int = 10
     batch_size: int = 16
@@ -47,8 +56,10 @@ class TrainConfig:
     cache_images: bool = False  # decode once into memory and crop in the main process (no loader workers)
     freeze_stages: int = 0  # keep the stem and this many early backbone stages at their ImageNet weights
     allow_out_of_range: bool = False  # accept MOS outside the dataset's scale (clipped to it for the targets)
-    schedule: str = "constant"  # or "cosine": decay to 0 at the end of the epochs budget (see lr_factor)
-    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs
+    recipe: str = DEFAULT_RECIPE  # where schedule, warm-up, learning rates and test crops come from when not given
+    schedule: str | None = None  # "constant", or "cosine": decay to 0 at the end of the epochs budget (lr_factor)
+    warmup_epochs: float | None = None  # linear warm-up from 0 over this many epochs
+    test_crops: str | None = None  # how the test part is scored: "centre" crop or the "grid" covering the image
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
 
     @classmethod
@@ -65,6 +76,7 @@ class TrainConfig:
         if unknown:
             raise PynimaError(f"{path}: unknown config key(s) {', '.join(unknown)}")
         values = {k: v for k, v in saved.items() if k in known} | overrides
+        values.setdefault("recipe", "paper")  # a config written before recipes existed had the paper's defaults
         if isinstance(values.get("ratios"), list):
             values["ratios"] = tuple(values["ratios"])
         if "data" not in values:
@@ -72,7 +84,8 @@ class TrainConfig:
         return cls(**values)
 
     def learning_rates(self) -> tuple[float, float]:
-        default = LEARNING_RATES[self.optimizer]
+        """(head, backbone) learning rates: the ones given, else the recipe's for the optimizer."""
+        default = RECIPES[self.recipe][self.optimizer]
         return (default[0] if self.lr_head is None else self.lr_head,
                 default[1] if self.lr_base is None else self.lr_base)
 
@@ -80,6 +93,11 @@ class TrainConfig:
         for name in ("data", "out", "weights", "split_file", "init"):  # pathlib paths are welcome from Python
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
+        if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
+            raise PynimaError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        for name in ("schedule", "warmup_epochs", "test_crops"):
+            if getattr(self, name) is None:
+                setattr(self, name, RECIPES[self.recipe][name])
         self.check()
 
     def check(self) -> None:
@@ -102,7 +120,8 @@ class TrainConfig:
                 raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
         choices = {"split": ("reference", "random"), "labels": ("maxent", "mean-only"),
                    "vote_std": ("sem", "fixed", "raw"), "optimizer": ("adam", "sgd"), "schedule": SCHEDULES,
-                   "precision": ("32", "bf16-mixed")}
+                   "precision": ("32", "bf16-mixed"), "recipe": tuple(RECIPES),
+                   "test_crops": CROP_MODES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")

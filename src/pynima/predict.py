@@ -30,12 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from pynima.config import CROP_MODES
 from pynima.data import CROP, IMAGE_SUFFIXES, load_rgb, to_rgb
 from pynima.errors import PynimaError
 
 log = logging.getLogger(__name__)
 
-CROP_MODES = ("centre", "grid")
 MAX_GRID = 4  # grid crops per side at most: a 12-megapixel photo gets 16 crops, not 250
 MAX_CROPS_PER_PASS = 64  # crops per network call at most, whatever the batch size and crop mode
 BUNDLED_MODEL = "nima-tid2013-lite0.onnx"  # shipped inside the package; what it is: docs/model-card.md

@@ -339,6 +339,6 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
         if cfg.export_onnx:  # first, so the test evaluation runs on ONNX Runtime (pynima.evaluate)
             _export(best)
         if test and parts["test"]:  # a split may have no test part (a final model trained on every reference)
-            evaluate_checkpoint(best, cfg.data, out, split=split, part="test",
+            evaluate_checkpoint(best, cfg.data, out, split=split, part="test", crops=cfg.test_crops,
                                 allow_out_of_range=cfg.allow_out_of_range)
     return out
