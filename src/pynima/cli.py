@@ -294,7 +294,7 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pynima.config import CROP_MODES
+    from pynima.config import CROP_MODES, DEFAULT_RECIPE, RECIPES
     from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
     parser = argparse.ArgumentParser(prog="pynima", description="Blind image quality assessment with NIMA.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log everything pynima does (on stderr)")
@@ -364,8 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="split.json; without it the whole dataset is scored")
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
-    p.add_argument("--crops", choices=list(CROP_MODES), default="centre",
-                   help="one centre 224 crop (default, as in training) or 224 crops covering the image, averaged")
+    p.add_argument("--crops", choices=list(CROP_MODES), default=RECIPES[DEFAULT_RECIPE]["test_crops"],
+                   help="one centre 224 crop (as in training) or the grid of 224 crops covering the image, averaged "
+                        "(default %(default)s, as pynima train scores its test part)")
     p.add_argument("--allow-out-of-range", action="store_true", help="accept MOS values outside TID2013's 0-9 scale")
     p.set_defaults(func=_evaluate)
 
