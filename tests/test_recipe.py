@@ -73,7 +73,6 @@ def test_a_recipe_fills_only_what_is_not_given(tmp_path):
     assert TrainConfig(data="d", recipe="paper", optimizer="sgd").learning_rates() == (3e-6, 3e-7)
     mixed = TrainConfig(data="d", recipe="paper", schedule="cosine", lr_head=1e-3)
     assert (mixed.schedule, mixed.warmup_epochs, mixed.learning_rates()) == ("cosine", 0.0, (1e-3, 1.4e-4))
-    assert (pynima.test_crops, paper.test_crops) == (ours["test_crops"], "centre")
     for bad in ("fast", ["paper"], None):
         with pytest.raises(PynimaError, match="recipe must be one of"):
             TrainConfig(data="d", recipe=bad)
@@ -98,9 +97,20 @@ def test_the_cli_recipe_option_reaches_the_config():
 
 
 def test_the_test_part_is_scored_with_the_configs_crops(run):
-    """The run fixture keeps the default recipe: its test metrics say which crops scored them."""
+    """The run fixture keeps the defaults: its test metrics say which crops scored them."""
     from pynima.evaluate import CROP_DESCRIPTION
 
     cfg = json.loads((run / "config.json").read_text())
-    assert cfg["recipe"] == "pynima" and cfg["test_crops"] == RECIPES["pynima"]["test_crops"]
-    assert json.loads((run / "metrics.json").read_text())["crops"] == CROP_DESCRIPTION[cfg["test_crops"]]
+    assert cfg["recipe"] == "pynima" and cfg["test_crops"] == "centre"
+    assert json.loads((run / "metrics.json").read_text())["crops"] == CROP_DESCRIPTION["centre"]
+
+
+def test_test_crops_grid_scores_the_test_part_with_the_grid(tiny, tmp_path):
+    from pynima.evaluate import CROP_DESCRIPTION
+
+    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "grid"), epochs=1, batch_size=8, num_workers=0,
+                      test_crops="grid", export_onnx=False)
+    out = train(cfg, progress=False)
+    assert json.loads((out / "metrics.json").read_text())["crops"] == CROP_DESCRIPTION["grid"]
+    with pytest.raises(PynimaError, match="test_crops must be one of"):
+        TrainConfig(data="d", test_crops="five")

@@ -249,13 +249,12 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
         return "; ".join(f"{name}: {fmt.format(r[key])}" for name, r in RECIPES.items())
 
     p.add_argument("--recipe", choices=list(RECIPES),
-                   help=f"where the schedule, warm-up, learning rates and test crops come from when not given "
-                        f"(default "
+                   help=f"where the schedule, warm-up and learning rates come from when not given (default "
                         f"{DEFAULT_RECIPE}; paper: the reference implementation's constant rates, to reproduce its "
                         f"numbers; compared in docs/results.md)")
     p.add_argument("--optimizer", choices=["adam", "sgd"], help=f"default {d['optimizer']}")
     def rates(i: int) -> str:
-        return "default: the recipe's; " + "; ".join(f"{name}: {r['adam'][i]:.1e} (adam) / {r['sgd'][i]:.1e} (sgd)"
+        return "default: the recipe's; " + "; ".join(f"{name}: {r['adam'][i]:g} (adam) / {r['sgd'][i]:g} (sgd)"
                                                       for name, r in RECIPES.items())
 
     p.add_argument("--lr-head", type=float, help=rates(0))
@@ -268,8 +267,8 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help=f"linear learning-rate warm-up from 0 over the first E epochs (default: the recipe's; "
                         f"{recipes('warmup_epochs', '{:g}')})")
     p.add_argument("--test-crops", choices=list(CROP_MODES),
-                   help=f"how the test part is scored: one centre 224 crop, as in training, or the grid of 224 crops "
-                        f"covering the image, averaged (default: the recipe's; {recipes('test_crops')})")
+                   help="how the test part is scored: one centre 224 crop (default, as in training) or the grid of "
+                        "224 crops covering the image, averaged (compared in docs/results.md)")
     p.add_argument("--init", metavar="CKPT",
                    help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
                         "fine-tuning a pretrained model")
@@ -294,7 +293,7 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pynima.config import CROP_MODES, DEFAULT_RECIPE, RECIPES
+    from pynima.config import CROP_MODES
     from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
     parser = argparse.ArgumentParser(prog="pynima", description="Blind image quality assessment with NIMA.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log everything pynima does (on stderr)")
@@ -364,9 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="split.json; without it the whole dataset is scored")
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
-    p.add_argument("--crops", choices=list(CROP_MODES), default=RECIPES[DEFAULT_RECIPE]["test_crops"],
-                   help="one centre 224 crop (as in training) or the grid of 224 crops covering the image, averaged "
-                        "(default %(default)s, as pynima train scores its test part)")
+    p.add_argument("--crops", choices=list(CROP_MODES), default="centre",
+                   help="one centre 224 crop (default, as in training) or the grid of 224 crops covering the image, "
+                        "averaged (compared in docs/results.md)")
     p.add_argument("--allow-out-of-range", action="store_true", help="accept MOS values outside TID2013's 0-9 scale")
     p.set_defaults(func=_evaluate)
 

@@ -16,12 +16,10 @@ from pynima.files import read_json
 SCHEDULES = ("constant", "cosine")
 # Training recipes, as data: the values a recipe gives the options a run leaves unset. Per optimizer, the (head,
 # backbone) learning rates. "paper": the reference implementation's constant rates, for reproducing its numbers.
-# "pynima": what won the paired by-reference benchmark of issue 11 (docs/results.md, "Recipe").
+# "pynima": what won the paired by-reference benchmark of issue 11 (docs/results.md, "The pynima recipe").
 RECIPES: dict[str, dict] = {
-    "paper": {"schedule": "constant", "warmup_epochs": 0.0, "adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7),
-              "test_crops": "centre"},
-    "pynima": {"schedule": "cosine", "warmup_epochs": 0.3, "adam": (2.55e-4, 7.1e-4), "sgd": (3e-6, 3e-7),
-               "test_crops": "grid"},
+    "paper": {"schedule": "constant", "warmup_epochs": 0.0, "adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7)},
+    "pynima": {"schedule": "cosine", "warmup_epochs": 0.3, "adam": (2.55e-4, 7.1e-4), "sgd": (3e-6, 3e-7)},
 }
 CROP_MODES = ("centre", "grid")  # how an image is scored: see pynima.predict
 DEFAULT_RECIPE = "pynima"
@@ -56,10 +54,10 @@ class TrainConfig:
     cache_images: bool = False  # decode once into memory and crop in the main process (no loader workers)
     freeze_stages: int = 0  # keep the stem and this many early backbone stages at their ImageNet weights
     allow_out_of_range: bool = False  # accept MOS outside the dataset's scale (clipped to it for the targets)
-    recipe: str = DEFAULT_RECIPE  # where schedule, warm-up, learning rates and test crops come from when not given
+    recipe: str = DEFAULT_RECIPE  # where the schedule, warm-up and learning rates come from when not given
     schedule: str | None = None  # "constant", or "cosine": decay to 0 at the end of the epochs budget (lr_factor)
     warmup_epochs: float | None = None  # linear warm-up from 0 over this many epochs
-    test_crops: str | None = None  # how the test part is scored: "centre" crop or the "grid" covering the image
+    test_crops: str = "centre"  # how the test part is scored: "centre" crop, or the "grid" (not a measured win)
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
 
     @classmethod
@@ -95,7 +93,7 @@ class TrainConfig:
                 setattr(self, name, os.fspath(getattr(self, name)))
         if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
             raise PynimaError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
-        for name in ("schedule", "warmup_epochs", "test_crops"):
+        for name in ("schedule", "warmup_epochs"):
             if getattr(self, name) is None:
                 setattr(self, name, RECIPES[self.recipe][name])
         self.check()
