@@ -82,13 +82,12 @@ def main() -> None:
         folder = Path(folder)
         data = read_json(folder / "benchmark.json")["config"]["data"]
         splits = sorted(d for d in folder.glob("split_*") if (d / "metrics.json").is_file())[:args.splits]
-        arm = {"bench": [], "centre": [], "grid": []}
+        arm = {mode: [] for mode in MODES}
         for d in splits:
             own = read_json(d / "metrics.json")
             got = evaluate_split(d, data, args.out / label / d.name)
-            vals = {"bench": own} | got
-            for k in arm:
-                arm[k].append(vals[k])
+            for mode in MODES:
+                arm[mode].append(got[mode])
             c, g = got["centre"], got["grid"]
             rows.append(f"| {label} | {d.name.removeprefix('split_')} | {own['srcc']['value']:.4f} / "
                         f"{own['plcc']['value']:.4f} | {c['srcc']['value']:.4f} / {c['plcc']['value']:.4f} | "

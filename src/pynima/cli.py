@@ -222,7 +222,7 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     is absent and the value comes from --config FILE or TrainConfig; the defaults shown are TrainConfig's."""
     from dataclasses import fields
 
-    from pynima.config import CROP_MODES, DEFAULT_RECIPE, RECIPES, SCHEDULES, TrainConfig
+    from pynima.config import CROP_MODES, DEFAULT_RECIPE, OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig
 
     d = {f.name: f.default for f in fields(TrainConfig)}
     p.add_argument("data", nargs="?", help="dataset root (TID2013 layout, e.g. from pynima synth)")
@@ -252,7 +252,7 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help=f"where the schedule, warm-up and learning rates come from when not given (default "
                         f"{DEFAULT_RECIPE}; paper: the reference implementation's constant rates, to reproduce its "
                         f"numbers; compared in docs/results.md)")
-    p.add_argument("--optimizer", choices=["adam", "sgd"], help=f"default {d['optimizer']}")
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"default {d['optimizer']}")
     def rates(i: int) -> str:
         return "default: the recipe's; " + "; ".join(f"{name}: {r['adam'][i]:g} (adam) / {r['sgd'][i]:g} (sgd)"
                                                       for name, r in RECIPES.items())

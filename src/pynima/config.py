@@ -14,6 +14,7 @@ from pynima.errors import PynimaError
 from pynima.files import read_json
 
 SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("adam", "sgd")  # each recipe gives learning rates for both
 # Training recipes, as data: the values a recipe gives the options a run leaves unset. Per optimizer, the (head,
 # backbone) learning rates. "paper": the reference implementation's constant rates, for reproducing its numbers.
 # "pynima": what won the paired by-reference benchmark of issue 11 (docs/results.md, "The pynima recipe").
@@ -91,11 +92,10 @@ class TrainConfig:
         for name in ("data", "out", "weights", "split_file", "init"):  # pathlib paths are welcome from Python
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
-        if not isinstance(self.recipe, str) or self.recipe not in RECIPES:
-            raise PynimaError(f"recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        recipe = RECIPES.get(self.recipe) if isinstance(self.recipe, str) else None  # check() refuses a bad one
         for name in ("schedule", "warmup_epochs"):
-            if getattr(self, name) is None:
-                setattr(self, name, RECIPES[self.recipe][name])
+            if getattr(self, name) is None and recipe:
+                setattr(self, name, recipe[name])
         self.check()
 
     def check(self) -> None:
@@ -116,10 +116,9 @@ class TrainConfig:
         for name in ("export_onnx", "cache_images", "allow_out_of_range"):
             if not isinstance(getattr(self, name), bool):
                 raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        choices = {"split": ("reference", "random"), "labels": ("maxent", "mean-only"),
-                   "vote_std": ("sem", "fixed", "raw"), "optimizer": ("adam", "sgd"), "schedule": SCHEDULES,
-                   "precision": ("32", "bf16-mixed"), "recipe": tuple(RECIPES),
-                   "test_crops": CROP_MODES}
+        choices = {"recipe": tuple(RECIPES), "split": ("reference", "random"), "labels": ("maxent", "mean-only"),
+                   "vote_std": ("sem", "fixed", "raw"), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
+                   "precision": ("32", "bf16-mixed"), "test_crops": CROP_MODES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
