@@ -79,7 +79,7 @@ def split_complete(d: Path) -> bool:
 
 
 def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
-    from pynima.data import make_split, read_tid2013
+    from pynima.datasets import dataset_split, read_config_dataset
     from pynima.train import train
 
     template = _template(cfg)
@@ -93,7 +93,7 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
                               f"use another --out")
     write_json(meta, {"config": template, "repeats": repeats})
 
-    records = read_tid2013(cfg.data, allow_out_of_range=cfg.allow_out_of_range)
+    dataset = read_config_dataset(cfg)
     for i in range(repeats):
         d = split_dir(out, i)
         seed = cfg.seed + i
@@ -110,7 +110,7 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
             with folder_lock(d):  # unless a pynima train --resume of it is running
                 shutil.rmtree(d)
         d.mkdir(parents=True)
-        write_json(split_file, make_split(records, cfg.split, cfg.ratios, seed), indent=1)
+        write_json(split_file, dataset_split(dataset, cfg.split, cfg.ratios, seed), indent=1)
         log.info("split %2d of %d (seed %d): training in %s", i, repeats, seed, d)
         train(split_cfg, progress=progress)
     return summarize(out, repeats)

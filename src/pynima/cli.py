@@ -34,6 +34,8 @@ def _config(args: argparse.Namespace, **defaults):
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
     if "ratios" in given:
         given["ratios"] = split_ratios(given["ratios"])
+    if given.get("scale") is not None:
+        given["scale"] = tuple(given["scale"])
     if getattr(args, "config", None):  # the file never picks the output folder: rerunning must not overwrite a run
         return TrainConfig.from_file(args.config, **({"out": defaults.get("out", TrainConfig.out)} | given))
     if "data" not in given:
@@ -109,7 +111,8 @@ def _evaluate(args: argparse.Namespace) -> None:
 
     split = read_split(args.split_file) if args.split_file else None
     metrics = evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, crops=args.crops,
-                                  allow_out_of_range=args.allow_out_of_range)
+                                  allow_out_of_range=args.allow_out_of_range, format=args.format,
+                                  scale=tuple(args.scale) if args.scale else None)
     print(f"{metrics['part']} set: {metrics['n_images']} images ({Path(args.out) / 'metrics.json'})")
     print(format_table(metrics))
 
@@ -137,9 +140,10 @@ def _export(args: argparse.Namespace) -> None:
     if args.data:
         from scipy import stats
 
-        from pynima.data import apply_split, read_split, read_tid2013
+        from pynima.data import apply_split, read_split
+        from pynima.datasets import read_dataset
 
-        records = read_tid2013(args.data)
+        records = read_dataset(args.data).records
         if args.split_file:
             records = apply_split(records, read_split(args.split_file), args.part)
         mos = np.array([r.mos for r in records])
@@ -217,15 +221,28 @@ def _predict(args: argparse.Namespace) -> int:
     return 1 if failed or not total else 0
 
 
+def _add_dataset_options(p: argparse.ArgumentParser) -> None:
+    """--format and --scale: how DATA is read (pynima.datasets)."""
+    from pynima.config import FORMATS
+
+    p.add_argument("--format", choices=list(FORMATS),
+                   help="the dataset's layout (default: detected from its files; docs/datasets.md)")
+    p.add_argument("--scale", type=float, nargs=2, metavar=("WORST", "BEST"),
+                   help="a CSV dataset's scale, worst score first: 1 5 for a 1-5 MOS, 100 0 for a 0-100 DMOS")
+
+
 def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs: int) -> None:
     """The options that become TrainConfig fields. The parser uses argument_default=SUPPRESS, so an option left out
     is absent and the value comes from --config FILE or TrainConfig; the defaults shown are TrainConfig's."""
     from dataclasses import fields
 
-    from pynima.config import CROP_MODES, DEFAULT_RECIPE, OPTIMIZERS, RECIPES, SCHEDULES, TrainConfig
+    from pynima.config import CROP_MODES, DEFAULT_RECIPE, LABELS, OPTIMIZERS, RECIPES, SCHEDULES, SPLITS, TrainConfig
 
     d = {f.name: f.default for f in fields(TrainConfig)}
-    p.add_argument("data", nargs="?", help="dataset root (TID2013 layout, e.g. from pynima synth)")
+    p.add_argument("data", nargs="?", help="dataset folder in one of the layouts of docs/datasets.md (TID2013, "
+                                           "KADID-10k, KonIQ-10k, LIVE, CSIQ, LIVE Challenge, SPAQ, AVA, or pynima "
+                                           "synth output), or a CSV file")
+    _add_dataset_options(p)
     p.add_argument("--config", metavar="FILE", help="start from a saved config (a run's config.json, or "
                                                     "best_config.json of pynima search); options given override "
                                                     "it, and --out is never taken from it")
@@ -234,15 +251,18 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help="tf_efficientnet_lite0 (default), _lite1, _lite2 (offline weights); mobilenet_v2, "
                         "mobilenetv3_large_100, resnet50, vgg16 (need --weights offline)")
     p.add_argument("--weights", help="ImageNet weights file for the backbone")
-    p.add_argument("--split", choices=["reference", "random"],
-                   help="divide the reference images (default; no scene in two sets) or the images themselves "
-                        "(leaky; the reference implementation's protocol, for comparison)")
+    p.add_argument("--split", choices=list(SPLITS),
+                   help="divide the reference images (default; no scene in two sets; for camera photos each image "
+                        "is its own reference), the images themselves (leaky on synthetic datasets; the reference "
+                        "implementation's protocol, for comparison), or the dataset's official split (KonIQ, AVA)")
     p.add_argument("--split-file", help="reuse a split.json from an earlier run")
     p.add_argument("--ratios", type=float, nargs="+", metavar="R",
                    help=f"train val test fractions, or train test (validation is then carved from train, 15%% of "
                         f"its references) (default {ratios})")
-    p.add_argument("--labels", choices=["maxent", "mean-only"],
-                   help="target distributions: max-entropy from mean and std (default) or from the mean only")
+    p.add_argument("--labels", choices=list(LABELS),
+                   help="target distributions: auto (default): the vote histograms where the dataset has them (AVA, "
+                        "KonIQ), else max-entropy from mean and std; maxent: always max-entropy; mean-only: "
+                        "max-entropy from the mean alone")
     p.add_argument("--vote-std", choices=["sem", "fixed", "raw"],
                    help="how TID2013's mos_std becomes a vote std (default sem; see pynima.labels.vote_std)")
     def recipes(key: str, fmt: str = "{}") -> str:
@@ -285,8 +305,8 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help="keep the backbone's stem and first N stages at their ImageNet weights (default 0: train "
                         "all): faster steps for some SRCC, both measured in docs/performance.md and docs/results.md")
     p.add_argument("--allow-out-of-range", action="store_true",
-                   help="accept MOS values outside TID2013's 0-9 scale (an error by default: another scale would "
-                        "train silently wrong)")
+                   help="accept scores outside the scale, TID2013's 0-9 or a CSV's --scale (an error by default: "
+                        "another scale would train silently wrong)")
     p.add_argument("--no-onnx", dest="export_onnx", action="store_false",
                    help="do not write best.onnx next to best.ckpt (it lets pynima predict start fast)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -357,17 +377,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="report file (default RUN_DIR/report.html or .md)")
     p.set_defaults(func=_report)
 
-    p = sub.add_parser("evaluate", help="metrics of a checkpoint on a dataset (or one part of a split)")
-    p.add_argument("ckpt")
-    p.add_argument("data")
+    p = sub.add_parser("evaluate", help="metrics of a model on any supported dataset (or one part of a split)")
+    p.add_argument("ckpt", metavar="MODEL", help="a pynima checkpoint, or an exported .onnx")
+    p.add_argument("data", help="dataset folder in one of the layouts of docs/datasets.md, or a CSV file")
+    _add_dataset_options(p)
     p.add_argument("--split-file", help="split.json; without it the whole dataset is scored")
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
     p.add_argument("--crops", choices=list(CROP_MODES), default="centre",
                    help="one centre 224 crop (default, as in training) or the grid of 224 crops covering the image, "
                         "averaged (compared in docs/results.md)")
-    p.add_argument("--allow-out-of-range", action="store_true", help="accept MOS values outside TID2013's 0-9 scale")
-    p.set_defaults(func=_evaluate)
+    p.add_argument("--allow-out-of-range", action="store_true",
+                   help="accept scores outside the scale (TID2013's 0-9, or a CSV's --scale)")
+    p.set_defaults(func=_evaluate, format=None, scale=None)
 
     p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch), optionally int8-quantized",
                        description="Writes CKPT as ONNX for the onnx engine of pynima predict, checks it against "

@@ -23,6 +23,10 @@ RECIPES: dict[str, dict] = {
     "pynima": {"schedule": "cosine", "warmup_epochs": 0.3, "adam": (2.55e-4, 7.1e-4), "sgd": (3e-6, 3e-7)},
 }
 CROP_MODES = ("centre", "grid")  # how an image is scored: see pynima.predict
+LABELS = ("auto", "maxent", "mean-only")  # how targets are made: see pynima.labels.label_distributions
+SPLITS = ("reference", "random", "official")  # see pynima.data.make_split and pynima.datasets.dataset_split
+# the dataset layouts pynima reads (pynima.datasets; docs/datasets.md)
+FORMATS = ("tid2013", "kadid10k", "koniq10k", "live", "csiq", "livec", "spaq", "ava", "csv")
 DEFAULT_RECIPE = "pynima"
 
 # keys a saved config may carry besides TrainConfig's fields (written by pynima search for the record)
@@ -35,12 +39,14 @@ class TrainConfig:
 
     data: str
     out: str = "runs/nima"
+    format: str | None = None  # the dataset's layout (pynima.datasets.FORMATS); None: detected from its files
+    scale: tuple[float, float] | None = None  # a CSV dataset's (worst, best) score: see pynima.datasets.Scale
     backbone: str = "tf_efficientnet_lite0"
     weights: str | None = None
-    split: str = "reference"  # or "random"
+    split: str = "reference"  # or "random", or "official" (the dataset's own, KonIQ and AVA)
     split_file: str | None = None
     ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)
-    labels: str = "maxent"  # or "mean-only"
+    labels: str = "auto"  # vote histograms where the dataset has them, else max-entropy; see LABELS
     vote_std: str = "sem"  # see pynima.labels.vote_std
     optimizer: str = "adam"  # or "sgd" (the paper: momentum 0.9)
     lr_head: float | None = None  # default: RECIPES[recipe][optimizer][0]
@@ -76,8 +82,9 @@ class TrainConfig:
             raise PynimaError(f"{path}: unknown config key(s) {', '.join(unknown)}")
         values = {k: v for k, v in saved.items() if k in known} | overrides
         values.setdefault("recipe", "paper")  # a config written before recipes existed had the paper's defaults
-        if isinstance(values.get("ratios"), list):
-            values["ratios"] = tuple(values["ratios"])
+        for name in ("ratios", "scale"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])
         if "data" not in values:
             raise PynimaError(f"{path}: no 'data' in the config and no dataset given")
         return cls(**values)
@@ -116,7 +123,7 @@ class TrainConfig:
         for name in ("export_onnx", "cache_images", "allow_out_of_range"):
             if not isinstance(getattr(self, name), bool):
                 raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        choices = {"recipe": tuple(RECIPES), "split": ("reference", "random"), "labels": ("maxent", "mean-only"),
+        choices = {"recipe": tuple(RECIPES), "split": SPLITS, "labels": LABELS,
                    "vote_std": ("sem", "fixed", "raw"), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "precision": ("32", "bf16-mixed"), "test_crops": CROP_MODES}
         for name, allowed in choices.items():
@@ -130,5 +137,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise PynimaError(f"{name} must be a positive number, got {value!r}")
+        if self.format is not None and self.format not in FORMATS:
+            raise PynimaError(f"format must be one of {', '.join(FORMATS)} (or null: detected), got {self.format!r}")
+        s = self.scale
+        if s is not None and not (isinstance(s, (tuple, list)) and len(s) == 2
+                                  and all(isinstance(v, (int, float)) and math.isfinite(v) for v in s)
+                                  and s[0] != s[1]):
+            raise PynimaError(f"scale must be two different numbers, the worst score then the best, got {s!r}")
         if not (isinstance(self.warmup_epochs, (int, float)) and 0 <= self.warmup_epochs <= self.epochs):
             raise PynimaError(f"warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs!r}")

@@ -69,15 +69,27 @@ class Label:
 
 @dataclass(frozen=True)
 class Record:
-    """One distorted image of a dataset, with its labels and the files on disk."""
+    """One image of a dataset, with its labels and the files on disk; every reader (``pynima.datasets``) gives these.
+
+    Scores are on the model's scale, TID2013's 0-9 (the 10 bins are scores 0..9); a dataset on another scale is
+    mapped onto it linearly (``pynima.datasets.Scale``) and its own number kept in ``score``."""
 
     path: Path
-    mos: float
-    mos_std: float
-    ref: int
-    kind: int
-    level: int
-    reference: Path | None  # the reference image, when reference_images/ has it
+    mos: float  # on the model's 0-9 scale
+    mos_std: float  # the uncertainty of the mean as TID2013 gives it, on the 0-9 scale; nan if the dataset has none
+    ref: int | str  # the reference image (synthetic distortions), or the image itself (authentic): a split's unit
+    kind: int | str  # distortion type (TID2013 1-24, LIVE "jpeg"...); 0 if the dataset has none
+    level: int  # distortion level; 0 if the dataset has none
+    reference: Path | None  # the reference image, when the dataset ships it
+    score: float | None = None  # on the dataset's own scale (None: the same as mos)
+    vote_sd: float | None = None  # std of the individual votes, on the 0-9 scale, when the dataset gives it
+    votes: tuple[float, ...] | None = None  # vote counts per score level, worst level first (AVA, KonIQ)
+    name: str | None = None  # unique within the dataset when file names are not (LIVE: "jpeg/img1.bmp")
+
+    @property
+    def key(self) -> str:
+        """What split files and predictions.csv call this image: ``name``, else the file name."""
+        return self.name or self.path.name
 
 
 def parse_name(name: str) -> tuple[int, int, int] | None:
@@ -533,7 +545,7 @@ def make_split(records: list[Record], mode: str = "reference", ratios: tuple[flo
     split: dict = {"mode": mode, "seed": seed, "ratios": list(ratios)}
     for name, chosen in parts.items():
         chosen = set(chosen)
-        split[name] = [r.path.name for i, r in enumerate(records) if (r.ref if mode == "reference" else i) in chosen]
+        split[name] = [r.key for i, r in enumerate(records) if (r.ref if mode == "reference" else i) in chosen]
     return split
 
 
@@ -552,9 +564,9 @@ def read_split(path: str | Path) -> dict:
 
 
 def apply_split(records: list[Record], split: dict, part: str) -> list[Record]:
-    """The records of one part of a split (matched by file name, case-insensitively)."""
+    """The records of one part of a split (matched by ``Record.key``, case-insensitively)."""
     wanted = {n.lower() for n in split[part]}
-    chosen = [r for r in records if r.path.name.lower() in wanted]
+    chosen = [r for r in records if r.key.lower() in wanted]
     if len(chosen) != len(wanted):
         raise DatasetError(f"split part {part!r} lists {len(wanted)} images, {len(chosen)} of them are in the dataset")
     return chosen

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.data import DatasetError, Record, apply_split, read_tid2013
-from pynima.distortions import DISTORTIONS
+from pynima.data import DatasetError, Record, apply_split
+from pynima.datasets import MODEL_SCALE, Scale, read_dataset
 from pynima.files import atomic_path, write_json
 from pynima.metrics import METRIC_ORDER, evaluate_scores
 
@@ -49,19 +49,23 @@ def scatter(pred: np.ndarray, true: np.ndarray, kinds: np.ndarray, path: Path, t
     plt.close(fig)
 
 
-def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_image_emd: np.ndarray) -> None:
-    """One row per image: name, reference, type, level, human MOS, predicted mean and std, EMD (for re-analysis,
-    e.g. the split-and-image bootstrap of ``pynima benchmark``)."""
+def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_image_emd: np.ndarray,
+                      scale: Scale = MODEL_SCALE) -> None:
+    """One row per image: name, reference, type, level, human MOS and predicted mean and std on the model's 0-9
+    scale, EMD, then the human score and the predicted mean on the dataset's own ``scale`` (for re-analysis, e.g.
+    the split-and-image bootstrap of ``pynima benchmark``)."""
     import csv
 
     from pynima.labels import moments
 
     mean, std = moments(dists)
+    native = scale.from_model(mean)
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["name", "ref", "kind", "level", "mos", "pred_mean", "pred_std", "emd"])
-        for r, m, s, e in zip(records, mean, std, per_image_emd):
-            w.writerow([r.path.name, r.ref, r.kind, r.level, f"{r.mos:.5f}", f"{m:.6f}", f"{s:.6f}", f"{e:.6f}"])
+        w.writerow(["name", "ref", "kind", "level", "mos", "pred_mean", "pred_std", "emd", "score", "pred_score"])
+        for r, m, s, e, n in zip(records, mean, std, per_image_emd, native):
+            w.writerow([r.key, r.ref, r.kind, r.level, f"{r.mos:.5f}", f"{m:.6f}", f"{s:.6f}", f"{e:.6f}",
+                        f"{r.mos if r.score is None else r.score:.6g}", f"{n:.6g}"])
 
 
 def read_predictions(path: Path) -> dict[str, np.ndarray]:
@@ -70,7 +74,8 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
 
     with open(path) as f:
         rows = list(csv.DictReader(f))
-    return {k: np.array([r[k] for r in rows], dtype=object if k == "name" else float) for k in rows[0]} if rows else {}
+    text = ("name", "ref", "kind")  # names, and references and types that may be words (LIVE's "jpeg")
+    return {k: np.array([r[k] for r in rows], dtype=object if k in text else float) for k in rows[0]} if rows else {}
 
 
 def format_table(metrics: dict) -> str:
@@ -84,9 +89,14 @@ def format_table(metrics: dict) -> str:
 
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, split: dict | None = None,
                         part: str = "test", crops: str = "centre", n_boot: int = 1000,
-                        allow_out_of_range: bool = False, engine: str | None = None) -> dict:
+                        allow_out_of_range: bool = False, engine: str | None = None, format: str | None = None,
+                        scale: tuple[float, float] | None = None) -> dict:
     """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json,
     predictions.csv and scatter.png to ``out``. Returns the metrics dict (``format_table`` prints it).
+
+    ``ckpt``: a checkpoint, or an exported ``.onnx`` (its targets for the EMD are then built with the default label
+    options). ``data``, ``format``, ``scale``: any dataset ``pynima.datasets.read_dataset`` reads: metrics are on the
+    model's 0-9 scale (SRCC, PLCC and KRCC are the same on the dataset's own; RMSE is also given on it).
 
     ``crops``: "centre" (one 224 crop, as in training) or "grid" (crops covering the image, averaged).
     ``engine``: as ``pynima.predict.load``; by default the up-to-date ``best.onnx`` next to the checkpoint runs on ONNX
@@ -102,14 +112,15 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     scorer = load(ckpt, engine=engine, crops=crops)
-    hp = read_checkpoint(ckpt).get("hyper_parameters") or {}
-    records = read_tid2013(data, allow_out_of_range=allow_out_of_range)
+    hp = {} if Path(ckpt).suffix.lower() == ".onnx" else read_checkpoint(ckpt).get("hyper_parameters") or {}
+    dataset = read_dataset(data, format, scale, allow_out_of_range)
+    records = dataset.records
     if split is not None:
         records = apply_split(records, split, part)
     dists = predict_distributions(scorer, records)
     pred = moments(dists)[0]
     true = np.array([r.mos for r in records])
-    targets = label_distributions(records, hp.get("labels", "maxent"), hp.get("vote_std", "sem"))
+    targets = label_distributions(records, hp.get("labels", "auto"), hp.get("vote_std", "sem"))
     per_image_emd = emd(torch.from_numpy(dists), torch.from_numpy(targets), reduction="none").numpy()
     metrics = evaluate_scores(pred, true, per_image_emd, n_boot=n_boot)
     kinds = np.array([r.kind for r in records])
@@ -118,14 +129,18 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
         sel = kinds == k
         if sel.sum() > 2 and np.ptp(pred[sel]) > 0:
             srcc = float(stats.spearmanr(pred[sel], true[sel]).statistic)
-            per_type[str(k)] = {"name": DISTORTIONS[k].name, "srcc": srcc, "n": int(sel.sum())}
+            per_type[str(k)] = {"name": dataset.type_names.get(k, str(k)), "srcc": srcc, "n": int(sel.sum())}
+    native_true = np.array([r.mos if r.score is None else r.score for r in records])
+    native_rmse = float(np.sqrt(np.mean((dataset.scale.from_model(pred) - native_true) ** 2)))
     result = metrics | {"per_type_srcc": per_type, "n_images": len(records), "checkpoint": str(ckpt),
-                        "data": str(data), "part": part if split is not None else "all",
+                        "data": str(data), "format": dataset.format, "scale": dataset.scale.describe(),
+                        "rmse_dataset_scale": native_rmse, "part": part if split is not None else "all",
                         "crops": CROP_DESCRIPTION[crops], "engine": scorer.engine.name,
                         "interval": f"95% percentile bootstrap over images ({n_boot} resamples); "
                                     "excludes split variance"}
-    write_predictions(out / "predictions.csv", records, dists, per_image_emd)
-    scatter(pred, true, kinds, out / "scatter.png", f"{result['part']} ({len(records)} images)")
+    write_predictions(out / "predictions.csv", records, dists, per_image_emd, dataset.scale)
+    scatter(pred, true, np.unique(kinds, return_inverse=True)[1], out / "scatter.png",
+            f"{result['part']} ({len(records)} images)")
     write_json(out / "metrics.json", result)  # last: a folder with metrics.json holds a finished evaluation
     log.debug("%s set: %d images (%s)", result["part"], len(records), out / "metrics.json")
     return result

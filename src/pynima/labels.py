@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from pynima.config import LABELS
+
 if TYPE_CHECKING:
     from pynima.data import Record
 
@@ -148,9 +150,44 @@ def moments(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return m, np.sqrt(np.maximum((p * k**2).sum(-1) - m**2, 0.0))
 
 
-def label_distributions(records: Sequence[Record], labels: str = "maxent", vote: str = "sem") -> np.ndarray:
-    """(N, 10) target distributions from each record's MOS and mos_std (see pynima.labels)."""
-    if labels not in ("maxent", "mean-only"):
-        raise ValueError(f"labels must be 'maxent' or 'mean-only', got {labels!r}")
-    stds = vote_std(np.array([r.mos_std for r in records]), vote) if labels == "maxent" else None
-    return targets(np.array([r.mos for r in records]), stds).astype(np.float32)
+def rebin_votes(votes: Sequence[float], bins: int = BINS) -> np.ndarray:
+    """Vote counts over n equally spaced score levels (worst first) as a distribution over ``bins`` bins spanning the
+    same range: each level's share is split between the two bins around its position, so the mean is kept (KonIQ's 5
+    levels 1-5 sit at 0, 2.25, 4.5, 6.75 and 9 on 0-9). n == bins gives the normalised counts as they are (AVA)."""
+    v = np.asarray(votes, dtype=float)
+    if v.ndim != 1 or len(v) < 2 or not np.isfinite(v).all() or (v < 0).any() or v.sum() <= 0:
+        raise ValueError(f"vote counts must be 2 or more finite non-negative numbers with a positive total, got {v}")
+    v = v / v.sum()
+    if len(v) == bins:
+        return v
+    p = np.zeros(bins)
+    for x, share in zip(np.linspace(0, bins - 1, len(v)), v):
+        lo = min(int(math.floor(x)), bins - 2)
+        p[lo] += share * (lo + 1 - x)
+        p[lo + 1] += share * (x - lo)
+    return p
+
+
+def label_distributions(records: Sequence[Record], labels: str = "auto", vote: str = "sem") -> np.ndarray:
+    """(N, 10) target distributions (see the module docstring).
+
+    ``labels``: "auto" (default): each record's vote histogram where the dataset publishes one (AVA, KonIQ;
+    ``rebin_votes``), else the max-entropy distribution; "maxent": max-entropy from mean and std for every record,
+    votes or not; "mean-only": max-entropy from the mean alone. The std for max-entropy: the record's ``vote_sd``
+    where the dataset gives the spread of the votes (KADID, KonIQ, CSIQ, LIVE Challenge), else ``vote_std`` of
+    TID2013's ``mos_std`` (``vote``), else FIXED_VOTE_STD when the dataset gives no std at all (LIVE, SPAQ)."""
+    if labels not in LABELS:
+        raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
+    out = np.empty((len(records), BINS))
+    for i, r in enumerate(records):
+        if labels == "auto" and r.votes is not None:
+            out[i] = rebin_votes(r.votes)
+        elif labels == "mean-only":
+            out[i] = max_entropy(r.mos, None)
+        else:
+            if vote == "fixed" or (r.vote_sd is None and not math.isfinite(r.mos_std)):
+                std = FIXED_VOTE_STD
+            else:
+                std = r.vote_sd if r.vote_sd is not None else float(vote_std(r.mos_std, vote))
+            out[i] = max_entropy(r.mos, std)
+    return out.astype(np.float32)

@@ -79,7 +79,7 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     import optuna
 
     from pynima.config import TrainConfig
-    from pynima.data import make_split, read_tid2013
+    from pynima.datasets import dataset_split, read_config_dataset
     from pynima.train import train
 
     if sampler not in SAMPLERS:
@@ -92,8 +92,8 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     out.mkdir(parents=True, exist_ok=True)
     split_file = Path(cfg.split_file) if cfg.split_file else out / "split.json"
     if not cfg.split_file and not split_file.is_file():
-        records = read_tid2013(cfg.data, allow_out_of_range=cfg.allow_out_of_range)
-        write_json(split_file, make_split(records, cfg.split, cfg.ratios, cfg.seed), indent=1)
+        dataset = read_config_dataset(cfg)
+        write_json(split_file, dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed), indent=1)
     base = replace(cfg, split_file=str(split_file), lr_head=None, lr_base=None, export_onnx=False)
 
     identity = {k: v for k, v in asdict(base).items() if k not in ("out", "num_workers", "export_onnx")} | {

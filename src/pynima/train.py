@@ -30,11 +30,10 @@ from pynima.data import (
     Record,
     apply_split,
     check_images,
-    make_split,
     read_split,
-    read_tid2013,
     transforms,
 )
+from pynima.datasets import dataset_split, read_config_dataset
 from pynima.errors import PynimaError
 from pynima.files import atomic_path, folder_lock, read_csv, remove_stale_temporaries, write_json
 from pynima.labels import label_distributions
@@ -284,12 +283,13 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
         cfg.check()
         last = out / "last.ckpt"
         resume_from = last if resume and last.is_file() else None
-        records = read_tid2013(cfg.data, allow_out_of_range=cfg.allow_out_of_range)
+        dataset = read_config_dataset(cfg)
+        records = dataset.records
         if resume_from:
             split = read_split(out / "split.json")
         else:
             split = (read_split(cfg.split_file) if cfg.split_file
-                     else make_split(records, cfg.split, cfg.ratios, cfg.seed))
+                     else dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed))
         parts = {part: apply_split(records, split, part) for part in ("train", "val", "test")}
         check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -340,5 +340,5 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
             _export(best)
         if test and parts["test"]:  # a split may have no test part (a final model trained on every reference)
             evaluate_checkpoint(best, cfg.data, out, split=split, part="test", crops=cfg.test_crops,
-                                allow_out_of_range=cfg.allow_out_of_range)
+                                allow_out_of_range=cfg.allow_out_of_range, format=cfg.format, scale=cfg.scale)
     return out
