@@ -13,7 +13,7 @@ PACKAGE = Path(pynima.__file__).parent
 LAYERS = {
     "errors": 0, "files": 1,
     "config": 2, "data": 2, "distortions": 2, "losses": 2, "metrics": 2, "fullref": 2,
-    "labels": 3, "model": 3, "synth": 3,
+    "labels": 3, "model": 3, "synth": 3, "datasets": 3,
     "predict": 4,
     "evaluate": 5, "export": 5,
     "train": 6,

@@ -87,6 +87,34 @@ def test_benchmark_resumes_and_refuses_another_config(bench, caplog):
         run_benchmark(replace(bench, epochs=2), repeats=3, progress=False)
 
 
+def test_benchmark_cross_dataset_table(bench, tiny, tmp_path):
+    """--cross on a finished benchmark: every split's model scored on another layout (a KADID-10k stand-in made of
+    tiny's images), nothing retrained, and the summary's cross table is the median over the splits."""
+    import shutil
+    from pathlib import Path
+
+    from pynima.benchmark import format_summary
+
+    other = tmp_path / "kadid"
+    (other / "images").mkdir(parents=True)
+    rows = ["dist_img,ref_img,dmos,var"]
+    for i, src in enumerate(sorted((tiny / "distorted_images").iterdir())[:8]):
+        name = f"I{i // 4 + 1:02d}_{i % 4 + 1:02d}_01.png"
+        shutil.copy(src, other / "images" / name)  # a .bmp under a .png name: content, not the suffix, decides
+        rows.append(f"{name},I{i // 4 + 1:02d}.png,{1 + i * 0.5},0.4")
+    (other / "dmos.csv").write_text("\n".join(rows) + "\n")
+    out = Path(bench.out)
+    kept = [(split_dir(out, i) / "best.ckpt").stat().st_mtime_ns for i in range(2)]
+    summary = run_benchmark(bench, repeats=2, progress=False, cross=[str(other)])
+    assert [(split_dir(out, i) / "best.ckpt").stat().st_mtime_ns for i in range(2)] == kept
+    cross = summary["cross"]["kadid"]
+    srcc = [json.loads((split_dir(out, i) / "cross" / "kadid" / "metrics.json").read_text())["srcc"]["value"]
+            for i in range(2)]
+    assert cross["splits"] == 2 and cross["n_images"] == 8 and cross["format"] == "kadid10k"
+    assert cross["srcc"]["median"] == pytest.approx(np.median(srcc))
+    assert "cross-dataset kadid (kadid10k, 8 images, 2 models)" in format_summary(summary)
+
+
 def test_search_resumes_from_its_storage(search):
     import optuna
 

@@ -9,8 +9,10 @@ Layout of ``OUT``::
 
     benchmark.json    the configuration every split was trained with, and K
     split_00/ ...     one complete run per split (split.json, config.json, best.ckpt, metrics.json, predictions.csv)
+      cross/NAME/     with ``--cross``: the split's model scored on every image of another dataset
     results.csv       one row per split
-    summary.json      median, interquartile range, and a 95% interval that includes split-to-split variance
+    summary.json      median, interquartile range, and a 95% interval that includes split-to-split variance; with
+                      ``--cross``, the same for each other dataset (cross-dataset generalization)
 
 Runs resume: a split whose outputs are complete and readable (``split_complete``) is kept, so rerunning the same
 command after an interruption continues with the first unfinished split, from its ``last.ckpt`` when it has one (as
@@ -50,10 +52,12 @@ def _template(cfg) -> dict:
                                                                             "first_seed": cfg.seed}
 
 
-def run_benchmark(cfg, repeats: int = 10, progress: bool = True) -> dict:
+def run_benchmark(cfg, repeats: int = 10, progress: bool = True, cross: list[str] | tuple[str, ...] = ()) -> dict:
     """Train ``repeats`` models on splits seeded ``cfg.seed``, ``cfg.seed + 1``, ...; returns the summary.
 
     ``cfg`` is a ``TrainConfig``: its ``out`` is the benchmark folder and its ``split``/``ratios`` the protocol.
+    ``cross``: other datasets (folders in a layout ``pynima.datasets`` detects) on which every split's model is also
+    scored, whole: trained on A, tested on B and C. Adding one to a finished benchmark only runs those evaluations.
     """
     if repeats < 1:
         raise PynimaError(f"--repeats must be at least 1, got {repeats}")
@@ -62,7 +66,7 @@ def run_benchmark(cfg, repeats: int = 10, progress: bool = True) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
-        return _run(cfg, out, repeats, progress)
+        return _run(cfg, out, repeats, progress, cross)
 
 
 def split_complete(d: Path) -> bool:
@@ -78,7 +82,23 @@ def split_complete(d: Path) -> bool:
         return False
 
 
-def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
+def cross_name(data: str | Path) -> str:
+    """The folder name of a cross-dataset evaluation: the dataset's folder (or CSV file) name."""
+    return Path(data).resolve().stem or "data"
+
+
+def _cross(d: Path, cross: list[str] | tuple[str, ...]) -> None:
+    """Score split ``d``'s model on each dataset of ``cross`` (unless done earlier)."""
+    from pynima.evaluate import evaluate_checkpoint
+
+    for data in cross:
+        target = d / "cross" / cross_name(data)
+        if not (target / "metrics.json").is_file():
+            log.info("%s: scoring %s", d, data)
+            evaluate_checkpoint(d / "best.ckpt", data, target)
+
+
+def _run(cfg, out: Path, repeats: int, progress: bool, cross: list[str] | tuple[str, ...] = ()) -> dict:
     from pynima.datasets import dataset_split, read_config_dataset
     from pynima.train import train
 
@@ -92,6 +112,13 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
             raise PynimaError(f"{out} holds a benchmark with another configuration (differs in {', '.join(changed)}); "
                               f"use another --out")
     write_json(meta, {"config": template, "repeats": repeats})
+    names = [cross_name(c) for c in cross]
+    if len(set(names)) < len(names):
+        raise PynimaError(f"--cross datasets need different folder names, got {', '.join(names)}")
+    for data in cross:  # every cross dataset is readable before hours of training
+        from pynima.datasets import read_dataset
+
+        read_dataset(data)
 
     dataset = read_config_dataset(cfg)
     for i in range(repeats):
@@ -101,10 +128,12 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
         split_cfg = replace(cfg, out=str(d), seed=seed, split_file=str(split_file))
         if split_complete(d):
             log.info("split %2d: done earlier, kept (%s)", i, d)
+            _cross(d, cross)
             continue
         if (d / "last.ckpt").is_file() and (d / "config.json").is_file():
             log.info("split %2d of %d (seed %d): resuming in %s", i, repeats, seed, d)
             train(split_cfg, progress=progress, resume=True)
+            _cross(d, cross)
             continue
         if d.exists():  # interrupted before its first checkpoint: restart this split from scratch
             with folder_lock(d):  # unless a pynima train --resume of it is running
@@ -113,6 +142,7 @@ def _run(cfg, out: Path, repeats: int, progress: bool) -> dict:
         write_json(split_file, dataset_split(dataset, cfg.split, cfg.ratios, seed), indent=1)
         log.info("split %2d of %d (seed %d): training in %s", i, repeats, seed, d)
         train(split_cfg, progress=progress)
+        _cross(d, cross)
     return summarize(out, repeats)
 
 
@@ -140,7 +170,6 @@ def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1
 
 def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -> dict:
     """Collect the finished splits of a benchmark folder into results.csv and summary.json."""
-    from pynima.data import parse_name
     from pynima.evaluate import read_predictions
 
     out = Path(out)
@@ -154,11 +183,11 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
         m = json.loads((d / "metrics.json").read_text())
         split = json.loads((d / "split.json").read_text())
         trained = json.loads((d / "train.json").read_text())
-        test_refs = sorted({parse_name(n)[0] for n in split["test"]})
-        rows.append({"split": i, "seed": split["seed"], "test_refs": " ".join(map(str, test_refs)),
+        pred = read_predictions(d / "predictions.csv")
+        rows.append({"split": i, "seed": split["seed"], "test_refs": _refs(pred["ref"]),
                      "n_test": m["n_images"], **{k: m[k]["value"] for k in METRICS},
                      "epochs": trained["epochs"], "seconds": trained["seconds"]})
-        preds.append(read_predictions(d / "predictions.csv"))
+        preds.append(pred)
     if not rows:
         raise PynimaError(f"{out}: no finished split yet")
     with atomic_path(out / "results.csv") as tmp, open(tmp, "w", newline="") as f:
@@ -174,10 +203,37 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
                     "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
                     "ci_low": interval[k][0], "ci_high": interval[k][1]}
     summary = {"splits_finished": len(rows), "repeats": repeats, "config": meta["config"], "metrics": stats,
-               "rows": rows,
+               "rows": rows, "cross": _cross_summary(out, repeats, n_boot),
                "interval": "95% two-level bootstrap (splits, then test images) of the median over splits"}
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _refs(refs: np.ndarray) -> str:
+    """The test part's references for results.csv: listed (in numeric order when they are numbers) up to 8, else
+    counted (a by-image split of camera photos has one per image)."""
+    unique = sorted({str(r) for r in refs}, key=lambda r: (not r.isdigit(), int(r) if r.isdigit() else 0, r))
+    return " ".join(unique) if len(unique) <= 8 else f"{len(unique)} references"
+
+
+def _cross_summary(out: Path, repeats: int, n_boot: int) -> dict:
+    """Per cross dataset (``split_NN/cross/NAME``): the median over splits of each metric and its two-level
+    interval, as for the test parts."""
+    from pynima.evaluate import read_predictions
+
+    names = sorted({p.name for i in range(repeats) for p in (split_dir(out, i) / "cross").glob("*")
+                    if (p / "metrics.json").is_file()})
+    table = {}
+    for name in names:
+        done = [split_dir(out, i) / "cross" / name for i in range(repeats)]
+        done = [d for d in done if (d / "metrics.json").is_file()]
+        metrics = [read_json(d / "metrics.json") for d in done]
+        interval = split_and_image_interval([read_predictions(d / "predictions.csv") for d in done], n_boot=n_boot)
+        table[name] = {"data": metrics[0]["data"], "format": metrics[0].get("format"), "splits": len(done),
+                       "n_images": metrics[0]["n_images"],
+                       **{k: {"median": float(np.median([m[k]["value"] for m in metrics])),
+                              "ci_low": interval[k][0], "ci_high": interval[k][1]} for k in METRICS}}
+    return table
 
 
 def format_summary(summary: dict) -> str:
@@ -194,4 +250,8 @@ def format_summary(summary: dict) -> str:
     lines.append(f"{'IQR':>31s} " + " ".join(f"{s[k]['iqr']:7.4f}" for k in METRICS))
     lines.append(f"{'95% interval (splits+images)':>31s} "
                  + " ".join(f"[{s[k]['ci_low']:.3f},{s[k]['ci_high']:.3f}]" for k in ("srcc", "plcc")))
+    for name, c in summary.get("cross", {}).items():
+        lines.append(f"cross-dataset {name} ({c['format']}, {c['n_images']} images, {c['splits']} models): "
+                     + ", ".join(f"{k.upper()} {c[k]['median']:.4f} [{c[k]['ci_low']:.3f}, {c[k]['ci_high']:.3f}]"
+                                 for k in ("srcc", "plcc")))
     return "\n".join(lines)

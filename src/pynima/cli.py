@@ -80,7 +80,8 @@ def _benchmark(args: argparse.Namespace) -> None:
     from pynima.data import split_ratios
 
     cfg = _config(args, out="runs/benchmark", ratios=split_ratios((0.8, 0.2)))
-    print(format_summary(run_benchmark(cfg, repeats=args.repeats, progress=not getattr(args, "quiet", False))))
+    print(format_summary(run_benchmark(cfg, repeats=args.repeats, progress=not getattr(args, "quiet", False),
+                                       cross=getattr(args, "cross", ()))))
 
 
 def _search(args: argparse.Namespace) -> None:
@@ -353,6 +354,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "pynima train --config OUT/split_NN/config.json.")
     _add_train_options(p, out="runs/benchmark", ratios="0.8 0.2", epochs=100)
     p.add_argument("--repeats", type=int, default=10, help="number of splits K (default 10)")
+    p.add_argument("--cross", nargs="+", metavar="DATA",
+                   help="also score every split's model on these datasets, whole (trained on DATA, tested on "
+                        "these): a cross-dataset table in the summary; adding them to a finished benchmark only runs "
+                        "the evaluations")
     p.set_defaults(func=_benchmark)
 
     p = sub.add_parser("search", argument_default=argparse.SUPPRESS,
