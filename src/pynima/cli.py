@@ -10,7 +10,7 @@ from pynima.errors import PynimaError
 
 # the optional extra (pyproject.toml) that installs each module the core install lacks
 EXTRAS = {m: "train" for m in ("torch", "torchvision", "timm", "lightning", "scipy", "skimage", "pywt", "piq",
-                               "matplotlib", "tqdm", "filelock", "onnx", "onnxscript")}
+                               "matplotlib", "tqdm", "filelock", "onnx", "onnxscript", "openpyxl")}
 EXTRAS |= {"optuna": "search", "openvino": "openvino"}
 
 
