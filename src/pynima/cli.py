@@ -114,8 +114,11 @@ def _evaluate(args: argparse.Namespace) -> None:
     metrics = evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, crops=args.crops,
                                   allow_out_of_range=args.allow_out_of_range, format=args.format,
                                   scale=tuple(args.scale) if args.scale else None)
-    print(f"{metrics['part']} set: {metrics['n_images']} images ({Path(args.out) / 'metrics.json'})")
+    print(f"{metrics['part']} set: {metrics['n_images']} images of a {metrics['format']} dataset "
+          f"({Path(args.out) / 'metrics.json'})")
     print(format_table(metrics))
+    print(f"scores on the model's 0-9 scale; the dataset's is {metrics['scale']} (RMSE on it "
+          f"{metrics['rmse_dataset_scale']:.4f}; predictions.csv has both)")
 
 
 def _export(args: argparse.Namespace) -> None:
