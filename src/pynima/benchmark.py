@@ -52,12 +52,14 @@ def _template(cfg) -> dict:
                                                                             "first_seed": cfg.seed}
 
 
-def run_benchmark(cfg, repeats: int = 10, progress: bool = True, cross: list[str] | tuple[str, ...] = ()) -> dict:
+def run_benchmark(cfg, repeats: int = 10, progress: bool = True, cross: list[str] | tuple[str, ...] = (),
+                  cross_scale: tuple[float, float] | None = None) -> dict:
     """Train ``repeats`` models on splits seeded ``cfg.seed``, ``cfg.seed + 1``, ...; returns the summary.
 
     ``cfg`` is a ``TrainConfig``: its ``out`` is the benchmark folder and its ``split``/``ratios`` the protocol.
     ``cross``: other datasets (folders in a layout ``pynima.datasets`` detects) on which every split's model is also
     scored, whole: trained on A, tested on B and C. Adding one to a finished benchmark only runs those evaluations.
+    ``cross_scale``: the (worst, best) scale of the CSV files among them.
     """
     if repeats < 1:
         raise PynimaError(f"--repeats must be at least 1, got {repeats}")
@@ -66,7 +68,7 @@ def run_benchmark(cfg, repeats: int = 10, progress: bool = True, cross: list[str
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
-        return _run(cfg, out, repeats, progress, cross)
+        return _run(cfg, out, repeats, progress, [(c, _csv_scale(c, cross_scale)) for c in cross])
 
 
 def split_complete(d: Path) -> bool:
@@ -87,18 +89,26 @@ def cross_name(data: str | Path) -> str:
     return Path(data).resolve().stem or "data"
 
 
-def _cross(d: Path, cross: list[str] | tuple[str, ...]) -> None:
-    """Score split ``d``'s model on each dataset of ``cross`` (unless done earlier)."""
+def _csv_scale(data: str, scale: tuple[float, float] | None) -> tuple[float, float] | None:
+    from pynima.datasets import detect_format
+
+    return scale if detect_format(Path(data)) == "csv" else None
+
+
+def _cross(d: Path, cross: list[tuple[str, tuple[float, float] | None]]) -> None:
+    """Score split ``d``'s model on each (dataset, CSV scale) of ``cross`` (unless done earlier)."""
     from pynima.evaluate import evaluate_checkpoint
 
-    for data in cross:
+    for data, scale in cross:
         target = d / "cross" / cross_name(data)
         if not (target / "metrics.json").is_file():
             log.info("%s: scoring %s", d, data)
-            evaluate_checkpoint(d / "best.ckpt", data, target)
+            evaluate_checkpoint(d / "best.ckpt", data, target, scale=scale)
 
 
-def _run(cfg, out: Path, repeats: int, progress: bool, cross: list[str] | tuple[str, ...] = ()) -> dict:
+def _run(cfg, out: Path, repeats: int, progress: bool,
+         cross: list[tuple[str, tuple[float, float] | None]] | None = None) -> dict:
+    cross = cross or []
     from pynima.datasets import dataset_split, read_config_dataset
     from pynima.train import train
 
@@ -112,13 +122,13 @@ def _run(cfg, out: Path, repeats: int, progress: bool, cross: list[str] | tuple[
             raise PynimaError(f"{out} holds a benchmark with another configuration (differs in {', '.join(changed)}); "
                               f"use another --out")
     write_json(meta, {"config": template, "repeats": repeats})
-    names = [cross_name(c) for c in cross]
+    names = [cross_name(c) for c, _ in cross]
     if len(set(names)) < len(names):
         raise PynimaError(f"--cross datasets need different folder names, got {', '.join(names)}")
-    for data in cross:  # every cross dataset is readable before hours of training
+    for data, scale in cross:  # every cross dataset is readable before hours of training
         from pynima.datasets import read_dataset
 
-        read_dataset(data)
+        read_dataset(data, scale=scale)
 
     dataset = read_config_dataset(cfg)
     for i in range(repeats):

@@ -81,7 +81,8 @@ def _benchmark(args: argparse.Namespace) -> None:
 
     cfg = _config(args, out="runs/benchmark", ratios=split_ratios((0.8, 0.2)))
     print(format_summary(run_benchmark(cfg, repeats=args.repeats, progress=not getattr(args, "quiet", False),
-                                       cross=getattr(args, "cross", ()))))
+                                       cross=getattr(args, "cross", ()),
+                                       cross_scale=tuple(getattr(args, "cross_scale", ())) or None)))
 
 
 def _search(args: argparse.Namespace) -> None:
@@ -361,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also score every split's model on these datasets, whole (trained on DATA, tested on "
                         "these): a cross-dataset table in the summary; adding them to a finished benchmark only runs "
                         "the evaluations")
+    p.add_argument("--cross-scale", type=float, nargs=2, metavar=("WORST", "BEST"),
+                   help="the scale of the CSV files among --cross (as --scale)")
     p.set_defaults(func=_benchmark)
 
     p = sub.add_parser("search", argument_default=argparse.SUPPRESS,
