@@ -108,10 +108,10 @@ def _cross(d: Path, cross: list[tuple[str, tuple[float, float] | None]]) -> None
 
 def _run(cfg, out: Path, repeats: int, progress: bool,
          cross: list[tuple[str, tuple[float, float] | None]] | None = None) -> dict:
-    cross = cross or []
     from pynima.datasets import dataset_split, read_config_dataset
     from pynima.train import train
 
+    cross = cross or []
     template = _template(cfg)
     meta = out / BENCHMARK_FILE
     if meta.is_file():
