@@ -113,6 +113,8 @@ def test_benchmark_cross_dataset_table(bench, tiny, tmp_path):
     assert cross["splits"] == 2 and cross["n_images"] == 8 and cross["format"] == "kadid10k"
     assert cross["srcc"]["median"] == pytest.approx(np.median(srcc))
     assert "cross-dataset kadid (kadid10k, 8 images, 2 models)" in format_summary(summary)
+    report = write_report(bench.out, fmt="md").read_text()
+    assert "Cross-dataset" in report and f"| kadid | kadid10k | 8 | 2 | {cross['srcc']['median']:.4f}" in report
 
 
 def test_search_resumes_from_its_storage(search):

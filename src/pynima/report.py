@@ -43,10 +43,15 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def _type_order(kind: str) -> tuple:
+    """Distortion types in numeric order (TID2013, KADID) or by name (LIVE's "jpeg", CSIQ's "awgn")."""
+    return (0, int(kind), "") if kind.isdigit() else (1, 0, kind)
+
+
 def per_type_chart(per_type: dict[str, dict], title: str) -> bytes:
     """Horizontal bars of SRCC per distortion type."""
     plt = _plt()
-    kinds = sorted(per_type, key=int)
+    kinds = sorted(per_type, key=_type_order)
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(kinds) + 1.2))
     vals = [per_type[k]["srcc"] for k in kinds]
     ax.barh(range(len(kinds)), vals, color=["tab:blue" if v >= 0 else "tab:red" for v in vals])
@@ -148,7 +153,7 @@ def _run(doc: _Doc, d: Path) -> None:
     if m.get("per_type_srcc"):
         doc.heading("SRCC per distortion type")
         doc.image(per_type_chart(m["per_type_srcc"], "test SRCC per distortion type"), "SRCC per distortion type")
-        rows = sorted(m["per_type_srcc"].items(), key=lambda t: int(t[0]))
+        rows = sorted(m["per_type_srcc"].items(), key=lambda t: _type_order(t[0]))
         doc.table(["type", "name", "n", "SRCC"], [[k, v["name"], v["n"], f"{v['srcc']:.4f}"] for k, v in rows])
 
 
@@ -169,6 +174,14 @@ def _benchmark(doc: _Doc, d: Path) -> None:
               [[r["split"], r["seed"], r["test_refs"], r["n_test"]] + [f"{r[k]:.4f}" for k in METRICS]
                + [r["epochs"], r["seconds"]] for r in summary["rows"]])
     doc.image(_per_split_chart(summary["rows"]), "test SRCC and PLCC of each split")
+    if summary.get("cross"):
+        doc.heading("Cross-dataset: every split's model on other datasets")
+        doc.table(["dataset", "format", "images", "models", "SRCC median", "SRCC 95%", "PLCC median", "PLCC 95%"],
+                  [[name, c["format"], c["n_images"], c["splits"]]
+                   + [v for k in ("srcc", "plcc") for v in (f"{c[k]['median']:.4f}",
+                                                             f"[{c[k]['ci_low']:.3f}, {c[k]['ci_high']:.3f}]")]
+                   for name, c in summary["cross"].items()])
+        doc.para("Median over the splits' models; 95% two-level bootstrap (models, then images).")
     runs = [split_dir(d, r["split"]) for r in summary["rows"]]
     doc.image(_val_curves(runs), "validation EMD per epoch, every split")
     per_type: dict[str, list[float]] = {}
