@@ -442,3 +442,22 @@ def test_cross_dataset_evaluation_of_an_onnx_export(run, tmp_path):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "not a dataset layout pynima knows" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0
+
+
+def test_dataset_views_read_back_the_same_labels(tiny, tmp_path):
+    """scripts/dataset_views.py (the offline cross-dataset table's views): a TID2013-layout dataset written as a CSV
+    and in KADID's layout reads back, through those readers, with the same images, scores and targets."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).parents[1] / "scripts" / "dataset_views.py"
+    r = subprocess.run([sys.executable, str(script), str(tiny), "--out", str(tmp_path)], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    original = read_dataset(tiny)
+    views = [read_dataset(tmp_path / f"{tiny.name}.csv", scale=(0, 9)), read_dataset(tmp_path / f"{tiny.name}-kadid")]
+    assert [v.format for v in views] == ["csv", "kadid10k"]
+    for view in views:
+        assert [r.path.resolve() for r in view.records] == [r.path.resolve() for r in original.records]
+        assert np.allclose([r.mos for r in view.records], [r.mos for r in original.records], atol=1e-5)
+        assert np.allclose(label_distributions(view.records), label_distributions(original.records), atol=1e-4)
