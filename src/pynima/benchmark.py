@@ -86,7 +86,7 @@ def split_complete(d: Path) -> bool:
 
 def cross_name(data: str | Path) -> str:
     """The folder name of a cross-dataset evaluation: the dataset's folder (or CSV file) name."""
-    return Path(data).resolve().stem or "data"
+    return Path(data).resolve().name or "data"
 
 
 def _csv_scale(data: str, scale: tuple[float, float] | None) -> tuple[float, float] | None:
