@@ -72,14 +72,16 @@ def run_benchmark(cfg, repeats: int = 10, progress: bool = True, cross: list[str
 
 
 def split_complete(d: Path) -> bool:
-    """Whether a split folder holds a finished run: its result files exist and parse, and predictions.csv has a row
-    per test image (a crash mid-write, or an older pynima, may have left less)."""
+    """Whether a split folder holds a finished run: its result files exist and parse, and predictions.csv has a
+    complete row per test image (a crash mid-write, or an older pynima, may have left less)."""
     from pynima.evaluate import read_predictions
 
     try:
         m, _, _ = (json.loads((d / f).read_text()) for f in ("metrics.json", "train.json", "split.json"))
-        n = len(read_predictions(d / "predictions.csv").get("mos", ()))
-        return (d / "best.ckpt").is_file() and all(k in m for k in METRICS) and n == m["n_images"] > 0
+        pred = read_predictions(d / "predictions.csv")
+        n = len(pred.get("mos", ()))
+        whole = all(not np.isnan(v).any() for v in pred.values() if v.dtype != object)  # a cut row has empty cells
+        return (d / "best.ckpt").is_file() and all(k in m for k in METRICS) and whole and n == m["n_images"] > 0
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
