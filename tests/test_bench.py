@@ -26,14 +26,19 @@ def bench(script: str, *args: str, cwd: Path | None = None) -> str:
 
 
 def test_every_bench_script_has_a_smoke_test():
-    tested = {"compare_recipes", "label_targets", "pseudo_label_leakage", "synth_fidelity", "test_time_crops",
-              "throughput", "train_step"}
+    tested = {"compare_recipes", "label_targets", "pseudo_label_leakage", "serve_load", "synth_fidelity",
+              "test_time_crops", "throughput", "train_step"}
     assert {p.stem for p in BENCH.glob("*.py")} == tested
 
 
 def test_train_step():
     out = bench("train_step.py", "--images", 4, "--steps", 1, "--batch", 2, "--repeats", 1)
     assert "baseline" in out and "x baseline" in out
+
+
+def test_serve_load():
+    out = bench("serve_load.py", "--clients", 2, "--requests", 4)
+    assert "batch size 1" in out and "batching / batch size 1: throughput x" in out
 
 
 def test_throughput():

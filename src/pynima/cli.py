@@ -12,6 +12,8 @@ from pynima.errors import PynimaError
 EXTRAS = {m: "train" for m in ("torch", "torchvision", "timm", "lightning", "scipy", "skimage", "pywt", "piq",
                                "matplotlib", "tqdm", "filelock", "onnx", "onnxscript", "openpyxl")}
 EXTRAS |= {"optuna": "search", "openvino": "openvino"}
+EXTRAS |= {m: "serve" for m in ("fastapi", "uvicorn", "starlette", "multipart", "python_multipart",
+                                 "prometheus_client")}
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -156,6 +158,16 @@ def _export(args: argparse.Namespace) -> None:
             scorer = load(path)
             pred = np.array([s.mean for _, s, _ in scorer.score_paths([r.path for r in records], batch_size=32)])
             print(f"SRCC {name} on {len(records)} images: {stats.spearmanr(pred, mos).statistic:.4f}")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from pynima.serve import Limits, serve
+
+    if args.workers < 1 or args.max_batch < 1 or args.max_files < 1 or args.max_body_mb <= 0 or args.max_wait_ms < 0:
+        raise PynimaError("--workers, --max-batch, --max-files and --max-body-mb must be positive, --max-wait-ms >= 0")
+    limits = Limits(max_body=int(args.max_body_mb * 2**20), max_files=args.max_files, body_timeout=args.body_timeout)
+    serve(args.model, host=args.host, port=args.port, engine=args.engine, workers=args.workers,
+          max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000, limits=limits, cors=args.cors)
 
 
 def _positive_int(text: str) -> int:
@@ -446,6 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crops", choices=list(CROP_MODES), default="centre",
                    help="one centre 224 crop (default) or 224 crops covering the image, averaged")
     p.set_defaults(func=_predict)
+    _add_serve(sub)
     return parser
 
 
@@ -464,6 +477,31 @@ def _log_to_stderr(args: argparse.Namespace) -> None:
         logger.addHandler(handler)
     quiet = getattr(args, "quiet", False)
     logger.setLevel(logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO)
+
+
+def _add_serve(sub) -> None:
+    from pynima.predict import ENGINES
+
+    p = sub.add_parser("serve", help="an HTTP scoring service with dynamic batching and a page",
+                       description="POST /v1/score (multipart files, or an image/* body), GET / (a page to drop "
+                                   "images on), /docs (OpenAPI), /healthz, /readyz, /v1/model, /metrics "
+                                   "(Prometheus). Binds 127.0.0.1 unless --host says otherwise; SIGTERM finishes "
+                                   "in-flight requests. docs/serving.md")
+    p.add_argument("model", nargs="?", help="a checkpoint or an .onnx export (default: the bundled model)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument("--engine", choices=list(ENGINES), default="auto", help="as pynima predict (default auto)")
+    p.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
+    p.add_argument("--max-batch", type=int, default=32, help="crops per network call at most (default 32)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0,
+                   help="how long a request waits for others to share its network call (default 5)")
+    p.add_argument("--max-body-mb", type=float, default=32.0, help="request body limit in MiB (default 32)")
+    p.add_argument("--max-files", type=int, default=16, help="images per request at most (default 16)")
+    p.add_argument("--body-timeout", type=float, default=30.0,
+                   help="seconds a client has to send its request body (default 30)")
+    p.add_argument("--cors", nargs="+", default=[], metavar="ORIGIN",
+                   help="origins whose pages may call the API (default: none; CORS off)")
+    p.set_defaults(func=_serve)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -240,15 +240,10 @@ def _opened(path: Path) -> Iterator:
     """The image file opened by Image.open (the header only), closed on exit; every failure to open it is a
     DatasetError naming the file.
 
-    Pillow's decompression-bomb guard raises DecompressionBombError (not an OSError) above twice
-    ``Image.MAX_IMAGE_PIXELS`` and only warns between one and two times it; both become the same refusal (the
-    warning is silenced here because _check_header refuses those images). The lock keeps catch_warnings, which changes
-    process-wide state, from racing between decoding threads. The file is handed to Pillow as a file object, not a
-    path: Pillow then reads uncompressed data instead of memory-mapping it, and its memory-mapped path garbles
-    uncompressed TIFFs whose orientation tag says rotated (orientations 5-8).
+    The file is handed to Pillow as a file object, not a path: Pillow then reads uncompressed data instead of
+    memory-mapping it, and its memory-mapped path garbles uncompressed TIFFs whose orientation tag says rotated
+    (orientations 5-8). See _open_image for the rest.
     """
-    from PIL import Image, UnidentifiedImageError
-
     raw = RAW_SUFFIXES.get(path.suffix.lower())
     if raw is not None:
         raise _fail(path, f"camera raw ({raw}) is not supported; develop it to JPEG, PNG or TIFF first")
@@ -262,21 +257,36 @@ def _opened(path: Path) -> Iterator:
         raise _fail(path, "cannot read (permission denied)") from None
     except OSError as e:
         raise _fail(path, f"cannot read ({_reason(e)})") from None
-    with f:
-        try:
-            with _OPEN_LOCK, warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im = Image.open(f)
-        except UnidentifiedImageError:
-            raise _fail(path, _unsupported(path)) from None
-        except Image.DecompressionBombError as e:
-            pixels = re.search(r"\((\d+) pixels\)", str(e))
-            count = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
-            raise _too_many_pixels(path, count) from None
-        except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many types on malformed headers
-            raise _fail(path, f"cannot read image header ({_reason(e)})") from None
-        with im:
-            yield im
+    with f, _open_image(f, path, _unsupported(path)) as im:
+        yield im
+
+
+@contextmanager
+def _open_image(f, name: object, unsupported: str) -> Iterator:
+    """Image.open of an open binary file, closed on exit; a DatasetError naming ``name`` if it is not an image Pillow
+    reads (``unsupported`` says why) or is over the pixel cap.
+
+    Pillow's decompression-bomb guard raises DecompressionBombError (not an OSError) above twice
+    ``Image.MAX_IMAGE_PIXELS`` and only warns between one and two times it; both become the same refusal (the
+    warning is silenced here because _check_header refuses those images). The lock keeps catch_warnings, which changes
+    process-wide state, from racing between decoding threads.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with _OPEN_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(f)
+    except UnidentifiedImageError:
+        raise _fail(name, unsupported) from None
+    except Image.DecompressionBombError as e:
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        count = f"{int(pixels.group(1)):,} pixels" if pixels else "too many pixels"
+        raise _too_many_pixels(name, count) from None
+    except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many types on malformed headers
+        raise _fail(name, f"cannot read image header ({_reason(e)})") from None
+    with im:
+        yield im
 
 
 def _reason(e: BaseException) -> str:
@@ -398,6 +408,21 @@ def load_rgb(path: str | Path) -> np.ndarray:
         except Exception as e:  # noqa: BLE001 - a corrupt file makes Pillow raise anything, OSError to struct.error
             problem = "truncated file" if "truncated" in str(e) else "cannot decode image"
             raise _fail(path, f"{problem} ({_reason(e)})") from None
+
+
+def decode_rgb(data: bytes, name: str = "image") -> np.ndarray:
+    """``load_rgb`` for an image in memory (an upload): the same policy and the same one-line DatasetError, naming
+    ``name``. The format is sniffed from the content, never from a name."""
+    import io
+
+    with _open_image(io.BytesIO(data), name, "not an image (no image format Pillow reads, or a corrupt header)") as im:
+        try:
+            return _pil_to_rgb(im, name)
+        except DatasetError:
+            raise
+        except Exception as e:  # noqa: BLE001 - as in load_rgb
+            problem = "truncated file" if "truncated" in str(e) else "cannot decode image"
+            raise _fail(name, f"{problem} ({_reason(e)})") from None
 
 
 def _white_level(a: np.ndarray, max_value: float | None, name: object) -> float:
