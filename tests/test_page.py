@@ -1,0 +1,89 @@
+"""The page of pynima serve, end to end in real headless Chromium (Debian's chromium and chromium-driver, driven by
+Selenium): upload images, wait for the scores, read them from the DOM and compare them with the API; keyboard access,
+sorting, a per-image error and phone width. A screenshot is saved as a test artifact (PYNIMA_TEST_ARTIFACTS,
+default runs/test-artifacts/)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import REPO
+from PIL import Image
+from test_serve import start, stop
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+ARTIFACTS = Path(os.environ.get("PYNIMA_TEST_ARTIFACTS", REPO / "runs" / "test-artifacts"))
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc, url = start()
+    yield url
+    stop(proc)
+
+
+@pytest.fixture()
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone_width(server, browser, photos,
+                                                                                         tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    files = []
+    for i, photo in enumerate(photos):
+        files.append(tmp_path / f"photo{i}.jpg")
+        Image.fromarray(photo if i == 0 else photo[::2, ::2]).save(files[-1], quality=85)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a jpeg")
+    api = {r["name"]: r for r in httpx.post(server + "/v1/score", timeout=30, files=[
+        ("files", (p.name, p.read_bytes())) for p in files]).json()["results"]}
+
+    browser.get(server + "/")
+    assert browser.title.startswith("pynima")
+    reached = []
+    for _ in range(4):  # the file picker is reachable by keyboard, within the first stops of Tab
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        reached.append(browser.switch_to.active_element.get_attribute("id"))
+    assert "files" in reached, reached
+    picker = browser.find_element(By.ID, "files")
+    picker.send_keys("\n".join(str(p) for p in files + [broken]))
+    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".score")) == 2
+                                     and d.find_elements(By.CSS_SELECTOR, ".error"))
+    shown = {card.get_attribute("data-name"): card for card in browser.find_elements(By.CSS_SELECTOR, "li.card")}
+    assert set(shown) == {p.name for p in files} | {"broken.jpg"}
+    for name, result in api.items():
+        mean = float(shown[name].find_element(By.CSS_SELECTOR, ".score").get_attribute("data-mean"))
+        assert abs(mean - result["mean"]) < 1e-6
+        assert len(shown[name].find_elements(By.CSS_SELECTOR, ".bars span")) == 10
+    assert "not an image" in shown["broken.jpg"].find_element(By.CSS_SELECTOR, ".error").text
+
+    Select(browser.find_element(By.ID, "sort")).select_by_value("best")
+    means = [float(e.get_attribute("data-mean")) for e in browser.find_elements(By.CSS_SELECTOR, ".score")]
+    assert means == sorted(means, reverse=True)
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "page.png"))
+    browser.set_window_size(390, 844)  # a phone
+    assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    browser.save_screenshot(str(ARTIFACTS / "page-phone.png"))
+    assert (ARTIFACTS / "page.png").stat().st_size > 10_000
