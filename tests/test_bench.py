@@ -26,8 +26,8 @@ def bench(script: str, *args: str, cwd: Path | None = None) -> str:
 
 
 def test_every_bench_script_has_a_smoke_test():
-    tested = {"compare_recipes", "label_targets", "pseudo_label_leakage", "serve_load", "synth_fidelity",
-              "test_time_crops", "throughput", "train_step"}
+    tested = {"compare_recipes", "label_targets", "litserve_app", "pseudo_label_leakage", "serve_load",
+              "synth_fidelity", "test_time_crops", "throughput", "train_step"}
     assert {p.stem for p in BENCH.glob("*.py")} == tested
 
 
@@ -36,9 +36,9 @@ def test_train_step():
     assert "baseline" in out and "x baseline" in out
 
 
-def test_serve_load():
-    out = bench("serve_load.py", "--clients", 2, "--requests", 4)
-    assert "batch size 1" in out and "batching / batch size 1: throughput x" in out
+def test_serve_load_and_litserve_app():
+    out = bench("serve_load.py", "--clients", 2, "--requests", 4, "--litserve")
+    assert "batch size 1" in out and "LitServe, batching" in out and "batching / batch size 1: throughput x" in out
 
 
 def test_throughput():
