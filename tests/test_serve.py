@@ -189,12 +189,18 @@ def test_concurrent_requests_share_network_calls(server, images):
 
 
 def test_sigterm_finishes_the_request_in_flight(images):
-    proc, url = start("--max-wait-ms", "1500")  # each request waits 1.5 s for company in the batcher
+    proc, url = start()
+    data = images[0].read_bytes()
     result = {}
 
+    def slow_body():  # the upload takes about 1.2 s, so the request is in flight when SIGTERM comes
+        for i in range(4):
+            time.sleep(0.3)
+            yield data[i * len(data) // 4: (i + 1) * len(data) // 4]
+
     def request():
-        result["r"] = httpx.post(url + "/v1/score", content=images[0].read_bytes(),
-                                 headers={"content-type": "image/jpeg"}, timeout=30)
+        result["r"] = httpx.post(url + "/v1/score", content=slow_body(), headers={"content-type": "image/jpeg"},
+                                 timeout=30)
 
     t = threading.Thread(target=request)
     t.start()
@@ -204,6 +210,7 @@ def test_sigterm_finishes_the_request_in_flight(images):
     assert result["r"].status_code == 200 and "mean" in result["r"].json()["results"][0]
     # uvicorn re-raises the signal once it has shut down cleanly, so the exit status is that of a SIGTERM
     assert proc.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in out, out
+    assert out.index("Shutting down") < out.index('"POST /v1/score HTTP/1.1" 200'), out  # answered after SIGTERM
 
 
 def test_binds_localhost_by_default():

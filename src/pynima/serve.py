@@ -2,10 +2,10 @@
 graceful shutdown (SIGTERM finishes in-flight requests) come from them; pynima adds dynamic batching, the limits,
 metrics and the page.
 
-Dynamic batching (``Batcher``): uploads are decoded off the event loop (a thread pool), then wait at most
-``max_wait`` seconds in a queue; everything queued by then, up to ``max_batch`` crops, goes through the network in
-one call, on one inference thread. Concurrent requests therefore share forward passes; a lone request waits
-``max_wait`` at most.
+Dynamic batching (``Batcher``): uploads are decoded off the event loop (a thread pool), then queue for the network;
+while other images are still being decoded or queued, a batch waits for them up to ``max_wait`` seconds, then
+everything queued, up to ``max_batch`` crops, goes through the network in one call, on one inference thread.
+Concurrent requests therefore share forward passes, and a request alone does not wait at all.
 
 Limits, each a JSON ``{"error": ...}`` with its status code, the server staying up:
 request body over ``max_body`` bytes 413; more than ``max_files`` images 413; a body slower than ``body_timeout``
@@ -53,6 +53,7 @@ class Batcher:
     def __init__(self, scorer: Scorer, max_batch: int = 32, max_wait: float = 0.005, on_batch=None):
         self.scorer, self.max_batch, self.max_wait, self.on_batch = scorer, max_batch, max_wait, on_batch
         self.queue: asyncio.Queue = asyncio.Queue()
+        self.decoding = 0  # images announced (``expect``) and not yet queued: a batch waits for them
         self.pool = ThreadPoolExecutor(1, thread_name_prefix="pynima-infer")  # one network call at a time
         self.task: asyncio.Task | None = None
 
@@ -64,9 +65,20 @@ class Batcher:
             self.task.cancel()
         self.pool.shutdown(wait=True)
 
-    async def distribution(self, x: np.ndarray) -> np.ndarray:
-        """The 10-bin distribution of one image from its uint8 crops, averaged over them."""
+    def expect(self, n: int = 1) -> None:
+        """``n`` images are being decoded and will come to ``distribution`` (or ``cancel``): batches wait for them."""
+        self.decoding += n
+
+    def cancel(self, n: int = 1) -> None:
+        """``n`` expected images will not come (they could not be decoded)."""
+        self.decoding -= n
+
+    async def distribution(self, x: np.ndarray, expected: bool = False) -> np.ndarray:
+        """The 10-bin distribution of one image from its uint8 crops, averaged over them (``expected``: announced
+        by ``expect`` before its decoding)."""
         future = asyncio.get_running_loop().create_future()
+        if expected:
+            self.decoding -= 1
         await self.queue.put((x, future))
         return await future
 
@@ -75,7 +87,7 @@ class Batcher:
         while True:
             batch = [await self.queue.get()]
             size, deadline = len(batch[0][0]), loop.time() + self.max_wait
-            while size < self.max_batch:
+            while size < self.max_batch and (self.decoding > 0 or not self.queue.empty()):
                 try:
                     item = await asyncio.wait_for(self.queue.get(), max(0.0, deadline - loop.time()))
                 except TimeoutError:
@@ -237,13 +249,17 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
                            allow_headers=["*"])
 
     async def score_one(name: str, data: bytes, mode: str) -> dict:
+        batcher.expect()
         try:
             rgb = await run_in_threadpool(decode_rgb, data, name)
-        except DatasetError as e:
+        except BaseException as e:
+            batcher.cancel()
+            if not isinstance(e, DatasetError):
+                raise
             metrics.images.labels("refused").inc()
             return {"name": name, "error": str(e), "status": _status(str(e))}
         h, w = rgb.shape[:2]
-        p = await batcher.distribution(crops(rgb, mode))
+        p = await batcher.distribution(crops(rgb, mode), expected=True)
         k = np.arange(len(p))
         mean = float((p * k).sum())
         std = float(np.sqrt(max((p * k * k).sum() - mean**2, 0.0)))
