@@ -218,3 +218,16 @@ def test_binds_localhost_by_default():
 
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.cors == []
+
+
+def test_cors_is_off_by_default_and_configurable(server):
+    origin = {"origin": "http://elsewhere.example"}
+    assert "access-control-allow-origin" not in httpx.get(server + "/v1/model", headers=origin).headers
+    proc, url = start("--cors", "http://elsewhere.example")
+    try:
+        preflight = httpx.options(url + "/v1/score", headers=origin | {"access-control-request-method": "POST"})
+        assert preflight.headers.get("access-control-allow-origin") == "http://elsewhere.example"
+        other = httpx.get(url + "/v1/model", headers={"origin": "http://third.example"})
+        assert "access-control-allow-origin" not in other.headers
+    finally:
+        stop(proc)
