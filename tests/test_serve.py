@@ -231,3 +231,14 @@ def test_cors_is_off_by_default_and_configurable(server):
         assert "access-control-allow-origin" not in other.headers
     finally:
         stop(proc)
+
+
+def test_workers_each_load_the_model_and_score_the_same(images):
+    proc, url = start("--workers", "2")
+    try:
+        means = {httpx.post(url + "/v1/score", content=images[0].read_bytes(), headers={"content-type": "image/jpeg"},
+                            timeout=30).json()["results"][0]["mean"] for _ in range(6)}
+    finally:
+        out = stop(proc)
+    assert len(means) == 1 and abs(means.pop() - pynima.load().score(images[0]).mean) < 1e-6
+    assert out.count("Started server process") == 2, out
