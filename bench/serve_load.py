@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -178,14 +179,24 @@ def main(argv: list[str] | None = None) -> int:
         proc, url = start(serve + batching, "/readyz")
         try:
             load(url + "/v1/score", image, 4, requests=40)  # warm-up before the first memory reading
-            before = rss_mb(proc.pid)
+            before, samples, done = rss_mb(proc.pid), [], threading.Event()
+
+            def sample():  # RSS every tenth of the soak, to tell a plateau from steady growth
+                while not done.wait(args.soak / 10):
+                    samples.append(rss_mb(proc.pid))
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
             r = load(url + "/v1/score", image, 4, seconds=args.soak)
+            done.set()
+            sampler.join()
             after = rss_mb(proc.pid)
         finally:
             stop(proc)
         print(f"soak: {args.soak:g} s at 4 clients: {r['n']} requests, {r['img_s']:.1f} img/s, "
               f"p99 {r['p99_ms']:.1f} ms, {r['errors']} errors; server RSS {before:.0f} MiB after warm-up, "
-              f"{after:.0f} MiB at the end ({after - before:+.0f} MiB)")
+              f"{after:.0f} MiB at the end ({after - before:+.0f} MiB); every tenth: "
+              f"{' '.join(f'{v:.0f}' for v in samples)} MiB")
     return 0
 
 
