@@ -37,8 +37,9 @@ def test_train_step():
 
 
 def test_serve_load_and_litserve_app():
-    out = bench("serve_load.py", "--clients", 2, "--requests", 4, "--litserve")
-    assert "batch size 1" in out and "LitServe, batching" in out and "batching / batch size 1: throughput x" in out
+    out = bench("serve_load.py", "--requests", 4, "--concurrency", 1, 2, "--litserve", "--soak", 2)
+    assert "offline ceiling" in out and "LitServe, batching" in out and "C=2: batching / batch size 1" in out
+    assert "soak: 2 s at 4 clients" in out and " 0 errors" in out
 
 
 def test_throughput():
