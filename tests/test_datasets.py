@@ -279,8 +279,13 @@ def test_live_wrong_length_and_v73(tmp_path):
     savemat(root / "dmos.mat", {"dmos": np.zeros((1, 980)), "orgs": np.zeros((1, 980))})
     with pytest.raises(DatasetError, match="dmos.mat: 980 entries, LIVE Release 2 has 982"):
         read_dataset(root)
+    # a v7.3 file: MATLAB's 128-byte header saying so (version 0x0200), then HDF5, which scipy does not read
+    header = b"MATLAB 7.3 MAT-file, HDF5 schema 1.00 .".ljust(116) + bytes(8) + b"\x00\x02IM"
+    (root / "dmos.mat").write_bytes(header + bytes(512))
+    with pytest.raises(DatasetError, match=r"dmos.mat: a MATLAB v7.3 \(HDF5\) file"):
+        read_dataset(root)
     (root / "dmos.mat").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(600))
-    with pytest.raises(DatasetError, match="dmos.mat: "):
+    with pytest.raises(DatasetError, match="dmos.mat: not a readable MATLAB file"):
         read_dataset(root)
 
 

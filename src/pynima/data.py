@@ -87,6 +87,11 @@ class Record:
     name: str | None = None  # unique within the dataset when file names are not (LIVE: "jpeg/img1.bmp")
 
     @property
+    def dataset_score(self) -> float:
+        """The score on the dataset's own scale: ``score``, else ``mos`` (TID2013's scale is the model's)."""
+        return self.mos if self.score is None else self.score
+
+    @property
     def key(self) -> str:
         """What split files and predictions.csv call this image: ``name``, else the file name."""
         return self.name or self.path.name
@@ -401,13 +406,18 @@ def load_rgb(path: str | Path) -> np.ndarray:
     """
     path = Path(path)
     with _opened(path) as im:
-        try:
-            return _pil_to_rgb(im, path)
-        except DatasetError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a corrupt file makes Pillow raise anything, OSError to struct.error
-            problem = "truncated file" if "truncated" in str(e) else "cannot decode image"
-            raise _fail(path, f"{problem} ({_reason(e)})") from None
+        return _decode(im, path)
+
+
+def _decode(im, name: object) -> np.ndarray:
+    """The pixels of an opened image under the decoding policy (_pil_to_rgb); a failure is one DatasetError."""
+    try:
+        return _pil_to_rgb(im, name)
+    except DatasetError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a corrupt file makes Pillow raise anything, OSError to struct.error
+        problem = "truncated file" if "truncated" in str(e) else "cannot decode image"
+        raise _fail(name, f"{problem} ({_reason(e)})") from None
 
 
 def decode_rgb(data: bytes, name: str = "image") -> np.ndarray:
@@ -416,13 +426,7 @@ def decode_rgb(data: bytes, name: str = "image") -> np.ndarray:
     import io
 
     with _open_image(io.BytesIO(data), name, "not an image (no image format Pillow reads, or a corrupt header)") as im:
-        try:
-            return _pil_to_rgb(im, name)
-        except DatasetError:
-            raise
-        except Exception as e:  # noqa: BLE001 - as in load_rgb
-            problem = "truncated file" if "truncated" in str(e) else "cannot decode image"
-            raise _fail(name, f"{problem} ({_reason(e)})") from None
+        return _decode(im, name)
 
 
 def _white_level(a: np.ndarray, max_value: float | None, name: object) -> float:

@@ -30,6 +30,7 @@ from pynima.data import (
     VAL_CARVE,
     DatasetError,
     Record,
+    _lines,
     _problems,
     make_split,
     read_tid2013,
@@ -562,12 +563,7 @@ def read_ava(root: Path) -> Dataset:
     the challenge id (space-separated); images ``images/<id>.jpg``. The score is the mean vote (1-10)."""
     scale = Scale(1.0, 10.0)
     label_file = root / "AVA.txt"
-    try:
-        lines = label_file.read_text(encoding="utf-8-sig").splitlines()
-    except FileNotFoundError:
-        raise DatasetError(f"{label_file}: file not found") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise DatasetError(f"{label_file}: cannot read ({e})") from None
+    lines = _lines(label_file)
     folder = _first_dir(root, ("images",))
     images = _files(folder)
     levels = np.arange(1, 11)

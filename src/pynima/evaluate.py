@@ -65,7 +65,7 @@ def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_
         w.writerow(["name", "ref", "kind", "level", "mos", "pred_mean", "pred_std", "emd", "score", "pred_score"])
         for r, m, s, e, n in zip(records, mean, std, per_image_emd, native):
             w.writerow([r.key, r.ref, r.kind, r.level, f"{r.mos:.5f}", f"{m:.6f}", f"{s:.6f}", f"{e:.6f}",
-                        f"{r.mos if r.score is None else r.score:.6g}", f"{n:.6g}"])
+                        f"{r.dataset_score:.6g}", f"{n:.6g}"])
 
 
 def read_predictions(path: Path) -> dict[str, np.ndarray]:
@@ -130,7 +130,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
         if sel.sum() > 2 and np.ptp(pred[sel]) > 0:
             srcc = float(stats.spearmanr(pred[sel], true[sel]).statistic)
             per_type[str(k)] = {"name": dataset.type_names.get(k, str(k)), "srcc": srcc, "n": int(sel.sum())}
-    native_true = np.array([r.mos if r.score is None else r.score for r in records])
+    native_true = np.array([r.dataset_score for r in records])
     native_rmse = float(np.sqrt(np.mean((dataset.scale.from_model(pred) - native_true) ** 2)))
     result = metrics | {"per_type_srcc": per_type, "n_images": len(records), "checkpoint": str(ckpt),
                         "data": str(data), "format": dataset.format, "scale": dataset.scale.describe(),

@@ -31,6 +31,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pynima.config import CROP_MODES
 from pynima.data import CROP, DatasetError, decode_rgb
 from pynima.errors import PynimaError
+from pynima.labels import moments
 from pynima.predict import Scorer, crops, load
 
 log = logging.getLogger(__name__)
@@ -170,8 +171,7 @@ class _Guard:
         if length is not None and length.isdigit() and int(length) > self.limits.max_body:
             return await self._refuse(send, 413, f"request body of {int(length):,} bytes is over the limit of "
                                                  f"{self.limits.max_body:,}")
-        seen, started = 0, time.monotonic()
-        deadline = started + self.limits.body_timeout
+        seen, deadline = 0, time.monotonic() + self.limits.body_timeout
 
         async def limited():
             nonlocal seen
@@ -260,11 +260,9 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
             return {"name": name, "error": str(e), "status": _status(str(e))}
         h, w = rgb.shape[:2]
         p = await batcher.distribution(crops(rgb, mode), expected=True)
-        k = np.arange(len(p))
-        mean = float((p * k).sum())
-        std = float(np.sqrt(max((p * k * k).sum() - mean**2, 0.0)))
+        mean, std = moments(p)
         metrics.images.labels("scored").inc()
-        result = {"name": name, "mean": mean, "std": std, "distribution": [float(v) for v in p]}
+        result = {"name": name, "mean": float(mean), "std": float(std), "distribution": [float(v) for v in p]}
         if h < CROP or w < CROP:
             result["warning"] = (f"{name}: {w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, "
                                  f"so the score is less reliable")
