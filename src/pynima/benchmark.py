@@ -40,7 +40,7 @@ METRICS = ("srcc", "plcc", "krcc", "rmse", "emd")
 BENCHMARK_FILE = "benchmark.json"
 # config fields that differ between the splits of one benchmark, or do not change its results, so they are not part
 # of its identity (a resumed benchmark may change them)
-PER_SPLIT = ("out", "seed", "split_file", "num_workers", "export_onnx")
+PER_SPLIT = ("out", "seed", "split_file", "num_workers", "export_onnx", "accelerator", "strategy")
 
 
 def split_dir(out: str | Path, i: int) -> Path:
@@ -60,15 +60,42 @@ def run_benchmark(cfg, repeats: int = 10, progress: bool = True, cross: list[str
     ``cross``: other datasets (folders in a layout ``pynima.datasets`` detects) on which every split's model is also
     scored, whole: trained on A, tested on B and C. Adding one to a finished benchmark only runs those evaluations.
     ``cross_scale``: the (worst, best) scale of the CSV files among them.
+
+    Distributed (``cfg.devices`` x ``cfg.num_nodes`` > 1): every split is one distributed run. Rank 0 runs the
+    benchmark as above; the other ranks only train alongside it (``_follow``) and return an empty dict.
     """
+    from pynima.train import process_rank
+
     if repeats < 1:
         raise PynimaError(f"--repeats must be at least 1, got {repeats}")
     if not cfg.ratios[2] > 0:
         raise PynimaError("a benchmark is scored on its test parts: give --ratios with a test fraction above 0")
+    if process_rank(cfg) != 0:
+        _follow(cfg, repeats)
+        return {}
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     with folder_lock(out):
         return _run(cfg, out, repeats, progress, [(c, _csv_scale(c, cross_scale)) for c in cross])
+
+
+def _follow(cfg, repeats: int) -> None:
+    """A rank other than 0 of a distributed benchmark: train each split rank 0 trains, writing nothing. It decides
+    as ``_run`` does, from files rank 0 never changes before the training that needs this rank too: a complete split
+    is skipped, one with a last.ckpt resumed, any other trained afresh on the same seeded split."""
+    from pynima.datasets import dataset_split, read_config_dataset
+    from pynima.train import train
+
+    dataset = read_config_dataset(cfg)
+    for i in range(repeats):
+        d, seed = split_dir(cfg.out, i), cfg.seed + i
+        split_cfg = replace(cfg, out=str(d), seed=seed, split_file=str(d / "split.json"))
+        if split_complete(d):
+            continue
+        if (d / "last.ckpt").is_file() and (d / "config.json").is_file():
+            train(split_cfg, progress=False, resume=True)
+        else:
+            train(split_cfg, progress=False, split=dataset_split(dataset, cfg.split, cfg.ratios, seed))
 
 
 def split_complete(d: Path) -> bool:
@@ -151,9 +178,10 @@ def _run(cfg, out: Path, repeats: int, progress: bool,
             with folder_lock(d):  # unless a pynima train --resume of it is running
                 shutil.rmtree(d)
         d.mkdir(parents=True)
-        write_json(split_file, dataset_split(dataset, cfg.split, cfg.ratios, seed), indent=1)
+        split = dataset_split(dataset, cfg.split, cfg.ratios, seed)
+        write_json(split_file, split, indent=1)
         log.info("split %2d of %d (seed %d): training in %s", i, repeats, seed, d)
-        train(split_cfg, progress=progress)
+        train(split_cfg, progress=progress, split=split)
         _cross(d, cross)
     return summarize(out, repeats)
 

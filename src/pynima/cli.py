@@ -45,30 +45,35 @@ def _config(args: argparse.Namespace, **defaults):
     return TrainConfig(**(defaults | given))
 
 
-# options that --resume accepts next to it: they do not change what is trained
-RESUME_OPTIONS = {"resume", "quiet", "verbose", "num_workers", "func", "command"}
+# options that --resume accepts next to it: they do not change what is trained (the distributed ones change only
+# the effective batch of the epochs still to run)
+RESUME_OPTIONS = {"resume", "quiet", "verbose", "func", "command"}
+RESUME_OVERRIDES = ("num_workers", "accelerator", "devices", "num_nodes", "strategy")
 
 
 def _train(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from pynima.config import TrainConfig
-    from pynima.train import train
+    from pynima.train import process_rank, train
 
     progress = not getattr(args, "quiet", False)
     if getattr(args, "resume", None):
-        extra = sorted(set(vars(args)) - RESUME_OPTIONS)
+        extra = sorted(set(vars(args)) - RESUME_OPTIONS - set(RESUME_OVERRIDES))
         if extra:
             raise PynimaError(f"--resume continues a run with its own config.json; drop "
                               f"{', '.join('--' + e.replace('_', '-') if e != 'data' else 'DATA' for e in extra)}")
         run = Path(args.resume)
         if not (run / "config.json").is_file():
             raise PynimaError(f"{run}: no config.json, so no pynima run to resume")
-        workers = {"num_workers": args.num_workers} if hasattr(args, "num_workers") else {}
-        cfg = TrainConfig.from_file(run / "config.json", out=str(run), **workers)
+        overrides = {k: getattr(args, k) for k in RESUME_OVERRIDES if hasattr(args, k)}
+        cfg = TrainConfig.from_file(run / "config.json", out=str(run), **overrides)
         out = train(cfg, progress=progress, resume=True)
     else:
-        out = train(_config(args), progress=progress, overwrite=getattr(args, "overwrite", False))
+        cfg = _config(args)
+        out = train(cfg, progress=progress, overwrite=getattr(args, "overwrite", False))
+    if process_rank(cfg) != 0:  # the other processes of a distributed run trained; rank 0 reports
+        return
     if (out / "metrics.json").is_file():
         from pynima.evaluate import format_table
         from pynima.files import read_json
@@ -82,9 +87,11 @@ def _benchmark(args: argparse.Namespace) -> None:
     from pynima.data import split_ratios
 
     cfg = _config(args, out="runs/benchmark", ratios=split_ratios((0.8, 0.2)))
-    print(format_summary(run_benchmark(cfg, repeats=args.repeats, progress=not getattr(args, "quiet", False),
-                                       cross=getattr(args, "cross", ()),
-                                       cross_scale=tuple(getattr(args, "cross_scale", ())) or None)))
+    summary = run_benchmark(cfg, repeats=args.repeats, progress=not getattr(args, "quiet", False),
+                            cross=getattr(args, "cross", ()),
+                            cross_scale=tuple(getattr(args, "cross_scale", ())) or None)
+    if summary:  # empty on the other processes of a distributed benchmark: rank 0 reports
+        print(format_summary(summary))
 
 
 def _search(args: argparse.Namespace) -> None:
@@ -205,6 +212,13 @@ def _predict(args: argparse.Namespace) -> int:
         model, paths = paths[0], paths[1:]
     if not paths:
         raise PynimaError(f"no images given to score with {model} (pynima predict [MODEL] PATHS...)")
+    if args.ray is not None:
+        return _predict_on_ray(args, model, paths)
+    for option, given in (("--out", args.out), ("--concurrency", args.concurrency)):
+        if given is not None:
+            raise PynimaError(f"{option} goes with --ray (scoring on Ray into a Parquet file); without --ray, "
+                              f"redirect --format csv or json to a file")
+    args.format = args.format or "table"
     scorer = load(model, engine=args.engine, crops=args.crops, bf16=args.bf16)
     rows, total, failed = [], 0, 0
     writer = csv.writer(sys.stdout) if args.format == "csv" else None
@@ -233,6 +247,44 @@ def _predict(args: argparse.Namespace) -> int:
             print(f"{'-':>6}  {'-':>5}  {path}  (error: {problem(path, error)})")
     if args.format == "json":
         print(json.dumps(rows, indent=1))
+    if failed:
+        print(f"{failed} of {total} input(s) could not be scored (see the skipped: lines)", file=sys.stderr)
+    return 1 if failed or not total else 0
+
+
+def _predict_on_ray(args: argparse.Namespace, model: str | None, paths: list[str]) -> int:
+    """pynima predict --ray: score on Ray into a Parquet file (docs/cluster-scoring.md); the exit status of
+    pynima predict."""
+    address = args.ray or None
+    if address and not (address in ("auto", "local") or ":" in address):
+        raise PynimaError(f"--ray {address}: expected an address (auto, local, HOST:PORT or ray://HOST:PORT); write "
+                          f"--ray=ADDRESS, or put a bare --ray after the paths")
+    if args.out is None:
+        raise PynimaError("--ray writes a Parquet file: give it with --out results.parquet")
+    for option, refused in (("--format", args.format is not None), ("--bf16", args.bf16),
+                            (f"--engine {args.engine}", args.engine not in ("auto", "onnx"))):
+        if refused:
+            raise PynimaError(f"{option} does not apply with --ray, which scores on the onnx engine into --out")
+    from pathlib import Path
+
+    from pynima.ray import init, read_failures, score_dataset, write_parquet
+
+    out = Path(args.out)
+    if out.exists() or out.is_symlink():
+        raise PynimaError(f"{out}: already exists; remove it or choose another --out")
+    started = init(address)
+    try:
+        dataset = score_dataset(paths, model, crops=args.crops, batch_size=args.batch_size,
+                                concurrency=args.concurrency)
+        total, failed = write_parquet(dataset, out)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    for path, error in read_failures(out) if failed else []:
+        print(f"skipped: {path}: {error}", file=sys.stderr)
+    print(f"{total - failed} of {total} input(s) scored, results in {out}")
     if failed:
         print(f"{failed} of {total} input(s) could not be scored (see the skipped: lines)", file=sys.stderr)
     return 1 if failed or not total else 0
@@ -329,6 +381,27 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _devices(text: str) -> int | str:
+    """argparse type for --devices: a positive integer or auto."""
+    if text == "auto":
+        return text
+    return _positive_int(text)
+
+
+def _add_distributed_options(p: argparse.ArgumentParser) -> None:
+    """Where training runs: Lightning's Trainer options (docs/distributed.md)."""
+    from pynima.config import ACCELERATORS, STRATEGIES
+
+    p.add_argument("--accelerator", choices=list(ACCELERATORS), help="auto (default): a GPU when there is one")
+    p.add_argument("--devices", type=_devices, metavar="N",
+                   help="processes per node, one per GPU (or CPU processes), or auto: every GPU (default 1). Each "
+                        "takes --batch-size images per step: the effective batch is batch x devices x nodes, and "
+                        "the learning rates are used as given")
+    p.add_argument("--num-nodes", type=_positive_int, metavar="M", help="machines (default 1; under torchrun or SLURM)")
+    p.add_argument("--strategy", choices=list(STRATEGIES),
+                   help="auto (default: ddp with more than one process), ddp, or fsdp (sharded; for large backbones)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pynima.config import CROP_MODES
     from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
@@ -355,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train NIMA on a TID2013-layout dataset, then evaluate on its test split",
                        argument_default=argparse.SUPPRESS)
     _add_train_options(p, out="runs/nima", ratios="0.7 0.2 0.1", epochs=100)
+    _add_distributed_options(p)
     p.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its checkpoints, logs and results; nothing else)")
     p.add_argument("--resume", metavar="RUN",
@@ -369,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "the same command to continue after an interruption. Any row reruns alone with "
                                    "pynima train --config OUT/split_NN/config.json.")
     _add_train_options(p, out="runs/benchmark", ratios="0.8 0.2", epochs=100)
+    _add_distributed_options(p)
     p.add_argument("--repeats", type=int, default=10, help="number of splits K (default 10)")
     p.add_argument("--cross", nargs="+", metavar="DATA",
                    help="also score every split's model on these datasets, whole (trained on DATA, tested on "
@@ -444,10 +519,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image files and folders, after an optional MODEL: a checkpoint from pynima train (.ckpt) or "
                         "an .onnx file from pynima export, recognised by its suffix; without one, the model bundled "
                         "with pynima scores (docs/model-card.md)")
-    p.add_argument("--format", choices=["table", "json", "csv"], default="table",
+    p.add_argument("--format", choices=["table", "json", "csv"], default=None,
                    help="table (default): mean, std, path; json and csv add the distribution and the warning and "
                         "error of each input")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="images per network batch (default 16)")
+    p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="score on Ray (pip install 'pynima[ray]') into the Parquet file --out: on a new local "
+                        "instance or the cluster RAY_ADDRESS names, or on ADDRESS (auto, HOST:PORT, "
+                        "ray://HOST:PORT); PATHS may then be s3://, gs://... URIs too (docs/cluster-scoring.md)")
+    p.add_argument("--out", metavar="FILE", help="with --ray: the Parquet file to write (path, mean, std, "
+                                                 "distribution, warning, error); refused if it exists")
+    p.add_argument("--concurrency", type=_positive_int, metavar="N",
+                   help="with --ray: scoring actors, one CPU each (default: as many as the cluster's CPUs)")
     p.add_argument("--engine", choices=["auto", "torch", "onnx", "openvino"], default="auto",
                    help="auto (default): ONNX Runtime for an .onnx file and for a checkpoint with an up-to-date "
                         "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "

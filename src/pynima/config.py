@@ -28,6 +28,9 @@ SPLITS = ("reference", "random", "official")  # see pynima.data.make_split and p
 # the dataset layouts pynima reads (pynima.datasets; docs/datasets.md)
 FORMATS = ("tid2013", "kadid10k", "koniq10k", "live", "csiq", "livec", "spaq", "ava", "csv")
 DEFAULT_RECIPE = "pynima"
+# where training runs: Lightning's Trainer options (docs/distributed.md)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+STRATEGIES = ("auto", "ddp", "fsdp")
 
 # keys a saved config may carry besides TrainConfig's fields (written by pynima search for the record)
 IGNORED_CONFIG_KEYS = {"about", "best_val_emd", "trial"}
@@ -66,6 +69,12 @@ class TrainConfig:
     warmup_epochs: float | None = None  # linear warm-up from 0 over this many epochs
     test_crops: str = "centre"  # how the test part is scored: "centre" crop, or the "grid" (not a measured win)
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
+    # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
+    # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
+    accelerator: str = "auto"
+    devices: int | str = 1  # processes per node (GPUs, or CPU processes), or "auto": every GPU of the node
+    num_nodes: int = 1
+    strategy: str = "auto"
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -125,11 +134,16 @@ class TrainConfig:
                 raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
         choices = {"recipe": tuple(RECIPES), "split": SPLITS, "labels": LABELS,
                    "vote_std": ("sem", "fixed", "raw"), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                   "precision": ("32", "bf16-mixed"), "test_crops": CROP_MODES}
+                   "precision": ("32", "bf16-mixed"), "test_crops": CROP_MODES, "accelerator": ACCELERATORS,
+                   "strategy": STRATEGIES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name, low in {"epochs": 1, "batch_size": 1, "patience": 1, "num_workers": 0, "freeze_stages": 0}.items():
+        if self.devices != "auto" and not (isinstance(self.devices, int) and not isinstance(self.devices, bool)
+                                           and self.devices >= 1):
+            raise PynimaError(f"devices must be a positive integer or 'auto', got {self.devices!r}")
+        for name, low in {"epochs": 1, "batch_size": 1, "patience": 1, "num_workers": 0, "freeze_stages": 0,
+                          "num_nodes": 1}.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")

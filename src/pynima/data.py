@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 
 import numpy as np
 
@@ -232,12 +232,18 @@ def _too_small(name: object, w: int, h: int) -> DatasetError:
     return _fail(name, f"{w}x{h} is too small to score (shorter side under the minimum of {MIN_SIDE} px)")
 
 
-def _unsupported(path: Path) -> str:
+def _unsupported(path: PurePath) -> str:
     """The message for a file Pillow cannot identify, naming the format when the suffix says what it is."""
     kind = UNSUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         return "cannot decode image (not an image format Pillow reads, or a corrupt header)"
     return f"{kind} is not supported by this Pillow installation; convert it to JPEG or PNG"
+
+
+def _refuse_raw(path: PurePath, name: object) -> None:
+    raw = RAW_SUFFIXES.get(path.suffix.lower())
+    if raw is not None:
+        raise _fail(name, f"camera raw ({raw}) is not supported; develop it to JPEG, PNG or TIFF first")
 
 
 @contextmanager
@@ -249,9 +255,7 @@ def _opened(path: Path) -> Iterator:
     memory-mapping it, and its memory-mapped path garbles uncompressed TIFFs whose orientation tag says rotated
     (orientations 5-8). See _open_image for the rest.
     """
-    raw = RAW_SUFFIXES.get(path.suffix.lower())
-    if raw is not None:
-        raise _fail(path, f"camera raw ({raw}) is not supported; develop it to JPEG, PNG or TIFF first")
+    _refuse_raw(path, path)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -427,6 +431,17 @@ def decode_rgb(data: bytes, name: str = "image") -> np.ndarray:
 
     with _open_image(io.BytesIO(data), name, "not an image (no image format Pillow reads, or a corrupt header)") as im:
         return _decode(im, name)
+
+
+def load_rgb_bytes(data: bytes, path: str) -> np.ndarray:
+    """``load_rgb`` for the bytes of a file read elsewhere (object storage, pynima.ray): the same policy and the same
+    one-line DatasetError as ``load_rgb`` gives for a file named ``path`` (its suffix names camera raw and unsupported
+    formats), so a file scores and fails alike wherever it is read from."""
+    import io
+
+    _refuse_raw(PurePosixPath(path), path)
+    with _open_image(io.BytesIO(data), path, _unsupported(PurePosixPath(path))) as im:
+        return _decode(im, path)
 
 
 def _white_level(a: np.ndarray, max_value: float | None, name: object) -> float:
@@ -657,18 +672,32 @@ class EpochSampler:
     function of the run's seed and the epoch only (Lightning calls ``set_epoch``), so a run resumed at epoch E sees
     exactly the batches the uninterrupted run saw, whatever the RNG state or the loader workers. torch's RandomSampler
     draws from the global RNG instead, which a resumed process cannot reproduce. A plain iterable (DataLoader needs
-    no Sampler subclass), so this module does not import torch."""
+    no Sampler subclass), so this module does not import torch.
 
-    def __init__(self, n: int, seed: int, shuffle: bool):
+    Distributed (``world`` > 1): every process draws the same epoch order and takes every ``world``-th item from
+    position ``rank``, so the processes share each epoch without overlap and an item keeps its augmentation seed
+    whatever the number of processes. ``pad``: repeat items from the start of the order until every process has the
+    same count (training: DDP needs equal step counts, as torch's DistributedSampler pads); without it the shards
+    differ by at most one item and none is seen twice (evaluation: metrics over exactly the whole set)."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, pad: bool = True):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank must be in [0, world), got rank {rank} of {world}")
         self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.rank, self.world, self.pad = rank, world, pad
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.n
+        if self.pad:
+            return -(-self.n // self.world)
+        return len(range(self.rank, self.n, self.world))
 
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        return iter(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist()))
+        items = list(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist()))
+        if self.pad and self.world > 1 and items:
+            items += (items * self.world)[: len(self) * self.world - self.n]
+        return iter(items[self.rank:: self.world])

@@ -84,6 +84,10 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
 
     if sampler not in SAMPLERS:
         raise PynimaError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
+    if cfg.devices != 1 or cfg.num_nodes != 1:
+        # the trials' decisions (Optuna's storage, the pruned runs) are one process's; short trials gain little
+        raise PynimaError(f"pynima search trains each trial in one process (devices 1, one node), got devices "
+                          f"{cfg.devices!r} on {cfg.num_nodes} node(s); train the best configuration distributed")
     ranges = {"lr_head": tuple(map(float, lr_head_range)), "lr_base": tuple(map(float, lr_base_range))}
     for name, (lo, hi) in ranges.items():
         if not 0 < lo < hi:

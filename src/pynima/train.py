@@ -8,6 +8,7 @@ square) and a horizontal flip; evaluation takes the single centre 224x224 crop, 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -67,7 +68,7 @@ class NIMAModule(L.LightningModule):
         # channels_last: faster CPU training steps than NCHW (bench/train_step.py, docs/performance.md)
         model = create_model(backbone, weights=weights, pretrained=pretrained, freeze_stages=freeze_stages)
         self.model = model.to(memory_format=torch.channels_last)
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._val: list[np.ndarray] = []  # per validation batch: (EMD, predicted mean, MOS) of each image
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.contiguous(memory_format=torch.channels_last))
@@ -81,17 +82,30 @@ class NIMAModule(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, target, mos = batch
         p = self(x).float()
-        self.log("val_emd", emd(p, target), on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
-        self._val.append((mean_score(p).detach().cpu(), mos.cpu()))
+        per_image = torch.stack([emd(p, target, reduction="none"), mean_score(p), mos.to(p.dtype)], 1)
+        self._val.append(per_image.detach().cpu().numpy().astype(np.float64))
 
     def on_validation_epoch_end(self):
-        if self._val:
-            from scipy import stats
+        """val_emd, val_srcc and val_plcc over the whole validation set: under DDP each process scored its own shard
+        (EpochSampler, no image twice), so the shards are gathered first; a mean of per-process SRCCs would not be
+        the SRCC of the set. Every process then logs the same values (early stopping and checkpoints agree)."""
+        from scipy import stats
 
-            pred, mos = (torch.cat(t).numpy() for t in zip(*self._val))
-            self._val.clear()
-            if len(pred) > 2 and np.ptp(pred) > 0:
-                self.log("val_srcc", float(stats.spearmanr(pred, mos).statistic), prog_bar=True)
+        rows = np.concatenate(self._val) if self._val else np.zeros((0, 3))
+        self._val.clear()
+        if self.trainer.world_size > 1:
+            import torch.distributed as dist
+
+            shards = [None] * self.trainer.world_size
+            dist.all_gather_object(shards, rows)  # shards differ in length by one image, which all_gather can't take
+            rows = np.concatenate(shards)
+        if not len(rows):
+            return
+        per_image_emd, pred, mos = rows.T
+        self.log("val_emd", float(per_image_emd.mean()), prog_bar=True)
+        if len(pred) > 2 and np.ptp(pred) > 0:
+            self.log("val_srcc", float(stats.spearmanr(pred, mos).statistic), prog_bar=True)
+            self.log("val_plcc", float(stats.pearsonr(pred, mos).statistic))
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -146,7 +160,6 @@ def loss_curve(metrics_csv: Path, out_png: Path) -> None:
 
 def _export(ckpt: Path) -> None:
     """best.onnx for best.ckpt; a network the exporter cannot handle costs only the fast start, not the run."""
-    import contextlib
     import io
 
     from pynima.export import export_onnx
@@ -193,13 +206,29 @@ class _GlobalRNG(L.Callback):
             if "cuda" in self._pending and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(self._pending["cuda"])
             self._pending = None
+            if trainer.world_size > 1:  # the checkpoint holds rank 0's state: give each process a stream of its own
+                _seed_process(int(torch.randint(0, 2**62, ())), trainer.global_rank)
 
 
-def make_trainer(precision: str = "32", **options) -> L.Trainer:
+def _seed_process(seed: int, rank: int) -> None:
+    """Seed torch's global RNG (dropout) for process ``rank`` of a distributed run, so no two draw the same masks."""
+    torch.manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1))
+
+
+def make_trainer(precision: str = "32", accelerator: str = "auto", devices: int | str = 1, num_nodes: int = 1,
+                 strategy: str = "auto", **options) -> L.Trainer:
     """The Lightning Trainer pynima trains with (``bench/train_step.py`` times this one too): seeded runs repeat
-    exactly (``deterministic=True``), checkpoints are written atomically."""
-    trainer = L.Trainer(accelerator="auto", devices=1, deterministic=True, precision=precision, log_every_n_steps=1,
-                        enable_model_summary=False, plugins=[_AtomicCheckpointIO()], **options)
+    exactly (``deterministic=True``), checkpoints are written atomically. ``accelerator``, ``devices``, ``num_nodes``
+    and ``strategy`` are Lightning's: with more than one process the strategy (ddp by default) launches the others,
+    or joins those that torchrun or SLURM started (docs/distributed.md). The loaders shard themselves
+    (``make_loader``), so Lightning's DistributedSampler is off."""
+    trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
+                        deterministic=True, precision=precision, log_every_n_steps=1, enable_model_summary=False,
+                        use_distributed_sampler=False, plugins=[_AtomicCheckpointIO()], **options)
+    if trainer.strategy.root_device.type == "cuda":
+        # some CUDA kernels the backbones use (adaptive average pooling's backward) have no deterministic version:
+        # warn about them instead of failing the run
+        torch.use_deterministic_algorithms(True, warn_only=True)
     # deterministic=True also turns on fill_uninitialized_memory, which writes NaN into every new tensor before the
     # op that fills it: one extra pass over each activation (rows pynima-fill and pynima of bench/train_step.py).
     # Every op here writes its whole output: a benchmark split retrained without it matched its earlier run value
@@ -234,12 +263,16 @@ def _unwrap_loader_error(e: Exception) -> PynimaError:
     return DatasetError(lines[-1].split("DatasetError: ", 1)[1] if lines else str(e).strip().splitlines()[-1])
 
 
-def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool) -> DataLoader:
-    """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``."""
+def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank: int = 0, world: int = 1
+                ) -> DataLoader:
+    """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``. In a
+    distributed run, process ``rank`` of ``world`` gets its shard (``EpochSampler``): training shards padded to equal
+    length, validation shards without repeats, so validation metrics cover each image once."""
     ds = IQADataset(records, label_distributions(records, cfg.labels, cfg.vote_std),
                     transforms(*normalization(cfg.backbone), train_mode), cache=cfg.cache_images)
     workers = 0 if cfg.cache_images else cfg.num_workers
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=EpochSampler(len(ds), cfg.seed, train_mode),
+    sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world, pad=train_mode)
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler,
                       num_workers=workers, persistent_workers=workers > 0, drop_last=False,
                       generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
 
@@ -262,62 +295,84 @@ def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
     return module
 
 
+def distributed_trainer(cfg: TrainConfig, **options) -> L.Trainer:
+    """``make_trainer`` with the run's precision and its accelerator, devices, nodes and strategy."""
+    return make_trainer(cfg.precision, cfg.accelerator, cfg.devices, cfg.num_nodes, cfg.strategy, **options)
+
+
+def process_rank(cfg: TrainConfig) -> int:
+    """This process's global rank in the distributed run ``cfg`` asks for (0 alone), as Lightning reads it from the
+    launcher's environment (its own, torchrun, SLURM). Only rank 0 writes files and prints; the others train."""
+    return distributed_trainer(cfg, logger=False, enable_progress_bar=False, enable_checkpointing=False).global_rank
+
+
 def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite: bool = False,
-          resume: bool = False, callbacks: list | tuple = ()) -> Path:
+          resume: bool = False, callbacks: list | tuple = (), split: dict | None = None) -> Path:
     """Train, keep best/last checkpoints, then evaluate the best one on the test split (unless ``test`` is False, as
     in a learning-rate search, which must never see the test images). Returns the run directory.
 
     A folder that holds a run already is refused unless ``overwrite`` (start clean) or ``resume`` (continue from its
     last.ckpt: optimizer, epoch, early stopping and RNG states; same final metrics as an uninterrupted run).
-    ``callbacks``: extra Lightning callbacks."""
+    ``callbacks``: extra Lightning callbacks. ``split``: the split to train on (default: ``cfg.split_file``'s, or a
+    new one from ``cfg.split``, ``cfg.ratios`` and ``cfg.seed``).
+
+    Distributed (``cfg.devices`` x ``cfg.num_nodes`` > 1): every process runs this function. Rank 0 alone checks and
+    writes the run folder (lock, config, split, checkpoints, logs, ONNX export, test evaluation); the other ranks
+    read only the dataset and, when resuming, the run's split and checkpoint, and return after training."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    from pynima.evaluate import evaluate_checkpoint
-
     t0 = time.perf_counter()
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    with folder_lock(out):
-        remove_stale_temporaries(out)
-        cfg.check()
-        last = out / "last.ckpt"
+    cfg.check()
+    last = out / "last.ckpt"
+    ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True,
+                           enable_version_counter=False)
+    logger = CSVLogger(out, name="", version="", flush_logs_every_n_steps=1)
+    trainer = distributed_trainer(
+        cfg, max_epochs=cfg.epochs, logger=logger, enable_progress_bar=progress,
+        callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt, _GlobalRNG(),
+                   *callbacks])
+    rank, world = trainer.global_rank, trainer.world_size
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out) if rank == 0 else contextlib.nullcontext():
+        if rank == 0:
+            remove_stale_temporaries(out)
         resume_from = last if resume and last.is_file() else None
         dataset = read_config_dataset(cfg)
         records = dataset.records
         if resume_from:
             split = read_split(out / "split.json")
-        else:
+        elif split is None:
             split = (read_split(cfg.split_file) if cfg.split_file
                      else dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed))
         parts = {part: apply_split(records, split, part) for part in ("train", "val", "test")}
         check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         module = build_module(cfg, pretrained=resume_from is None)  # --init and --weights are read here
+        if world > 1:  # after the model (every process builds the same one; DDP also copies rank 0's to the others)
+            _seed_process(cfg.seed, rank)
         epoch = read_checkpoint(resume_from).get("epoch") if resume_from else None
         if resume_from and not isinstance(epoch, int):
             raise PynimaError(f"{resume_from}: not a Lightning checkpoint of pynima train (no epoch)")
         lr_head, lr_base = cfg.learning_rates()
-        if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
-            _prepare_run_folder(out, Path(cfg.split_file) if cfg.split_file else None, overwrite)
-        if not resume_from:
-            write_json(out / "split.json", split, indent=1)
-            write_json(out / "config.json", asdict(cfg) | {"lr_head": lr_head, "lr_base": lr_base})
-        ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True,
-                               enable_version_counter=False)
-        history = []
-        if resume_from:  # the log rows up to the checkpoint's epoch; Lightning's CSV logger starts a new file
-            history = [r for r in read_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
-        logger = CSVLogger(out, name="", version="", flush_logs_every_n_steps=1)
-        if history:
-            logger.experiment.metrics, logger.experiment.metrics_keys = history, sorted(set().union(*history))
-            logger.experiment.save()
-        trainer = make_trainer(
-            cfg.precision, max_epochs=cfg.epochs,
-            callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt, _GlobalRNG(),
-                       *callbacks],
-            logger=logger, enable_progress_bar=progress,
-        )
+        if rank == 0:
+            if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
+                _prepare_run_folder(out, Path(cfg.split_file) if cfg.split_file else None, overwrite)
+            if not resume_from:
+                write_json(out / "split.json", split, indent=1)
+                write_json(out / "config.json", asdict(cfg) | {"lr_head": lr_head, "lr_base": lr_base})
+            if resume_from:  # the log rows up to the checkpoint's epoch; Lightning's CSV logger starts a new file
+                history = [r for r in read_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
+                if history:
+                    logger.experiment.metrics = history
+                    logger.experiment.metrics_keys = sorted(set().union(*history))
+                    logger.experiment.save()
+            if world > 1:
+                log.info("%d processes x batch %d = effective batch %d; learning rates as given (head %g, "
+                         "backbone %g), not scaled (docs/distributed.md)", world, cfg.batch_size,
+                         world * cfg.batch_size, lr_head, lr_base)
         trained = out / "train.json"
         if not (resume and trained.is_file()):  # a resumed run that had finished training only evaluates
             with warnings.catch_warnings():
@@ -325,20 +380,30 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                 warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
                 # frozen stages (--freeze-stages) stay in eval mode on purpose
                 warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
+                # validation metrics are logged from the gathered set, the same value on every process
+                warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
                 try:
-                    trainer.fit(module, make_loader(parts["train"], cfg, True), make_loader(parts["val"], cfg, False),
+                    trainer.fit(module, make_loader(parts["train"], cfg, True, rank, world),
+                                make_loader(parts["val"], cfg, False, rank, world),
                                 ckpt_path=resume_from,
                                 weights_only=True)
                 except DatasetError as e:
                     raise _unwrap_loader_error(e) from None
+            if rank != 0:
+                return out
             loss_curve(out / "metrics.csv", out / "loss_curve.png")
             write_json(trained, {"epochs": trainer.current_epoch, "best_val_emd": float(ckpt.best_model_score),
                                  "seconds": round(time.perf_counter() - t0, 1),
-                                 "device": str(trainer.strategy.root_device), "resumed": resume_from is not None})
+                                 "device": str(trainer.strategy.root_device), "resumed": resume_from is not None,
+                                 "processes": world, "effective_batch_size": world * cfg.batch_size})
+        if rank != 0:
+            return out
         best = out / "best.ckpt"
         if cfg.export_onnx:  # first, so the test evaluation runs on ONNX Runtime (pynima.evaluate)
             _export(best)
         if test and parts["test"]:  # a split may have no test part (a final model trained on every reference)
+            from pynima.evaluate import evaluate_checkpoint
+
             evaluate_checkpoint(best, cfg.data, out, split=split, part="test", crops=cfg.test_crops,
                                 allow_out_of_range=cfg.allow_out_of_range, format=cfg.format, scale=cfg.scale)
     return out
