@@ -296,8 +296,16 @@ def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
 
 
 def distributed_trainer(cfg: TrainConfig, **options) -> L.Trainer:
-    """``make_trainer`` with the run's precision and its accelerator, devices, nodes and strategy."""
-    return make_trainer(cfg.precision, cfg.accelerator, cfg.devices, cfg.num_nodes, cfg.strategy, **options)
+    """``make_trainer`` with the run's precision and its accelerator, devices, nodes and strategy; a combination
+    Lightning refuses (fsdp on CPU, a GPU on a machine without one) is one PynimaError line."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    try:
+        return make_trainer(cfg.precision, cfg.accelerator, cfg.devices, cfg.num_nodes, cfg.strategy, **options)
+    except (MisconfigurationException, ValueError) as e:
+        where = f"--accelerator {cfg.accelerator} --devices {cfg.devices} --num-nodes {cfg.num_nodes} " \
+                f"--strategy {cfg.strategy}"
+        raise PynimaError(f"{where}: {' '.join(str(e).split())}") from None
 
 
 def process_rank(cfg: TrainConfig) -> int:

@@ -1,0 +1,111 @@
+"""Distributed training on CPU: two processes with the gloo backend, launched by Lightning and by torchrun
+(docs/distributed.md)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pynima.config import TrainConfig
+from pynima.data import EpochSampler, read_split
+from pynima.errors import PynimaError
+from pynima.files import read_csv
+
+TWO_CPU_PROCESSES = ["--devices", "2", "--accelerator", "cpu", "--strategy", "ddp", "--num-workers", "0", "--quiet"]
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(key, None)  # a stray launcher variable would make these processes join another run
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 10, 11])
+@pytest.mark.parametrize("world", [2, 3])
+def test_epoch_sampler_shards_each_epoch(n, world):
+    one = list(EpochSampler(n, seed=4, shuffle=True))
+    for pad in (True, False):
+        shards = [list(EpochSampler(n, 4, True, rank, world, pad)) for rank in range(world)]
+        assert [len(s) for s in shards] == [len(EpochSampler(n, 4, True, r, world, pad)) for r in range(world)]
+        items = [item for shard in shards for item in shard]
+        if pad:  # equal step counts for DDP; every item present, a few from the start repeated
+            assert len({len(s) for s in shards}) == 1 and set(items) == set(one)
+            assert len(items) - n < world
+        else:  # evaluation: each item exactly once, with the seed it has in a single process
+            assert sorted(items) == sorted(one)
+
+
+def test_options_are_checked():
+    with pytest.raises(PynimaError, match="devices must be a positive integer or 'auto'"):
+        TrainConfig(data="d", devices=0)
+    with pytest.raises(PynimaError, match="strategy must be one of"):
+        TrainConfig(data="d", strategy="horovod")
+    with pytest.raises(PynimaError, match="num_nodes must be an integer"):
+        TrainConfig(data="d", num_nodes=0)
+
+
+def test_search_refuses_several_processes(tiny, tmp_path):
+    from pynima.search import run_search
+
+    with pytest.raises(PynimaError, match="one process"):
+        run_search(TrainConfig(data=str(tiny), out=str(tmp_path / "s"), devices=2), trials=1)
+
+
+def test_two_processes_train_once_and_validate_on_the_whole_set(tiny, tmp_path):
+    """Lightning launches the second process; the run writes one set of outputs, and its validation metrics (over
+    both processes' shards) equal a one-process evaluation of the saved checkpoint on the same images."""
+    from pynima.evaluate import evaluate_checkpoint
+
+    out = tmp_path / "ddp"
+    r = _run([sys.executable, "-m", "pynima.cli", "train", str(tiny), "--out", str(out), "--epochs", "2",
+              "--batch-size", "4", *TWO_CPU_PROCESSES], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("test set (") == 1 and r.stdout.count("run directory:") == 1, r.stdout
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [".pynima.lock", "best.ckpt", "best.onnx", "config.json", "hparams.yaml", "last.ckpt", "loss_curve.png", "metrics.csv",
+         "metrics.json", "predictions.csv", "scatter.png", "split.json", "train.json"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]  # nothing written beside it (no lightning_logs)
+    info = json.loads((out / "train.json").read_text())
+    assert info["processes"] == 2 and info["effective_batch_size"] == 8 and info["epochs"] == 2
+
+    rows = [row for row in read_csv(out / "metrics.csv") if row.get("val_emd")]
+    assert [int(row["epoch"]) for row in rows] == [0, 1]  # one row per epoch: rank 1 logged nothing of its own
+    best = min(rows, key=lambda row: float(row["val_emd"]))
+    assert float(best["val_emd"]) == pytest.approx(info["best_val_emd"], abs=1e-7)
+
+    split = read_split(out / "split.json")
+    alone = evaluate_checkpoint(out / "best.ckpt", tiny, tmp_path / "alone", split=split, part="val",
+                                engine="torch")
+    assert alone["n_images"] == len(split["val"]) > 2
+    assert float(best["val_srcc"]) == pytest.approx(alone["srcc"]["value"], abs=1e-6)
+    assert float(best["val_plcc"]) == pytest.approx(alone["plcc"]["value"], abs=1e-6)
+    assert float(best["val_emd"]) == pytest.approx(alone["emd"]["value"], abs=1e-6)
+    shutil.rmtree(tmp_path / "alone")
+
+
+@pytest.mark.slow
+def test_benchmark_under_torchrun(tiny, tmp_path):
+    """torchrun starts both processes; rank 0 runs the benchmark, rank 1 trains each split alongside it."""
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.is_file():
+        pytest.skip("torchrun is not installed next to this Python")
+    out = tmp_path / "bench"
+    r = _run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "pynima.cli", "benchmark", str(tiny),
+              "--out", str(out), "--repeats", "2", "--epochs", "1", "--batch-size", "4", *TWO_CPU_PROCESSES],
+             tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.count("2 of 2 splits") == 1, r.stdout  # one summary, from rank 0
+    results = read_csv(out / "results.csv")
+    assert [row["split"] for row in results] == ["0", "1"]
+    for i in range(2):
+        d = out / f"split_{i:02d}"
+        assert json.loads((d / "train.json").read_text())["processes"] == 2
+        assert np.isfinite(json.loads((d / "metrics.json").read_text())["srcc"]["value"])
+    assert sorted(p.name for p in out.iterdir()) == [".pynima.lock", "benchmark.json", "results.csv", "split_00", "split_01",
+                                                     "summary.json"]
