@@ -109,3 +109,33 @@ def test_benchmark_under_torchrun(tiny, tmp_path):
         assert np.isfinite(json.loads((d / "metrics.json").read_text())["srcc"]["value"])
     assert sorted(p.name for p in out.iterdir()) == [".pynima.lock", "benchmark.json", "results.csv", "split_00", "split_01",
                                                      "summary.json"]
+
+
+def test_train_under_slurm(tiny, tmp_path):
+    """Two processes started with the variables srun gives each task (no SLURM here): Lightning's SLURM environment
+    ranks them, and rank 0 alone writes the run."""
+    import socket
+
+    out = tmp_path / "slurm"
+    host = socket.gethostname()
+    common = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242",
+              "SLURM_JOB_NAME": "pynima", "SLURM_NODELIST": host, "SLURM_JOB_NODELIST": host,
+              "MASTER_PORT": str(_free_port()), "PYTHONWARNINGS": "ignore"}
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
+    tasks = [subprocess.Popen([sys.executable, "-m", "pynima.cli", "train", str(tiny), "--out", str(out), "--epochs",
+                               "1", "--batch-size", "4", *TWO_CPU_PROCESSES],
+                              env=env | common | {"SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    results = [t.communicate(timeout=900) for t in tasks]
+    assert [t.returncode for t in tasks] == [0, 0], [err[-2000:] for _, err in results]
+    assert "test set (" in results[0][0] and results[1][0] == ""  # rank 1 trained and printed nothing
+    assert json.loads((out / "train.json").read_text())["processes"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slurm"]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
