@@ -15,7 +15,7 @@ LAYERS = {
     "config": 2, "data": 2, "distortions": 2, "losses": 2, "metrics": 2, "fullref": 2,
     "labels": 3, "model": 3, "synth": 3, "datasets": 3,
     "predict": 4,
-    "evaluate": 5, "export": 5, "serve": 5,
+    "evaluate": 5, "export": 5, "serve": 5, "ray": 5,
     "train": 6,
     "benchmark": 7, "search": 7,
     "report": 8,

@@ -26,8 +26,8 @@ def bench(script: str, *args: str, cwd: Path | None = None) -> str:
 
 
 def test_every_bench_script_has_a_smoke_test():
-    tested = {"compare_recipes", "label_targets", "litserve_app", "pseudo_label_leakage", "serve_load",
-              "synth_fidelity", "test_time_crops", "throughput", "train_step"}
+    tested = {"compare_recipes", "distributed_training", "label_targets", "litserve_app", "pseudo_label_leakage",
+              "ray_scoring", "serve_load", "synth_fidelity", "test_time_crops", "throughput", "train_step"}
     assert {p.stem for p in BENCH.glob("*.py")} == tested
 
 
@@ -45,6 +45,18 @@ def test_serve_load_and_litserve_app():
 def test_throughput():
     out = bench("throughput.py", "--images", 4, "--repeats", 1, "--batch", 2, "--cold-runs", 1)
     assert "onnx-int8" in out and "cold start" in out
+
+
+def test_distributed_training(tiny):
+    out = bench("distributed_training.py", tiny, "--devices", 1, 2, "--epochs", 1, "--batch-size", 4)
+    rows = [line.split() for line in out.splitlines() if line.split()[:1] in (["1"], ["2"])]
+    assert [row[:3] for row in rows] == [["1", "cpu", "4"], ["2", "cpu", "8"]] and rows[0][5] == "1.00", out
+
+
+def test_ray_scoring():
+    pytest.importorskip("ray")
+    out = bench("ray_scoring.py", "--images", 4, "--repeats", 1, "--configs", "1x1", "--listing-files", 100)
+    assert "pynima predict (score_paths" in out and "| 1x1 | 1 |" in out and "files/s" in out
 
 
 def test_label_targets(shared_labels):

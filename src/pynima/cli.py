@@ -530,7 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="with --ray: the Parquet file to write (path, mean, std, "
                                                  "distribution, warning, error); refused if it exists")
     p.add_argument("--concurrency", type=_positive_int, metavar="N",
-                   help="with --ray: scoring actors, one CPU each (default: as many as the cluster's CPUs)")
+                   help="with --ray: scoring actors, one CPU each (default: a pool that grows from 1 while there is "
+                        "work and there are free CPUs)")
     p.add_argument("--engine", choices=["auto", "torch", "onnx", "openvino"], default="auto",
                    help="auto (default): ONNX Runtime for an .onnx file and for a checkpoint with an up-to-date "
                         "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "

@@ -273,6 +273,11 @@ class Scorer:
             name, rgb = image, load_rgb(image)
         else:
             name, rgb = getattr(image, "filename", "") or "image array", to_rgb(image, max_value)
+        return self.crops_of(rgb, name)
+
+    def crops_of(self, rgb: np.ndarray, name: object) -> tuple[np.ndarray, str | None]:
+        """(n_crops, 224, 224, 3) uint8 crops of a decoded (H, W, 3) uint8 image, and the warning naming ``name`` if it
+        had to be padded (pynima.ray decodes files read from object storage itself, then comes here)."""
         h, w = rgb.shape[:2]
         warning = None
         if h < CROP or w < CROP:
