@@ -222,9 +222,16 @@ def make_trainer(precision: str = "32", accelerator: str = "auto", devices: int 
     and ``strategy`` are Lightning's: with more than one process the strategy (ddp by default) launches the others,
     or joins those that torchrun or SLURM started (docs/distributed.md). The loaders shard themselves
     (``make_loader``), so Lightning's DistributedSampler is off."""
-    trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-                        deterministic=True, precision=precision, log_every_n_steps=1, enable_model_summary=False,
-                        use_distributed_sampler=False, plugins=[_AtomicCheckpointIO()], **options)
+    # Lightning's banner (accelerators found, a tip) comes at construction, which train() does before it checks its
+    # inputs (the rank decides which process writes): kept out, so that an input error stays one line
+    banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    level, _ = banner.level, banner.setLevel(logging.WARNING)
+    try:
+        trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
+                            deterministic=True, precision=precision, log_every_n_steps=1, enable_model_summary=False,
+                            use_distributed_sampler=False, plugins=[_AtomicCheckpointIO()], **options)
+    finally:
+        banner.setLevel(level)
     if trainer.strategy.root_device.type == "cuda":
         # some CUDA kernels the backbones use (adaptive average pooling's backward) have no deterministic version:
         # warn about them instead of failing the run
@@ -374,13 +381,14 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
             if resume_from:  # the log rows up to the checkpoint's epoch; Lightning's CSV logger starts a new file
                 history = [r for r in read_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
                 if history:
-                    logger.experiment.metrics = history
-                    logger.experiment.metrics_keys = sorted(set().union(*history))
-                    logger.experiment.save()
-            if world > 1:
-                log.info("%d processes x batch %d = effective batch %d; learning rates as given (head %g, "
-                         "backbone %g), not scaled (docs/distributed.md)", world, cfg.batch_size,
-                         world * cfg.batch_size, lr_head, lr_base)
+                    with warnings.catch_warnings():  # "previous log files will be deleted": they are the history
+                        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+                        logger.experiment.metrics = history
+                        logger.experiment.metrics_keys = sorted(set().union(*history))
+                        logger.experiment.save()
+            log.info("training on %s: %d process(es) x batch %d = effective batch %d; learning rates as given "
+                     "(head %g, backbone %g)", trainer.strategy.root_device.type, world, cfg.batch_size,
+                     world * cfg.batch_size, lr_head, lr_base)
         trained = out / "train.json"
         if not (resume and trained.is_file()):  # a resumed run that had finished training only evaluates
             with warnings.catch_warnings():
