@@ -97,7 +97,8 @@ def test_benchmark_under_torchrun(tiny, tmp_path):
         pytest.skip("torchrun is not installed next to this Python")
     out = tmp_path / "bench"
     r = _run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "pynima.cli", "benchmark", str(tiny),
-              "--out", str(out), "--repeats", "2", "--epochs", "1", "--batch-size", "4", *TWO_CPU_PROCESSES],
+              "--out", str(out), "--repeats", "2", "--epochs", "1", "--batch-size", "4", "--no-onnx",
+              *TWO_CPU_PROCESSES],
              tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("2 of 2 splits") == 1, r.stdout  # one summary, from rank 0
@@ -109,6 +110,7 @@ def test_benchmark_under_torchrun(tiny, tmp_path):
         assert np.isfinite(json.loads((d / "metrics.json").read_text())["srcc"]["value"])
     assert sorted(p.name for p in out.iterdir()) == [".pynima.lock", "benchmark.json", "results.csv", "split_00",
                                                      "split_01", "summary.json"]
+    assert not list(out.glob("split_*/best.onnx"))
 
 
 def test_train_under_slurm(tiny, tmp_path):
