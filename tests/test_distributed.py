@@ -141,3 +141,51 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_launcher_and_option_mismatches_are_one_line(monkeypatch):
+    """Under torchrun (its variables set here, rank 0 of 2), --devices must make the same count: 1 would have each
+    process train alone into the same folder, 4 would fail only inside fit, after an old run was replaced."""
+    from pynima.train import distributed_trainer
+
+    torchrun = {"TORCHELASTIC_RUN_ID": "t", "RANK": "0", "GROUP_RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2",
+                "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    for key, value in torchrun.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(PynimaError, match="one of several that torchrun or srun started"):
+        distributed_trainer(TrainConfig(data="d", accelerator="cpu"), logger=False)
+    with pytest.raises(PynimaError, match="--devices 4 --num-nodes 1"):
+        distributed_trainer(TrainConfig(data="d", accelerator="cpu", devices=4), logger=False)
+    assert distributed_trainer(TrainConfig(data="d", accelerator="cpu", devices=2), logger=False).world_size == 2
+
+
+def test_resume_with_another_process_count_is_refused(run, tmp_path):
+    """The schedule counts optimizer steps, which depend on the number of processes."""
+    from pynima.train import train
+
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(run, unfinished)
+    for name in ("train.json", "metrics.json"):
+        (unfinished / name).unlink()
+    cfg = TrainConfig.from_file(unfinished / "config.json", out=str(unfinished), devices=2, accelerator="cpu")
+    with pytest.raises(PynimaError, match="trained by 1 process.*not 2"):
+        train(cfg, progress=False, resume=True)
+    assert (unfinished / "last.ckpt").is_file() and not (unfinished / "train.json").exists()
+
+
+def test_each_process_draws_its_own_dropout():
+    """Lightning's DDP setup seeds every process alike; the callback then gives each rank its own stream (when
+    training starts, after that setup), and a lone process keeps the run's stream."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from pynima.train import _GlobalRNG
+
+    draws = []
+    for world, rank in ((2, 0), (2, 1), (1, 0)):
+        torch.manual_seed(0)
+        _GlobalRNG(seed=0).on_train_start(SimpleNamespace(world_size=world, global_rank=rank), None)
+        draws.append(torch.rand(4))
+    torch.manual_seed(0)
+    assert not torch.equal(draws[0], draws[1]) and torch.equal(draws[2], torch.rand(4))

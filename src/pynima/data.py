@@ -630,7 +630,8 @@ def transforms(mean: tuple[float, ...], std: tuple[float, ...], train: bool):
 
 
 class IQADataset:
-    """(image tensor, target distribution, MOS) per record; a plain map-style dataset for DataLoader.
+    """(image tensor, target distribution, MOS, index) per record; a plain map-style dataset for DataLoader. The index
+    lets a distributed validation drop the items its sampler padded (``EpochSampler``).
 
     Items are decoded by ``load_rgb``, the decoding policy ``pynima predict`` uses. An item key may be an index or
     ``(index, seed)`` (from ``EpochSampler``): the seed then drives the random crop and flip, so the augmentation
@@ -664,7 +665,7 @@ class IQADataset:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 x = self.transform(image)
-        return x, self.targets[i], torch.tensor(self.records[i].mos, dtype=torch.float32)
+        return x, self.targets[i], torch.tensor(self.records[i].mos, dtype=torch.float32), i
 
 
 class EpochSampler:
@@ -677,8 +678,9 @@ class EpochSampler:
     Distributed (``world`` > 1): every process draws the same epoch order and takes every ``world``-th item from
     position ``rank``, so the processes share each epoch without overlap and an item keeps its augmentation seed
     whatever the number of processes. ``pad``: repeat items from the start of the order until every process has the
-    same count (training: DDP needs equal step counts, as torch's DistributedSampler pads); without it the shards
-    differ by at most one item and none is seen twice (evaluation: metrics over exactly the whole set)."""
+    same count, as torch's DistributedSampler does: DDP and FSDP need the same number of steps, and of forward passes,
+    on every process (validation drops the repeats by index after gathering); without it the shards differ by at
+    most one item and none is seen twice."""
 
     def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, pad: bool = True):
         if not 0 <= rank < world:

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import math
+import os
 import time
 import warnings
 from dataclasses import asdict
@@ -68,44 +69,50 @@ class NIMAModule(L.LightningModule):
         # channels_last: faster CPU training steps than NCHW (bench/train_step.py, docs/performance.md)
         model = create_model(backbone, weights=weights, pretrained=pretrained, freeze_stages=freeze_stages)
         self.model = model.to(memory_format=torch.channels_last)
-        self._val: list[np.ndarray] = []  # per validation batch: (EMD, predicted mean, MOS) of each image
+        self._val: list[np.ndarray] = []  # per validation batch: (index, EMD, predicted mean, MOS) of each image
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
     def training_step(self, batch, batch_idx):
-        x, target, _ = batch
+        x, target, *_ = batch
         loss = emd(self(x).float(), target)  # the loss in fp32 also under bf16 autocast
         self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
         return loss
 
     def validation_step(self, batch, batch_idx):
-        x, target, mos = batch
+        x, target, mos, index = batch
         p = self(x).float()
         per_image = torch.stack([emd(p, target, reduction="none"), mean_score(p), mos.to(p.dtype)], 1)
-        self._val.append(per_image.detach().cpu().numpy().astype(np.float64))
+        rows = np.column_stack([index.cpu().numpy(), per_image.detach().cpu().numpy().astype(np.float64)])
+        self._val.append(rows)
 
     def on_validation_epoch_end(self):
         """val_emd, val_srcc and val_plcc over the whole validation set: under DDP each process scored its own shard
-        (EpochSampler, no image twice), so the shards are gathered first; a mean of per-process SRCCs would not be
-        the SRCC of the set. Every process then logs the same values (early stopping and checkpoints agree)."""
+        (EpochSampler, padded with a few repeats so all run the same passes), so the shards are gathered and each image
+        kept once, by index; a mean of per-process SRCCs would not be the SRCC of the set. Every process then logs
+        the same values (early stopping and checkpoints agree)."""
         from scipy import stats
 
-        rows = np.concatenate(self._val) if self._val else np.zeros((0, 3))
+        rows = np.concatenate(self._val) if self._val else np.zeros((0, 4))
         self._val.clear()
         if self.trainer.world_size > 1:
             import torch.distributed as dist
 
             shards = [None] * self.trainer.world_size
-            dist.all_gather_object(shards, rows)  # shards differ in length by one image, which all_gather can't take
+            dist.all_gather_object(shards, rows)  # picklable rows: the sanity check's shards may differ in length
             rows = np.concatenate(shards)
+            rows = rows[np.unique(rows[:, 0], return_index=True)[1]]  # the padding's repeats out
         if not len(rows):
             return
-        per_image_emd, pred, mos = rows.T
+        per_image_emd, pred, mos = rows[:, 1:].T
         self.log("val_emd", float(per_image_emd.mean()), prog_bar=True)
         if len(pred) > 2 and np.ptp(pred) > 0:
             self.log("val_srcc", float(stats.spearmanr(pred, mos).statistic), prog_bar=True)
             self.log("val_plcc", float(stats.pearsonr(pred, mos).statistic))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["pynima_processes"] = self.trainer.world_size  # a resume must keep it (see train())
 
     def configure_optimizers(self):
         hp = self.hparams
@@ -188,8 +195,9 @@ class _GlobalRNG(L.Callback):
     start of the first epoch after ``--resume``. Between a checkpoint and the next epoch nothing else draws from it
     (the samplers, augmentation and loaders have seeds of their own), so the resumed run continues exactly."""
 
-    def __init__(self):
+    def __init__(self, seed: int = 0):
         self._pending: dict | None = None
+        self.seed = seed
 
     def state_dict(self) -> dict:
         state = {"torch": torch.get_rng_state()}
@@ -199,6 +207,11 @@ class _GlobalRNG(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self._pending = state_dict
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        # here, not before fit: Lightning's DDP setup re-seeds every process from the run's seed (reset_seed)
+        if trainer.world_size > 1 and self._pending is None:
+            _seed_process(self.seed, trainer.global_rank)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         if self._pending is not None:
@@ -273,12 +286,12 @@ def _unwrap_loader_error(e: Exception) -> PynimaError:
 def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank: int = 0, world: int = 1
                 ) -> DataLoader:
     """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``. In a
-    distributed run, process ``rank`` of ``world`` gets its shard (``EpochSampler``): training shards padded to equal
-    length, validation shards without repeats, so validation metrics cover each image once."""
+    distributed run, process ``rank`` of ``world`` gets its shard (``EpochSampler``), padded to equal length;
+    validation drops the repeats after gathering (``NIMAModule.on_validation_epoch_end``)."""
     ds = IQADataset(records, label_distributions(records, cfg.labels, cfg.vote_std),
                     transforms(*normalization(cfg.backbone), train_mode), cache=cfg.cache_images)
     workers = 0 if cfg.cache_images else cfg.num_workers
-    sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world, pad=train_mode)
+    sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world)
     return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler,
                       num_workers=workers, persistent_workers=workers > 0, drop_last=False,
                       generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
@@ -307,12 +320,21 @@ def distributed_trainer(cfg: TrainConfig, **options) -> L.Trainer:
     Lightning refuses (fsdp on CPU, a GPU on a machine without one) is one PynimaError line."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    where = f"--accelerator {cfg.accelerator} --devices {cfg.devices} --num-nodes {cfg.num_nodes} " \
+            f"--strategy {cfg.strategy}"
     try:
-        return make_trainer(cfg.precision, cfg.accelerator, cfg.devices, cfg.num_nodes, cfg.strategy, **options)
+        trainer = make_trainer(cfg.precision, cfg.accelerator, cfg.devices, cfg.num_nodes, cfg.strategy, **options)
+        environment = getattr(trainer.strategy, "cluster_environment", None)
+        if environment is not None:  # torchrun's and SLURM's process counts, checked now rather than inside fit
+            environment.validate_settings(num_devices=trainer.num_devices, num_nodes=trainer.num_nodes)
     except (MisconfigurationException, ValueError) as e:
-        where = f"--accelerator {cfg.accelerator} --devices {cfg.devices} --num-nodes {cfg.num_nodes} " \
-                f"--strategy {cfg.strategy}"
         raise PynimaError(f"{where}: {' '.join(str(e).split())}") from None
+    started = int(os.environ.get("WORLD_SIZE", 1)) if "TORCHELASTIC_RUN_ID" in os.environ else 1
+    if trainer.world_size == 1 and (started > 1 or int(os.environ.get("SLURM_PROCID", 0) or 0) > 0):
+        # every process would take itself for rank 0 and train alone into the same folder
+        raise PynimaError(f"{where}: this process is one of several that torchrun or srun started; give --devices "
+                          f"(processes per machine) and --num-nodes so that they make one run")
+    return trainer
 
 
 def process_rank(cfg: TrainConfig) -> int:
@@ -346,7 +368,7 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
     logger = CSVLogger(out, name="", version="", flush_logs_every_n_steps=1)
     trainer = distributed_trainer(
         cfg, max_epochs=cfg.epochs, logger=logger, enable_progress_bar=progress,
-        callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt, _GlobalRNG(),
+        callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt, _GlobalRNG(cfg.seed),
                    *callbacks])
     rank, world = trainer.global_rank, trainer.world_size
     if rank == 0:
@@ -366,11 +388,19 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
         check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         module = build_module(cfg, pretrained=resume_from is None)  # --init and --weights are read here
-        if world > 1:  # after the model (every process builds the same one; DDP also copies rank 0's to the others)
-            _seed_process(cfg.seed, rank)
-        epoch = read_checkpoint(resume_from).get("epoch") if resume_from else None
+        saved = read_checkpoint(resume_from) if resume_from else {}
+        epoch = saved.get("epoch")
         if resume_from and not isinstance(epoch, int):
             raise PynimaError(f"{resume_from}: not a Lightning checkpoint of pynima train (no epoch)")
+        trained = out / "train.json"
+        will_train = not (resume and trained.is_file())  # a resumed run that had finished training only evaluates
+        trained_with = saved.get("pynima_processes", 1) if resume_from else world
+        if will_train and trained_with != world and (cfg.schedule != "constant" or cfg.warmup_epochs):
+            # the schedule counts optimizer steps, and a step covers world x batch images: another count would
+            # replay it at the wrong pace (a cosine reaching 0 early, or starting over)
+            raise PynimaError(f"{resume_from}: trained by {trained_with} process(es); resume it with the same "
+                              f"number (--devices x --num-nodes), not {world}, as its {cfg.schedule} learning-rate "
+                              f"schedule counts optimizer steps")
         lr_head, lr_base = cfg.learning_rates()
         if rank == 0:
             if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
@@ -389,8 +419,7 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
             log.info("training on %s: %d process(es) x batch %d = effective batch %d; learning rates as given "
                      "(head %g, backbone %g)", trainer.strategy.root_device.type, world, cfg.batch_size,
                      world * cfg.batch_size, lr_head, lr_base)
-        trained = out / "train.json"
-        if not (resume and trained.is_file()):  # a resumed run that had finished training only evaluates
+        if will_train:
             with warnings.catch_warnings():
                 # the run directory holds split.json and config.json before Lightning writes to it; that is intended
                 warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
