@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import signal
 import socket
 import subprocess
@@ -40,8 +41,9 @@ def free_port() -> int:
 
 def start(command: list[str], ready: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    # a process group of its own, so that stop() ends every process the server starts (LitServe's outlive it)
     proc = subprocess.Popen([sys.executable, *command, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -49,16 +51,22 @@ def start(command: list[str], ready: str) -> tuple[subprocess.Popen, str]:
                 return proc, url
         except httpx.TransportError:
             time.sleep(0.1)
-    proc.kill()
+    stop(proc)
     raise SystemExit("the server did not become ready")
 
 
 def stop(proc: subprocess.Popen) -> None:
+    """SIGTERM to the server (a graceful shutdown), then SIGKILL to whatever of its process group is left."""
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=60)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group is gone already
+        pass
+    proc.wait()
 
 
 def rss_mb(pid: int) -> float:
