@@ -90,12 +90,19 @@ def _follow(cfg, repeats: int) -> None:
     for i in range(repeats):
         d, seed = split_dir(cfg.out, i), cfg.seed + i
         split_cfg = replace(cfg, out=str(d), seed=seed, split_file=str(d / "split.json"))
-        if split_complete(d):
-            continue
-        if (d / "last.ckpt").is_file() and (d / "config.json").is_file():
+        step = next_step(d)
+        if step == "resume":
             train(split_cfg, progress=False, resume=True)
-        else:
+        elif step == "train":
             train(split_cfg, progress=False, split=dataset_split(dataset, cfg.split, cfg.ratios, seed))
+
+
+def next_step(d: Path) -> str:
+    """What a benchmark does with split folder ``d``: "done" (complete, kept), "resume" (from its last.ckpt) or
+    "train" (from scratch). Rank 0 (``_run``) and the other ranks (``_follow``) both decide here, so they agree."""
+    if split_complete(d):
+        return "done"
+    return "resume" if (d / "last.ckpt").is_file() and (d / "config.json").is_file() else "train"
 
 
 def split_complete(d: Path) -> bool:
@@ -165,11 +172,12 @@ def _run(cfg, out: Path, repeats: int, progress: bool,
         seed = cfg.seed + i
         split_file = d / "split.json"
         split_cfg = replace(cfg, out=str(d), seed=seed, split_file=str(split_file))
-        if split_complete(d):
+        step = next_step(d)
+        if step == "done":
             log.info("split %2d: done earlier, kept (%s)", i, d)
             _cross(d, cross)
             continue
-        if (d / "last.ckpt").is_file() and (d / "config.json").is_file():
+        if step == "resume":
             log.info("split %2d of %d (seed %d): resuming in %s", i, repeats, seed, d)
             train(split_cfg, progress=progress, resume=True)
             _cross(d, cross)
