@@ -29,15 +29,18 @@ def photos() -> list[np.ndarray]:
     return [fit_reference(data.astronaut()), fit_reference(data.coffee())]
 
 
-@pytest.fixture(scope="session")
-def tiny(tmp_path_factory, photos):
-    """6 references x (noise, blur) x 5 levels, 256x256, MOS falling with level."""
-    root = tmp_path_factory.mktemp("tiny")
-    (root / "distorted_images").mkdir()
+def write_tiny(root: Path, photos: list[np.ndarray], references: bool = False) -> Path:
+    """6 references x (noise, blur) x 5 levels, 256x256, MOS falling with level; with ``references``, the clean
+    images in reference_images/ too."""
+    (root / "distorted_images").mkdir(parents=True)
+    if references:
+        (root / "reference_images").mkdir()
     rows, stds = [], []
     rng = np.random.default_rng(0)
     for ref in range(1, 7):
         base = photos[ref % 2][(ref * 17) % 100:][:256, ref * 30: ref * 30 + 256].copy()
+        if references:
+            Image.fromarray(base).save(root / "reference_images" / f"I{ref:02d}.BMP")
         for kind in (1, 8):
             for level in range(1, 6):
                 name = f"i{ref:02d}_{kind:02d}_{level}.bmp"
@@ -47,6 +50,18 @@ def tiny(tmp_path_factory, photos):
     (root / "mos_with_names.txt").write_text("\r\n".join(rows) + "\r\n")
     (root / "mos_std.txt").write_text("\r\n".join(stds) + "\r\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory, photos):
+    """6 references x (noise, blur) x 5 levels, 256x256, MOS falling with level (no reference images)."""
+    return write_tiny(tmp_path_factory.mktemp("tiny"), photos)
+
+
+@pytest.fixture(scope="session")
+def tiny_refs(tmp_path_factory, photos):
+    """``tiny`` with its 6 clean reference images in reference_images/."""
+    return write_tiny(tmp_path_factory.mktemp("tiny-refs"), photos, references=True)
 
 
 @pytest.fixture(scope="session")

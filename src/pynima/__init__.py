@@ -8,9 +8,9 @@
 __version__ = "0.1.0"
 
 
-def load(path=None, engine=None, crops="centre", bf16=False):
+def load(path=None, engine=None, crops=None, bf16=False):
     """A Scorer for a ``pynima train`` checkpoint, a ``pynima export`` ONNX file, or (no ``path``) the model bundled
     with pynima (see pynima.predict.load)."""
     from pynima.predict import load as _load
 
-    return _load(path, engine=engine, crops=crops, bf16=bf16)
+    return _load(path, engine=engine, bf16=bf16, **({"crops": crops} if crops else {}))

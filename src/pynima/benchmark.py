@@ -219,6 +219,7 @@ def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1
 def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -> dict:
     """Collect the finished splits of a benchmark folder into results.csv and summary.json."""
     from pynima.evaluate import read_predictions
+    from pynima.metrics import RANKING_ORDER
 
     out = Path(out)
     meta = read_json(out / BENCHMARK_FILE)
@@ -234,6 +235,7 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
         pred = read_predictions(d / "predictions.csv")
         rows.append({"split": i, "seed": split["seed"], "test_refs": _refs(pred["ref"]),
                      "n_test": m["n_images"], **{k: m[k]["value"] for k in METRICS},
+                     **{k: (m.get("ranking") or {}).get(k) for k in RANKING_ORDER},
                      "epochs": trained["epochs"], "seconds": trained["seconds"]})
         preds.append(pred)
     if not rows:
@@ -250,6 +252,12 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
         stats[k] = {"median": float(np.median(v)), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
                     "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
                     "ci_low": interval[k][0], "ci_high": interval[k][1]}
+    for k in RANKING_ORDER:  # within-reference ranking: median and IQR over splits, where every split has it
+        v = np.array([r[k] for r in rows], dtype=float) if all(r[k] is not None for r in rows) else None
+        if v is not None:
+            q25, q75 = np.percentile(v, [25, 75])
+            stats[k] = {"median": float(np.median(v)), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
+                        "mean": float(v.mean())}
     summary = {"splits_finished": len(rows), "repeats": repeats, "config": meta["config"], "metrics": stats,
                "rows": rows, "cross": _cross_summary(out, repeats, n_boot),
                "interval": "95% two-level bootstrap (splits, then test images) of the median over splits"}
@@ -285,6 +293,8 @@ def _cross_summary(out: Path, repeats: int, n_boot: int) -> dict:
 
 
 def format_summary(summary: dict) -> str:
+    from pynima.metrics import RANKING_ORDER
+
     cfg = summary["config"]
     lines = [f"{summary['splits_finished']} of {summary['repeats']} splits, split={cfg['split']} "
              f"ratios={'/'.join(f'{r:g}' for r in cfg['ratios'])} labels={cfg['labels']} vote_std={cfg['vote_std']} "
@@ -298,6 +308,11 @@ def format_summary(summary: dict) -> str:
     lines.append(f"{'IQR':>31s} " + " ".join(f"{s[k]['iqr']:7.4f}" for k in METRICS))
     lines.append(f"{'95% interval (splits+images)':>31s} "
                  + " ".join(f"[{s[k]['ci_low']:.3f},{s[k]['ci_high']:.3f}]" for k in ("srcc", "plcc")))
+    ranked = [k for k in RANKING_ORDER if k in s]
+    if ranked:
+        lines.append("within one reference (median over splits): " + ", ".join(
+            f"{k} {s[k]['median']:.4f} (per split {' '.join(f'{r[k]:.3f}' for r in summary['rows'])})"
+            for k in ranked))
     for name, c in summary.get("cross", {}).items():
         lines.append(f"cross-dataset {name} ({c['format']}, {c['n_images']} images, {c['splits']} models): "
                      + ", ".join(f"{k.upper()} {c[k]['median']:.4f} [{c[k]['ci_low']:.3f}, {c[k]['ci_high']:.3f}]"

@@ -300,6 +300,11 @@ def _add_dataset_options(p: argparse.ArgumentParser) -> None:
                    help="a CSV dataset's scale, worst score first: 1 5 for a 1-5 MOS, 100 0 for a 0-100 DMOS")
 
 
+CROPS_HELP = ("how an image is scored: centre (one 224x224 crop from its centre), grid (224x224 crops covering it, "
+              "distributions averaged) or full (the whole image at native resolution; needs an export made with "
+              "dynamic image size, as pynima export writes) (default %(default)s; compared in docs/results.md)")
+
+
 def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs: int) -> None:
     """The options that become TrainConfig fields. The parser uses argument_default=SUPPRESS, so an option left out
     is absent and the value comes from --config FILE or TrainConfig; the defaults shown are TrainConfig's."""
@@ -356,8 +361,16 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help=f"linear learning-rate warm-up from 0 over the first E epochs (default: the recipe's; "
                         f"{recipes('warmup_epochs', '{:g}')})")
     p.add_argument("--test-crops", choices=list(CROP_MODES),
-                   help="how the test part is scored: one centre 224 crop (default, as in training) or the grid of "
-                        "224 crops covering the image, averaged (compared in docs/results.md)")
+                   help=f"how the test part is scored: one centre 224 crop, the grid of 224 crops covering the "
+                        f"image (averaged), or the full image at native resolution (default {d['test_crops']}; "
+                        f"compared in docs/results.md)")
+    p.add_argument("--ranking-weight", type=float, metavar="W",
+                   help=f"weight of the ranking term added to EMD: the dataset's clean reference images join "
+                        f"training as anchors that must outscore their distorted versions, and a version with a "
+                        f"higher MOS a lower one, within one reference and type (0: EMD alone; default "
+                        f"{d['ranking_weight']:g})")
+    p.add_argument("--ranking-margin", type=float, metavar="M",
+                   help=f"the ranking term's margin on the 0-9 scale (default {d['ranking_margin']:g})")
     p.add_argument("--init", metavar="CKPT",
                    help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
                         "fine-tuning a pretrained model")
@@ -403,7 +416,7 @@ def _add_distributed_options(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pynima.config import CROP_MODES
+    from pynima.config import CROP_MODES, DEFAULT_CROPS
     from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
     parser = argparse.ArgumentParser(prog="pynima", description="Blind image quality assessment with NIMA.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log everything pynima does (on stderr)")
@@ -482,9 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="split.json; without it the whole dataset is scored")
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
-    p.add_argument("--crops", choices=list(CROP_MODES), default="centre",
-                   help="one centre 224 crop (default, as in training) or the grid of 224 crops covering the image, "
-                        "averaged (compared in docs/results.md)")
+    p.add_argument("--crops", choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
     p.add_argument("--allow-out-of-range", action="store_true",
                    help="accept scores outside the scale (TID2013's 0-9, or a CSV's --scale)")
     p.set_defaults(func=_evaluate, format=None, scale=None)
@@ -539,8 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 arithmetic (torch and openvino engines): faster on CPUs with AMX, not bit-equal "
                         "(speed and SRCC cost in docs/performance.md)")
-    p.add_argument("--crops", choices=list(CROP_MODES), default="centre",
-                   help="one centre 224 crop (default) or 224 crops covering the image, averaged")
+    p.add_argument("--crops", choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
     p.set_defaults(func=_predict)
     _add_serve(sub)
     return parser

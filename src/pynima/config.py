@@ -22,7 +22,8 @@ RECIPES: dict[str, dict] = {
     "paper": {"schedule": "constant", "warmup_epochs": 0.0, "adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7)},
     "pynima": {"schedule": "cosine", "warmup_epochs": 0.3, "adam": (2.55e-4, 7.1e-4), "sgd": (3e-6, 3e-7)},
 }
-CROP_MODES = ("centre", "grid")  # how an image is scored: see pynima.predict
+CROP_MODES = ("centre", "grid", "full")  # how an image is scored: see pynima.predict
+DEFAULT_CROPS = "centre"  # how predict, evaluate, serve, Ray and a run's test part score when not told
 LABELS = ("auto", "maxent", "mean-only")  # how targets are made: see pynima.labels.label_distributions
 SPLITS = ("reference", "random", "official")  # see pynima.data.make_split and pynima.datasets.dataset_split
 # the dataset layouts pynima reads (pynima.datasets; docs/datasets.md)
@@ -67,7 +68,12 @@ class TrainConfig:
     recipe: str = DEFAULT_RECIPE  # where the schedule, warm-up and learning rates come from when not given
     schedule: str | None = None  # "constant", or "cosine": decay to 0 at the end of the epochs budget (lr_factor)
     warmup_epochs: float | None = None  # linear warm-up from 0 over this many epochs
-    test_crops: str = "centre"  # how the test part is scored: "centre" crop, or the "grid" (not a measured win)
+    test_crops: str = DEFAULT_CROPS  # how the test part is scored (CROP_MODES; compared in docs/results.md)
+    # the clean reference images as ranking anchors (pynima.train.ranking_loss): within one reference and distortion
+    # type, the reference must outscore every distorted version and a version with a higher MOS a lower one, by
+    # ranking_margin on the 0-9 scale; the hinge is added to EMD with this weight (0: EMD alone, no references)
+    ranking_weight: float = 0.0
+    ranking_margin: float = 0.2
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
     # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
@@ -147,6 +153,10 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")
+        for name in ("ranking_weight", "ranking_margin"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise PynimaError(f"{name} must be a number of at least 0, got {value!r}")
         for name in ("lr_head", "lr_base"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):

@@ -3,26 +3,30 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 
+from pynima.config import DEFAULT_CROPS
 from pynima.data import DatasetError, Record, apply_split
 from pynima.datasets import MODEL_SCALE, Scale, read_dataset
 from pynima.files import atomic_path, write_json
-from pynima.metrics import METRIC_ORDER, evaluate_scores
+from pynima.metrics import METRIC_ORDER, RANKING_ORDER, evaluate_scores
 
 log = logging.getLogger(__name__)
 
 CROP_DESCRIPTION = {"centre": "single centre 224x224 crop at native resolution",
-                    "grid": "224x224 crops covering the image at native resolution, distributions averaged"}
+                    "grid": "224x224 crops covering the image at native resolution, distributions averaged",
+                    "full": "the whole image at native resolution, one pass"}
 
 
-def predict_distributions(scorer, records: list[Record], batch_size: int = 32) -> np.ndarray:
-    """(N, 10) predicted distributions of ``records`` by a ``pynima.predict.Scorer``: the same preprocessing as
-    ``pynima predict``."""
+def predict_distributions(scorer, records: list[Record] | list[Path], batch_size: int = 32) -> np.ndarray:
+    """(N, 10) predicted distributions of ``records`` (or image paths) by a ``pynima.predict.Scorer``: the same
+    preprocessing as ``pynima predict``."""
     out = []
-    for path, score, error in scorer.score_paths([r.path for r in records], batch_size=batch_size):
+    paths = [r if isinstance(r, Path) else r.path for r in records]
+    for path, score, error in scorer.score_paths(paths, batch_size=batch_size):
         if error:
             raise DatasetError(error)
         out.append(score.distribution)
@@ -78,17 +82,49 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
     return {k: np.array([r[k] for r in rows], dtype=object if k in text else float) for k in rows[0]} if rows else {}
 
 
+def ranking_measures(scorer, records: list[Record], pred: np.ndarray) -> dict:
+    """``pynima.metrics.within_reference`` of ``records`` scored as ``pred``, with each reference's clean image (the
+    dataset's reference file) scored by ``scorer``; a note instead when the dataset has no levels."""
+    from pynima.labels import moments
+    from pynima.metrics import within_reference
+
+    if not any(r.level > 0 for r in records):
+        return {"note": "no distortion levels in this dataset: within-reference ranking not measured"}
+    references = {r.ref: r.reference for r in records if r.level > 0 and r.reference is not None}
+    refs = sorted(references, key=str)
+    clean = {}
+    if refs:
+        clean_pred = moments(predict_distributions(scorer, [references[r] for r in refs]))[0]
+        clean = dict(zip(refs, clean_pred.tolist()))
+    result = within_reference(pred, np.array([r.mos for r in records]), np.array([r.ref for r in records], object),
+                              np.array([r.kind for r in records], object), np.array([r.level for r in records]),
+                              clean)
+    result = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()}  # JSON
+    result["clean_scores"] = {str(r): v for r, v in clean.items()}
+    if not clean:
+        result["note"] = "no reference images in this dataset: the clean image's rank not measured"
+    return result
+
+
 def format_table(metrics: dict) -> str:
     lines = [f"{'metric':14s} {'value':>8s}   95% interval"]
     for k in METRIC_ORDER:
         if k in metrics:
             m = metrics[k]
             lines.append(f"{k:14s} {m['value']:8.4f}   [{m['ci_low']:.4f}, {m['ci_high']:.4f}]")
+    ranking = metrics.get("ranking") or {}
+    shown = [(k, ranking[k]) for k in RANKING_ORDER if isinstance(ranking.get(k), float) and math.isfinite(ranking[k])]
+    if shown:
+        lines.append(f"within one reference ({ranking['groups']} reference x type groups, "
+                     f"{ranking['references']} references):")
+        lines += [f"  {k:20s} {v:8.4f}" for k, v in shown]
+    if ranking.get("note"):
+        lines.append(f"note: {ranking['note']}")
     return "\n".join(lines)
 
 
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, split: dict | None = None,
-                        part: str = "test", crops: str = "centre", n_boot: int = 1000,
+                        part: str = "test", crops: str = DEFAULT_CROPS, n_boot: int = 1000,
                         allow_out_of_range: bool = False, engine: str | None = None, format: str | None = None,
                         scale: tuple[float, float] | None = None) -> dict:
     """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json,
@@ -98,7 +134,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     options). ``data``, ``format``, ``scale``: any dataset ``pynima.datasets.read_dataset`` reads: metrics are on the
     model's 0-9 scale (SRCC, PLCC and KRCC are the same on the dataset's own; RMSE is also given on it).
 
-    ``crops``: "centre" (one 224 crop, as in training) or "grid" (crops covering the image, averaged).
+    ``crops``: "centre" (one 224 crop), "grid" (crops covering the image, averaged) or "full" (the whole image).
     ``engine``: as ``pynima.predict.load``; by default the up-to-date ``best.onnx`` next to the checkpoint runs on ONNX
     Runtime (several times faster than eager PyTorch on CPU, docs/performance.md), else the checkpoint on PyTorch."""
     import torch
@@ -130,9 +166,11 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
         if sel.sum() > 2 and np.ptp(pred[sel]) > 0:
             srcc = float(stats.spearmanr(pred[sel], true[sel]).statistic)
             per_type[str(k)] = {"name": dataset.type_names.get(k, str(k)), "srcc": srcc, "n": int(sel.sum())}
+    ranking = ranking_measures(scorer, records, pred)
     native_true = np.array([r.dataset_score for r in records])
     native_rmse = float(np.sqrt(np.mean((dataset.scale.from_model(pred) - native_true) ** 2)))
-    result = metrics | {"per_type_srcc": per_type, "n_images": len(records), "checkpoint": str(ckpt),
+    result = metrics | {"per_type_srcc": per_type, "ranking": ranking, "n_images": len(records),
+                        "checkpoint": str(ckpt),
                         "data": str(data), "format": dataset.format, "scale": dataset.scale.describe(),
                         "rmse_dataset_scale": native_rmse, "part": part if split is not None else "all",
                         "crops": CROP_DESCRIPTION[crops], "engine": scorer.engine.name,

@@ -85,3 +85,51 @@ def percentile_interval(values: list[float]) -> tuple[float, float]:
     if not values:
         return float("nan"), float("nan")
     return float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))
+
+
+RANKING_ORDER = ("clean_beats_level1", "ordered_pairs", "per_reference_srcc")  # within-reference measures, in order
+
+
+def within_reference(pred: np.ndarray, mos: np.ndarray, ref: np.ndarray, kind: np.ndarray, level: np.ndarray,
+                     clean: dict | None = None) -> dict:
+    """How well versions of one picture are ranked, the use a no-reference model is bought for.
+
+    Args:
+        pred, mos: predicted and human scores of the distorted images.
+        ref, kind, level: each image's reference, distortion type and level (level 0: none, left out).
+        clean: the predicted score of each reference's clean image, by reference; None or {} if the dataset ships
+            none.
+
+    Returns:
+        ``clean_beats_level1``: over (reference, type) groups with a clean image, the share in which the clean image
+        scores strictly above the lowest level; ``ordered_pairs``: the mean over groups of the share of pairs ordered
+        as humans order them (the clean image above all, versions by MOS; pairs of equal MOS skipped; a tie in
+        prediction counts as wrong); ``per_reference_srcc``: the median over references of the SRCC within one
+        reference (all its types), with ``per_reference`` giving each; ``groups`` and ``references`` counted.
+        Levels are ordered by MOS, not by number: TID2013's contrast change and mean shift alternate direction.
+    """
+    clean = clean or {}
+    pred, mos = np.asarray(pred, float), np.asarray(mos, float)
+    ref, kind, level = (np.asarray(a, dtype=object) for a in (ref, kind, level))
+    has_level = np.array([int(v) > 0 for v in level], bool)
+    beats, shares = [], []
+    for r, k in sorted({(a, b) for a, b, h in zip(ref, kind, has_level) if h}, key=str):
+        sel = np.flatnonzero((ref == r) & (kind == k) & has_level)
+        p, m = list(pred[sel]), list(mos[sel])
+        if r in clean:
+            lowest = sel[np.argmin([int(level[i]) for i in sel])]
+            beats.append(clean[r] > pred[lowest])
+            p, m = [clean[r], *p], [math.inf, *m]
+        pairs = [(i, j) for i in range(len(p)) for j in range(len(p)) if m[i] > m[j]]
+        if pairs:
+            shares.append(np.mean([p[i] > p[j] for i, j in pairs]))
+    per_reference = {}
+    for r in sorted(set(ref[has_level].tolist()), key=str):
+        sel = (ref == r) & has_level
+        if sel.sum() > 2 and np.ptp(pred[sel]) > 0 and np.ptp(mos[sel]) > 0:
+            per_reference[str(r)] = float(stats.spearmanr(pred[sel], mos[sel]).statistic)
+    return {"clean_beats_level1": float(np.mean(beats)) if beats else math.nan,
+            "ordered_pairs": float(np.mean(shares)) if shares else math.nan,
+            "per_reference_srcc": float(np.median(list(per_reference.values()))) if per_reference else math.nan,
+            "per_reference": per_reference, "groups": len(shares), "groups_with_clean": len(beats),
+            "references": len(per_reference)}

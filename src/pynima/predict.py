@@ -7,7 +7,11 @@ file on OpenVINO). All get identical inputs from one NumPy preprocessing path, w
 
 * ``crops="centre"``: the single centre 224x224 crop at native resolution, as in training and evaluation;
 * ``crops="grid"``: 224x224 crops covering the image (3 x 2 on TID2013's 512x384; at most 4 x 4 evenly spaced
-  crops on large photos), the distribution averaged over them.
+  crops on large photos), the distribution averaged over them;
+* ``crops="full"``: the whole image at native resolution in one pass (the backbone is fully convolutional and pools
+  globally), so no part of the picture is left out and a shift of a few pixels barely moves the score; images of
+  the same size share network calls. An ONNX file must have been exported with a dynamic image size (``pynima
+  export`` writes one).
 
 Images are decoded in a thread pool (Pillow releases the GIL while decoding), one batch ahead of the model, under
 the decoding policy of ``pynima.data`` (``load_rgb`` for files, ``to_rgb`` for arrays and PIL images). The network gets
@@ -30,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.config import CROP_MODES
+from pynima.config import CROP_MODES, DEFAULT_CROPS
 from pynima.data import CROP, IMAGE_SUFFIXES, load_rgb, to_rgb
 from pynima.errors import PynimaError
 
@@ -38,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MAX_GRID = 4  # grid crops per side at most: a 12-megapixel photo gets 16 crops, not 250
 MAX_CROPS_PER_PASS = 64  # crops per network call at most, whatever the batch size and crop mode
+MAX_PIXELS_PER_PASS = MAX_CROPS_PER_PASS * CROP * CROP  # the same bound for whole images (crops="full")
 BUNDLED_MODEL = "nima-tid2013-lite0.onnx"  # shipped inside the package; what it is: docs/model-card.md
 MODEL_SUFFIXES = (".ckpt", ".onnx", ".pt", ".pth")  # how the CLI tells a model from an image
 
@@ -104,6 +109,8 @@ def crop_boxes(height: int, width: int, mode: str = "centre") -> list[tuple[int,
     """Top-left corners of the 224x224 crops of an image (see the module docstring)."""
     if mode not in CROP_MODES:
         raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {mode!r}")
+    if mode == "full":
+        return [(0, 0)]
     if mode == "centre" or (height <= CROP and width <= CROP):
         ny = nx = 1
     else:
@@ -112,14 +119,16 @@ def crop_boxes(height: int, width: int, mode: str = "centre") -> list[tuple[int,
 
 
 def crops(image: np.ndarray, mode: str = "centre") -> np.ndarray:
-    """(n, 224, 224, 3) uint8 crops; an image smaller than 224 is zero-padded around its centre, as torchvision's
-    CenterCrop does."""
+    """(n, 224, 224, 3) uint8 crops, or with ``mode="full"`` the whole image as (1, H, W, 3); an image smaller than
+    224 on a side is zero-padded around its centre to at least 224, as torchvision's CenterCrop does."""
     h, w = image.shape[:2]
     if h < CROP or w < CROP:
         padded = np.zeros((max(h, CROP), max(w, CROP), 3), np.uint8)
         y, x = (padded.shape[0] - h) // 2, (padded.shape[1] - w) // 2
         padded[y: y + h, x: x + w] = image
         image, (h, w) = padded, padded.shape[:2]
+    if mode == "full":
+        return image[None]
     return np.stack([image[y: y + CROP, x: x + CROP] for y, x in crop_boxes(h, w, mode)])
 
 
@@ -150,6 +159,7 @@ class TorchEngine:
 
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.backbone, self.bf16 = backbone, bf16
+        self.any_size = True  # fully convolutional: any image size (crops="full")
         self.metadata: dict[str, str] = {}  # what pynima export writes into an .onnx; a checkpoint has none
         self.mean, self.std = normalization(backbone)
 
@@ -169,15 +179,22 @@ class TorchEngine:
         return cls(model, hp["backbone"], bf16=bf16)
 
 
+def any_size(inputs: list) -> bool:
+    """Whether an ONNX network's input (shape as in ``_preprocessing``) takes any image size (``crops="full"``)."""
+    return not any(isinstance(d, int) and d >= 0 for d in inputs[0][2:])
+
+
 def _preprocessing(path: str | Path, meta: dict[str, str], inputs: list, outputs: list
                    ) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
     """(backbone, mean, std) from the metadata ``pynima export`` writes into an ONNX file, once the file is known to be
-    a NIMA network: one input of N x 3 x 224 x 224 and one output of N x 10 (``inputs``/``outputs``: their shapes,
-    a dynamic dimension as anything but an int). Any other ONNX file is refused rather than scored wrongly."""
+    a NIMA network: one input of N x 3 x 224 x 224 (or N x 3 x H x W, any size) and one output of N x 10
+    (``inputs``/``outputs``: their shapes, a dynamic dimension as anything but an int). Any other ONNX file is
+    refused rather than scored wrongly."""
     if not {"pynima_backbone", "pynima_mean", "pynima_std"} <= set(meta):
         raise PynimaError(f"{path}: not exported by pynima export (no pynima metadata)")
     fixed = [[d if isinstance(d, int) and d >= 0 else None for d in shape] for shape in (*inputs, *outputs)]
-    if len(inputs) != 1 or len(outputs) != 1 or fixed[0][1:] != [3, CROP, CROP] or fixed[1][1:] != [10]:
+    if (len(inputs) != 1 or len(outputs) != 1 or fixed[0][1:] not in ([3, CROP, CROP], [3, None, None])
+            or fixed[1][1:] != [10]):
         raise PynimaError(f"{path}: not a NIMA network (inputs {inputs}, outputs {outputs}; expected one input "
                           f"N x 3 x {CROP} x {CROP} and one output N x 10)")
     try:
@@ -207,8 +224,9 @@ class OnnxEngine:
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)  # what pynima export wrote: backbone, normalization, and what the model is
-        self.backbone, self.mean, self.std = _preprocessing(path, meta, [i.shape for i in self.session.get_inputs()],
-                                                            [o.shape for o in self.session.get_outputs()])
+        shapes = [i.shape for i in self.session.get_inputs()], [o.shape for o in self.session.get_outputs()]
+        self.backbone, self.mean, self.std = _preprocessing(path, meta, *shapes)
+        self.any_size = any_size(shapes[0])  # False for an older export of 224x224 crops only
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -249,6 +267,7 @@ class OpenVinoEngine:
                   for ports in (model.inputs, model.outputs)]
         self.metadata = meta
         self.backbone, self.mean, self.std = _preprocessing(path, meta, *shapes)
+        self.any_size = any_size(shapes[0])
         self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -261,9 +280,13 @@ class OpenVinoEngine:
 class Scorer:
     """A trained NIMA model ready to score images."""
 
-    def __init__(self, engine, crops: str = "centre", threads: int | None = None):
+    def __init__(self, engine, crops: str = DEFAULT_CROPS, threads: int | None = None):
         if crops not in CROP_MODES:
             raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {crops!r}")
+        if crops == "full" and not getattr(engine, "any_size", True):
+            raise PynimaError("crops full needs a model exported with a dynamic image size; this ONNX file takes "
+                              f"{CROP}x{CROP} crops only: re-export its checkpoint with pynima export, or use "
+                              f"--crops centre or grid")
         self.engine, self.crops = engine, crops
         self.threads = threads or min(4, os.cpu_count() or 1)
 
@@ -296,16 +319,24 @@ class Scorer:
         """(N, 10) distributions, each averaged over its image's crops. ``inputs``: per image, its network input
         (float, from ``inputs``) or its uint8 crops (normalized here, a chunk at a time). The network gets at most
         MAX_CROPS_PER_PASS crops per call."""
-        counts = [len(x) for x in inputs]
-
         def run(x: np.ndarray) -> np.ndarray:
             if x.dtype == np.uint8:
                 x = normalize(x, self.engine.mean, self.engine.std)
             return np.asarray(self.engine(x), np.float64)
 
-        every = np.concatenate(inputs)
-        p = np.concatenate([run(every[i: i + MAX_CROPS_PER_PASS]) for i in range(0, len(every), MAX_CROPS_PER_PASS)])
-        return np.stack([part.mean(0) for part in np.split(p, np.cumsum(counts)[:-1])])
+        # inputs of one spatial size share network calls (224 crops always; whole images when sizes repeat)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(inputs):
+            by_size.setdefault(x.shape[1:], []).append(i)
+        per_image: list[np.ndarray | None] = [None] * len(inputs)
+        for size, members in by_size.items():
+            every = np.concatenate([inputs[i] for i in members])
+            step = max(1, MAX_PIXELS_PER_PASS // math.prod(every.shape[1:3] if every.dtype == np.uint8
+                                                            else every.shape[2:]))
+            p = np.concatenate([run(every[i: i + step]) for i in range(0, len(every), step)])
+            for i, part in zip(members, np.split(p, np.cumsum([len(inputs[i]) for i in members])[:-1])):
+                per_image[i] = part.mean(0)
+        return np.stack(per_image) if per_image else np.zeros((0, 10))
 
     def _scores(self, inputs: list[np.ndarray], warnings: list[str | None] | None = None) -> list[Score]:
         from pynima.labels import moments
@@ -377,7 +408,7 @@ def exported_sidecar(ckpt: str | Path) -> Path | None:
 ENGINES = ("auto", "torch", "onnx", "openvino")
 
 
-def load(path: str | Path | None = None, engine: str | None = None, crops: str = "centre", bf16: bool = False
+def load(path: str | Path | None = None, engine: str | None = None, crops: str = DEFAULT_CROPS, bf16: bool = False
          ) -> Scorer:
     """A Scorer for a ``pynima train`` checkpoint or a ``pynima export`` ONNX file; with no ``path``, for the model
     bundled with pynima (``bundled_model()``).

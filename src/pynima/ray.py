@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pynima.config import CROP_MODES
+from pynima.config import CROP_MODES, DEFAULT_CROPS
 from pynima.data import IMAGE_SUFFIXES, load_rgb_bytes
 from pynima.errors import PynimaError
 from pynima.predict import OnnxEngine, Scorer, _walk, bundled_model, exported_sidecar
@@ -240,7 +240,7 @@ def _positive_int(name: str, value: object) -> int:
 
 
 def score_dataset(source: str | os.PathLike | Sequence[str | os.PathLike], model: str | os.PathLike | None = None,
-                  *, crops: str = "centre", batch_size: int = 32, concurrency: int | tuple[int, int] | None = None,
+                  *, crops: str = DEFAULT_CROPS, batch_size: int = 32, concurrency: int | tuple[int, int] | None = None,
                   num_cpus: float = 1, filesystem: Any = None) -> ray.data.Dataset:
     """A lazy Ray Dataset of scores, one row per file (columns: ``schema()``); nothing runs until it is consumed.
 

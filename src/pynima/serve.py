@@ -28,7 +28,7 @@ import numpy as np
 from fastapi import FastAPI, Query, Request  # module level: FastAPI reads the handlers' annotations from here
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from pynima.config import CROP_MODES
+from pynima.config import CROP_MODES, DEFAULT_CROPS
 from pynima.data import CROP, DatasetError, decode_rgb
 from pynima.errors import PynimaError
 from pynima.labels import moments
@@ -291,7 +291,7 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
               description="Multipart form files (any field name, up to the file limit), or one image as the raw "
                           "body with an image/* content type. Per image: name, mean, std, the 10-bin distribution, "
                           "or an error.")
-    async def score(request: Request, crops_mode: Literal["centre", "grid"] = Query("centre", alias="crops")):
+    async def score(request: Request, crops_mode: Literal[CROP_MODES] = Query(DEFAULT_CROPS, alias="crops")):
         try:
             items = await read_images(request)
         except _Refused as e:
@@ -319,7 +319,7 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
         return {"name": meta.get("pynima_name", str(model or "bundled")), "version": meta.get("pynima_model_version"),
                 "backbone": getattr(scorer.engine, "backbone", meta.get("pynima_backbone")),
                 "engine": scorer.engine.name, "pynima": pynima.__version__,
-                "input": {"crop": CROP, "crops": list(CROP_MODES), "default_crops": "centre",
+                "input": {"crop": CROP, "crops": list(CROP_MODES), "default_crops": DEFAULT_CROPS,
                           "scale": "mean opinion score 0-9 (TID2013's), 10 bins"},
                 "limits": {"max_body_bytes": limits.max_body, "max_files": limits.max_files},
                 "card": meta.get("pynima_card")}

@@ -29,9 +29,12 @@ from pynima.data import (
     DatasetError,
     EpochSampler,
     IQADataset,
+    RankingBatchSampler,
+    RankingSampler,
     Record,
     apply_split,
     check_images,
+    ranking_groups,
     read_split,
     transforms,
 )
@@ -56,13 +59,29 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str = "constant") ->
     return 1.0
 
 
+CLEAN = 1e6  # the MOS a clean reference counts as in the ranking term: above every label
+
+
+def ranking_loss(mean: torch.Tensor, mos: torch.Tensor, unit: torch.Tensor, margin: float) -> torch.Tensor:
+    """Pairwise hinge on predicted means (RankIQA, Liu et al. 2017): for every pair of one unit (same reference,
+    type and crop: ``pynima.data.RankingSampler``) whose first item is better (the clean reference, MOS nan, above
+    all; else the higher MOS), ``relu(gap - (mean_better - mean_worse))`` with ``gap`` = ``margin`` for the clean
+    reference and min(``margin``, the MOS difference) between versions, averaged over pairs; 0 without pairs."""
+    m = torch.nan_to_num(mos, nan=CLEAN)
+    better = (m[:, None] > m[None, :]) & (unit[:, None] == unit[None, :]) & (unit[:, None] >= 0)
+    if not better.any():
+        return mean.sum() * 0
+    gap = torch.clamp(m[:, None] - m[None, :], max=margin)
+    return torch.relu(gap - (mean[:, None] - mean[None, :]))[better].mean()
+
+
 class NIMAModule(L.LightningModule):
     """NIMA trained with the EMD loss; Adam (or SGD) with one learning rate for the head, another for the backbone."""
 
     def __init__(self, backbone: str = "tf_efficientnet_lite0", weights: str | None = None, pretrained: bool = True,
                  optimizer: str = "adam", lr_head: float = 3.7e-5, lr_base: float = 1.4e-4, momentum: float = 0.9,
                  labels: str = "maxent", vote_std: str = "sem", freeze_stages: int = 0, schedule: str = "constant",
-                 warmup_epochs: float = 0.0):
+                 warmup_epochs: float = 0.0, ranking_weight: float = 0.0, ranking_margin: float = 0.2):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
         self.save_hyperparameters()
@@ -75,13 +94,20 @@ class NIMAModule(L.LightningModule):
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
     def training_step(self, batch, batch_idx):
-        x, target, *_ = batch
-        loss = emd(self(x).float(), target)  # the loss in fp32 also under bf16 autocast
-        self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        x, target, mos, _, unit = batch
+        p = self(x).float()  # the loss in fp32 also under bf16 autocast
+        labelled = ~torch.isnan(mos)  # clean references (ranking anchors) have no label
+        loss = emd(p[labelled], target[labelled]) if labelled.any() else p.sum() * 0
+        self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(labelled.sum()))
+        weight = self.hparams.get("ranking_weight", 0.0)
+        if weight:
+            rank = ranking_loss(mean_score(p), mos, unit, self.hparams.get("ranking_margin", 0.2))
+            self.log("train_rank", rank, on_step=False, on_epoch=True, batch_size=len(x))
+            loss = loss + weight * rank
         return loss
 
     def validation_step(self, batch, batch_idx):
-        x, target, mos, index = batch
+        x, target, mos, index, _ = batch
         p = self(x).float()
         per_image = torch.stack([emd(p, target, reduction="none"), mean_score(p), mos.to(p.dtype)], 1)
         rows = np.column_stack([index.cpu().numpy(), per_image.detach().cpu().numpy().astype(np.float64)])
@@ -288,13 +314,27 @@ def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank:
     """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``. In a
     distributed run, process ``rank`` of ``world`` gets its shard (``EpochSampler``), padded to equal length;
     validation drops the repeats after gathering (``NIMAModule.on_validation_epoch_end``)."""
-    ds = IQADataset(records, label_distributions(records, cfg.labels, cfg.vote_std),
-                    transforms(*normalization(cfg.backbone), train_mode), cache=cfg.cache_images)
+    targets = label_distributions(records, cfg.labels, cfg.vote_std)
     workers = 0 if cfg.cache_images else cfg.num_workers
+    common = {"num_workers": workers, "persistent_workers": workers > 0,
+              "generator": torch.Generator().manual_seed(cfg.seed)}  # leaves the global RNG alone
+    transform = transforms(*normalization(cfg.backbone), train_mode)
+    if train_mode and cfg.ranking_weight > 0:
+        items, groups = ranking_groups(records)
+        anchors = len(items) - len(records)
+        if anchors == 0 and all(len(members) < 2 for _, members in groups):
+            log.warning("--ranking-weight %g: the training part has no reference images and no distortion levels, so "
+                        "the ranking term has no pairs (EMD alone)", cfg.ranking_weight)
+        else:
+            log.info("ranking term: %d clean references, %d (reference, type) groups", anchors,
+                     sum(len(m) > 1 for _, m in groups))
+        targets = np.concatenate([targets, np.zeros((anchors, targets.shape[1]), targets.dtype)])
+        batches = RankingBatchSampler(RankingSampler(groups, cfg.seed), cfg.batch_size, rank, world)
+        return DataLoader(IQADataset(items, targets, transform, cache=cfg.cache_images), batch_sampler=batches,
+                          **common)
+    ds = IQADataset(records, targets, transform, cache=cfg.cache_images)
     sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world)
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler,
-                      num_workers=workers, persistent_workers=workers > 0, drop_last=False,
-                      generator=torch.Generator().manual_seed(cfg.seed))  # leaves the global RNG alone
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False, **common)
 
 
 def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
@@ -305,7 +345,8 @@ def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
     lr_head, lr_base = cfg.learning_rates()
     module = NIMAModule(cfg.backbone, cfg.weights if pretrained else None, pretrained and cfg.init is None,
                         cfg.optimizer, lr_head, lr_base, labels=cfg.labels, vote_std=cfg.vote_std,
-                        freeze_stages=cfg.freeze_stages, schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs)
+                        freeze_stages=cfg.freeze_stages, schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs,
+                        ranking_weight=cfg.ranking_weight, ranking_margin=cfg.ranking_margin)
     if cfg.init and pretrained:
         source, hp = load_checkpoint(cfg.init)
         if hp["backbone"] != cfg.backbone:
