@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import REPO, SHARED
 
@@ -27,7 +28,8 @@ def bench(script: str, *args: str, cwd: Path | None = None) -> str:
 
 def test_every_bench_script_has_a_smoke_test():
     tested = {"compare_recipes", "distributed_training", "label_targets", "litserve_app", "pseudo_label_leakage",
-              "ray_scoring", "serve_load", "synth_fidelity", "test_time_crops", "throughput", "train_step"}
+              "ray_scoring", "serve_load", "synth_fidelity", "test_time_crops", "throughput", "train_step",
+              "photo_ladder", "shift_stability"}
     assert {p.stem for p in BENCH.glob("*.py")} == tested
 
 
@@ -114,12 +116,33 @@ def test_test_time_crops(run, tiny, tmp_path):
     for name in ("best.ckpt", "split.json", "metrics.json"):
         shutil.copy(run / name, split / name)
     (tmp_path / "bench" / "results.csv").write_text("split,test_refs,srcc,seconds\n0,1 2,0.5,60\n")
-    out = bench("test_time_crops.py", f"tiny={tmp_path / 'bench'}", "--out", tmp_path / "tta")
+    out = bench("test_time_crops.py", f"tiny={tmp_path / 'bench'}", "--out", tmp_path / "tta",
+                "--modes", "centre", "grid", "full")
     centre = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "centre" / "metrics.json").read_text())
     grid = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "grid" / "metrics.json").read_text())
-    assert centre["engine"] == grid["engine"] == "onnx" and "covering" in grid["crops"]
+    full = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "full" / "metrics.json").read_text())
+    assert centre["engine"] == grid["engine"] == full["engine"] == "onnx" and "covering" in grid["crops"]
+    assert "whole image" in full["crops"]
     assert f"| tiny | 00 | {json.loads((run / 'metrics.json').read_text())['srcc']['value']:.4f}" in out
-    assert "grid wins" in out and "of 1 |" in out
+    assert "grid wins" in out and "full wins" in out and "of 1 |" in out
+    assert f"| tiny | full | nan | {full['ranking']['ordered_pairs']:.4f} |" in out  # tiny has no clean images
     rows = list(csv.DictReader(open(tmp_path / "tta" / "tiny" / "results.csv")))
     assert len(rows) == 1 and (rows[0]["split"], rows[0]["test_refs"], rows[0]["seconds"]) == ("0", "1 2", "60")
     assert [float(rows[0][k]) for k in ("srcc", "plcc", "emd")] == [grid[k]["value"] for k in ("srcc", "plcc", "emd")]
+
+
+def test_photo_ladder(run):
+    out = bench("photo_ladder.py", run / "best.ckpt", "--crops", "full")
+    assert out.count(" noise ") == 6 and out.count(" jpeg ") == 6 and "in order: noise" in out and "(crops full)" in out
+
+
+def test_shift_stability(run, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "more").mkdir()
+    Image.fromarray(np.full((260, 300, 3), 90, np.uint8)).save(tmp_path / "more" / "flat.png")
+    out = bench("shift_stability.py", run / "best.ckpt", "--images", tmp_path / "more", "--modes", "centre", "full")
+    assert "7 photos, 38 shifts" in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["centre"], ["full"])}
+    assert set(rows) == {"centre", "full"} and rows["centre"][-1] == "1.00x"
+    assert float(rows["full"][4]) < 1e-6  # a lossless file scores as its array

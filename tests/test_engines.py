@@ -143,3 +143,54 @@ def test_checkpoint_with_fresh_export_starts_on_onnx(run):
         assert load(ckpt).engine.name == "torch"
     finally:
         os.utime(ckpt, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_full_mode_scores_the_whole_image_in_one_pass(run, photos):
+    import torch
+
+    engine = TorchEngine.from_checkpoint(run / "best.ckpt")
+    scorer = Scorer(engine, crops="full")
+    image = photos[0][:300, :417]  # odd sizes
+    assert crops(image, "full").shape == (1, 300, 417, 3) and crop_boxes(300, 417, "full") == [(0, 0)]
+    x = torch.from_numpy(normalize(image[None], engine.mean, engine.std))
+    with torch.no_grad():
+        direct = engine.model.eval()(x).double().numpy()[0]
+    assert np.abs(np.array(scorer.score(image).distribution) - direct).max() < 1e-5
+    # images of several sizes in one call: grouped by size, each equal to its score alone
+    others = [photos[1], image, photos[1][:250, :260], image]
+    together = scorer.distributions([crops(a, "full") for a in others])
+    alone = np.array([scorer.score(a).distribution for a in others])
+    assert together.shape == (4, 10) and np.abs(together - alone).max() < 1e-5
+    small = crops(np.full((100, 150, 3), 9, np.uint8), "full")  # padded to the crop size, as in the other modes
+    assert small.shape == (1, CROP, CROP, 3)
+
+
+def test_full_mode_on_onnx_matches_pytorch_and_an_old_fixed_size_export_is_refused(run, photos, onnx_file,
+                                                                                    tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    engine = load(onnx_file, crops="full").engine
+    assert engine.any_size
+    a = np.array([load(onnx_file, crops="full").score(p).distribution for p in photos])
+    b = np.array([Scorer(TorchEngine.from_checkpoint(run / "best.ckpt"), crops="full").score(p).distribution
+                  for p in photos])
+    assert np.abs(a - b).max() < 1e-4
+    # a pynima export of 224 x 224 crops only (as exported before whole-image scoring)
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, CROP, CROP])
+    y = helper.make_tensor_value_info("distribution", TensorProto.FLOAT, ["batch", 10])
+    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["image"], ["p"]),
+                               helper.make_node("Flatten", ["p"], ["f"]),
+                               helper.make_node("Concat", ["f", "f", "f", "f"], ["c"], axis=1),
+                               helper.make_node("Slice", ["c", "s", "e", "ax"], ["distribution"])], "g", [x], [y],
+                              [helper.make_tensor("s", TensorProto.INT64, [1], [0]),
+                               helper.make_tensor("e", TensorProto.INT64, [1], [10]),
+                               helper.make_tensor("ax", TensorProto.INT64, [1], [1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    for k, v in {"pynima_backbone": "tf_efficientnet_lite0", "pynima_mean": "0.5,0.5,0.5",
+                 "pynima_std": "0.5,0.5,0.5"}.items():
+        model.metadata_props.add(key=k, value=v)
+    onnx.save(model, tmp_path / "fixed.onnx")
+    assert not load(tmp_path / "fixed.onnx").engine.any_size  # it still scores crops
+    with pytest.raises(PynimaError, match="dynamic image size"):
+        load(tmp_path / "fixed.onnx", crops="full")

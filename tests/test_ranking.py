@@ -1,0 +1,131 @@
+"""Ranking versions of one picture: the ranking term of training, its units, and the within-reference measures."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pynima.config import TrainConfig
+from pynima.data import RankingBatchSampler, RankingSampler, ranking_groups, read_tid2013
+from pynima.errors import PynimaError
+from pynima.metrics import within_reference
+from pynima.train import ranking_loss
+
+
+def test_ranking_loss_matches_a_hand_computation():
+    nan = math.nan
+    mean = torch.tensor([5.0, 5.1, 4.0, 5.05, 9.0, 1.0], requires_grad=True)
+    mos = torch.tensor([nan, 4.5, 3.0, 4.4, 0.0, 8.0])  # item 0 is the clean reference of unit 7
+    unit = torch.tensor([7, 7, 7, 7, 9, -1])  # item 4 is alone in its unit, item 5 has none
+    loss = ranking_loss(mean, mos, unit, margin=0.2)
+    # pairs of unit 7, better first: (0,1) 0.2-(-0.1)=0.3; (0,2) 0; (0,3) 0.2-(-0.05)=0.25; (1,2) 0;
+    # (1,3) min(0.2, 0.1) - 0.05 = 0.05; (3,2) 0: 0.6 over 6 pairs
+    assert loss.item() == pytest.approx(0.1, abs=1e-6)
+    loss.backward()
+    assert torch.isfinite(mean.grad).all() and mean.grad[4] == 0 and mean.grad[5] == 0
+    assert mean.grad[0] < 0 < mean.grad[3]  # the clean image is pushed up, the version above it down
+    alone = ranking_loss(mean, mos, torch.tensor([1, 2, 3, 4, 5, 6]), margin=0.2)
+    assert alone.item() == 0.0
+
+
+def test_ranking_units_cover_every_image_once_and_share_a_crop(tiny_refs):
+    records = read_tid2013(tiny_refs)
+    items, groups = ranking_groups(records)
+    assert len(items) == len(records) + 6 and all(math.isnan(r.mos) for r in items[len(records):])
+    assert len(groups) == 12 and all(clean is not None and len(members) == 5 for clean, members in groups)
+    sampler = RankingSampler(groups, seed=3)
+    units = sampler.units()
+    keys = [i for unit in units for i, _ in unit]
+    distorted = sorted(k for k in keys if k < len(records))
+    assert distorted == list(range(len(records)))  # every distorted image once an epoch
+    assert sorted(k for k in keys if k >= len(records)) == sorted(list(range(len(records), len(items))) * 2)
+    for unit in units:
+        assert len(unit) <= 3 and len({seed for _, seed in unit}) == 1  # one seed: one crop and flip
+        refs = {items[i].ref for i, _ in unit}
+        assert len(refs) == 1 and len({items[i].kind for i, _ in unit if items[i].level}) == 1
+    assert units == RankingSampler(groups, seed=3).units()  # reproducible (a resumed run sees the same units)
+    sampler.set_epoch(1)
+    assert sampler.units() != units
+
+    batches = list(RankingBatchSampler(RankingSampler(groups, seed=3), batch_size=8))
+    assert all(len(b) <= 8 for b in batches)
+    assert sorted(k for b in batches for k in b) == sorted(k for u in units for k in u)
+    where = {seed: {n for n, b in enumerate(batches) for _, s in b if s == seed} for u in units for _, seed in u}
+    assert all(len(found) == 1 for found in where.values())  # a unit is never cut across batches
+    shards = [list(RankingBatchSampler(RankingSampler(groups, seed=3), 8, rank, 3)) for rank in range(3)]
+    assert len({len(s) for s in shards}) == 1 and len(shards[0]) == len(RankingBatchSampler(sampler, 8, 0, 3))
+    assert {tuple(b) for s in shards for b in s} == {tuple(b) for b in batches}
+
+
+def test_items_of_one_unit_get_the_same_crop(tiny_refs):
+    from pynima.data import IQADataset, transforms
+
+    record = read_tid2013(tiny_refs)[0]
+    ds = IQADataset([record, record], np.zeros((2, 10), np.float32), transforms((0.5,) * 3, (0.5,) * 3, train=True))
+    a, b, c = ds[(0, 11)], ds[(1, 11)], ds[(1, 12)]
+    assert torch.equal(a[0], b[0]) and a[4] == b[4] == 11
+    assert not torch.equal(a[0], c[0])  # another seed, another crop of the 256x256 image
+
+
+def test_within_reference_measures_by_hand():
+    pred = [5.5, 5.6, 4.0, 3.0, 2.0, 1.0, 7.0]
+    mos = [6.0, 5.0, 4.0, 6.0, 5.0, 5.0, 1.0]
+    ref = [1, 1, 1, 2, 2, 2, 3]
+    kind = [1, 1, 1, 1, 1, 1, 0]
+    level = [1, 2, 3, 1, 2, 3, 0]  # the last image has no level: left out
+    m = within_reference(np.array(pred), np.array(mos), np.array(ref, object), np.array(kind, object),
+                         np.array(level), clean={1: 5.4})
+    # reference 1 with its clean image 5.4: clean > L1 fails; pairs (c,1) (c,2) (c,3) (1,2) (1,3) (2,3): 3 of 6
+    # reference 2 without one: (1,2) and (1,3) right, (2,3) tied in MOS and skipped: 2 of 2
+    assert m["clean_beats_level1"] == 0.0 and m["groups_with_clean"] == 1 and m["groups"] == 2
+    assert m["ordered_pairs"] == pytest.approx((0.5 + 1.0) / 2)
+    # SRCC by hand: reference 1, ranks (2,3,1) against (3,2,1): 1 - 6*2/(3*8) = 0.5; reference 2, ranks (3,2,1)
+    # against (3,1.5,1.5): 1.5 / sqrt(2 * 1.5)
+    assert m["per_reference"]["1"] == pytest.approx(0.5) and m["per_reference"]["2"] == pytest.approx(1.5 / 3 ** 0.5)
+    assert m["per_reference_srcc"] == pytest.approx((0.5 + 1.5 / 3 ** 0.5) / 2)
+    empty = within_reference(np.array([1.0]), np.array([2.0]), np.array([1], object), np.array([0], object),
+                             np.array([0]))
+    assert math.isnan(empty["ordered_pairs"]) and empty["groups"] == 0
+
+
+@pytest.mark.parametrize("bad", [-0.1, math.nan, math.inf, "1", True])
+def test_ranking_options_are_checked(bad):
+    with pytest.raises(PynimaError, match="ranking_weight"):
+        TrainConfig(data="d", ranking_weight=bad)
+    with pytest.raises(PynimaError, match="ranking_margin"):
+        TrainConfig(data="d", ranking_margin=bad)
+
+
+def test_evaluate_measures_within_reference_ranking_with_the_clean_images(run, tiny_refs, tiny, tmp_path):
+    from pynima.evaluate import evaluate_checkpoint, format_table, read_predictions
+    from pynima.predict import load
+
+    m = evaluate_checkpoint(run / "best.ckpt", tiny_refs, tmp_path / "refs", engine="torch")
+    ranking = m["ranking"]
+    assert ranking["groups"] == 12 and ranking["groups_with_clean"] == 12 and ranking["references"] == 6
+    scorer = load(run / "best.ckpt", engine="torch")
+    clean = {ref: scorer.score(tiny_refs / "reference_images" / f"I{int(ref):02d}.BMP").mean
+             for ref in ranking["clean_scores"]}
+    assert all(abs(clean[r] - v) < 1e-5 for r, v in ranking["clean_scores"].items())
+    p = read_predictions(tmp_path / "refs" / "predictions.csv")
+    again = within_reference(p["pred_mean"], p["mos"], p["ref"], p["kind"], p["level"], clean)
+    assert again["ordered_pairs"] == pytest.approx(ranking["ordered_pairs"], abs=1e-5)
+    assert again["clean_beats_level1"] == pytest.approx(ranking["clean_beats_level1"])
+    assert "clean_beats_level1" in format_table(m)
+    without = evaluate_checkpoint(run / "best.ckpt", tiny, tmp_path / "plain", engine="torch")["ranking"]
+    assert "no reference images" in without["note"] and without["clean_beats_level1"] is None
+    assert without["ordered_pairs"] is not None  # the versions are still ranked among themselves
+
+
+def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
+    from pynima.files import read_csv, read_json
+    from pynima.train import train
+
+    cfg = TrainConfig(data=str(tiny_refs), out=str(tmp_path / "r"), epochs=1, batch_size=8, num_workers=0,
+                      ranking_weight=0.5, ranking_margin=0.3, export_onnx=False)
+    out = train(cfg, progress=False, test=False)
+    saved = read_json(out / "config.json")
+    assert saved["ranking_weight"] == 0.5 and saved["ranking_margin"] == 0.3
+    rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_rank")]
+    assert rows and math.isfinite(float(rows[0]["train_rank"])) and float(rows[0]["train_emd"]) > 0
