@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pynima.config import TrainConfig
-from pynima.data import RankingBatchSampler, RankingSampler, ranking_groups, read_tid2013
+from pynima.data import AnchorBatchSampler, EpochSampler, clean_anchors, read_tid2013
 from pynima.errors import PynimaError
 from pynima.metrics import within_reference
 from pynima.train import ranking_loss
@@ -29,36 +29,29 @@ def test_ranking_loss_matches_a_hand_computation():
     assert alone.item() == 0.0
 
 
-def test_ranking_units_cover_every_image_once_and_share_a_crop(tiny_refs):
+def test_anchor_batches_are_the_plain_batches_plus_clean_references_cropped_alike(tiny_refs):
     records = read_tid2013(tiny_refs)
-    items, groups = ranking_groups(records)
+    items, anchors = clean_anchors(records)
     assert len(items) == len(records) + 6 and all(math.isnan(r.mos) for r in items[len(records):])
-    assert len(groups) == 12 and all(clean is not None and len(members) == 5 for clean, members in groups)
-    sampler = RankingSampler(groups, seed=3)
-    units = sampler.units()
-    keys = [i for unit in units for i, _ in unit]
-    distorted = sorted(k for k in keys if k < len(records))
-    assert distorted == list(range(len(records)))  # every distorted image once an epoch
-    assert sorted(k for k in keys if k >= len(records)) == sorted(list(range(len(records), len(items))) * 2)
-    for unit in units:
-        assert len(unit) <= 3 and len({seed for _, seed in unit}) == 1  # one seed: one crop and flip
-        refs = {items[i].ref for i, _ in unit}
-        assert len(refs) == 1 and len({items[i].kind for i, _ in unit if items[i].level}) == 1
-    assert units == RankingSampler(groups, seed=3).units()  # reproducible (a resumed run sees the same units)
-    sampler.set_epoch(1)
-    assert sampler.units() != units
-
-    batches = list(RankingBatchSampler(RankingSampler(groups, seed=3), batch_size=8))
-    assert all(len(b) <= 8 for b in batches)
-    assert sorted(k for b in batches for k in b) == sorted(k for u in units for k in u)
-    where = {seed: {n for n, b in enumerate(batches) for _, s in b if s == seed} for u in units for _, seed in u}
-    assert all(len(found) == 1 for found in where.values())  # a unit is never cut across batches
-    shards = [list(RankingBatchSampler(RankingSampler(groups, seed=3), 8, rank, 3)) for rank in range(3)]
-    assert len({len(s) for s in shards}) == 1 and len(shards[0]) == len(RankingBatchSampler(sampler, 8, 0, 3))
-    assert {tuple(b) for s in shards for b in s} == {tuple(b) for b in batches}
+    assert all(items[a].ref == r.ref and items[a].path.parent.name == "reference_images"
+               for r, a in zip(records, anchors))
+    plain = EpochSampler(len(records), seed=3, shuffle=True)
+    sampler = AnchorBatchSampler(EpochSampler(len(records), seed=3, shuffle=True), 8, anchors, per_batch=2)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 8  # 60 images in batches of 8
+    keys = list(plain)
+    for n, batch in enumerate(batches):
+        own = keys[n * 8: n * 8 + 8]
+        assert batch[: len(own)] == own  # the same images, order and crops as without the ranking term
+        extra = batch[len(own):]
+        assert len(extra) == 2 and [(anchors[i], s) for i, s in own[:2]] == extra  # their references, same seeds
+    sampler.sampler.set_epoch(1)  # what Lightning calls
+    assert list(sampler) != batches
+    camera = [r.__class__(r.path, r.mos, r.mos_std, r.ref, 0, 0, None) for r in records]  # no levels, no references
+    assert clean_anchors(camera) == (camera, [None] * len(camera))
 
 
-def test_items_of_one_unit_get_the_same_crop(tiny_refs):
+def test_items_keyed_with_one_seed_get_the_same_crop(tiny_refs):
     from pynima.data import IQADataset, transforms
 
     record = read_tid2013(tiny_refs)[0]

@@ -85,6 +85,9 @@ def test_scores_equal_the_python_api(server, images):
     raw = httpx.post(server + "/v1/score?crops=grid", content=images[0].read_bytes(),
                      headers={"content-type": "image/jpeg"}, timeout=30).json()["results"][0]
     assert raw["mean"] == pytest.approx(pynima.load(crops="grid").score(images[0]).mean, abs=1e-6)
+    whole = httpx.post(server + "/v1/score?crops=full", files=files[:2], timeout=30).json()["results"]
+    full = pynima.load(crops="full")  # images of different sizes batched together, each as scored alone
+    assert [x["mean"] for x in whole] == pytest.approx([full.score(p).mean for p in images[:2]], abs=1e-6)
 
 
 def test_endpoints(server):

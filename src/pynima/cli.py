@@ -366,9 +366,8 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                         f"compared in docs/results.md)")
     p.add_argument("--ranking-weight", type=float, metavar="W",
                    help=f"weight of the ranking term added to EMD: the dataset's clean reference images join "
-                        f"training as anchors that must outscore their distorted versions, and a version with a "
-                        f"higher MOS a lower one, within one reference and type (0: EMD alone; default "
-                        f"{d['ranking_weight']:g})")
+                        f"training as anchors that must outscore their distorted versions, cropped alike, by the "
+                        f"margin (0: EMD alone; default {d['ranking_weight']:g})")
     p.add_argument("--ranking-margin", type=float, metavar="M",
                    help=f"the ranking term's margin on the 0-9 scale (default {d['ranking_margin']:g})")
     p.add_argument("--init", metavar="CKPT",

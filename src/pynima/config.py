@@ -69,9 +69,9 @@ class TrainConfig:
     schedule: str | None = None  # "constant", or "cosine": decay to 0 at the end of the epochs budget (lr_factor)
     warmup_epochs: float | None = None  # linear warm-up from 0 over this many epochs
     test_crops: str = DEFAULT_CROPS  # how the test part is scored (CROP_MODES; compared in docs/results.md)
-    # the clean reference images as ranking anchors (pynima.train.ranking_loss): within one reference and distortion
-    # type, the reference must outscore every distorted version and a version with a higher MOS a lower one, by
-    # ranking_margin on the 0-9 scale; the hinge is added to EMD with this weight (0: EMD alone, no references)
+    # the clean reference images as ranking anchors (pynima.train.ranking_loss): a quarter of each batch's images
+    # come with their clean reference, cropped alike, which must outscore them by ranking_margin on the 0-9 scale;
+    # the hinge is added to EMD with this weight (0: EMD alone, no references)
     ranking_weight: float = 0.0
     ranking_margin: float = 0.2
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's

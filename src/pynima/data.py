@@ -632,8 +632,8 @@ def transforms(mean: tuple[float, ...], std: tuple[float, ...], train: bool):
 class IQADataset:
     """(image tensor, target distribution, MOS, index, unit) per record; a plain map-style dataset for DataLoader. The
     index lets a distributed validation drop the items its sampler padded (``EpochSampler``); the unit (the key's seed,
-    -1 without one) tells the ranking term which items share a crop (``RankingSampler``). A clean reference added as a
-    ranking anchor has MOS nan: it has no label, only its place above its distorted versions.
+    -1 without one) tells the ranking term which items share a crop (``AnchorBatchSampler``). A clean reference added
+    as a ranking anchor has MOS nan: it has no label, only its place above its distorted versions.
 
     Items are decoded by ``load_rgb``, the decoding policy ``pynima predict`` uses. An item key may be an index or
     ``(index, seed)`` (from ``EpochSampler``): the seed then drives the random crop and flip, so the augmentation
@@ -708,80 +708,40 @@ class EpochSampler:
         return iter(items[self.rank:: self.world])
 
 
-# ---------------------------------------------------------------------------------------------- ranking units
-
-RANKING_UNIT = 3  # items per ranking unit: the clean reference and two versions, or three versions, of one type
+# ---------------------------------------------------------------------------------------------- ranking anchors
 
 
-def ranking_groups(records: list[Record]) -> tuple[list[Record], list[tuple[int | None, list[int]]]]:
-    """The items of the ranking term: ``records`` followed by one clean record (MOS nan) per reference image the
-    dataset ships, and the groups to rank, one per (reference, distortion type) with levels: (index of the clean
-    record or None, indices of its distorted versions). Images without a level (authentic datasets) are groups of
-    their own, so they are trained on as before and take part in no pair."""
-    clean: dict[object, int] = {}
-    items = list(records)
-    groups: dict[tuple, list[int]] = {}
-    for i, r in enumerate(records):
-        key = (r.ref, r.kind) if r.level > 0 else ("image", i)
-        groups.setdefault(key, []).append(i)
+def clean_anchors(records: list[Record]) -> tuple[list[Record], list[int | None]]:
+    """The items of the ranking term: ``records`` followed by one clean record (MOS nan: no label) per reference image
+    the dataset ships, and for each of ``records`` the index of its clean record (None: the dataset has no reference
+    file for it, or the image has no distortion level, as camera photos have not)."""
+    items, clean = list(records), {}
+    anchors: list[int | None] = []
+    for r in records:
         if r.level > 0 and r.reference is not None and r.ref not in clean and r.reference.is_file():
             clean[r.ref] = len(items)
             items.append(Record(path=r.reference, mos=math.nan, mos_std=math.nan, ref=r.ref, kind=0, level=0,
                                 reference=None, name=f"reference:{r.reference.name}"))
-    return items, [(clean.get(key[0]) if key[0] != "image" else None, members) for key, members in groups.items()]
+        anchors.append(clean.get(r.ref) if r.level > 0 else None)
+    return items, anchors
 
 
-class RankingSampler:
-    """The units of one epoch for the ranking term, as lists of ``(index, seed)`` keys: every group of
-    ``ranking_groups`` is shuffled and cut into units of RANKING_UNIT items, the clean reference joining the first
-    one; all keys of a unit share one seed, so its items get the same random crop and flip and differ only by their
-    distortion. Every distorted image is in one unit per epoch, each clean reference in one unit per group (about a
-    fifth more forward passes on TID2013). Seeded by (seed, epoch) like ``EpochSampler``, so a resumed run sees the
-    same units."""
+class AnchorBatchSampler:
+    """A DataLoader batch sampler for the ranking term: the batches of ``sampler`` (an ``EpochSampler``: the same
+    images, order and crops as training without it), each followed by the clean reference of its first ``per_batch``
+    images that have one, keyed with that image's seed, so the pair gets the same crop and flip and differs only by
+    the distortion (``IQADataset`` gives the seed as the item's unit; ``pynima.train.ranking_loss`` pairs by it).
+    Lightning calls ``sampler.set_epoch``; distributed, ``sampler`` is the process's shard."""
 
-    def __init__(self, groups: list[tuple[int | None, list[int]]], seed: int, unit: int = RANKING_UNIT):
-        self.groups, self.seed, self.unit, self.epoch = groups, seed, unit, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def units(self) -> list[list[tuple[int, int]]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        units: list[list[int]] = []
-        for clean, members in self.groups:
-            order = [members[i] for i in rng.permutation(len(members))]
-            first = self.unit - (clean is not None)
-            chunks = [order[:first]] + [order[i: i + self.unit] for i in range(first, len(order), self.unit)]
-            chunks[0] = ([clean] if clean is not None else []) + chunks[0]
-            units += [c for c in chunks if c]
-        seeds = rng.integers(0, 2**62, len(units)).tolist()
-        return [[(i, seeds[u]) for i in units[u]] for u in rng.permutation(len(units)).tolist()]
-
-
-class RankingBatchSampler:
-    """A DataLoader batch sampler packing whole units of a ``RankingSampler`` into batches of at most ``batch_size``
-    items, so the pairs of a unit meet in one batch. Lightning calls ``sampler.set_epoch``. Distributed, process
-    ``rank`` of ``world`` takes every ``world``-th batch, the list padded from its start so all take the same number
-    of steps (as ``EpochSampler`` pads items)."""
-
-    def __init__(self, sampler: RankingSampler, batch_size: int, rank: int = 0, world: int = 1):
-        if not 0 <= rank < world:
-            raise ValueError(f"rank must be in [0, world), got rank {rank} of {world}")
-        self.sampler, self.batch_size, self.rank, self.world = sampler, batch_size, rank, world
-
-    def _batches(self) -> list[list[tuple[int, int]]]:
-        batches: list[list[tuple[int, int]]] = [[]]
-        for unit in self.sampler.units():
-            if batches[-1] and len(batches[-1]) + len(unit) > self.batch_size:
-                batches.append([])
-            batches[-1] += unit
-        batches = [b for b in batches if b]
-        if self.world > 1 and batches:
-            batches += (batches * self.world)[: -(-len(batches) // self.world) * self.world - len(batches)]
-        return batches
+    def __init__(self, sampler: EpochSampler, batch_size: int, anchors: list[int | None], per_batch: int):
+        self.sampler, self.batch_size, self.anchors, self.per_batch = sampler, batch_size, anchors, per_batch
 
     def __len__(self) -> int:
-        return -(-len(self._batches()) // self.world)
+        return -(-len(self.sampler) // self.batch_size)
 
     def __iter__(self):
-        return iter(self._batches()[self.rank:: self.world])
+        keys = list(self.sampler)
+        for start in range(0, len(keys), self.batch_size):
+            batch = keys[start: start + self.batch_size]
+            paired = [(self.anchors[i], seed) for i, seed in batch if self.anchors[i] is not None][: self.per_batch]
+            yield batch + paired

@@ -26,15 +26,14 @@ from torch.utils.data import DataLoader
 
 from pynima.config import SCHEDULES, TrainConfig
 from pynima.data import (
+    AnchorBatchSampler,
     DatasetError,
     EpochSampler,
     IQADataset,
-    RankingBatchSampler,
-    RankingSampler,
     Record,
     apply_split,
     check_images,
-    ranking_groups,
+    clean_anchors,
     read_split,
     transforms,
 )
@@ -60,13 +59,15 @@ def lr_factor(step: int, warmup: int, total: int, schedule: str = "constant") ->
 
 
 CLEAN = 1e6  # the MOS a clean reference counts as in the ranking term: above every label
+ANCHOR_SHARE = 0.25  # clean references added to a training batch, as a share of its images (AnchorBatchSampler)
 
 
 def ranking_loss(mean: torch.Tensor, mos: torch.Tensor, unit: torch.Tensor, margin: float) -> torch.Tensor:
-    """Pairwise hinge on predicted means (RankIQA, Liu et al. 2017): for every pair of one unit (same reference,
-    type and crop: ``pynima.data.RankingSampler``) whose first item is better (the clean reference, MOS nan, above
-    all; else the higher MOS), ``relu(gap - (mean_better - mean_worse))`` with ``gap`` = ``margin`` for the clean
-    reference and min(``margin``, the MOS difference) between versions, averaged over pairs; 0 without pairs."""
+    """Pairwise hinge on predicted means (RankIQA, Liu et al. 2017): for every pair of one unit (items sharing a crop:
+    a distorted image and its clean reference, ``pynima.data.AnchorBatchSampler``; unit -1: none) whose first item
+    is better (the clean reference, MOS nan, above all; else the higher MOS), ``relu(gap - (mean_better -
+    mean_worse))`` with ``gap`` = ``margin`` for the clean reference and min(``margin``, the MOS difference) between
+    versions, averaged over pairs; 0 without pairs."""
     m = torch.nan_to_num(mos, nan=CLEAN)
     better = (m[:, None] > m[None, :]) & (unit[:, None] == unit[None, :]) & (unit[:, None] >= 0)
     if not better.any():
@@ -320,16 +321,13 @@ def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank:
               "generator": torch.Generator().manual_seed(cfg.seed)}  # leaves the global RNG alone
     transform = transforms(*normalization(cfg.backbone), train_mode)
     if train_mode and cfg.ranking_weight > 0:
-        items, groups = ranking_groups(records)
-        anchors = len(items) - len(records)
-        if anchors == 0 and all(len(members) < 2 for _, members in groups):
-            log.warning("--ranking-weight %g: the training part has no reference images and no distortion levels, so "
+        items, anchors = clean_anchors(records)
+        if len(items) == len(records):
+            log.warning("--ranking-weight %g: the training part has no reference images of distorted versions, so "
                         "the ranking term has no pairs (EMD alone)", cfg.ranking_weight)
-        else:
-            log.info("ranking term: %d clean references, %d (reference, type) groups", anchors,
-                     sum(len(m) > 1 for _, m in groups))
-        targets = np.concatenate([targets, np.zeros((anchors, targets.shape[1]), targets.dtype)])
-        batches = RankingBatchSampler(RankingSampler(groups, cfg.seed), cfg.batch_size, rank, world)
+        targets = np.concatenate([targets, np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)])
+        batches = AnchorBatchSampler(EpochSampler(len(records), cfg.seed, True, rank, world), cfg.batch_size,
+                                     anchors, max(1, round(cfg.batch_size * ANCHOR_SHARE)))
         return DataLoader(IQADataset(items, targets, transform, cache=cfg.cache_images), batch_sampler=batches,
                           **common)
     ds = IQADataset(records, targets, transform, cache=cfg.cache_images)
