@@ -139,14 +139,16 @@ def _export(args: argparse.Namespace) -> None:
 
     metadata = dict(item.split("=", 1) for item in args.metadata)
     fp32 = export_onnx(args.ckpt, args.out, metadata)
-    print(f"ONNX (fp32, dynamic batch): {fp32}")
+    print(f"ONNX (fp32, dynamic batch and image size): {fp32}")
     calibration = list(iter_image_paths([args.calibration]))[: args.calibration_images] if args.calibration else []
     probe = calibration[:8] or None
     torch_scorer, onnx_scorer = Scorer(TorchEngine.from_checkpoint(args.ckpt)), load(fp32)
     x = (np.concatenate([torch_scorer.inputs(p) for p in probe]) if probe
          else np.random.default_rng(0).normal(size=(4, 3, 224, 224)).astype(np.float32))
-    diff = np.abs(torch_scorer.engine(x) - onnx_scorer.engine(x)).max()
-    print(f"parity with PyTorch on {len(x)} {'images' if probe else 'random inputs'}: max |difference| {diff:.2e}")
+    whole = np.random.default_rng(1).normal(size=(1, 3, 300, 417)).astype(np.float32)  # another size (crops full)
+    diff = max(np.abs(torch_scorer.engine(v) - onnx_scorer.engine(v)).max() for v in (x, whole))
+    print(f"parity with PyTorch on {len(x)} {'images' if probe else 'random inputs'} and a 417x300 input: "
+          f"max |difference| {diff:.2e}")
     models = {"fp32": fp32}
     if args.int8:
         models["int8"] = quantize_int8(fp32, calibration)
@@ -499,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept scores outside the scale (TID2013's 0-9, or a CSV's --scale)")
     p.set_defaults(func=_evaluate, format=None, scale=None)
 
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch), optionally int8-quantized",
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch and image size), optionally int8-quantized",
                        description="Writes CKPT as ONNX for the onnx engine of pynima predict, checks it against "
                                    "PyTorch, and with --int8 also a statically quantized copy. With --data the SRCC "
                                    "of each exported model is printed, so the cost of int8 is measured.")
