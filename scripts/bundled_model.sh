@@ -6,7 +6,7 @@
 #
 # Needs the Kodak images of TID2013's references 01-19 and TID2013's label files (research and education use only).
 # Datasets and the run go to data/ and runs/ (ignored by git); an existing run folder is refused by pynima train, so
-# a second invocation needs runs/bundled-v3 removed first. Only the exported file is meant to be committed.
+# a second invocation needs runs/bundled-pynima removed first. Only the exported file is meant to be committed.
 set -euo pipefail
 SHARED=${1:-../shared/data}
 PYNIMA=${PYNIMA:-.venv/bin/pynima}
@@ -16,16 +16,14 @@ OUT=src/pynima/nima-tid2013-lite0.onnx
 "$PYNIMA" synth data/tid2013-resynth --refs "$SHARED/kodak" \
     --mos-table "$SHARED/tid2013-labels/mos_with_names.txt" --std-table "$SHARED/tid2013-labels/mos_std.txt"
 # 2. training on all 19 references (no test part: the benchmark in docs/results.md measures the recipe), with the
-#    recipe that won it: the default (pynima) recipe for 4 epochs from ImageNet weights, with the ranking term (the
-#    clean references as anchors above their distorted versions, weight 1)
-"$PYNIMA" train data/tid2013-resynth --ratios 0.85 0.15 0 --epochs 4 --seed 0 --ranking-weight 1 \
-    --out runs/bundled-v3 --quiet
+#    recipe that won it: the default (pynima) recipe for 4 epochs from ImageNet weights
+"$PYNIMA" train data/tid2013-resynth --ratios 0.85 0.15 0 --epochs 4 --seed 0 --out runs/bundled-pynima --quiet
 # 3. export, with what the model is in its metadata
-"$PYNIMA" export runs/bundled-v3/best.ckpt --out "$OUT" \
+"$PYNIMA" export runs/bundled-pynima/best.ckpt --out "$OUT" \
     --metadata name=nima-tid2013-lite0 \
-    --metadata model_version=3 \
-    --metadata data="re-synthesized TID2013 references 01-19 (Kodak sources, TID2013 human MOS) and their clean references" \
-    --metadata recipe="pynima (Adam 2.55e-4 / 7.1e-4, 0.3-epoch warm-up, cosine decay), ranking weight 1 (margin 0.2), 4 epochs, seed 0" \
+    --metadata model_version=2 \
+    --metadata data="re-synthesized TID2013 references 01-19 (Kodak sources, TID2013 human MOS)" \
+    --metadata recipe="pynima (Adam 2.55e-4 / 7.1e-4, 0.3-epoch warm-up, cosine decay), 4 epochs, seed 0" \
     --metadata labels_licence="TID2013 labels: research and education use only" \
     --metadata not_for="authentic camera distortions, aesthetics: it has seen only TID2013's 24 synthetic distortion types" \
     --metadata card=docs/model-card.md \

@@ -501,7 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accept scores outside the scale (TID2013's 0-9, or a CSV's --scale)")
     p.set_defaults(func=_evaluate, format=None, scale=None)
 
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch and image size), optionally int8-quantized",
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (dynamic batch and image size), optionally "
+                                      "int8-quantized",
                        description="Writes CKPT as ONNX for the onnx engine of pynima predict, checks it against "
                                    "PyTorch, and with --int8 also a statically quantized copy. With --data the SRCC "
                                    "of each exported model is printed, so the cost of int8 is measured.")
