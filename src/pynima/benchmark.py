@@ -245,24 +245,23 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
         w.writeheader()
         w.writerows(rows)
     interval = split_and_image_interval(preds, n_boot=n_boot)
-    stats = {}
-    for k in METRICS:
-        v = np.array([r[k] for r in rows])
-        q25, q75 = np.percentile(v, [25, 75])
-        stats[k] = {"median": float(np.median(v)), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
-                    "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
-                    "ci_low": interval[k][0], "ci_high": interval[k][1]}
-    for k in RANKING_ORDER:  # within-reference ranking: median and IQR over splits, where every split has it
-        v = np.array([r[k] for r in rows], dtype=float) if all(r[k] is not None for r in rows) else None
-        if v is not None:
-            q25, q75 = np.percentile(v, [25, 75])
-            stats[k] = {"median": float(np.median(v)), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
-                        "mean": float(v.mean())}
+    stats = {k: _spread([r[k] for r in rows]) | {"ci_low": interval[k][0], "ci_high": interval[k][1]}
+             for k in METRICS}
+    # within-reference ranking: the same spread over splits (no interval), where every split has it
+    stats |= {k: _spread([r[k] for r in rows]) for k in RANKING_ORDER if all(r[k] is not None for r in rows)}
     summary = {"splits_finished": len(rows), "repeats": repeats, "config": meta["config"], "metrics": stats,
                "rows": rows, "cross": _cross_summary(out, repeats, n_boot),
                "interval": "95% two-level bootstrap (splits, then test images) of the median over splits"}
     write_json(out / "summary.json", summary)
     return summary
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    """Median, quartiles, IQR, mean and std of one metric over the splits."""
+    v = np.array(values, dtype=float)
+    q25, q75 = np.percentile(v, [25, 75])
+    return {"median": float(np.median(v)), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
+            "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
 
 
 def _refs(refs: np.ndarray) -> str:

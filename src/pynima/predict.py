@@ -9,9 +9,9 @@ file on OpenVINO). All get identical inputs from one NumPy preprocessing path, w
 * ``crops="grid"``: 224x224 crops covering the image (3 x 2 on TID2013's 512x384; at most 4 x 4 evenly spaced
   crops on large photos), the distribution averaged over them;
 * ``crops="full"``: the whole image at native resolution in one pass (the backbone is fully convolutional and pools
-  globally), so no part of the picture is left out and a shift of a few pixels barely moves the score; images of
-  the same size share network calls. An ONNX file must have been exported with a dynamic image size (``pynima
-  export`` writes one).
+  globally), so no part of the picture is left out; images of the same size share network calls. How far a shift of
+  a few pixels moves each mode's score: bench/shift_stability.py and docs/results.md. An ONNX file must have been
+  exported with a dynamic image size (``pynima export`` writes one).
 
 Images are decoded in a thread pool (Pillow releases the GIL while decoding), one batch ahead of the model, under
 the decoding policy of ``pynima.data`` (``load_rgb`` for files, ``to_rgb`` for arrays and PIL images). The network gets
@@ -105,10 +105,20 @@ def _offsets(length: int, n: int) -> list[int]:
     return [round(i * (length - CROP) / (n - 1)) for i in range(n)]
 
 
-def crop_boxes(height: int, width: int, mode: str = "centre") -> list[tuple[int, int]]:
-    """Top-left corners of the 224x224 crops of an image (see the module docstring)."""
+def check_crops(mode: str, engine=None) -> None:
+    """Refuse, in one PynimaError line, a crop mode that is not one of CROP_MODES, or ``"full"`` with an ``engine``
+    whose network takes 224x224 crops only (an ONNX file exported before image sizes were dynamic)."""
     if mode not in CROP_MODES:
         raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {mode!r}")
+    if mode == "full" and not getattr(engine, "any_size", True):
+        raise PynimaError(f"crops full needs a model exported with a dynamic image size; this ONNX file takes "
+                          f"{CROP}x{CROP} crops only (re-export its checkpoint with pynima export, or score with "
+                          f"crops centre or grid)")
+
+
+def crop_boxes(height: int, width: int, mode: str = "centre") -> list[tuple[int, int]]:
+    """Top-left corners of the 224x224 crops of an image (see the module docstring)."""
+    check_crops(mode)
     if mode == "full":
         return [(0, 0)]
     if mode == "centre" or (height <= CROP and width <= CROP):
@@ -196,7 +206,7 @@ def _preprocessing(path: str | Path, meta: dict[str, str], inputs: list, outputs
     if (len(inputs) != 1 or len(outputs) != 1 or fixed[0][1:] not in ([3, CROP, CROP], [3, None, None])
             or fixed[1][1:] != [10]):
         raise PynimaError(f"{path}: not a NIMA network (inputs {inputs}, outputs {outputs}; expected one input "
-                          f"N x 3 x {CROP} x {CROP} and one output N x 10)")
+                          f"N x 3 x H x W (or N x 3 x {CROP} x {CROP}) and one output N x 10)")
     try:
         mean, std = (tuple(float(v) for v in meta[k].split(",")) for k in ("pynima_mean", "pynima_std"))
     except ValueError:
@@ -281,12 +291,7 @@ class Scorer:
     """A trained NIMA model ready to score images."""
 
     def __init__(self, engine, crops: str = DEFAULT_CROPS, threads: int | None = None):
-        if crops not in CROP_MODES:
-            raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {crops!r}")
-        if crops == "full" and not getattr(engine, "any_size", True):
-            raise PynimaError("crops full needs a model exported with a dynamic image size; this ONNX file takes "
-                              f"{CROP}x{CROP} crops only: re-export its checkpoint with pynima export, or use "
-                              f"--crops centre or grid")
+        check_crops(crops, engine)
         self.engine, self.crops = engine, crops
         self.threads = threads or min(4, os.cpu_count() or 1)
 
@@ -318,7 +323,7 @@ class Scorer:
     def distributions(self, inputs: list[np.ndarray]) -> np.ndarray:
         """(N, 10) distributions, each averaged over its image's crops. ``inputs``: per image, its network input
         (float, from ``inputs``) or its uint8 crops (normalized here, a chunk at a time). The network gets at most
-        MAX_CROPS_PER_PASS crops per call."""
+        MAX_PIXELS_PER_PASS pixels (MAX_CROPS_PER_PASS crops) per call, or one whole image if it is larger."""
         def run(x: np.ndarray) -> np.ndarray:
             if x.dtype == np.uint8:
                 x = normalize(x, self.engine.mean, self.engine.std)
@@ -329,7 +334,7 @@ class Scorer:
         for i, x in enumerate(inputs):
             by_size.setdefault(x.shape[1:], []).append(i)
         per_image: list[np.ndarray | None] = [None] * len(inputs)
-        for size, members in by_size.items():
+        for members in by_size.values():
             every = np.concatenate([inputs[i] for i in members])
             step = max(1, MAX_PIXELS_PER_PASS // math.prod(every.shape[1:3] if every.dtype == np.uint8
                                                             else every.shape[2:]))

@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pynima.config import CROP_MODES, DEFAULT_CROPS
+from pynima.config import DEFAULT_CROPS
 from pynima.data import IMAGE_SUFFIXES, load_rgb_bytes
 from pynima.errors import PynimaError
-from pynima.predict import OnnxEngine, Scorer, _walk, bundled_model, exported_sidecar
+from pynima.predict import OnnxEngine, Scorer, _walk, bundled_model, check_crops, exported_sidecar
 
 if TYPE_CHECKING:
     import numpy as np
@@ -221,15 +221,16 @@ class _ScoreBatch:
                          "error": [x if isinstance(x, str) else None for x in loaded]}, schema=schema())
 
 
-def _model_bytes(model: str | os.PathLike | None) -> bytes:
+def _model_bytes(model: str | os.PathLike | None, crops: str) -> bytes:
     """The ONNX file that scores (the bundled model, an .onnx, or the export next to a checkpoint), checked here so
-    that a bad model is one line before any actor starts; actors get its bytes, so workers need no copy of it."""
+    that a bad model, or one that cannot score ``crops``, is one line before any actor starts; actors get its bytes,
+    so workers need no copy of it."""
     path = bundled_model() if model is None else Path(model)
     onnx = path if path.suffix.lower() == ".onnx" else exported_sidecar(path)
     if onnx is None:
         raise PynimaError(f"{path}: scoring on Ray runs the onnx engine, which needs an .onnx file; make one with: "
                           f"pynima export {path}")
-    OnnxEngine(onnx, threads=1)  # refuses a missing, malformed or non-NIMA file in one line
+    check_crops(crops, OnnxEngine(onnx, threads=1))  # a missing, malformed or non-NIMA file is refused here too
     return onnx.read_bytes()
 
 
@@ -253,8 +254,7 @@ def score_dataset(source: str | os.PathLike | Sequence[str | os.PathLike], model
     process is not connected to one (``init``).
     """
     ray = _ray()
-    if crops not in CROP_MODES:
-        raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {crops!r}")
+    check_crops(crops)
     batch_size = _positive_int("batch_size", batch_size)
     if isinstance(concurrency, tuple):
         low, high = (_positive_int("concurrency", c) for c in concurrency)
@@ -271,7 +271,7 @@ def score_dataset(source: str | os.PathLike | Sequence[str | os.PathLike], model
     sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
     if not sources:
         raise PynimaError("no images given to score")
-    model_bytes = _model_bytes(model)
+    model_bytes = _model_bytes(model, crops)
     table, filesystems = _list(sources, filesystem)
     init()
     # Blocks of whole batches, enough of them for each actor to get several (so a slow file does not hold up the

@@ -32,7 +32,7 @@ from pynima.config import CROP_MODES, DEFAULT_CROPS
 from pynima.data import CROP, DatasetError, decode_rgb
 from pynima.errors import PynimaError
 from pynima.labels import moments
-from pynima.predict import Scorer, crops, load
+from pynima.predict import Scorer, check_crops, crops, load
 
 log = logging.getLogger(__name__)
 
@@ -292,9 +292,10 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
                           "body with an image/* content type. Per image: name, mean, std, the 10-bin distribution, "
                           "or an error.")
     async def score(request: Request, crops_mode: Literal[CROP_MODES] = Query(DEFAULT_CROPS, alias="crops")):
-        if crops_mode == "full" and not getattr(scorer.engine, "any_size", True):
-            return JSONResponse({"error": "crops=full needs a model exported with a dynamic image size; this one "
-                                          "takes 224x224 crops only"}, 422)
+        try:
+            check_crops(crops_mode, scorer.engine)
+        except PynimaError as e:
+            return JSONResponse({"error": str(e)}, 422)
         try:
             items = await read_images(request)
         except _Refused as e:
