@@ -51,6 +51,18 @@ def test_anchor_batches_are_the_plain_batches_plus_clean_references_cropped_alik
     assert clean_anchors(camera) == (camera, [None] * len(camera))
 
 
+def test_clean_references_labelled_at_their_scenes_best_version_plus_the_margin(tiny_refs):
+    records = read_tid2013(tiny_refs)
+    items, anchors = clean_anchors(records, label_margin=0.3, top=9.0)
+    for r, a in zip(records, anchors):
+        versions = [v for v in records if v.ref == r.ref]
+        best = max(versions, key=lambda v: v.mos)  # by hand: the scene's highest MOS, its std
+        assert items[a].mos == pytest.approx(min(9.0, best.mos + 0.3)) and items[a].mos_std == best.mos_std
+        assert items[a].mos > r.mos
+    capped, _ = clean_anchors(records, label_margin=100.0, top=9.0)
+    assert all(c.mos == 9.0 for c in capped[len(records):])
+
+
 def test_items_keyed_with_one_seed_get_the_same_crop(tiny_refs):
     from pynima.data import IQADataset, transforms
 

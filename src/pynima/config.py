@@ -74,6 +74,9 @@ class TrainConfig:
     # the hinge is added to EMD with this weight (0: EMD alone, no references)
     ranking_weight: float = 0.0
     ranking_margin: float = 0.2
+    # the clean reference images as labelled training items (pynima.data.clean_anchors): a quarter of each batch's
+    # images come with their clean reference, labelled at its scene's highest MOS plus ranking_margin
+    clean_label: bool = False
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
     # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
@@ -135,7 +138,7 @@ class TrainConfig:
                 or r[0] <= 0 or r[1] <= 0 or sum(r) > 1 + 1e-6):
             raise PynimaError(f"ratios must be train, val and test fractions (train and val above 0, summing to at "
                               f"most 1), got {r!r}")
-        for name in ("export_onnx", "cache_images", "allow_out_of_range"):
+        for name in ("export_onnx", "cache_images", "allow_out_of_range", "clean_label"):
             if not isinstance(getattr(self, name), bool):
                 raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
         choices = {"recipe": tuple(RECIPES), "split": SPLITS, "labels": LABELS,

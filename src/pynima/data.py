@@ -711,16 +711,29 @@ class EpochSampler:
 # ---------------------------------------------------------------------------------------------- ranking anchors
 
 
-def clean_anchors(records: list[Record]) -> tuple[list[Record], list[int | None]]:
-    """The items of the ranking term: ``records`` followed by one clean record (MOS nan: no label) per reference image
-    the dataset ships, and for each of ``records`` the index of its clean record (None: the dataset has no reference
-    file for it, or the image has no distortion level, as camera photos have not)."""
+def clean_anchors(records: list[Record], label_margin: float | None = None, top: float = math.inf
+                  ) -> tuple[list[Record], list[int | None]]:
+    """The items of the ranking term: ``records`` followed by one clean record per reference image the dataset
+    ships, and for each of ``records`` the index of its clean record (None: the dataset has no reference file for it,
+    or the image has no distortion level, as camera photos have not).
+
+    ``label_margin`` None: the clean records have no label (MOS nan), only their place above their versions. A
+    number: they are labelled at the top of their scene's observed scale, the highest MOS among the reference's
+    versions in ``records`` plus ``label_margin``, with that version's std, capped at ``top`` (the scale's).
+    TID2013 publishes no score for its references; this is the label their place implies."""
     items, clean = list(records), {}
     anchors: list[int | None] = []
+    best: dict[str, Record] = {}
+    for r in records:
+        if r.level > 0 and (r.ref not in best or r.mos > best[r.ref].mos):
+            best[r.ref] = r
     for r in records:
         if r.level > 0 and r.reference is not None and r.ref not in clean and r.reference.is_file():
             clean[r.ref] = len(items)
-            items.append(Record(path=r.reference, mos=math.nan, mos_std=math.nan, ref=r.ref, kind=0, level=0,
+            best_version = best[r.ref]
+            mos, std = ((math.nan, math.nan) if label_margin is None
+                        else (min(top, best_version.mos + label_margin), best_version.mos_std))
+            items.append(Record(path=r.reference, mos=mos, mos_std=std, ref=r.ref, kind=0, level=0,
                                 reference=None, name=f"reference:{r.reference.name}"))
         anchors.append(clean.get(r.ref) if r.level > 0 else None)
     return items, anchors

@@ -37,7 +37,7 @@ from pynima.data import (
     read_split,
     transforms,
 )
-from pynima.datasets import dataset_split, read_config_dataset
+from pynima.datasets import TOP, dataset_split, read_config_dataset
 from pynima.errors import PynimaError
 from pynima.files import atomic_path, folder_lock, read_csv, remove_stale_temporaries, write_json
 from pynima.labels import label_distributions
@@ -320,12 +320,14 @@ def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank:
     common = {"num_workers": workers, "persistent_workers": workers > 0,
               "generator": torch.Generator().manual_seed(cfg.seed)}  # leaves the global RNG alone
     transform = transforms(*normalization(cfg.backbone), train_mode)
-    if train_mode and cfg.ranking_weight > 0:
-        items, anchors = clean_anchors(records)
+    if train_mode and (cfg.ranking_weight > 0 or cfg.clean_label):
+        items, anchors = clean_anchors(records, cfg.ranking_margin if cfg.clean_label else None, TOP)
         if len(items) == len(records):
-            log.warning("--ranking-weight %g: the training part has no reference images of distorted versions, so "
-                        "the ranking term has no pairs (EMD alone)", cfg.ranking_weight)
-        targets = np.concatenate([targets, np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)])
+            log.warning("--ranking-weight / --clean-label: the training part has no reference images of distorted "
+                        "versions, so there are no clean images to add")
+        added = label_distributions(items[len(records):], cfg.labels, cfg.vote_std) if cfg.clean_label else \
+            np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)
+        targets = np.concatenate([targets, added.astype(targets.dtype)])
         batches = AnchorBatchSampler(EpochSampler(len(records), cfg.seed, True, rank, world), cfg.batch_size,
                                      anchors, max(1, round(cfg.batch_size * ANCHOR_SHARE)))
         return DataLoader(IQADataset(items, targets, transform, cache=cfg.cache_images), batch_sampler=batches,
