@@ -99,6 +99,16 @@ def test_emd_gradient_is_finite_at_equality():
     assert loss.item() == 0.0 and torch.isfinite(logits.grad).all()
 
 
+def test_emd_of_a_nan_prediction_is_nan_not_zero():
+    """A diverged network's NaN output must not count as a perfect prediction (EMD 0): checkpoint choice, early
+    stopping and the learning-rate search would all prefer it."""
+    p = torch.tensor([[math.nan] * 10, [0.1] * 10])
+    q = torch.tensor([[0.1] * 10, [0.1] * 10])
+    per = emd(p, q, reduction="none")
+    assert math.isnan(per[0].item()) and per[1].item() == 0.0
+    assert math.isnan(emd(p, q).item())
+
+
 def test_constant_predictions_give_undefined_correlations_not_a_crash(caplog):
     """A model that predicts one value for every image (e.g. collapsed after a bad learning rate) is evaluated:
     correlations NaN with a warning, RMSE and EMD still real numbers."""

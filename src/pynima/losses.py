@@ -19,9 +19,10 @@ def emd(p: torch.Tensor, q: torch.Tensor, r: float = 2.0, reduction: str = "mean
         raise ValueError(f"shapes differ: {tuple(p.shape)} vs {tuple(q.shape)}")
     diff = (torch.cumsum(p, dim=-1) - torch.cumsum(q, dim=-1)).abs()
     m = diff.pow(r).mean(dim=-1)
-    # the root's gradient is infinite at 0 (p == q): give those samples value 0 and gradient 0 instead of NaN
-    positive = m > 0
-    per_sample = torch.where(positive, torch.where(positive, m, torch.ones_like(m)).pow(1.0 / r), torch.zeros_like(m))
+    # the root's gradient is infinite at 0 (p == q): give those samples value 0 and gradient 0 instead of NaN. Only
+    # exact zeros: a NaN sample (a diverged network) stays NaN, so that training and evaluation see it
+    zero = m == 0
+    per_sample = torch.where(zero, torch.zeros_like(m), torch.where(zero, torch.ones_like(m), m).pow(1.0 / r))
     if reduction == "none":
         return per_sample
     if reduction == "mean":

@@ -19,7 +19,7 @@ import shutil
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 
-from pynima.errors import PynimaError
+from pynima.errors import NonFiniteError, PynimaError
 from pynima.files import atomic_path, read_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     identity = {k: v for k, v in asdict(base).items() if k not in ("out", "num_workers", "export_onnx")} | {
         "ratios": list(base.ratios), "sampler": sampler, "ranges": {k: list(v) for k, v in ranges.items()}}
     storage = Path(storage) if storage else out / "study.db"
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is our one line, not its traceback
     sampler_obj = (optuna.samplers.RandomSampler(seed=cfg.seed) if sampler == "random"
                    else optuna.samplers.TPESampler(seed=cfg.seed))
     study = optuna.create_study(study_name=study_name, storage=f"sqlite:///{storage.resolve()}", direction="minimize",
@@ -125,7 +125,12 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
         d = out / f"trial_{trial.number:03d}"
         if d.exists():
             shutil.rmtree(d)
-        train(replace(base, out=str(d), lr_head=lr_head, lr_base=lr_base), progress=progress, test=False)
+        try:
+            train(replace(base, out=str(d), lr_head=lr_head, lr_base=lr_base), progress=progress, test=False)
+        except NonFiniteError as e:
+            log.warning("trial %3d: lr_head %.3g  lr_base %.3g  failed: %s", trial.number, lr_head, lr_base, e)
+            trial.set_user_attr("error", str(e))
+            raise
         val_emd, val_srcc = _best_val(d / "metrics.csv")
         info = json.loads((d / "train.json").read_text())
         trial.set_user_attr("val_srcc", val_srcc)
@@ -143,11 +148,16 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     log.info("study %r in %s: %d trials done, %d to run", study_name, storage, trials - max(remaining, 0),
              max(remaining, 0))
     if remaining > 0:
-        study.optimize(objective, n_trials=remaining)
+        # a diverged trial (NaN loss) fails, logged, and the search goes on: it is a learning rate not to pick
+        study.optimize(objective, n_trials=remaining, catch=(NonFiniteError,))
 
     rows = [{"number": t.number, "state": t.state.name, "lr_head": t.params.get("lr_head"),
              "lr_base": t.params.get("lr_base"), "val_emd": t.value, "val_srcc": t.user_attrs.get("val_srcc"),
-             "epochs": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds")} for t in study.trials]
+             "epochs": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds"),
+             "error": t.user_attrs.get("error")} for t in study.trials]
+    if not any(t.state == complete for t in study.trials):
+        raise PynimaError(f"{out}: no trial finished ({len(study.trials)} failed: diverged or interrupted); narrow "
+                          f"--lr-head-range and --lr-base-range")
     best = study.best_trial
     default_epochs = next(f.default for f in fields(TrainConfig) if f.name == "epochs")
     best_cfg = asdict(replace(base, out=str(out / "best"), lr_head=best.params["lr_head"],

@@ -38,7 +38,7 @@ from pynima.data import (
     transforms,
 )
 from pynima.datasets import TOP, dataset_split, read_config_dataset
-from pynima.errors import PynimaError
+from pynima.errors import NonFiniteError, PynimaError
 from pynima.files import atomic_path, folder_lock, read_csv, remove_stale_temporaries, write_json
 from pynima.labels import label_distributions
 from pynima.losses import emd
@@ -105,6 +105,10 @@ class NIMAModule(L.LightningModule):
             rank = ranking_loss(mean_score(p), mos, unit, self.hparams.get("ranking_margin", 0.2))
             self.log("train_rank", rank, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + weight * rank
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"training diverged: the loss is {loss.item()} at epoch {self.current_epoch}, "
+                                 f"step {self.global_step} (the network's output is not finite); lower --lr-head and "
+                                 f"--lr-base")
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -133,6 +137,10 @@ class NIMAModule(L.LightningModule):
         if not len(rows):
             return
         per_image_emd, pred, mos = rows[:, 1:].T
+        if not (np.isfinite(per_image_emd).all() and np.isfinite(pred).all()):
+            raise NonFiniteError(f"training diverged: {int((~np.isfinite(per_image_emd)).sum())} of {len(rows)} "
+                                 f"validation images get a non-finite prediction at epoch {self.current_epoch}; lower "
+                                 f"--lr-head and --lr-base")
         self.log("val_emd", float(per_image_emd.mean()), prog_bar=True)
         if len(pred) > 2 and np.ptp(pred) > 0:
             self.log("val_srcc", float(stats.spearmanr(pred, mos).statistic), prog_bar=True)
