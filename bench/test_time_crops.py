@@ -56,7 +56,8 @@ def evaluate_split(split_dir: Path, data: str, out: Path, modes: tuple[str, ...]
         done = out / mode / "metrics.json"
         if not done.is_file():
             t0 = time.perf_counter()
-            metrics = evaluate_checkpoint(ckpt, data, out / mode, split=split, part="test", crops=mode)
+            metrics = evaluate_checkpoint(ckpt, data, out / mode, split=split, part="test", crops=mode,
+                                            replace=True)
             write_json(done, metrics | {"seconds": round(time.perf_counter() - t0, 1)})
         result[mode] = read_json(done)
     return result

@@ -68,8 +68,8 @@ def test_two_processes_train_once_and_validate_on_the_whole_set(tiny, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("test set (") == 1 and r.stdout.count("run directory:") == 1, r.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [".pynima.lock", "best.ckpt", "best.onnx", "config.json", "hparams.yaml", "last.ckpt", "loss_curve.png",
-         "metrics.csv", "metrics.json", "predictions.csv", "scatter.png", "split.json", "train.json"])
+        [".pynima-run", ".pynima.lock", "best.ckpt", "best.onnx", "config.json", "hparams.yaml", "last.ckpt",
+         "loss_curve.png", "metrics.csv", "metrics.json", "predictions.csv", "scatter.png", "split.json", "train.json"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]  # nothing written beside it (no lightning_logs)
     info = json.loads((out / "train.json").read_text())
     assert info["processes"] == 2 and info["effective_batch_size"] == 8 and info["epochs"] == 2

@@ -182,7 +182,8 @@ def test_full_mode_on_onnx_matches_pytorch_and_an_old_fixed_size_export_is_refus
     graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["image"], ["p"]),
                                helper.make_node("Flatten", ["p"], ["f"]),
                                helper.make_node("Concat", ["f", "f", "f", "f"], ["c"], axis=1),
-                               helper.make_node("Slice", ["c", "s", "e", "ax"], ["distribution"])], "g", [x], [y],
+                               helper.make_node("Slice", ["c", "s", "e", "ax"], ["logits"]),
+                               helper.make_node("Softmax", ["logits"], ["distribution"], axis=1)], "g", [x], [y],
                               [helper.make_tensor("s", TensorProto.INT64, [1], [0]),
                                helper.make_tensor("e", TensorProto.INT64, [1], [10]),
                                helper.make_tensor("ax", TensorProto.INT64, [1], [1])])

@@ -261,6 +261,7 @@ def test_grid_crops_go_through_the_network_in_bounded_chunks(tmp_path):
     images = [rng.integers(0, 256, shape, np.uint8) for shape in ((900, 900, 3), (384, 512, 3), (100, 120, 3))]
     engine = FakeEngine()
     scorer = Scorer(engine, crops="grid")
+    engine.calls.clear()  # the Scorer's check of the network on a grey image
     inputs = [scorer.inputs(im) for im in images] * 7  # 16 + 6 + 1 crops, 7 times: 161 crops
     expected = np.stack([FakeEngine()(x).mean(0) for x in inputs])
     got = scorer.distributions(inputs)

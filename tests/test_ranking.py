@@ -134,3 +134,24 @@ def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
     assert saved["ranking_weight"] == 0.5 and saved["ranking_margin"] == 0.3
     rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_rank")]
     assert rows and math.isfinite(float(rows[0]["train_rank"])) and float(rows[0]["train_emd"]) > 0
+
+
+def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path):
+    from pynima.files import read_csv, read_json
+    from pynima.train import make_loader, train
+
+    cfg = TrainConfig(data=str(tiny_refs), out=str(tmp_path / "r"), epochs=1, batch_size=8, num_workers=0,
+                      clean_label=True, export_onnx=False)
+    records = read_tid2013(tiny_refs)
+    batch = next(iter(make_loader(records, cfg, train_mode=True)))
+    mos, target = batch[2], batch[1]
+    assert len(mos) == 10 and torch.isfinite(mos).all()  # 8 images + their 2 clean references, all labelled
+    assert torch.allclose(target.sum(1), torch.ones(10), atol=1e-5)
+    items, _ = clean_anchors(records, label_margin=cfg.ranking_margin, top=9.0)
+    for m, i in zip(mos[8:].tolist(), batch[3][8:].tolist()):  # each clean item: its scene's best MOS + the margin
+        best = max(r.mos for r in records if r.ref == items[i].ref)
+        assert i >= len(records) and m == pytest.approx(best + cfg.ranking_margin, abs=1e-5)
+    out = train(cfg, progress=False, test=False)
+    assert read_json(out / "config.json")["clean_label"] is True
+    rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_emd")]
+    assert rows and math.isfinite(float(rows[0]["train_emd"]))

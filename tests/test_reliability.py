@@ -169,7 +169,7 @@ def tiny_config(tiny, out, **kw) -> TrainConfig:
 def test_train_refuses_an_existing_run_and_overwrite_replaces_only_its_files(run, tiny, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    for name in ("best.ckpt", "config.json", "metrics.json"):
+    for name in ("best.ckpt", "config.json", "metrics.json", ".pynima-run"):  # a run, with pynima's marker
         (out / name).write_bytes((run / name).read_bytes())
     (out / "notes.txt").write_text("mine")
     before = tree_digest(out)

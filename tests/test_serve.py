@@ -121,7 +121,7 @@ def _png_header(width: int, height: int) -> bytes:
     ("not an image", 415, "not an image"),
     ("bomb", 422, "over the limit"),
     ("tiny", 422, "too small"),
-    ("too many files", 413, "Too many files"),
+    ("too many files", 413, "too many files: 4 (the limit is 3 per request)"),
     ("body too large", 413, "over the limit of 1,048,576"),
     ("wrong content type", 415, "multipart/form-data"),
     ("empty form", 400, "no image files"),
@@ -160,8 +160,8 @@ def test_a_streamed_body_over_the_limit_and_a_slow_client(server):
     assert r.status_code == 413 and "over the limit" in r.json()["error"]
     host, port = server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:  # promises 1000 bytes, sends 10
-        s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
-                  + b"\0" * 10)
+        s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                  b"Content-Length: 1000\r\n\r\n" + b"\0" * 10)
         answer = b""
         while not answer.endswith(b"}"):
             more = s.recv(4096)

@@ -139,7 +139,7 @@ def _cross(d: Path, cross: list[tuple[str, tuple[float, float] | None]]) -> None
         target = d / "cross" / cross_name(data)
         if not (target / "metrics.json").is_file():
             log.info("%s: scoring %s", d, data)
-            evaluate_checkpoint(d / "best.ckpt", data, target, scale=scale)
+            evaluate_checkpoint(d / "best.ckpt", data, target, scale=scale, replace=True)
 
 
 def _run(cfg, out: Path, repeats: int, progress: bool,

@@ -4,9 +4,12 @@ instant."""
 from __future__ import annotations
 
 import argparse
+import errno
+import signal
 import sys
+import threading
 
-from pynima.errors import PynimaError
+from pynima.errors import PynimaError, Terminated
 
 # the optional extra (pyproject.toml) that installs each module the core install lacks
 EXTRAS = {m: "train" for m in ("torch", "torchvision", "timm", "lightning", "scipy", "skimage", "pywt", "piq",
@@ -123,7 +126,7 @@ def _evaluate(args: argparse.Namespace) -> None:
     split = read_split(args.split_file) if args.split_file else None
     metrics = evaluate_checkpoint(args.ckpt, args.data, args.out, split=split, part=args.part, crops=args.crops,
                                   allow_out_of_range=args.allow_out_of_range, format=args.format,
-                                  scale=tuple(args.scale) if args.scale else None)
+                                  scale=tuple(args.scale) if args.scale else None, replace=args.overwrite)
     print(f"{metrics['part']} set: {metrics['n_images']} images of a {metrics['format']} dataset "
           f"({Path(args.out) / 'metrics.json'})")
     print(format_table(metrics))
@@ -170,13 +173,22 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from pynima.serve import Limits, serve
+    from pynima.config import Connections, Limits
+    from pynima.serve import serve
 
     if args.workers < 1 or args.max_batch < 1 or args.max_files < 1 or args.max_body_mb <= 0 or args.max_wait_ms < 0:
         raise PynimaError("--workers, --max-batch, --max-files and --max-body-mb must be positive, --max-wait-ms >= 0")
-    limits = Limits(max_body=int(args.max_body_mb * 2**20), max_files=args.max_files, body_timeout=args.body_timeout)
+    if min(args.max_request_megapixels, args.max_inflight_megapixels, args.header_timeout, args.keep_alive,
+           args.max_connections, args.body_timeout) <= 0:
+        raise PynimaError("the pixel limits, --max-connections and the timeouts must be positive")
+    limits = Limits(max_body=int(args.max_body_mb * 2**20), max_files=args.max_files, body_timeout=args.body_timeout,
+                    max_request_pixels=int(args.max_request_megapixels * 1e6),
+                    max_inflight_pixels=int(args.max_inflight_megapixels * 1e6))
+    connections = Connections(max_connections=args.max_connections, header_timeout=args.header_timeout,
+                              keep_alive=args.keep_alive)
     serve(args.model, host=args.host, port=args.port, engine=args.engine, workers=args.workers,
-          max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000, limits=limits, cors=args.cors)
+          max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000, limits=limits, cors=args.cors,
+          allowed_hosts=args.allowed_hosts, connections=connections)
 
 
 def _positive_int(text: str) -> int:
@@ -199,15 +211,19 @@ def _key_value(text: str) -> str:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    """Score files and folders; every input gets a row (a score or an error). Exit 0 only if all were scored."""
+    """Score files and folders; every input gets a row (a score or an error). Exit 0 only if all were scored.
+
+    Paths are shown by display_name (one printable line: a newline, an ESC or a byte that is not UTF-8 escaped) in the
+    table, the CSV and the stderr lines; the JSON keeps the path as os.fsdecode gives it (lossless, in JSON escapes)."""
     import csv
     import json
     from pathlib import Path
 
+    from pynima.data import display_name as shown
     from pynima.predict import MODEL_SUFFIXES, load
 
-    def problem(path, message: str | None) -> str:  # the message without the path it starts with
-        return message.removeprefix(f"{path}: ") if message else ""
+    def problem(path, message: str | None) -> str:  # the message without the path it starts with, one line
+        return shown(message.removeprefix(f"{shown(path)}: ")) if message else ""
 
     model, paths = None, args.paths
     if Path(paths[0]).suffix.lower() in MODEL_SUFFIXES:
@@ -231,9 +247,9 @@ def _predict(args: argparse.Namespace) -> int:
         warning = score.warning if score else None
         if error:
             failed += 1
-            print(f"skipped: {error}", file=sys.stderr)
+            print(f"skipped: {shown(path)}: {problem(path, error)}", file=sys.stderr)
         if warning:
-            print(f"warning: {warning}", file=sys.stderr)
+            print(f"warning: {shown(path)}: {problem(path, warning)}", file=sys.stderr)
         if args.format == "json":
             rows.append({"path": str(path), "mean": score.mean if score else None, "std": score.std if score else None,
                          "distribution": list(score.distribution) if score else None,
@@ -241,12 +257,12 @@ def _predict(args: argparse.Namespace) -> int:
         elif writer:
             values = ([f"{score.mean:.4f}", f"{score.std:.4f}"] + [f"{v:.5f}" for v in score.distribution] if score
                       else [""] * 12)
-            writer.writerow([path] + values + [problem(path, warning), problem(path, error)])
+            writer.writerow([shown(path)] + values + [problem(path, warning), problem(path, error)])
         elif score:
-            print(f"{score.mean:6.3f}  {score.std:5.3f}  {path}" + (f"  (warning: {problem(path, warning)})"
-                                                                      if warning else ""))
+            print(f"{score.mean:6.3f}  {score.std:5.3f}  {shown(path)}" + (f"  (warning: {problem(path, warning)})"
+                                                                             if warning else ""))
         else:
-            print(f"{'-':>6}  {'-':>5}  {path}  (error: {problem(path, error)})")
+            print(f"{'-':>6}  {'-':>5}  {shown(path)}  (error: {problem(path, error)})")
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     if failed:
@@ -269,6 +285,7 @@ def _predict_on_ray(args: argparse.Namespace, model: str | None, paths: list[str
             raise PynimaError(f"{option} does not apply with --ray, which scores on the onnx engine into --out")
     from pathlib import Path
 
+    from pynima.data import display_name as shown
     from pynima.ray import init, read_failures, score_dataset, write_parquet
 
     out = Path(args.out)
@@ -285,7 +302,7 @@ def _predict_on_ray(args: argparse.Namespace, model: str | None, paths: list[str
 
             ray.shutdown()
     for path, error in read_failures(out) if failed else []:
-        print(f"skipped: {path}: {error}", file=sys.stderr)
+        print(f"skipped: {shown(path)}: {shown(error)}", file=sys.stderr)
     print(f"{total - failed} of {total} input(s) scored, results in {out}")
     if failed:
         print(f"{failed} of {total} input(s) could not be scored (see the skipped: lines)", file=sys.stderr)
@@ -499,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="split.json; without it the whole dataset is scored")
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier evaluation (or a training run's test results) in --out")
     p.add_argument("--crops", choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
     p.add_argument("--allow-out-of-range", action="store_true",
                    help="accept scores outside the scale (TID2013's 0-9, or a CSV's --scale)")
@@ -579,7 +598,12 @@ def _log_to_stderr(args: argparse.Namespace) -> None:
 
 
 def _add_serve(sub) -> None:
+    from dataclasses import asdict
+
+    from pynima.config import Connections, Limits
     from pynima.predict import ENGINES
+
+    limits, connections = asdict(Limits()), asdict(Connections())
 
     p = sub.add_parser("serve", help="an HTTP scoring service with dynamic batching and a page",
                        description="POST /v1/score (multipart files, or an image/* body), GET / (a page to drop "
@@ -594,18 +618,51 @@ def _add_serve(sub) -> None:
     p.add_argument("--max-batch", type=int, default=32, help="crops per network call at most (default 32)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,
                    help="how long a request waits for others to share its network call (default 5)")
-    p.add_argument("--max-body-mb", type=float, default=32.0, help="request body limit in MiB (default 32)")
-    p.add_argument("--max-files", type=int, default=16, help="images per request at most (default 16)")
-    p.add_argument("--body-timeout", type=float, default=30.0,
-                   help="seconds a client has to send its request body (default 30)")
+    p.add_argument("--max-body-mb", type=float, default=limits["max_body"] / 2**20,
+                   help=f"request body limit in MiB (default {limits['max_body'] / 2**20:g})")
+    p.add_argument("--max-files", type=int, default=limits["max_files"],
+                   help=f"images per request at most (default {limits['max_files']})")
+    p.add_argument("--body-timeout", type=float, default=limits["body_timeout"],
+                   help=f"seconds a client has to send its request body (default {limits['body_timeout']:g})")
+    p.add_argument("--max-request-megapixels", type=float, default=limits["max_request_pixels"] / 1e6,
+                   help="decoded pixels (width x height, from the headers) of the images of one request at most, "
+                        f"in millions; over it, 413 (default {limits['max_request_pixels'] / 1e6:g})")
+    p.add_argument("--max-inflight-megapixels", type=float, default=limits["max_inflight_pixels"] / 1e6,
+                   help="decoded pixels of all requests in flight at most, in millions (about 10 bytes of memory "
+                        f"each); over it, 503 with Retry-After (default {limits['max_inflight_pixels'] / 1e6:g})")
+    p.add_argument("--max-connections", type=int, default=connections["max_connections"],
+                   help="open connections at most, per process; beyond it, 503 "
+                        f"(default {connections['max_connections']})")
+    p.add_argument("--header-timeout", type=float, default=connections["header_timeout"],
+                   help="seconds a client has to send each request's headers; then 408 and the connection is closed "
+                        f"(default {connections['header_timeout']:g})")
+    p.add_argument("--keep-alive", type=float, default=connections["keep_alive"],
+                   help=f"seconds an idle connection is kept open (default {connections['keep_alive']:g})")
     p.add_argument("--cors", nargs="+", default=[], metavar="ORIGIN",
-                   help="origins whose pages may call the API (default: none; CORS off)")
+                   help="origins whose pages may call the API (default: none; CORS off, and a POST from a page of "
+                        "another origin is refused with 403)")
+    p.add_argument("--allowed-hosts", nargs="+", metavar="HOST",
+                   help="Host headers the server answers to (others: 400), e.g. scores.example.com *.example.com, or "
+                        "* for any (default: the --host address, with localhost and 127.0.0.1 when it is a loopback "
+                        "address, and this machine's names and addresses when it is 0.0.0.0)")
     p.set_defaults(func=_serve)
+
+
+# disk full, over a quota or a file-size limit, read-only, no permission: one line naming the file, exit 3
+OS_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
+EXIT_OS_ERROR = 3
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_to_stderr(args)
+    # uvicorn has its own SIGTERM handling (it finishes the requests in flight); a handler is the main thread's alone
+    if args.command != "serve" and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)  # cleanup as for Ctrl-C, then exit 143
     try:
         code = args.func(args)  # commands return None, or an exit code when partial failure is possible (predict)
     except PynimaError as e:
@@ -618,6 +675,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pynima {args.command}: error: needs {e.name}, which the core install leaves out: "
               f"pip install 'pynima[{extra}]'", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -626,6 +686,12 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:
+        if e.errno not in OS_ERRORS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"pynima {args.command}: error: {where}{e.strerror or e} (the system refused it)", file=sys.stderr)
+        return EXIT_OS_ERROR
     return int(code or 0)
 
 

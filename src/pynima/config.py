@@ -37,6 +37,11 @@ STRATEGIES = ("auto", "ddp", "fsdp")
 IGNORED_CONFIG_KEYS = {"about", "best_val_emd", "trial"}
 
 
+def _number(value: object) -> bool:
+    """An int or a float, not a bool (JSON's true would otherwise pass as 1)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; saved as config.json in the run directory."""
@@ -134,7 +139,7 @@ class TrainConfig:
                 raise PynimaError(f"{name} must be a path or null, got {getattr(self, name)!r}")
         r = self.ratios
         if (not isinstance(r, (tuple, list)) or len(r) != 3
-                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in r)
+                or not all(_number(v) and 0 <= v <= 1 for v in r)
                 or r[0] <= 0 or r[1] <= 0 or sum(r) > 1 + 1e-6):
             raise PynimaError(f"ratios must be train, val and test fractions (train and val above 0, summing to at "
                               f"most 1), got {r!r}")
@@ -152,24 +157,50 @@ class TrainConfig:
                                            and self.devices >= 1):
             raise PynimaError(f"devices must be a positive integer or 'auto', got {self.devices!r}")
         for name, low in {"epochs": 1, "batch_size": 1, "patience": 1, "num_workers": 0, "freeze_stages": 0,
-                          "num_nodes": 1}.items():
+                          "num_nodes": 1, "seed": 0}.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")
         for name in ("ranking_weight", "ranking_margin"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+            if not (_number(value) and math.isfinite(value) and value >= 0):
                 raise PynimaError(f"{name} must be a number of at least 0, got {value!r}")
         for name in ("lr_head", "lr_base"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            if value is not None and not (_number(value) and math.isfinite(value) and value > 0):
                 raise PynimaError(f"{name} must be a positive number, got {value!r}")
         if self.format is not None and self.format not in FORMATS:
             raise PynimaError(f"format must be one of {', '.join(FORMATS)} (or null: detected), got {self.format!r}")
         s = self.scale
         if s is not None and not (isinstance(s, (tuple, list)) and len(s) == 2
-                                  and all(isinstance(v, (int, float)) and math.isfinite(v) for v in s)
+                                  and all(_number(v) and math.isfinite(v) for v in s)
                                   and s[0] != s[1]):
             raise PynimaError(f"scale must be two different numbers, the worst score then the best, got {s!r}")
-        if not (isinstance(self.warmup_epochs, (int, float)) and 0 <= self.warmup_epochs <= self.epochs):
+        if not (_number(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs):
             raise PynimaError(f"warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs!r}")
+
+
+# the service's limits (pynima serve, docs/serving.md); here so the CLI's help reads them without FastAPI
+@dataclass(frozen=True)
+class Limits:
+    """What one request may send (see the module docstring). The pixel budgets count decoded width x height, read
+    from the images' headers: about 10 bytes of memory each while an image is decoded (RGB, before its crops)."""
+
+    max_body: int = 33_554_432  # 32 MiB
+    max_files: int = 16
+    body_timeout: float = 30.0
+    max_request_pixels: int = 100_000_000  # one image at Pillow's own cap (89.5 million) fits
+    max_inflight_pixels: int = 200_000_000  # all requests being decoded or scored together: about 2 GB
+
+
+@dataclass(frozen=True)
+class Connections:
+    """What uvicorn allows a client's connection (``serve``): at most ``max_connections`` open (uvicorn's
+    limit_concurrency: beyond it, a request gets its plain-text 503), ``header_timeout`` seconds to send each request
+    head, ``keep_alive`` seconds idle between requests, a request head of ``max_header_bytes`` at most (h11: over it,
+    400)."""
+
+    max_connections: int = 2048
+    header_timeout: float = 10.0
+    keep_alive: float = 5.0
+    max_header_bytes: int = 16_384

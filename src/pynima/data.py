@@ -14,8 +14,12 @@ disk), so names are matched case-insensitively.
 
 from __future__ import annotations
 
+import io
+import logging
 import math
+import os
 import re
+import stat
 import threading
 import warnings
 from collections.abc import Iterator
@@ -26,6 +30,8 @@ from pathlib import Path, PurePath, PurePosixPath
 import numpy as np
 
 from pynima.errors import PynimaError
+
+log = logging.getLogger(__name__)
 
 MOS_FILE = "mos_with_names.txt"
 STD_FILE = "mos_std.txt"
@@ -217,8 +223,26 @@ _SIXTEEN_BIT = {"I;16", "I;16B", "I;16L", "I;16N", "I"}  # grey with a white lev
 _OPEN_LOCK = threading.Lock()
 
 
+def display_name(name: object) -> str:
+    """A file name (or any text) as one printable line: characters that are not printable (newline, tab, the ESC
+    of terminal escape sequences, bidi controls) are shown as Python escapes (``\\n``, ``\\x1b``, ``\\u202e``) and the
+    bytes of a name that is not UTF-8 (surrogate-escaped by ``os.fsdecode``) as ``\\xNN``; printable text, non-ASCII
+    letters included, is kept. What every path pynima predict prints goes through."""
+    text = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as os.fsdecode's surrogateescape holds it
+        return f"\\x{code - 0xDC00:02x}"
+    return ascii(c)[1:-1]  # \n, \t, \x1b, \u202e...
+
+
 def _fail(name: object, problem: str) -> DatasetError:
-    return DatasetError(f"{name}: {problem}")
+    return DatasetError(f"{display_name(name)}: {problem}")
 
 
 def _too_many_pixels(name: object, pixels: str) -> DatasetError:
@@ -253,9 +277,10 @@ def _opened(path: Path) -> Iterator:
 
     The file is handed to Pillow as a file object, not a path: Pillow then reads uncompressed data instead of
     memory-mapping it, and its memory-mapped path garbles uncompressed TIFFs whose orientation tag says rotated
-    (orientations 5-8). See _open_image for the rest.
+    (orientations 5-8). See open_image for the rest.
     """
     _refuse_raw(path, path)
+    _refuse_special(path)
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -266,12 +291,28 @@ def _opened(path: Path) -> Iterator:
         raise _fail(path, "cannot read (permission denied)") from None
     except OSError as e:
         raise _fail(path, f"cannot read ({_reason(e)})") from None
-    with f, _open_image(f, path, _unsupported(path)) as im:
-        yield im
+    with f, open_image(f, path, _unsupported(path)) as im:
+        yield im, f
+
+
+_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+            (stat.S_ISBLK, "a block device"))
+
+
+def _refuse_special(path: Path) -> None:
+    """Refuse, without opening it, a path that is not a regular file: opening a FIFO waits for a writer forever, and a
+    device can be read without end. A path that cannot be stat'ed is left to open() to report."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    kind = next((kind for test, kind in _SPECIAL if test(mode)), None)
+    if kind is not None:
+        raise _fail(path, f"not a regular file ({kind}); not opened")
 
 
 @contextmanager
-def _open_image(f, name: object, unsupported: str) -> Iterator:
+def open_image(f, name: object, unsupported: str) -> Iterator:
     """Image.open of an open binary file, closed on exit; a DatasetError naming ``name`` if it is not an image Pillow
     reads (``unsupported`` says why) or is over the pixel cap.
 
@@ -353,7 +394,7 @@ def check_image(path: str | Path) -> tuple[int, int]:
     their CRC or end early (``Image.verify``). Truncated JPEG, WebP and GIF data is only found by load_rgb.
     """
     path = Path(path)
-    with _opened(path) as im:
+    with _opened(path) as (im, _):
         try:
             size = _check_header(im, path)
             end = _raw_end(im)
@@ -376,18 +417,93 @@ def _composite(im):
     return Image.alpha_composite(Image.new("RGBA", rgba.size, BACKGROUND + (255,)), rgba).convert("RGB")
 
 
-def _pil_to_rgb(im, name: object, max_value: float | None = None) -> np.ndarray:
-    """The decoding policy for an opened PIL image (a file or the caller's): see load_rgb."""
-    from PIL import ImageOps
+_ICC_BASE = {"RGB": "RGB", "RGBA": "RGB", "P": "RGB", "PA": "RGB", "L": "L", "LA": "L", "1": "L", "CMYK": "CMYK"}
+_ICC_SPACE = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}  # a profile's colour space -> the mode it applies to
 
+
+def _to_srgb(im, icc: bytes, notes: list[str]):
+    """``im`` converted from its embedded ICC profile to sRGB (mode RGB, or RGBA keeping its alpha) with the
+    perceptual intent (for the matrix profiles of cameras and screens, Adobe RGB and Display P3, LittleCMS uses
+    relative colorimetric, the only one they define). Returned as it is, with a note, if the profile cannot be read or
+    applied or is for another colour space than the image's; as it is, silently, if the conversion would move no
+    colour by more than one 8-bit level (an sRGB profile)."""
+    from PIL import ImageCms
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = profile.profile.xcolor_space.strip()
+    except Exception as e:  # noqa: BLE001 - LittleCMS refuses a broken profile with OSError or its own types
+        notes.append(f"its embedded ICC profile cannot be read ({_reason(e)}); colours used as stored, unconverted")
+        return im
+    base = _ICC_BASE.get(im.mode)
+    if base is None or _ICC_SPACE.get(space) != base:
+        notes.append(f"its embedded ICC profile is for {space or 'no known'} colour, not for a {im.mode} image; "
+                     f"colours used as stored, unconverted")
+        return im
+    try:
+        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), base, "RGB",
+                                            renderingIntent=ImageCms.Intent.PERCEPTUAL)
+        if _moves_nothing(transform, base):
+            return im
+        alpha = im.convert("RGBA").getchannel("A") if im.has_transparency_data else None
+        out = ImageCms.applyTransform(im.convert(base) if im.mode != base else im, transform)
+    except Exception as e:  # noqa: BLE001 - as above
+        notes.append(f"its embedded ICC profile cannot be applied ({_reason(e)}); colours used as stored, "
+                     f"unconverted")
+        return im
+    if alpha is not None:
+        out.putalpha(alpha)
+    return out
+
+
+def _moves_nothing(transform, base: str) -> bool:
+    """Whether an RGB or grey transform to sRGB leaves a grid of colours (every grey) within one 8-bit level."""
+    from PIL import Image, ImageCms
+
+    if base == "CMYK":
+        return False
+    levels = np.arange(0, 256, 15, dtype=np.uint8)
+    probe = (np.stack(np.meshgrid(levels, levels, levels), -1).reshape(1, -1, 3) if base == "RGB"
+             else np.arange(256, dtype=np.uint8).reshape(1, -1))
+    out = np.asarray(ImageCms.applyTransform(Image.fromarray(probe), transform), np.int16)
+    return bool(np.abs(out - (probe if base == "RGB" else probe[..., None])).max() <= 1)
+
+
+def _pages(im, notes: list[str]) -> None:
+    """A note when a TIFF has more than one page (only the first is scored)."""
+    if im.format != "TIFF":
+        return
+    try:
+        pages = im.n_frames
+    except Exception as e:  # noqa: BLE001 - a broken later IFD: the first page may still decode
+        im.seek(0)
+        notes.append(f"a TIFF whose later pages cannot be read ({_reason(e)}); only the first page is scored")
+        return
+    if pages > 1:
+        notes.append(f"multi-page TIFF ({pages} pages); only the first page is scored")
+
+
+def _pil_to_rgb(im, name: object, max_value: float | None = None, notes: list[str] | None = None) -> np.ndarray:
+    """The decoding policy for an opened PIL image (a file or the caller's): see load_rgb. Warnings (the problem,
+    without the name) are appended to ``notes``."""
+    from PIL import Image, ImageOps
+
+    notes = [] if notes is None else notes
     _check_header(im, name)
+    _pages(im, notes)
     im.load()
+    icc = im.info.get("icc_profile")
     if im.getexif().get(0x0112, 1) != 1:  # EXIF Orientation: the camera stored the picture rotated or mirrored
         im = ImageOps.exif_transpose(im)
     if im.mode in _SIXTEEN_BIT:
-        return array_to_rgb(np.asarray(im), 65535 if max_value is None else max_value, name=name)
-    if max_value not in (None, 255):
+        rgb = array_to_rgb(np.asarray(im), 65535 if max_value is None else max_value, name=name)
+        if not icc:
+            return rgb
+        im = Image.fromarray(np.ascontiguousarray(rgb[..., 0]))  # grey, 8-bit, for its (grey) profile
+    elif max_value not in (None, 255):
         raise _fail(name, f"max_value applies to 16-bit and float images, not to mode {im.mode}")
+    if icc:
+        im = _to_srgb(im, icc, notes)
     if im.mode == "RGB" and not im.has_transparency_data:
         return np.asarray(im)
     if im.has_transparency_data:
@@ -398,50 +514,98 @@ def _pil_to_rgb(im, name: object, max_value: float | None = None) -> np.ndarray:
         raise _fail(name, f"unsupported image mode {im.mode}") from None
 
 
-def load_rgb(path: str | Path) -> np.ndarray:
+def _report(name: object, found: list[str], notes: list[str] | None) -> None:
+    """Warnings of one decoding: appended to the caller's ``notes``, or logged (one line each, naming the file)."""
+    if notes is not None:
+        notes.extend(found)
+        return
+    for note in found:
+        log.warning("%s: %s", display_name(name), note)
+
+
+def load_rgb(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
     """Decode an image file to an (H, W, 3) uint8 array, or raise a one-line DatasetError naming the file.
 
-    The policy (the same for in-memory images, see to_rgb): EXIF orientation applied; 16-bit grey (I;16 PNG/TIFF,
-    16-bit PPM) scaled to 8 bits by v * 255 / 65535, rounded (16-bit RGB arrives from Pillow already reduced to 8
-    bits); grey, bilevel, palette, CMYK (no colour management) and YCbCr converted to RGB; transparency (alpha, or a
-    palette or colour key) composited on BACKGROUND; animated GIF/APNG/WebP: the first frame; refused with a reason:
-    float images (no white level), more than PIL.Image.MAX_IMAGE_PIXELS pixels (checked from the header, before
-    decoding), a shorter side under MIN_SIDE, truncated or corrupt data, formats Pillow cannot read here.
+    The policy (the same for in-memory images, see to_rgb): only regular files are opened (a FIFO, socket or device is
+    refused unopened); EXIF orientation applied; an embedded ICC profile converts the colours to sRGB (see _to_srgb;
+    PNG gAMA/cHRM without one are ignored); 16-bit grey (I;16 PNG/TIFF, 16-bit PPM) scaled to 8 bits by
+    v * 255 / 65535, rounded (16-bit RGB arrives from Pillow already reduced to 8 bits); grey, bilevel, palette, CMYK
+    (without a profile: no colour management) and YCbCr converted to RGB; transparency (alpha, or a palette or colour
+    key) composited on BACKGROUND; animated GIF/APNG/WebP: the first frame; multi-page TIFF: the first page, with a
+    warning; refused with a reason: float images (no white level), more than PIL.Image.MAX_IMAGE_PIXELS pixels
+    (checked from the header, before decoding), a shorter side under MIN_SIDE, truncated or corrupt data, formats
+    Pillow cannot read here. Warnings (a multi-page TIFF, an ICC profile that cannot be used) are appended to
+    ``notes`` as problems without the file name, or logged if ``notes`` is None.
     """
     path = Path(path)
-    with _opened(path) as im:
-        return _decode(im, path)
+    found: list[str] = []
+    with _opened(path) as (im, f):
+        rgb = _decode(im, path, f, found)
+    _report(path, found, notes)
+    return rgb
 
 
-def _decode(im, name: object) -> np.ndarray:
-    """The pixels of an opened image under the decoding policy (_pil_to_rgb); a failure is one DatasetError."""
+def _decode(im, name: object, source, notes: list[str]) -> np.ndarray:
+    """The pixels of an opened image under the decoding policy (_pil_to_rgb); a failure is one DatasetError.
+    ``source``: the file object Pillow reads, looked at again to say why a JPEG does not decode."""
     try:
-        return _pil_to_rgb(im, name)
+        return _pil_to_rgb(im, name, notes=notes)
     except DatasetError:
         raise
     except Exception as e:  # noqa: BLE001 - a corrupt file makes Pillow raise anything, OSError to struct.error
-        problem = "truncated file" if "truncated" in str(e) else "cannot decode image"
+        if "truncated" in str(e):
+            problem = "truncated file"
+        elif im.format in ("JPEG", "MPO") and _arithmetic_jpeg(source):
+            problem = ("arithmetic-coded JPEG, which this Pillow cannot decode: re-encode it (jpegtran in.jpg > "
+                       "out.jpg does so losslessly)")
+        else:
+            problem = "cannot decode image"
         raise _fail(name, f"{problem} ({_reason(e)})") from None
 
 
-def decode_rgb(data: bytes, name: str = "image") -> np.ndarray:
+_ARITHMETIC_SOF = {0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # SOF9-11, SOF13-15: frames coded with arithmetic coding
+
+
+def _arithmetic_jpeg(source) -> bool:
+    """Whether a JPEG file's frame header (SOFn marker) says arithmetic coding; False if it cannot be told."""
+    try:
+        source.seek(2)  # after SOI
+        for _ in range(1000):  # marker segments before the frame header
+            head = source.read(4)
+            while head[:2] == b"\xff\xff":  # fill bytes
+                head = head[1:] + source.read(1)
+            if len(head) < 4 or head[0] != 0xFF:
+                return False
+            if head[1] in _ARITHMETIC_SOF:
+                return True
+            if head[1] == 0xDA or (0xC0 <= head[1] <= 0xCF and head[1] not in (0xC4, 0xC8, 0xCC)):
+                return False  # the scan, or a Huffman-coded frame
+            source.seek(int.from_bytes(head[2:], "big") - 2, 1)
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def decode_rgb(data: bytes, name: str = "image", notes: list[str] | None = None) -> np.ndarray:
     """``load_rgb`` for an image in memory (an upload): the same policy and the same one-line DatasetError, naming
     ``name``. The format is sniffed from the content, never from a name."""
-    import io
+    source, found = io.BytesIO(data), []
+    with open_image(source, name, "not an image (no image format Pillow reads, or a corrupt header)") as im:
+        rgb = _decode(im, name, source, found)
+    _report(name, found, notes)
+    return rgb
 
-    with _open_image(io.BytesIO(data), name, "not an image (no image format Pillow reads, or a corrupt header)") as im:
-        return _decode(im, name)
 
-
-def load_rgb_bytes(data: bytes, path: str) -> np.ndarray:
+def load_rgb_bytes(data: bytes, path: str, notes: list[str] | None = None) -> np.ndarray:
     """``load_rgb`` for the bytes of a file read elsewhere (object storage, pynima.ray): the same policy and the same
     one-line DatasetError as ``load_rgb`` gives for a file named ``path`` (its suffix names camera raw and unsupported
     formats), so a file scores and fails alike wherever it is read from."""
-    import io
-
     _refuse_raw(PurePosixPath(path), path)
-    with _open_image(io.BytesIO(data), path, _unsupported(PurePosixPath(path))) as im:
-        return _decode(im, path)
+    source, found = io.BytesIO(data), []
+    with open_image(source, path, _unsupported(PurePosixPath(path))) as im:
+        rgb = _decode(im, path, source, found)
+    _report(path, found, notes)
+    return rgb
 
 
 def _white_level(a: np.ndarray, max_value: float | None, name: object) -> float:
@@ -500,7 +664,7 @@ def array_to_rgb(a: np.ndarray, max_value: float | None = None, name: object = "
     return a
 
 
-def to_rgb(image, max_value: float | None = None) -> np.ndarray:
+def to_rgb(image, max_value: float | None = None, notes: list[str] | None = None) -> np.ndarray:
     """An in-memory image (NumPy array or PIL image) as (H, W, 3) uint8, under load_rgb's policy; a one-line
     DatasetError ("image array: ..." or the PIL image's file name) otherwise.
 
@@ -508,7 +672,8 @@ def to_rgb(image, max_value: float | None = None) -> np.ndarray:
     integer types need ``max_value`` (their white level: 1.0 for [0, 1]); values outside [0, max_value], NaN and
     infinity are refused; bool is bilevel (True white). Shapes (H, W) and (H, W, 1) (grey), (H, W, 3), (H, W, 4)
     (RGBA, composited on BACKGROUND); channels-first (C, H, W) is refused with a hint to transpose. PIL images: as
-    files (EXIF orientation, modes, first frame); ``max_value`` applies to 16-bit and "F" images.
+    files (EXIF orientation, ICC profile, modes, first frame); ``max_value`` applies to 16-bit and "F" images.
+    Warnings go to ``notes`` or the log, as in load_rgb.
     """
     from PIL import Image
 
@@ -518,12 +683,15 @@ def to_rgb(image, max_value: float | None = None) -> np.ndarray:
             if max_value is None:
                 raise _fail(name, "32-bit float image: pass max_value, its white level (e.g. max_value=1.0)")
             return array_to_rgb(np.asarray(image), max_value, name=name)
+        found: list[str] = []
         try:
-            return _pil_to_rgb(image, name, max_value)
+            rgb = _pil_to_rgb(image, name, max_value, found)
         except DatasetError:
             raise
         except Exception as e:  # noqa: BLE001 - a lazily loaded PIL image can still fail to decode
             raise _fail(name, f"cannot decode image ({_reason(e)})") from None
+        _report(name, found, notes)
+        return rgb
     if not isinstance(image, np.ndarray):
         raise _fail("image array", f"expected a path, a NumPy array or a PIL image, got {type(image).__name__}")
     return array_to_rgb(image, max_value)

@@ -11,7 +11,8 @@ import numpy as np
 from pynima.config import DEFAULT_CROPS
 from pynima.data import DatasetError, Record, apply_split
 from pynima.datasets import MODEL_SCALE, Scale, read_dataset
-from pynima.files import atomic_path, write_json
+from pynima.errors import PynimaError
+from pynima.files import RUN_MARKER, atomic_path, write_json
 from pynima.metrics import METRIC_ORDER, RANKING_ORDER, evaluate_scores
 
 log = logging.getLogger(__name__)
@@ -123,10 +124,28 @@ def format_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+EVALUATION_FILES = ("metrics.json", "predictions.csv", "scatter.png")
+
+
+def _check_output_folder(out: Path, replace: bool) -> None:
+    """Refuse to write over an earlier evaluation without ``replace``, and over a training run's test results (its
+    folder carries RUN_MARKER): ``pynima evaluate --out RUN`` must not silently replace what ``pynima train``
+    measured."""
+    old = [name for name in EVALUATION_FILES if (out / name).exists()]
+    if not old or replace:
+        return
+    if (out / RUN_MARKER).is_file():
+        raise PynimaError(f"{out}: a training run's folder; evaluating into it would replace its test results "
+                          f"({', '.join(old)}): choose another --out (or --overwrite to replace them)")
+    raise PynimaError(f"{out}: holds an evaluation already ({', '.join(old)}); replace it with --overwrite, or "
+                      f"choose another --out")
+
+
 def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, split: dict | None = None,
                         part: str = "test", crops: str = DEFAULT_CROPS, n_boot: int = 1000,
                         allow_out_of_range: bool = False, engine: str | None = None, format: str | None = None,
-                        scale: tuple[float, float] | None = None) -> dict:
+                        scale: tuple[float, float] | None = None, replace: bool = False,
+                        undefined_ok: bool = False) -> dict:
     """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json,
     predictions.csv and scatter.png to ``out``. Returns the metrics dict (``format_table`` prints it).
 
@@ -136,7 +155,10 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
 
     ``crops``: "centre" (one 224 crop), "grid" (crops covering the image, averaged) or "full" (the whole image).
     ``engine``: as ``pynima.predict.load``; by default the up-to-date ``best.onnx`` next to the checkpoint runs on ONNX
-    Runtime (several times faster than eager PyTorch on CPU, docs/performance.md), else the checkpoint on PyTorch."""
+    Runtime (several times faster than eager PyTorch on CPU, docs/performance.md), else the checkpoint on PyTorch.
+    ``replace``: write over an earlier evaluation in ``out`` (refused otherwise, as is a training run's folder).
+    A dataset of fewer than 3 images, or whose labels are all equal, is refused (its correlations are undefined), unless
+    ``undefined_ok``: then they are null in metrics.json, with a warning (a training run's small test part)."""
     import torch
     from scipy import stats
 
@@ -146,13 +168,22 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     from pynima.predict import load
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_output_folder(out, replace)
     scorer = load(ckpt, engine=engine, crops=crops)
     hp = {} if Path(ckpt).suffix.lower() == ".onnx" else read_checkpoint(ckpt).get("hyper_parameters") or {}
     dataset = read_dataset(data, format, scale, allow_out_of_range)
     records = dataset.records
     if split is not None:
         records = apply_split(records, split, part)
+    where = f"{data}" + (f" ({part} part)" if split is not None else "")
+    undefined = (f"{len(records)} image(s); correlations need at least 3" if len(records) < 3 else
+                 f"every label is {records[0].dataset_score:g}; correlations with a constant are undefined"
+                 if len({r.mos for r in records}) == 1 else None)
+    if undefined and not undefined_ok:
+        raise PynimaError(f"{where}: {undefined}")
+    if undefined:
+        log.warning("%s: %s (null in metrics.json)", where, undefined)
+    out.mkdir(parents=True, exist_ok=True)
     dists = predict_distributions(scorer, records)
     pred = moments(dists)[0]
     true = np.array([r.mos for r in records])

@@ -80,8 +80,12 @@ def export_onnx(ckpt: str | Path, out: str | Path | None = None, metadata: dict[
         raise PynimaError(f"metadata {', '.join(clash)} is written by pynima export itself (the preprocessing scoring "
                           f"relies on); choose other keys")
 
-    engine = TorchEngine.from_checkpoint(ckpt)
     out = Path(out) if out else Path(ckpt).with_suffix(".onnx")
+    if out.suffix.lower() != ".onnx":  # --out best.ckpt would have written over the checkpoint it exports
+        raise PynimaError(f"{out}: an export is an .onnx file; give --out a name ending in .onnx")
+    if out.exists() and Path(ckpt).exists() and out.resolve() == Path(ckpt).resolve():
+        raise PynimaError(f"{out}: is the input itself; give --out another file")
+    engine = TorchEngine.from_checkpoint(ckpt)
     model = engine.model.to(memory_format=torch.contiguous_format)
     with atomic_path(out) as tmp:
         _export_any_size(model, tmp)

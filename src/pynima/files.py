@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import uuid
@@ -35,8 +36,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         with open(tmp, "rb") as f:  # on disk before the rename, so a power cut cannot leave an empty file
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # a failed write() names no file: name the one the user asked for (disk full, read-only)
+        if e.filename is None or e.filename == str(tmp):
+            e.filename = str(path)
+        raise
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a failed cleanup must not hide the error that stopped the writer
+            tmp.unlink(missing_ok=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
@@ -50,8 +56,20 @@ def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode())
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None: JSON has no such numbers (Python's bare NaN is not JSON)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
-    write_text(path, json.dumps(obj, indent=indent))
+    """``obj`` as JSON, written atomically; an undefined number (NaN, an infinity) is written as null."""
+    write_text(path, json.dumps(_finite(obj), indent=indent, allow_nan=False))
 
 
 def read_json(path: str | Path) -> Any:
@@ -88,7 +106,13 @@ def folder_lock(folder: str | Path) -> Iterator[None]:
         lock.release()
 
 
+RUN_MARKER = ".pynima-run"  # in every train run's folder: what --overwrite may replace is a pynima run's files
 _TEMPORARY = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.tmp")
+
+
+def is_temporary(path: str | Path) -> bool:
+    """Whether ``path`` is named as a pynima temporary sibling (``temporary_sibling``), whoever's it is."""
+    return _TEMPORARY.match(Path(path).name) is not None
 
 
 def remove_stale_temporaries(folder: str | Path) -> None:

@@ -35,11 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from pynima.config import CROP_MODES, DEFAULT_CROPS
-from pynima.data import CROP, IMAGE_SUFFIXES, load_rgb, to_rgb
-from pynima.errors import PynimaError
+from pynima.data import CROP, IMAGE_SUFFIXES, display_name, load_rgb, to_rgb
+from pynima.errors import NonFiniteError, PynimaError
+from pynima.labels import BINS
 
 log = logging.getLogger(__name__)
 
+DISTRIBUTION_TOLERANCE = 0.01  # how far a distribution may stray from non-negative and summing to 1 (bf16)
 MAX_GRID = 4  # grid crops per side at most: a 12-megapixel photo gets 16 crops, not 250
 MAX_CROPS_PER_PASS = 64  # crops per network call at most, whatever the batch size and crop mode
 MAX_PIXELS_PER_PASS = MAX_CROPS_PER_PASS * CROP * CROP  # the same bound for whole images (crops="full")
@@ -66,29 +68,70 @@ class Score:
 
 def _walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
     """(file, None) for files as given and image files under folders (recursively, sorted); (path, problem) for a
-    path that does not exist, a folder without images and a subfolder that cannot be listed."""
+    path that does not exist, a folder without images and a subfolder that cannot be listed. See _walk_folder."""
     for p in map(Path, paths):
-        if not p.is_dir():
-            yield (p, None) if p.exists() or p.is_symlink() else (p, f"{p}: no such file or folder")
-            continue
-        found, unlisted, errors = 0, 0, []
+        if p.is_dir():
+            yield from _walk_folder(p)
+        elif p.exists() or p.is_symlink():
+            yield p, None
+        else:
+            yield p, f"{display_name(p)}: no such file or folder"
 
-        def unlistable() -> Iterator[tuple[Path, str]]:  # folders os.walk could not list since the last call
-            nonlocal unlisted
-            while errors:
-                e, unlisted = errors.pop(0), unlisted + 1
-                yield Path(e.filename), f"{e.filename}: cannot list folder ({e.strerror})"
 
-        for root, dirs, files in os.walk(p, onerror=errors.append):
-            dirs.sort()
-            for f in sorted(files):
-                if Path(f).suffix.lower() in IMAGE_SUFFIXES:
+def hidden(name: str) -> bool:
+    """Whether a file or folder name is hidden: it starts with "." (.thumbnails, macOS's ._x.png AppleDouble files)."""
+    return name.startswith(".")
+
+
+def _walk_folder(top: Path) -> Iterator[tuple[Path, str | None]]:
+    """The image files under a folder (by suffix; a folder's files by name, then its subfolders by name), and a
+    (path, problem) row for each subfolder that cannot be listed, or for ``top`` if it holds no images.
+
+    Symlinked subfolders are followed; each real folder is walked once: a link back to a folder above (a loop) or a
+    second link to a folder already walked is one warning line and not walked again. Hidden files and folders (names
+    starting with ".") are left out and counted in one INFO line. Files are not opened here (a FIFO with an image
+    suffix is refused, unopened, by load_rgb)."""
+    found = unlisted = hidden_files = hidden_dirs = 0
+    errors: list[OSError] = []
+    seen = {os.path.realpath(top)}
+
+    def unlistable() -> Iterator[tuple[Path, str]]:  # folders os.walk could not list since the last call
+        nonlocal unlisted
+        while errors:
+            e, unlisted = errors.pop(0), unlisted + 1
+            yield Path(e.filename), f"{display_name(Path(e.filename))}: cannot list folder ({e.strerror})"
+
+    for root, dirs, files in os.walk(top, onerror=errors.append, followlinks=True):
+        hidden_dirs += sum(map(hidden, dirs))
+        dirs[:] = [d for d in sorted(dirs) if not hidden(d) and _first_visit(Path(root) / d, seen)]
+        for f in sorted(files):
+            if Path(f).suffix.lower() in IMAGE_SUFFIXES:
+                hidden_files += hidden(f)
+                if not hidden(f):
                     found += 1
                     yield Path(root) / f, None
-            yield from unlistable()
         yield from unlistable()
-        if not found and not unlisted:
-            yield p, f"{p}: no images found (no file with an image suffix: .jpg, .png, .tif, .bmp, .webp...)"
+    yield from unlistable()
+    if hidden_files or hidden_dirs:
+        log.info("%s: left out %d hidden image file(s) and %d hidden folder(s) (names starting with '.', such as "
+                 "macOS ._ files and .thumbnails); give them by name to score them", display_name(top), hidden_files,
+                 hidden_dirs)
+    if not found and not unlisted:
+        yield top, (f"{display_name(top)}: no images found (no file with an image suffix: .jpg, .png, .tif, .bmp, "
+                    f".webp...)")
+
+
+def _first_visit(folder: Path, seen: set[str]) -> bool:
+    """Whether ``folder`` leads to a real folder not walked yet (then it is marked walked); a warning if not."""
+    real = os.path.realpath(folder)
+    if real not in seen:
+        seen.add(real)
+        return True
+    parent = os.path.realpath(folder.parent)
+    loop = parent == real or parent.startswith(real.rstrip(os.sep) + os.sep)
+    log.warning("%s: not followed: %s %s", display_name(folder),
+                "a symlink loop back to" if loop else "a second link to the folder", display_name(real))
+    return False
 
 
 def iter_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
@@ -162,13 +205,13 @@ class TorchEngine:
 
     name = "torch"
 
-    def __init__(self, model, backbone: str, bf16: bool = False):
+    def __init__(self, model, backbone: str, bf16: bool = False, source: str = "the network"):
         import torch
 
         from pynima.model import normalization
 
         self.model = model.eval().to(memory_format=torch.channels_last)
-        self.backbone, self.bf16 = backbone, bf16
+        self.backbone, self.bf16, self.source = backbone, bf16, source
         self.any_size = True  # fully convolutional: any image size (crops="full")
         self.metadata: dict[str, str] = {}  # what pynima export writes into an .onnx; a checkpoint has none
         self.mean, self.std = normalization(backbone)
@@ -186,7 +229,7 @@ class TorchEngine:
         from pynima.model import load_checkpoint
 
         model, hp = load_checkpoint(ckpt)
-        return cls(model, hp["backbone"], bf16=bf16)
+        return cls(model, hp["backbone"], bf16=bf16, source=str(ckpt))
 
 
 def any_size(inputs: list) -> bool:
@@ -211,7 +254,7 @@ def _preprocessing(path: str | Path, meta: dict[str, str], inputs: list, outputs
         mean, std = (tuple(float(v) for v in meta[k].split(",")) for k in ("pynima_mean", "pynima_std"))
     except ValueError:
         mean = std = ()
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
+    if len(mean) != 3 or len(std) != 3 or not all(map(math.isfinite, mean + std)) or min(std) <= 0:
         raise PynimaError(f"{path}: malformed pynima metadata (mean {meta['pynima_mean']!r}, "
                           f"std {meta['pynima_std']!r})")
     return meta["pynima_backbone"], mean, std
@@ -232,6 +275,7 @@ class OnnxEngine:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types for missing and malformed files
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
+        self.source = str(path)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)  # what pynima export wrote: backbone, normalization, and what the model is
         shapes = [i.shape for i in self.session.get_inputs()], [o.shape for o in self.session.get_outputs()]
@@ -275,7 +319,7 @@ class OpenVinoEngine:
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).strip().splitlines()[-1]})") from None
         shapes = [[[d.get_length() if d.is_static else None for d in port.get_partial_shape()] for port in ports]
                   for ports in (model.inputs, model.outputs)]
-        self.metadata = meta
+        self.metadata, self.source = meta, str(path)
         self.backbone, self.mean, self.std = _preprocessing(path, meta, *shapes)
         self.any_size = any_size(shapes[0])
         self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
@@ -287,31 +331,53 @@ class OpenVinoEngine:
 # ---------------------------------------------------------------------------------------------- scoring
 
 
+def check_distributions(p: np.ndarray, source: str) -> np.ndarray:
+    """``p`` (N, 10) if every row is a probability distribution (finite, non-negative, summing to 1 within
+    DISTRIBUTION_TOLERANCE, which bfloat16 rounding stays inside); else one error line naming ``source``. A diverged
+    model (NaN weights) or an ONNX file without its softmax would otherwise give NaN or negative scores."""
+    if not np.isfinite(p).all():
+        raise NonFiniteError(f"{source}: the network's output is not finite (NaN or infinity): a diverged model; "
+                             f"retrain it with lower learning rates")
+    sums = p.sum(-1)
+    if p.ndim != 2 or p.shape[1] != BINS or p.min() < -DISTRIBUTION_TOLERANCE or \
+            np.abs(sums - 1).max() > DISTRIBUTION_TOLERANCE:
+        raise PynimaError(f"{source}: the network's output is not a probability distribution over {BINS} bins "
+                          f"(values {p.min():.4g} to {p.max():.4g}, rows summing to {sums.min():.4g} to "
+                          f"{sums.max():.4g}); a model exported without its softmax?")
+    return p
+
+
 class Scorer:
-    """A trained NIMA model ready to score images."""
+    """A trained NIMA model ready to score images. The network is tried on a grey image when the Scorer is made, and
+    every output is checked (``check_distributions``): a model that does not give probabilities is refused, never
+    scored."""
 
     def __init__(self, engine, crops: str = DEFAULT_CROPS, threads: int | None = None):
         check_crops(crops, engine)
         self.engine, self.crops = engine, crops
         self.threads = threads or min(4, os.cpu_count() or 1)
+        grey = normalize(np.full((1, CROP, CROP, 3), 128, np.uint8), engine.mean, engine.std)
+        check_distributions(np.asarray(engine(grey), np.float64), getattr(engine, "source", "the network"))
 
     def _crops(self, image, max_value: float | None = None) -> tuple[np.ndarray, str | None]:
-        """(n_crops, 224, 224, 3) uint8 crops of one image, and a warning if it had to be padded."""
+        """(n_crops, 224, 224, 3) uint8 crops of one image, and its warning, if any (see crops_of)."""
+        notes: list[str] = []
         if isinstance(image, (str, os.PathLike)):
-            name, rgb = image, load_rgb(image)
+            name, rgb = image, load_rgb(image, notes)
         else:
-            name, rgb = getattr(image, "filename", "") or "image array", to_rgb(image, max_value)
-        return self.crops_of(rgb, name)
+            name, rgb = getattr(image, "filename", "") or "image array", to_rgb(image, max_value, notes)
+        return self.crops_of(rgb, name, notes)
 
-    def crops_of(self, rgb: np.ndarray, name: object) -> tuple[np.ndarray, str | None]:
-        """(n_crops, 224, 224, 3) uint8 crops of a decoded (H, W, 3) uint8 image, and the warning naming ``name`` if it
-        had to be padded (pynima.ray decodes files read from object storage itself, then comes here)."""
+    def crops_of(self, rgb: np.ndarray, name: object, notes: Iterable[str] = ()) -> tuple[np.ndarray, str | None]:
+        """(n_crops, 224, 224, 3) uint8 crops of a decoded (H, W, 3) uint8 image, and one warning line naming ``name``
+        if decoding left ``notes`` (a multi-page TIFF, an ICC profile not applied) or the image had to be padded
+        (pynima.ray decodes files read from object storage itself, then comes here)."""
         h, w = rgb.shape[:2]
-        warning = None
+        problems = list(notes)
         if h < CROP or w < CROP:
-            warning = (f"{name}: {w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, so the "
-                       f"score is less reliable")
-        return crops(rgb, self.crops), warning
+            problems.append(f"{w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, so the score "
+                            f"is less reliable")
+        return crops(rgb, self.crops), f"{display_name(name)}: {'; '.join(problems)}" if problems else None
 
     def inputs(self, image, max_value: float | None = None) -> np.ndarray:
         """Network input of one image (a path, an array or a PIL image, see ``score``): (n_crops, 3, 224, 224)."""
@@ -327,7 +393,8 @@ class Scorer:
         def run(x: np.ndarray) -> np.ndarray:
             if x.dtype == np.uint8:
                 x = normalize(x, self.engine.mean, self.engine.std)
-            return np.asarray(self.engine(x), np.float64)
+            return check_distributions(np.asarray(self.engine(x), np.float64),
+                                       getattr(self.engine, "source", "the network"))
 
         # inputs of one spatial size share network calls (224 crops always; whole images when sizes repeat)
         by_size: dict[tuple[int, ...], list[int]] = {}
@@ -373,9 +440,11 @@ class Scorer:
                     ) -> Iterator[tuple[Path, Score | None, str | None]]:
         """(path, score, None) per scored image, (path, None, problem) per file that cannot be scored, in input order.
 
-        Folders are walked recursively for IMAGE_SUFFIXES. A path that does not exist, a folder without images and
-        each unreadable file give a (path, None, problem) row and the other images are still scored. Warnings
-        (padded small images) are in ``Score.warning``, not logged.
+        Folders are walked recursively for IMAGE_SUFFIXES (symlinked subfolders followed once, hidden names left
+        out: see _walk_folder). A path that does not exist, a folder without images and each unreadable file give a
+        (path, None, problem) row and the other images are still scored. Warnings (padded small images, multi-page
+        TIFF, an ICC profile not applied) are in ``Score.warning``, not logged. Messages name files with
+        ``display_name`` (escaped, one line); the paths yielded are the real ones.
         """
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise PynimaError(f"batch_size must be a positive integer, got {batch_size!r}")

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pynima.config import DEFAULT_CROPS
-from pynima.data import IMAGE_SUFFIXES, load_rgb_bytes
+from pynima.data import IMAGE_SUFFIXES, display_name, load_rgb_bytes
 from pynima.errors import PynimaError
-from pynima.predict import OnnxEngine, Scorer, _walk, bundled_model, check_crops, exported_sidecar
+from pynima.predict import OnnxEngine, Scorer, _walk, bundled_model, check_crops, exported_sidecar, hidden
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,8 +74,21 @@ def init(address: str | None = None) -> bool:
 
 
 def _strip(message: str, name: object) -> str:
-    """A message without the file name it starts with, as the CSV/JSON output of pynima predict gives it."""
-    return message.removeprefix(f"{name}: ")
+    """A message without the file name it starts with (as display_name shows it), as the CSV/JSON output of pynima
+    predict gives it."""
+    return message.removeprefix(f"{display_name(name)}: ")
+
+
+def _utf8(text: str | None) -> str | None:
+    """Text a Parquet string column can hold: as it is if it is valid UTF-8 (a name with a newline stays lossless),
+    else (a file name that is not UTF-8) display_name's escaped form, ``\\xff`` for the byte 0xff."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return display_name(text)
+    return text
 
 
 def _reason(e: BaseException) -> str:
@@ -111,8 +124,9 @@ def _filesystem(source: str, filesystem: Any) -> tuple[Any, str]:
 
 def _walk_remote(source: str, fs: Any, path: str, prefix: str) -> list[tuple[str, str, str | None]]:
     """(shown path, path on ``fs``, problem) for a file, or for each image under a folder (a key prefix), in the
-    order of ``pynima predict`` on a local folder (a folder's files by name, then its subfolders by name); a missing
-    path, a folder without images and a listing error are one row with the problem."""
+    order of ``pynima predict`` on a local folder (a folder's files by name, then its subfolders by name), hidden
+    names left out as there; a missing path, a folder without images and a listing error are one row with the
+    problem."""
     import pyarrow.fs as pafs
 
     try:
@@ -121,10 +135,15 @@ def _walk_remote(source: str, fs: Any, path: str, prefix: str) -> list[tuple[str
             return [(source, path, None)]
         if info.type != pafs.FileType.Directory:
             return [(source, path, "no such file or folder")]
-        found = [i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
-                 if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in IMAGE_SUFFIXES]
+        images = [i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+                  if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in IMAGE_SUFFIXES]
     except OSError as e:
         return [(source, path, f"cannot list ({_reason(e)})")]
+    start = len(path.rstrip("/")) + 1
+    found = [p for p in images if not any(map(hidden, p[start:].split("/")))]
+    if len(found) < len(images):  # as pynima predict's folder walk: names starting with "." are left out
+        log.info("%s: left out %d hidden image file(s) (a name on their path starts with '.', such as macOS ._ files "
+                 "and .thumbnails/)", source, len(images) - len(found))
     if not found:
         return [(source, path, "no images found (no file with an image suffix: .jpg, .png, .tif, .bmp, .webp...)")]
     found.sort(key=lambda p: (tuple(p.split("/")[:-1]), p.rsplit("/", 1)[-1]))
@@ -132,25 +151,26 @@ def _walk_remote(source: str, fs: Any, path: str, prefix: str) -> list[tuple[str
 
 
 def _list(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple[pyarrow.Table, list[Any]]:
-    """The files to score as a table (path: as shown; file: what an actor opens; fs: index into the returned
-    filesystems, -1 for a local file; error: why the row cannot be scored, null if it can) and the filesystems."""
+    """The files to score as a table (path: as shown, see _utf8; file: what an actor opens, as bytes (a local name
+    need not be UTF-8); fs: index into the returned filesystems, -1 for a local file; error: why the row cannot be
+    scored, null if it can) and the filesystems."""
     import pyarrow as pa
 
-    rows: list[tuple[str, str, int, str | None]] = []
+    rows: list[tuple[str | None, bytes, int, str | None]] = []
     filesystems: list[Any] = []
     cwd = Path.cwd()  # actors may run elsewhere: they get absolute paths, the output shows paths as given
     for source in map(str, sources):
         if filesystem is None and "://" not in source:
-            rows += [(str(p), str(cwd / p), -1, _strip(problem, p) if problem else None) for p, problem in
-                     _walk([source])]
+            rows += [(_utf8(str(p)), os.fsencode(cwd / p), -1, _utf8(_strip(problem, p)) if problem else None)
+                     for p, problem in _walk([source])]
             continue
         fs, path = _filesystem(source, filesystem)
         scheme = source.split("://", 1)[0] + "://" if "://" in source else ""
         filesystems.append(fs)
-        rows += [(shown, file, len(filesystems) - 1, problem)
+        rows += [(shown, file.encode(), len(filesystems) - 1, problem)
                  for shown, file, problem in _walk_remote(source, fs, path, scheme)]
     columns = list(zip(*rows)) if rows else [[], [], [], []]
-    table = pa.table({"path": pa.array(columns[0], pa.string()), "file": pa.array(columns[1], pa.string()),
+    table = pa.table({"path": pa.array(columns[0], pa.string()), "file": pa.array(columns[1], pa.binary()),
                       "fs": pa.array(columns[2], pa.int32()), "error": pa.array(columns[3], pa.string())})
     return table, filesystems
 
@@ -179,10 +199,13 @@ class _ScoreBatch:
         self.filesystems = filesystems
         self.pool = ThreadPoolExecutor(threads)  # decoding: Pillow releases the GIL
 
-    def _load(self, shown: str, file: str, fs: int, error: str | None) -> tuple[np.ndarray, str | None] | str:
-        """(crops, warning) of one file, or its error without the path."""
+    def _load(self, shown: str, file: bytes | str, fs: int, error: str | None) -> tuple[np.ndarray, str | None] | str:
+        """(crops, warning) of one file, or its error without the path. ``file``: bytes from _list (a local name as
+        os.fsencode gives it), or text."""
         if error is not None:
             return error
+        if isinstance(file, bytes):
+            file = os.fsdecode(file) if fs < 0 else file.decode()
         try:
             if fs < 0:  # a local file: exactly pynima predict's reading and decoding
                 loaded = self.scorer._load(Path(file))
@@ -197,7 +220,8 @@ class _ScoreBatch:
                 return "cannot read (permission denied)"
             except OSError as e:
                 return f"cannot read ({_reason(e)})"
-            x, warning = self.scorer.crops_of(load_rgb_bytes(data, shown), shown)
+            notes: list[str] = []
+            x, warning = self.scorer.crops_of(load_rgb_bytes(data, shown, notes), shown, notes)
             return x, warning and _strip(warning, shown)
         except PynimaError as e:
             return _strip(str(e), shown)
@@ -217,8 +241,8 @@ class _ScoreBatch:
         return pa.table({"path": paths,
                          "mean": [s and s.mean for s in rows], "std": [s and s.std for s in rows],
                          "distribution": [s and list(s.distribution) for s in rows],
-                         "warning": [s and s.warning for s in rows],
-                         "error": [x if isinstance(x, str) else None for x in loaded]}, schema=schema())
+                         "warning": [s and _utf8(s.warning) for s in rows],
+                         "error": [_utf8(x) if isinstance(x, str) else None for x in loaded]}, schema=schema())
 
 
 def _model_bytes(model: str | os.PathLike | None, crops: str) -> bytes:

@@ -23,11 +23,12 @@ import hashlib
 import importlib.util
 import json
 import math
+import multiprocessing
 import os
 import shutil
+import signal
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,15 @@ from pynima.data import (
     read_labels,
 )
 from pynima.distortions import DISTORTIONS, LEVELS, LEVELS_FILE, distort
-from pynima.files import LOCK_FILE, folder_lock, remove_stale_temporaries, temporary_sibling, write_bytes, write_json
+from pynima.files import (
+    LOCK_FILE,
+    folder_lock,
+    is_temporary,
+    remove_stale_temporaries,
+    temporary_sibling,
+    write_bytes,
+    write_json,
+)
 
 SIZE = (512, 384)  # TID2013's width, height
 MANIFEST = "pynima-synth.json"
@@ -141,6 +150,9 @@ _W: dict = {}
 
 
 def _init_worker(refs: list[np.ndarray], out: str, seed: int, score: bool) -> None:
+    # Ctrl-C and SIGTERM are the parent's to handle: it terminates the pool (Pool.__exit__), workers die at once
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _W.update(refs=refs, out=Path(out), seed=seed, score=score)
     if score:
         import torch
@@ -148,10 +160,11 @@ def _init_worker(refs: list[np.ndarray], out: str, seed: int, score: bool) -> No
         torch.set_num_threads(1)  # one process per core already
 
 
-def _make(ref_index: int, kind: int) -> tuple[int, int, list[float] | None]:
-    """Write the 5 levels of one (reference, type); return their FR scores if pseudo-labelling."""
+def _make(job: tuple[int, int]) -> tuple[int, int, list[float] | None]:
+    """Write the 5 levels of one (reference index, type); return their FR scores if pseudo-labelling."""
     from PIL import Image
 
+    ref_index, kind = job
     ref = _W["refs"][ref_index]
     images = [distort(ref, kind, level, seed=_W["seed"] * 100 + ref_index + 1) for level in LEVELS]
     for level, img in zip(LEVELS, images):
@@ -259,7 +272,9 @@ def synthesize(
     old = _read_manifest(out) if out.is_dir() else None
     if old and old.get("key") == key and old.get("complete") and not force and _on_disk(out, old):
         return SynthResult(out, n_images, len(files), time.perf_counter() - t0, True, labels_kind)
-    if out.exists() and (not out.is_dir() or any(p.name != LOCK_FILE for p in out.iterdir())) and old is None:
+    # the lock and the temporaries of a killed build (removed below, under the lock) do not make a folder a dataset
+    foreign = out.is_dir() and any(p.name != LOCK_FILE and not is_temporary(p) for p in out.iterdir())
+    if out.exists() and (not out.is_dir() or foreign) and old is None:
         raise DatasetError(f"{out}: exists, is not empty and is not a pynima synth dataset; choose another folder")
 
     table = {}
@@ -311,12 +326,12 @@ def _build(new: Path, references: list[np.ndarray], seed: int, workers: int | No
     jobs = sorted(((r, k) for r in range(len(references)) for k in DISTORTIONS),
                   key=lambda j: (slow.get(j[1], 2), j))
     scores: dict[tuple[int, int], list[float]] = {}
-    with ProcessPoolExecutor(workers or os.cpu_count() or 1, initializer=_init_worker,
-                             initargs=(references, str(new), seed, not table)) as pool:
-        futures = [pool.submit(_make, r, k) for r, k in jobs]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc="synth", unit="ref x type",
-                        disable=not progress):
-            r, k, s = fut.result()
+    # multiprocessing.Pool rather than ProcessPoolExecutor: leaving its block terminates the workers, so Ctrl-C or
+    # SIGTERM stops synth at once; the executor waited for every queued job and left workers behind on SIGTERM
+    with multiprocessing.Pool(workers or os.cpu_count() or 1, initializer=_init_worker,
+                              initargs=(references, str(new), seed, not table)) as pool:
+        for r, k, s in tqdm(pool.imap_unordered(_make, jobs), total=len(jobs), desc="synth", unit="ref x type",
+                            disable=not progress):
             if s is not None:
                 scores[r, k] = s
     keys = _keys(len(references))

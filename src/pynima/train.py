@@ -39,7 +39,15 @@ from pynima.data import (
 )
 from pynima.datasets import TOP, dataset_split, read_config_dataset
 from pynima.errors import NonFiniteError, PynimaError
-from pynima.files import atomic_path, folder_lock, read_csv, remove_stale_temporaries, write_json
+from pynima.files import (
+    RUN_MARKER,
+    atomic_path,
+    folder_lock,
+    read_csv,
+    remove_stale_temporaries,
+    write_json,
+    write_text,
+)
 from pynima.labels import label_distributions
 from pynima.losses import emd
 from pynima.model import create_model, mean_score, normalization, read_checkpoint
@@ -225,6 +233,18 @@ class _AtomicCheckpointIO(TorchCheckpointIO):
             super().save_checkpoint(checkpoint, tmp, storage_options)
 
 
+class _Interruption(L.Callback):
+    """Keeps the Ctrl-C (KeyboardInterrupt) or SIGTERM (``Terminated``) that stopped ``fit``: Lightning answers them
+    with ``sys.exit(1)``, which would hide from the CLI that the run was interrupted (exit 130 or 143)."""
+
+    def __init__(self):
+        self.exception: KeyboardInterrupt | None = None
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            self.exception = exception
+
+
 class _GlobalRNG(L.Callback):
     """Keeps torch's global RNG state (the head's dropout draws from it) in every checkpoint and puts it back at the
     start of the first epoch after ``--resume``. Between a checkpoint and the next epoch nothing else draws from it
@@ -300,15 +320,20 @@ RUN_FILES = ("config.json", "split.json", "metrics.csv", "hparams.yaml", "best.c
 
 
 def _prepare_run_folder(out: Path, split_file: Path | None, overwrite: bool) -> None:
-    """Refuse to mix a new run into an old one: an existing run is replaced only with ``overwrite``."""
+    """Refuse to mix a new run into an old one: an existing run is replaced only with ``overwrite``, and only if the
+    folder carries pynima's run marker (a user's own config.json or report.html is never pynima's to delete)."""
     given = split_file.resolve() if split_file else None
     old = sorted({p for pattern in RUN_FILES for p in out.glob(pattern) if p.resolve() != given})
+    names = ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else "")
+    if old and not (out / RUN_MARKER).is_file():
+        raise PynimaError(f"{out}: holds files pynima did not write as a run ({names}); pynima train writes into an "
+                          f"empty folder or its own run only: choose another --out")
     if old and not overwrite:
-        names = ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else "")
         raise PynimaError(f"{out}: holds a run already ({names}); continue it with --resume {out}, replace it with "
                           f"--overwrite, or choose another --out")
     for p in old:
         p.unlink()
+    write_text(out / RUN_MARKER, "a pynima train run: pynima train --overwrite may replace its files\n")
 
 
 def _unwrap_loader_error(e: Exception) -> PynimaError:
@@ -415,10 +440,11 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
     ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True,
                            enable_version_counter=False)
     logger = CSVLogger(out, name="", version="", flush_logs_every_n_steps=1)
+    interruption = _Interruption()
     trainer = distributed_trainer(
         cfg, max_epochs=cfg.epochs, logger=logger, enable_progress_bar=progress,
         callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt, _GlobalRNG(cfg.seed),
-                   *callbacks])
+                   interruption, *callbacks])
     rank, world = trainer.global_rank, trainer.world_size
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -451,6 +477,9 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                               f"number (--devices x --num-nodes), not {world}, as its {cfg.schedule} learning-rate "
                               f"schedule counts optimizer steps")
         lr_head, lr_base = cfg.learning_rates()
+        # the loaders too are made before an old run is replaced: whatever can fail before training has been tried
+        loaders = (make_loader(parts["train"], cfg, True, rank, world),
+                   make_loader(parts["val"], cfg, False, rank, world)) if will_train else ()
         if rank == 0:
             if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
                 _prepare_run_folder(out, Path(cfg.split_file) if cfg.split_file else None, overwrite)
@@ -477,12 +506,14 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                 # validation metrics are logged from the gathered set, the same value on every process
                 warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
                 try:
-                    trainer.fit(module, make_loader(parts["train"], cfg, True, rank, world),
-                                make_loader(parts["val"], cfg, False, rank, world),
-                                ckpt_path=resume_from,
+                    trainer.fit(module, *loaders, ckpt_path=resume_from,
                                 weights_only=True)
                 except DatasetError as e:
                     raise _unwrap_loader_error(e) from None
+                except SystemExit:
+                    if interruption.exception is not None:  # Ctrl-C or SIGTERM, not a finished run
+                        raise interruption.exception from None
+                    raise
             if rank != 0:
                 return out
             loss_curve(out / "metrics.csv", out / "loss_curve.png")
@@ -499,5 +530,6 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
             from pynima.evaluate import evaluate_checkpoint
 
             evaluate_checkpoint(best, cfg.data, out, split=split, part="test", crops=cfg.test_crops,
-                                allow_out_of_range=cfg.allow_out_of_range, format=cfg.format, scale=cfg.scale)
+                                allow_out_of_range=cfg.allow_out_of_range, format=cfg.format, scale=cfg.scale,
+                                replace=True, undefined_ok=True)  # the run's own (a resumed run evaluates again)
     return out
