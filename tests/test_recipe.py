@@ -80,6 +80,9 @@ def test_a_recipe_fills_only_what_is_not_given(tmp_path):
     old = tmp_path / "config.json"
     old.write_text(json.dumps({"data": "d", "lr_head": None, "lr_base": None}))
     assert TrainConfig.from_file(old).learning_rates() == (3.7e-5, 1.4e-4)
+    assert TrainConfig.from_file(old).clean_label is False  # nor clean labels, which came later still
+    assert (pynima.clean_label, paper.clean_label) == (ours["clean_label"], RECIPES["paper"]["clean_label"])
+    assert TrainConfig(data="d", clean_label=False).clean_label is False
     assert TrainConfig.from_file(old).schedule == "constant"
 
 

@@ -389,9 +389,10 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                         f"margin (0: EMD alone; default {d['ranking_weight']:g})")
     p.add_argument("--ranking-margin", type=float, metavar="M",
                    help=f"the ranking term's margin on the 0-9 scale (default {d['ranking_margin']:g})")
-    p.add_argument("--clean-label", action="store_true",
-                   help="add the dataset's clean reference images to training, labelled at their scene's highest "
-                        "MOS plus --ranking-margin (TID2013 gives them no score)")
+    p.add_argument("--clean-label", action=argparse.BooleanOptionalAction,
+                   help=f"add the dataset's clean reference images to training, labelled at their scene's highest "
+                        f"MOS plus --ranking-margin (TID2013 gives them no score; default: the recipe's; "
+                        f"{recipes('clean_label')})")
     p.add_argument("--init", metavar="CKPT",
                    help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
                         "fine-tuning a pretrained model")

@@ -19,8 +19,10 @@ OPTIMIZERS = ("adam", "sgd")  # each recipe gives learning rates for both
 # backbone) learning rates. "paper": the reference implementation's constant rates, for reproducing its numbers.
 # "pynima": what won the paired by-reference benchmark of issue 11 (docs/results.md, "The pynima recipe").
 RECIPES: dict[str, dict] = {
-    "paper": {"schedule": "constant", "warmup_epochs": 0.0, "adam": (3.7e-5, 1.4e-4), "sgd": (3e-6, 3e-7)},
-    "pynima": {"schedule": "cosine", "warmup_epochs": 0.3, "adam": (2.55e-4, 7.1e-4), "sgd": (3e-6, 3e-7)},
+    "paper": {"schedule": "constant", "warmup_epochs": 0.0, "clean_label": False, "adam": (3.7e-5, 1.4e-4),
+              "sgd": (3e-6, 3e-7)},
+    "pynima": {"schedule": "cosine", "warmup_epochs": 0.3, "clean_label": True, "adam": (2.55e-4, 7.1e-4),
+               "sgd": (3e-6, 3e-7)},
 }
 CROP_MODES = ("centre", "grid", "full")  # how an image is scored: see pynima.predict
 DEFAULT_CROPS = "centre"  # how predict, evaluate, serve, Ray and a run's test part score when not told
@@ -80,8 +82,9 @@ class TrainConfig:
     ranking_weight: float = 0.0
     ranking_margin: float = 0.2
     # the clean reference images as labelled training items (pynima.data.clean_anchors): a quarter of each batch's
-    # images come with their clean reference, labelled at its scene's highest MOS plus ranking_margin
-    clean_label: bool = False
+    # images come with their clean reference, labelled at its scene's highest MOS plus ranking_margin; None: the
+    # recipe's (pynima: on, compared in docs/results.md; a dataset without reference images trains without them)
+    clean_label: bool | None = None
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
     # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
@@ -105,6 +108,7 @@ class TrainConfig:
             raise PynimaError(f"{path}: unknown config key(s) {', '.join(unknown)}")
         values = {k: v for k, v in saved.items() if k in known} | overrides
         values.setdefault("recipe", "paper")  # a config written before recipes existed had the paper's defaults
+        values.setdefault("clean_label", False)  # nor did one written before clean labels existed
         for name in ("ratios", "scale"):
             if isinstance(values.get(name), list):
                 values[name] = tuple(values[name])
@@ -123,7 +127,7 @@ class TrainConfig:
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         recipe = RECIPES.get(self.recipe) if isinstance(self.recipe, str) else None  # check() refuses a bad one
-        for name in ("schedule", "warmup_epochs"):
+        for name in ("schedule", "warmup_epochs", "clean_label"):
             if getattr(self, name) is None and recipe:
                 setattr(self, name, recipe[name])
         self.check()
@@ -143,9 +147,6 @@ class TrainConfig:
                 or r[0] <= 0 or r[1] <= 0 or sum(r) > 1 + 1e-6):
             raise PynimaError(f"ratios must be train, val and test fractions (train and val above 0, summing to at "
                               f"most 1), got {r!r}")
-        for name in ("export_onnx", "cache_images", "allow_out_of_range", "clean_label"):
-            if not isinstance(getattr(self, name), bool):
-                raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
         choices = {"recipe": tuple(RECIPES), "split": SPLITS, "labels": LABELS,
                    "vote_std": ("sem", "fixed", "raw"), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
                    "precision": ("32", "bf16-mixed"), "test_crops": CROP_MODES, "accelerator": ACCELERATORS,
@@ -153,6 +154,9 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("export_onnx", "cache_images", "allow_out_of_range", "clean_label"):
+            if not isinstance(getattr(self, name), bool):
+                raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.devices != "auto" and not (isinstance(self.devices, int) and not isinstance(self.devices, bool)
                                            and self.devices >= 1):
             raise PynimaError(f"devices must be a positive integer or 'auto', got {self.devices!r}")

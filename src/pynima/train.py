@@ -355,9 +355,10 @@ def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank:
     transform = transforms(*normalization(cfg.backbone), train_mode)
     if train_mode and (cfg.ranking_weight > 0 or cfg.clean_label):
         items, anchors = clean_anchors(records, cfg.ranking_margin if cfg.clean_label else None, TOP)
-        if len(items) == len(records):
-            log.warning("--ranking-weight / --clean-label: the training part has no reference images of distorted "
-                        "versions, so there are no clean images to add")
+        if len(items) == len(records):  # a dataset without reference images (camera photos, a CSV)
+            (log.warning if cfg.ranking_weight > 0 else log.info)(
+                "the training part has no reference images of distorted versions: no clean images to add (EMD "
+                "alone)")
         added = label_distributions(items[len(records):], cfg.labels, cfg.vote_std) if cfg.clean_label else \
             np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)
         targets = np.concatenate([targets, added.astype(targets.dtype)])
