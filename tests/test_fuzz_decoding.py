@@ -95,3 +95,34 @@ def test_any_bytes_give_an_rgb_image_or_one_error_line(tmp_path, data, suffix):
     path.write_bytes(data)
     _rgb_or_one_line(lambda: load_rgb(path))
     _rgb_or_one_line(lambda: load_rgb_bytes(data, f"s3://bucket/fuzz{suffix}"))
+
+
+@pytest.fixture(scope="module")
+def service():
+    """The service on the bundled model, in process (Starlette's TestClient), at a Host it answers to."""
+    from starlette.testclient import TestClient
+
+    from pynima.serve import create_app
+
+    with TestClient(create_app(), base_url="http://127.0.0.1:8000") as c:
+        yield c
+
+
+@settings(max_examples=60, deadline=10000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.one_of(damaged(), st.binary(max_size=4096)), suffix=st.sampled_from(SUFFIXES),
+       raw=st.booleans())
+def test_the_service_answers_any_bytes_with_a_score_or_a_json_error(service, data, suffix, raw):
+    """Every upload, as a multipart file or a raw image body: 200 with scores, or a 4xx whose JSON says why in one
+    line; never a 5xx or a plain-text traceback."""
+    if raw:
+        r = service.post("/v1/score", content=data, headers={"content-type": "image/png"})
+    else:
+        r = service.post("/v1/score", files=[("files", (f"fuzz{suffix}", data, "application/octet-stream"))])
+    assert r.status_code < 500, r.text[:500]
+    body = r.json()
+    if r.status_code != 200:
+        message = body.get("error") or body.get("detail")
+        assert message and "Traceback" not in str(message), body
+    else:
+        [row] = body["results"]
+        assert 0 <= row["mean"] <= 9 and sum(row["distribution"]) == pytest.approx(1, abs=0.01), body
