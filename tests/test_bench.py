@@ -29,8 +29,15 @@ def bench(script: str, *args: str, cwd: Path | None = None) -> str:
 def test_every_bench_script_has_a_smoke_test():
     tested = {"compare_recipes", "distributed_training", "label_targets", "litserve_app", "pseudo_label_leakage",
               "ray_scoring", "serve_load", "synth_fidelity", "test_time_crops", "throughput", "train_step",
-              "photo_ladder", "shift_stability"}
+              "photo_ladder", "shift_stability", "chaos"}
     assert {p.stem for p in BENCH.glob("*.py")} == tested
+
+
+def test_chaos():
+    out = bench("chaos.py")  # exits 1 if a case fails, which bench() asserts against
+    rows = [line for line in out.splitlines() if line.rstrip().endswith((" yes", " NO"))]
+    assert len(rows) == 10 and all(row.rstrip().endswith("yes") for row in rows)
+    assert "10 of 10 cases pass" in out
 
 
 def test_train_step():
