@@ -125,3 +125,21 @@ def test_a_full_disk_is_one_line_naming_the_file_with_its_own_exit_code(run, tmp
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert lines[-1].startswith("pynima export: error: ") and str(out) in lines[-1] and "too large" in lines[-1]
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))  # no partial file, no temporary left
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_is_one_line_naming_the_checkpoint(tiny, tmp_path):
+    import resource
+
+    def small_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))  # the config fits, a checkpoint does not
+
+    out = tmp_path / "run"
+    done = subprocess.run([*CLI, "train", str(tiny), "--out", str(out), "--epochs", "1", "--num-workers", "0",
+                           "--batch-size", "8", "--quiet"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=small_files)
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("pynima train: error: ") and ".ckpt" in last and "too large" in last
+    assert not list(out.glob("*.ckpt")) and not list(out.glob(".*tmp*"))
