@@ -127,6 +127,63 @@ def test_a_full_disk_is_one_line_naming_the_file_with_its_own_exit_code(run, tmp
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))  # no partial file, no temporary left
 
 
+def limited_to(size: int):
+    """A preexec_fn: files of at most ``size`` bytes, the write failing with EFBIG (a full disk without root)."""
+    import resource
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return limit
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "table"])
+def test_predict_into_a_full_disk_says_the_output_is_incomplete(tmp_path, fmt):
+    """A redirect into a full disk cut the last CSV row; the exit status must say so, with the file's name."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for k in range(4):
+        Image.new("RGB", (240, 240), (40 * k, 90, 160)).save(folder / f"{k}.png")
+    target = tmp_path / "scores.out"
+    with open(target, "w") as stdout:
+        done = subprocess.run([*CLI, "predict", str(folder), "--format", fmt], stdout=stdout, stderr=subprocess.PIPE,
+                              text=True, timeout=120, preexec_fn=limited_to(300))
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("pynima predict: error: ") and str(target) in last and "too large" in last
+    assert "incomplete" in last
+
+
+def test_predict_into_dev_full_is_one_line(tmp_path):
+    Image.new("RGB", (240, 240), (10, 90, 160)).save(tmp_path / "a.png")
+    with open("/dev/full", "w") as stdout:
+        done = subprocess.run([*CLI, "predict", str(tmp_path / "a.png")], stdout=stdout, stderr=subprocess.PIPE,
+                              text=True, timeout=120)
+    assert done.returncode == 3 and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("pynima predict: error: /dev/full")
+
+
+def test_report_into_a_full_disk_is_one_line_and_leaves_no_partial_file(run, tmp_path):
+    out = tmp_path / "report.html"
+    done = subprocess.run([*CLI, "report", str(run), "--out", str(out)], capture_output=True, text=True, timeout=300,
+                          preexec_fn=limited_to(20_000))
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("pynima report: error: ") and str(out) in last and "too large" in last
+    assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_evaluate_into_a_full_disk_is_one_line_and_leaves_no_partial_file(run, tiny, tmp_path):
+    out = tmp_path / "ev"
+    done = subprocess.run([*CLI, "evaluate", str(run / "best.ckpt"), str(tiny), "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, preexec_fn=limited_to(1_000))
+    assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("pynima evaluate: error: ") and str(out) in last and "too large" in last
+    assert not list(out.glob("*.json")) and not list(out.glob("*.csv")) and not list(out.glob(".*tmp*"))
+
+
 @pytest.mark.slow
 def test_a_full_disk_during_training_is_one_line_naming_the_checkpoint(tiny, tmp_path):
     import resource

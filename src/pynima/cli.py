@@ -4,7 +4,9 @@ instant."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
+import os
 import signal
 import sys
 import threading
@@ -658,14 +660,53 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
+class _NamedStdout:
+    """``sys.stdout`` whose refused writes name where it goes (a redirect into a full disk): the error then reads as
+    one line naming the file, and the final flush happens inside main, not in Python's shutdown, which would print
+    'Exception ignored' and exit 120."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+    def _refused(self, e: OSError) -> OSError:
+        if e.errno in OS_ERRORS and e.filename is None:
+            try:
+                target = os.readlink(f"/proc/self/fd/{self.stream.fileno()}")
+            except (OSError, ValueError, AttributeError):  # not Linux, or not a real file descriptor
+                target = "standard output"
+            e.filename = STDOUT_REFUSED.format(target=target)
+        return e
+
+    def write(self, text: str) -> int:
+        try:
+            return self.stream.write(text)
+        except OSError as e:
+            raise self._refused(e) from None
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as e:
+            raise self._refused(e) from None
+
+
+STDOUT_REFUSED = "{target} (standard output: what was written there is incomplete)"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _log_to_stderr(args)
     # uvicorn has its own SIGTERM handling (it finishes the requests in flight); a handler is the main thread's alone
     if args.command != "serve" and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)  # cleanup as for Ctrl-C, then exit 143
+    stdout = sys.stdout
+    sys.stdout = _NamedStdout(stdout)
     try:
         code = args.func(args)  # commands return None, or an exit code when partial failure is possible (predict)
+        sys.stdout.flush()
     except PynimaError as e:
         print(f"pynima {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -683,8 +724,6 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into head & co.: stop quietly, as Unix tools do
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as e:
@@ -692,7 +731,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         where = f"{e.filename}: " if e.filename else ""
         print(f"pynima {args.command}: error: {where}{e.strerror or e} (the system refused it)", file=sys.stderr)
+        if STDOUT_REFUSED.format(target="") in (e.filename or ""):  # drop what could not be written, so that
+            with contextlib.suppress(OSError, ValueError):  # Python's exit does not retry it
+                os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
         return EXIT_OS_ERROR
+    finally:
+        sys.stdout = stdout
     return int(code or 0)
 
 
