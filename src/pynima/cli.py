@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import errno
 import os
+import re
 import signal
 import sys
 import threading
+import warnings
 
 from pynima.errors import PynimaError, Terminated
 
@@ -217,8 +220,6 @@ def _predict(args: argparse.Namespace) -> int:
 
     Paths are shown by display_name (one printable line: a newline, an ESC or a byte that is not UTF-8 escaped) in the
     table, the CSV and the stderr lines; the JSON keeps the path as os.fsdecode gives it (lossless, in JSON escapes)."""
-    import csv
-    import json
     from pathlib import Path
 
     from pynima.data import display_name as shown
@@ -240,36 +241,81 @@ def _predict(args: argparse.Namespace) -> int:
                               f"redirect --format csv or json to a file")
     args.format = args.format or "table"
     scorer = load(model, engine=args.engine, crops=args.crops, bf16=args.bf16)
-    rows, total, failed = [], 0, 0
-    writer = csv.writer(sys.stdout) if args.format == "csv" else None
-    if writer:
-        writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(10)] + ["warning", "error"])
+    total, failed = 0, 0
+    write = _result_writer(args.format)
+    bar = _progress(args.quiet)
     for path, score, error in scorer.score_paths(paths, batch_size=args.batch_size):
         total += 1
+        bar.update()
         warning = score.warning if score else None
         if error:
             failed += 1
-            print(f"skipped: {shown(path)}: {problem(path, error)}", file=sys.stderr)
+            bar.write(f"skipped: {shown(path)}: {problem(path, error)}", file=sys.stderr)
         if warning:
-            print(f"warning: {shown(path)}: {problem(path, warning)}", file=sys.stderr)
-        if args.format == "json":
-            rows.append({"path": str(path), "mean": score.mean if score else None, "std": score.std if score else None,
-                         "distribution": list(score.distribution) if score else None,
-                         "warning": problem(path, warning) or None, "error": problem(path, error) or None})
-        elif writer:
-            values = ([f"{score.mean:.4f}", f"{score.std:.4f}"] + [f"{v:.5f}" for v in score.distribution] if score
-                      else [""] * 12)
-            writer.writerow([shown(path)] + values + [problem(path, warning), problem(path, error)])
-        elif score:
-            print(f"{score.mean:6.3f}  {score.std:5.3f}  {shown(path)}" + (f"  (warning: {problem(path, warning)})"
-                                                                             if warning else ""))
-        else:
-            print(f"{'-':>6}  {'-':>5}  {shown(path)}  (error: {problem(path, error)})")
-    if args.format == "json":
-        print(json.dumps(rows, indent=1))
+            bar.write(f"warning: {shown(path)}: {problem(path, warning)}", file=sys.stderr)
+        write({"path": path, "mean": score.mean if score else None, "std": score.std if score else None,
+               "distribution": list(score.distribution) if score else None,
+               "warning": problem(path, warning) or None, "error": problem(path, error) or None})
+    write(None)
+    bar.close()
     if failed:
         print(f"{failed} of {total} input(s) could not be scored (see the skipped: lines)", file=sys.stderr)
     return 1 if failed or not total else 0
+
+
+TABLE_HEADER = f"{'mean':>6}  {'std':>5}  path   (scores 0-9, higher is better)"
+
+
+def _result_writer(fmt: str):
+    """A function that writes one result row (``None``: the end) to stdout as it comes: a table line, a CSV row, a
+    JSON Lines object, or an element of one JSON array (streamed, so nothing waits for the last image)."""
+    import csv
+    import json
+
+    from pynima.data import display_name as shown
+
+    state = {"rows": 0}
+    writer = csv.writer(sys.stdout) if fmt == "csv" else None
+    if writer:
+        writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(10)] + ["warning", "error"])
+
+    def write(row: dict | None) -> None:
+        first = state["rows"] == 0
+        if row is not None:
+            state["rows"] += 1
+        if fmt == "json":  # "[" ... "]" around the rows, an empty list when there are none
+            if row is None:
+                print("[]" if first else "\n]")
+            else:
+                print(("[\n" if first else ",\n") + json.dumps(dict(row, path=str(row["path"]))), end="")
+        elif fmt == "jsonl":
+            if row is not None:
+                print(json.dumps(dict(row, path=str(row["path"]))))
+        elif writer:
+            if row is not None:
+                values = ([f"{row['mean']:.4f}", f"{row['std']:.4f}"] + [f"{v:.5f}" for v in row["distribution"]]
+                          if row["mean"] is not None else [""] * 12)
+                writer.writerow([shown(row["path"])] + values + [row["warning"] or "", row["error"] or ""])
+        elif row is not None:  # the table
+            if first:
+                print(TABLE_HEADER)
+            if row["mean"] is not None:
+                note = f"  (warning: {row['warning']})" if row["warning"] else ""
+                print(f"{row['mean']:6.3f}  {row['std']:5.3f}  {shown(row['path'])}{note}")
+            else:
+                print(f"{'-':>6}  {'-':>5}  {shown(row['path'])}  (error: {row['error']})")
+        if fmt == "jsonl" or row is None:
+            sys.stdout.flush()
+
+    return write
+
+
+def _progress(quiet: bool):
+    """A progress bar on stderr (tqdm) that shows itself only after a second, on a terminal, without --quiet; its
+    ``write`` prints a line above it (or plainly when there is no bar)."""
+    from tqdm import tqdm
+
+    return tqdm(unit=" images", file=sys.stderr, delay=1.0, disable=quiet or not sys.stderr.isatty(), leave=False)
 
 
 def _predict_on_ray(args: argparse.Namespace, model: str | None, paths: list[str]) -> int:
@@ -381,7 +427,7 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     p.add_argument("--warmup-epochs", type=float, metavar="E",
                    help=f"linear learning-rate warm-up from 0 over the first E epochs (default: the recipe's; "
                         f"{recipes('warmup_epochs', '{:g}')})")
-    p.add_argument("--test-crops", choices=list(CROP_MODES),
+    p.add_argument("--test-crops", type=_crop_mode, choices=list(CROP_MODES),
                    help=f"how the test part is scored: one centre 224 crop, the grid of 224 crops covering the "
                         f"image (averaged), or the full image at native resolution (default {d['test_crops']}; "
                         f"compared in docs/results.md)")
@@ -439,11 +485,51 @@ def _add_distributed_options(p: argparse.ArgumentParser) -> None:
                    help="auto (default: ddp with more than one process), ddp, or fsdp (sharded; for large backbones)")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with "did you mean" for a mistyped command, choice or option. Python 3.14's ``suggest_on_error``
+    does this for commands and choices only, and pynima supports 3.11, hence these few lines."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        self.option_names: list[str] = []  # before argparse's __init__, which adds -h
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs) -> argparse.Action:
+        action = super().add_argument(*args, **kwargs)
+        self.option_names.extend(action.option_strings)
+        return action
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        for extra in extras:  # a sub-command's parser sees its own options: suggest from them, with its usage
+            close = difflib.get_close_matches(extra.split("=")[0], self.option_names, n=1) if extra[:1] == "-" else []
+            if close:
+                self.error(f"unrecognized argument: {extra} (did you mean {close[0]}?)")
+        return namespace, extras
+
+    def error(self, message: str):
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if wrong:
+            close = difflib.get_close_matches(wrong[1], re.findall(r"'([^']*)'", wrong[2]), n=1)
+            if close:
+                message += f"; did you mean {close[0]}?"
+        super().error(message)
+
+
+def _crop_mode(text: str) -> str:
+    """argparse type of --crops: a crop mode, or another spelling of one (center)."""
+    from pynima.config import crop_mode
+
+    return crop_mode(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from pynima import __version__
     from pynima.config import CROP_MODES, DEFAULT_CROPS
     from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
-    parser = argparse.ArgumentParser(prog="pynima", description="Blind image quality assessment with NIMA.")
+    parser = Parser(prog="pynima", description="Blind image quality assessment with NIMA: scores from 0 (worst) to "
+                                               "9 (best); higher is better.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log everything pynima does (on stderr)")
+    parser.add_argument("--version", action="version", version=f"pynima {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("synth", help="write a TID2013-layout dataset (24 distortions x 5 levels per reference)",
@@ -521,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier evaluation (or a training run's test results) in --out")
-    p.add_argument("--crops", choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
+    p.add_argument("--crops", type=_crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS,
+                   help=CROPS_HELP)
     p.add_argument("--allow-out-of-range", action="store_true",
                    help="accept scores outside the scale (TID2013's 0-9, or a CSV's --scale)")
     p.set_defaults(func=_evaluate, format=None, scale=None)
@@ -557,9 +644,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="image files and folders, after an optional MODEL: a checkpoint from pynima train (.ckpt) or "
                         "an .onnx file from pynima export, recognised by its suffix; without one, the model bundled "
                         "with pynima scores (docs/model-card.md)")
-    p.add_argument("--format", choices=["table", "json", "csv"], default=None,
-                   help="table (default): mean, std, path; json and csv add the distribution and the warning and "
-                        "error of each input")
+    p.add_argument("--format", choices=["table", "json", "jsonl", "csv"], default=None,
+                   help="table (default): mean, std, path; json, jsonl (JSON Lines, one object per image) and csv "
+                        "add the distribution and the warning and error of each input; every format is written as "
+                        "the images are scored")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
     p.add_argument("--batch-size", type=_positive_int, default=16, help="images per network batch (default 16)")
     p.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
                    help="score on Ray (pip install 'pynima[ray]') into the Parquet file --out: on a new local "
@@ -577,9 +666,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 arithmetic (torch and openvino engines): faster on CPUs with AMX, not bit-equal "
                         "(speed and SRCC cost in docs/performance.md)")
-    p.add_argument("--crops", choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
+    p.add_argument("--crops", type=_crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS,
+                   help=CROPS_HELP)
     p.set_defaults(func=_predict)
     _add_serve(sub)
+    for command in sub.choices.values():  # -v also after the command (pynima predict -v ...)
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="log everything pynima does (on stderr)")
     return parser
 
 
@@ -693,6 +786,7 @@ class _NamedStdout:
             raise self._refused(e) from None
 
 
+QUIET_MODULES = r"(lightning|lightning_fabric|torch|torchvision|timm|onnxscript|onnx)(\.|$)"
 STDOUT_REFUSED = "{target} (standard output: what was written there is incomplete)"
 
 
@@ -702,6 +796,9 @@ def main(argv: list[str] | None = None) -> int:
     # uvicorn has its own SIGTERM handling (it finishes the requests in flight); a handler is the main thread's alone
     if args.command != "serve" and threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)  # cleanup as for Ctrl-C, then exit 143
+    if not args.verbose:  # deprecation notices of the libraries pynima runs on are for their developers
+        for category in (DeprecationWarning, FutureWarning):
+            warnings.filterwarnings("ignore", category=category, module=QUIET_MODULES)
     stdout = sys.stdout
     sys.stdout = _NamedStdout(stdout)
     try:

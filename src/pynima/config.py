@@ -25,6 +25,14 @@ RECIPES: dict[str, dict] = {
                "sgd": (3e-6, 3e-7)},
 }
 CROP_MODES = ("centre", "grid", "full")  # how an image is scored: see pynima.predict
+CROP_SPELLINGS = {"center": "centre"}  # accepted wherever a crop mode is given, as the American spelling
+
+
+def crop_mode(text: str) -> str:
+    """``text`` as one of CROP_MODES when it is another spelling of one (``"center"``), else unchanged."""
+    return CROP_SPELLINGS.get(text, text)
+
+
 DEFAULT_CROPS = "centre"  # how predict, evaluate, serve, Ray and a run's test part score when not told
 LABELS = ("auto", "maxent", "mean-only")  # how targets are made: see pynima.labels.label_distributions
 SPLITS = ("reference", "random", "official")  # see pynima.data.make_split and pynima.datasets.dataset_split

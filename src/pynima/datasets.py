@@ -720,8 +720,14 @@ def read_dataset(root: str | Path, format: str | None = None, scale: tuple[float
         "ava": read_ava,
     }
     dataset = readers[fmt](root)
-    log.info("%s: %s, %d images (%s)", root, fmt, len(dataset.records), dataset.scale.describe())
+    line = f"{root}: {fmt}, {len(dataset.records)} images ({dataset.scale.describe()})"
+    # a command reads its dataset several times (train, then its test part; a benchmark per split): say it once
+    log.log(logging.DEBUG if line in DESCRIBED else logging.INFO, line)
+    DESCRIBED.add(line)
     return dataset
+
+
+DESCRIBED: set[str] = set()  # the dataset lines already logged in this process
 
 
 def dataset_split(dataset: Dataset, mode: str, ratios: tuple[float, float, float], seed: int) -> dict:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.config import CROP_MODES, DEFAULT_CROPS
+from pynima.config import CROP_MODES, DEFAULT_CROPS, crop_mode
 from pynima.data import CROP, IMAGE_SUFFIXES, display_name, load_rgb, to_rgb
 from pynima.errors import NonFiniteError, PynimaError
 from pynima.labels import BINS
@@ -151,7 +151,7 @@ def _offsets(length: int, n: int) -> list[int]:
 def check_crops(mode: str, engine=None) -> None:
     """Refuse, in one PynimaError line, a crop mode that is not one of CROP_MODES, or ``"full"`` with an ``engine``
     whose network takes 224x224 crops only (an ONNX file exported before image sizes were dynamic)."""
-    if mode not in CROP_MODES:
+    if crop_mode(mode) not in CROP_MODES:
         raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {mode!r}")
     if mode == "full" and not getattr(engine, "any_size", True):
         raise PynimaError(f"crops full needs a model exported with a dynamic image size; this ONNX file takes "
@@ -162,6 +162,7 @@ def check_crops(mode: str, engine=None) -> None:
 def crop_boxes(height: int, width: int, mode: str = "centre") -> list[tuple[int, int]]:
     """Top-left corners of the 224x224 crops of an image (see the module docstring)."""
     check_crops(mode)
+    mode = crop_mode(mode)
     if mode == "full":
         return [(0, 0)]
     if mode == "centre" or (height <= CROP and width <= CROP):
@@ -354,7 +355,7 @@ class Scorer:
 
     def __init__(self, engine, crops: str = DEFAULT_CROPS, threads: int | None = None):
         check_crops(crops, engine)
-        self.engine, self.crops = engine, crops
+        self.engine, self.crops = engine, crop_mode(crops)
         self.threads = threads or min(4, os.cpu_count() or 1)
         grey = normalize(np.full((1, CROP, CROP, 3), 128, np.uint8), engine.mean, engine.std)
         check_distributions(np.asarray(engine(grey), np.float64), getattr(engine, "source", "the network"))

@@ -45,7 +45,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from pynima.config import CROP_MODES, DEFAULT_CROPS, Connections, Limits
+from pynima.config import CROP_MODES, CROP_SPELLINGS, DEFAULT_CROPS, Connections, Limits, crop_mode
 from pynima.data import CROP, DatasetError, decode_rgb, open_image
 from pynima.errors import PynimaError
 from pynima.labels import moments
@@ -473,9 +473,11 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
               description="Multipart form files (any field name, up to the file limit), or one image as the raw "
                           "body with an image/* content type. Per image: name, mean, std, the 10-bin distribution, "
                           "or an error.")
-    async def score(request: Request, crops_mode: Literal[CROP_MODES] = Query(DEFAULT_CROPS, alias="crops")):
+    async def score(request: Request,
+                    crops_mode: Literal[CROP_MODES + tuple(CROP_SPELLINGS)] = Query(DEFAULT_CROPS, alias="crops")):
         try:
             check_crops(crops_mode, scorer.engine)
+            crops_mode = crop_mode(crops_mode)
         except PynimaError as e:
             return JSONResponse({"error": str(e)}, 422)
         try:

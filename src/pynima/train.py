@@ -13,6 +13,7 @@ import functools
 import logging
 import math
 import os
+import sys
 import time
 import warnings
 from dataclasses import asdict
@@ -507,8 +508,9 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                 # validation metrics are logged from the gathered set, the same value on every process
                 warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
                 try:
-                    trainer.fit(module, *loaders, ckpt_path=resume_from,
-                                weights_only=True)
+                    # Lightning's progress bar writes to stdout; results alone go there (the CLI prints them)
+                    with contextlib.redirect_stdout(sys.stderr):
+                        trainer.fit(module, *loaders, ckpt_path=resume_from, weights_only=True)
                 except DatasetError as e:
                     raise _unwrap_loader_error(e) from None
                 except SystemExit:

@@ -1,0 +1,7 @@
+"""``python -m pynima``: the ``pynima`` command."""
+
+import sys
+
+from pynima.cli import main
+
+sys.exit(main())
