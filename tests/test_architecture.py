@@ -15,11 +15,11 @@ LAYERS = {
     "config": 2, "data": 2, "distortions": 2, "losses": 2, "metrics": 2, "fullref": 2,
     "labels": 3, "model": 3, "synth": 3, "datasets": 3,
     "predict": 4,
-    "evaluate": 5, "export": 5, "serve": 5, "ray": 5,
+    "evaluate": 5, "export": 5, "serve": 5, "ray": 5, "torch_metric": 5,
     "train": 6,
     "benchmark": 7, "search": 7,
     "report": 8,
-    "cli": 9,
+    "cli": 9, "__main__": 10,
 }
 # what scoring with an ONNX model may load: the core install (pip install pynima) has no torch, scipy, timm...
 HEAVY = ("torch", "torchvision", "timm", "lightning", "scipy", "optuna", "openvino", "matplotlib", "skimage", "piq",

@@ -285,8 +285,10 @@ def test_odd_file_names_are_scored_and_shown_escaped(odd_names):
     r = run_predict(str(odd_names))
     out, err = r.stdout.decode(), r.stderr.decode()  # strict UTF-8: a raw surrogate would have failed to print
     assert r.returncode == 1 and "Traceback" not in err
-    assert [line.rsplit("/", 1)[-1].split("  (")[0] for line in out.splitlines()] == SHOWN
-    assert "\x1b" not in out + err and len(out.splitlines()) == 5
+    header, *rows = out.splitlines()
+    assert header.split()[:3] == ["mean", "std", "path"]
+    assert [line.rsplit("/", 1)[-1].split("  (")[0] for line in rows] == SHOWN
+    assert "\x1b" not in out + err and len(rows) == 5
     skipped = [line for line in err.splitlines() if line.startswith("skipped:")]
     assert skipped == [f"skipped: {odd_names}/z\\xfe\\nbroken.jpg: cannot decode image (not an image format "
                        f"Pillow reads, or a corrupt header)"]

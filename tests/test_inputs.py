@@ -337,7 +337,7 @@ def test_predict_reports_bad_files_and_scores_the_rest(run, mixed, capsys):
     assert "over the limit" in bomb_row and ",,,," in bomb_row
 
     code, out, err = predict(capsys, run / "best.ckpt", mixed)
-    assert code == 1 and len(out.splitlines()) == 4 and "(error: 900,000,000 pixels" in out
+    assert code == 1 and len(out.splitlines()) == 1 + 4 and "(error: 900,000,000 pixels" in out  # header + rows
 
 
 def test_predict_exit_codes(run, tmp_path, upright, capsys):

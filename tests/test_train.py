@@ -98,7 +98,7 @@ def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path):
     lines = r.stdout.strip().splitlines()
     assert lines[0].startswith("path,mean,std,p0") and len(lines) == 4 and r.returncode == 1
     r = subprocess.run(cmd, capture_output=True, text=True)
-    assert len(r.stdout.strip().splitlines()) == 3 and "i01_08_5.bmp" in r.stdout and r.returncode == 1
+    assert len(r.stdout.strip().splitlines()) == 1 + 3 and "i01_08_5.bmp" in r.stdout and r.returncode == 1
 
 
 def test_same_seed_same_run(tiny, tmp_path):

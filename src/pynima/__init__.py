@@ -14,3 +14,11 @@ def load(path=None, engine=None, crops=None, bf16=False):
     from pynima.predict import load as _load
 
     return _load(path, engine=engine, bf16=bf16, **({"crops": crops} if crops else {}))
+
+
+def metric(device="cpu", as_loss=False, crops=None, model=None):
+    """The bundled model as a ``torch.nn.Module`` on ``(N, 3, H, W)`` tensors, for training loops and GPU (see
+    pynima.torch_metric.metric; needs pynima[train] for torch)."""
+    from pynima.torch_metric import metric as _metric
+
+    return _metric(device, as_loss=as_loss, model=model, **({"crops": crops} if crops else {}))
