@@ -18,7 +18,7 @@ from pynima.errors import PynimaError, Terminated
 
 # the optional extra (pyproject.toml) that installs each module the core install lacks
 EXTRAS = {m: "train" for m in ("torch", "torchvision", "timm", "lightning", "scipy", "skimage", "pywt", "piq",
-                               "matplotlib", "tqdm", "filelock", "onnx", "onnxscript", "openpyxl")}
+                               "matplotlib", "filelock", "onnx", "onnxscript", "openpyxl")}
 EXTRAS |= {"optuna": "search", "openvino": "openvino"}
 EXTRAS |= {m: "serve" for m in ("fastapi", "uvicorn", "starlette", "multipart", "python_multipart",
                                  "prometheus_client")}
