@@ -72,6 +72,8 @@ def test_a_small_image_is_padded_as_predict_pads_it(capsys, tmp_path):
 def test_bad_shapes_devices_and_crops_are_one_line():
     with pytest.raises(PynimaError, match=r"\(N, 3, H, W\)"):
         pynima.metric()(torch.zeros(3, 224, 224))
+    with pytest.raises(PynimaError, match="non-finite score"):
+        pynima.metric()(torch.full((1, 3, 224, 224), float("nan")))
     with pytest.raises(PynimaError, match="crops must be one of"):
         pynima.metric(crops="middle")
     if not torch.cuda.is_available():

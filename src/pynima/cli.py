@@ -283,14 +283,14 @@ def _result_writer(fmt: str):
         first = state["rows"] == 0
         if row is not None:
             state["rows"] += 1
+        if fmt in ("json", "jsonl") and row is not None:
+            text = json.dumps(dict(row, path=str(row["path"])))
         if fmt == "json":  # "[" ... "]" around the rows, an empty list when there are none
-            if row is None:
-                print("[]" if first else "\n]")
-            else:
-                print(("[\n" if first else ",\n") + json.dumps(dict(row, path=str(row["path"]))), end="")
+            print(("[]" if first else "\n]") if row is None else ("[\n" if first else ",\n") + text,
+                  end="\n" if row is None else "")
         elif fmt == "jsonl":
             if row is not None:
-                print(json.dumps(dict(row, path=str(row["path"]))))
+                print(text)
         elif writer:
             if row is not None:
                 values = ([f"{row['mean']:.4f}", f"{row['std']:.4f}"] + [f"{v:.5f}" for v in row["distribution"]]
@@ -377,7 +377,17 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     is absent and the value comes from --config FILE or TrainConfig; the defaults shown are TrainConfig's."""
     from dataclasses import fields
 
-    from pynima.config import CROP_MODES, DEFAULT_RECIPE, LABELS, OPTIMIZERS, RECIPES, SCHEDULES, SPLITS, TrainConfig
+    from pynima.config import (
+        CROP_MODES,
+        DEFAULT_RECIPE,
+        LABELS,
+        OPTIMIZERS,
+        RECIPES,
+        SCHEDULES,
+        SPLITS,
+        TrainConfig,
+        crop_mode,
+    )
 
     d = {f.name: f.default for f in fields(TrainConfig)}
     p.add_argument("data", nargs="?", help="dataset folder in one of the layouts of docs/datasets.md (TID2013, "
@@ -427,7 +437,7 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
     p.add_argument("--warmup-epochs", type=float, metavar="E",
                    help=f"linear learning-rate warm-up from 0 over the first E epochs (default: the recipe's; "
                         f"{recipes('warmup_epochs', '{:g}')})")
-    p.add_argument("--test-crops", type=_crop_mode, choices=list(CROP_MODES),
+    p.add_argument("--test-crops", type=crop_mode, choices=list(CROP_MODES),
                    help=f"how the test part is scored: one centre 224 crop, the grid of 224 crops covering the "
                         f"image (averaged), or the full image at native resolution (default {d['test_crops']}; "
                         f"compared in docs/results.md)")
@@ -515,16 +525,9 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def _crop_mode(text: str) -> str:
-    """argparse type of --crops: a crop mode, or another spelling of one (center)."""
-    from pynima.config import crop_mode
-
-    return crop_mode(text)
-
-
 def build_parser() -> argparse.ArgumentParser:
     from pynima import __version__
-    from pynima.config import CROP_MODES, DEFAULT_CROPS
+    from pynima.config import CROP_MODES, DEFAULT_CROPS, crop_mode
     from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
     parser = Parser(prog="pynima", description="Blind image quality assessment with NIMA: scores from 0 (worst) to "
                                                "9 (best); higher is better.")
@@ -607,7 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/evaluate", help="where metrics.json and scatter.png go")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier evaluation (or a training run's test results) in --out")
-    p.add_argument("--crops", type=_crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS,
+    p.add_argument("--crops", type=crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS,
                    help=CROPS_HELP)
     p.add_argument("--allow-out-of-range", action="store_true",
                    help="accept scores outside the scale (TID2013's 0-9, or a CSV's --scale)")
@@ -666,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 arithmetic (torch and openvino engines): faster on CPUs with AMX, not bit-equal "
                         "(speed and SRCC cost in docs/performance.md)")
-    p.add_argument("--crops", type=_crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS,
+    p.add_argument("--crops", type=crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS,
                    help=CROPS_HELP)
     p.set_defaults(func=_predict)
     _add_serve(sub)

@@ -124,6 +124,8 @@ class NIMAMetric(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(self.as_loss and torch.is_grad_enabled()):
             score = self.distribution(images) @ self.bins
+        if not torch.isfinite(score).all():  # a NaN must not pass as a score, nor as a loss that trains on
+            raise PynimaError("non-finite score: the images hold NaN or infinite values")
         return SCORE_RANGE[1] - score if self.as_loss else score
 
 
