@@ -451,6 +451,10 @@ def _add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs
                    help=f"add the dataset's clean reference images to training, labelled at their scene's highest "
                         f"MOS plus --ranking-margin (TID2013 gives them no score; default: the recipe's; "
                         f"{recipes('clean_label')})")
+    p.add_argument("--light-versions", action=argparse.BooleanOptionalAction,
+                   help=f"add light versions of the clean references (noise, blur, JPEG lighter than TID2013's "
+                        f"level 1), made during training and labelled between the clean label and level 1; a "
+                        f"tid2013-layout dataset only (default {'on' if d['light_versions'] else 'off'})")
     p.add_argument("--init", metavar="CKPT",
                    help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
                         "fine-tuning a pretrained model")

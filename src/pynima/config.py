@@ -93,6 +93,10 @@ class TrainConfig:
     # images come with their clean reference, labelled at its scene's highest MOS plus ranking_margin; None: the
     # recipe's (pynima: on, compared in docs/results.md; a dataset without reference images trains without them)
     clean_label: bool | None = None
+    # light versions of the clean references (pynima.data.light_versions): noise, blur and JPEG lighter than
+    # TID2013's level 1, made during training and labelled between the clean label and level 1; needs clean_label
+    # and a TID2013-layout dataset (its type numbering)
+    light_versions: bool = False
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
     # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
@@ -162,9 +166,11 @@ class TrainConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("export_onnx", "cache_images", "allow_out_of_range", "clean_label"):
+        for name in ("export_onnx", "cache_images", "allow_out_of_range", "clean_label", "light_versions"):
             if not isinstance(getattr(self, name), bool):
                 raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.light_versions and not self.clean_label:
+            raise PynimaError("light_versions needs clean_label: their labels lie between the clean label and level 1")
         if self.devices != "auto" and not (isinstance(self.devices, int) and not isinstance(self.devices, bool)
                                            and self.devices >= 1):
             raise PynimaError(f"devices must be a positive integer or 'auto', got {self.devices!r}")

@@ -22,9 +22,9 @@ import re
 import stat
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath, PurePosixPath
 
 import numpy as np
@@ -809,11 +809,14 @@ class IQADataset:
     (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only crops and flips; otherwise each item is decoded from
     disk."""
 
-    def __init__(self, records: list[Record], targets: np.ndarray, transform, cache: bool = False):
+    def __init__(self, records: list[Record], targets: np.ndarray, transform, cache: bool = False,
+                 light: dict[int, LightVersion] | None = None,
+                 label: Callable[[float, float], np.ndarray] | None = None):
         import torch
 
         self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
         self.images = [self._decode(i) for i in range(len(records))] if cache else None
+        self.light, self.label = light or {}, label
 
     def _decode(self, i: int):
         import torch
@@ -829,6 +832,11 @@ class IQADataset:
 
         i, seed = key if isinstance(key, tuple) else (key, None)
         image = self.images[i] if self.images is not None else self._decode(i)
+        target, mos = self.targets[i], self.records[i].mos
+        if i in self.light:  # a light version: distorted now, from the key's seed, and labelled by its damage
+            version, mos, std = self.light[i].make(image.permute(1, 2, 0).numpy(), 0 if seed is None else seed)
+            image = torch.from_numpy(version if version.flags.writeable else version.copy()).permute(2, 0, 1)
+            target = torch.from_numpy(self.label(mos, std))
         if seed is None:
             x = self.transform(image)
         else:
@@ -836,7 +844,7 @@ class IQADataset:
                 torch.manual_seed(seed)
                 x = self.transform(image)
         unit = -1 if seed is None else seed  # the ranking term pairs items of one unit (same seed: same crop)
-        return x, self.targets[i], torch.tensor(self.records[i].mos, dtype=torch.float32), i, unit
+        return x, target, torch.tensor(mos, dtype=torch.float32), i, unit
 
 
 class EpochSampler:
@@ -907,15 +915,93 @@ def clean_anchors(records: list[Record], label_margin: float | None = None, top:
     return items, anchors
 
 
+
+@dataclass(frozen=True)
+class LightVersion:
+    """How to make a light version of one scene's clean reference: distortion ``kind`` (``pynima.distortions``,
+    TID2013's numbering) at a random strength up to ``strength`` (the type's level 1 in pynima's level table),
+    labelled between the clean label and the scene's level 1 of that type in proportion to its damage: the share of
+    level 1's mean squared error against the clean image that it has, capped at 1. Linear in MSE because, for small
+    damage, what people notice grows with the energy of the change; the labels only need to keep clean above light
+    above level 1 within one type, which any increasing map does."""
+
+    kind: int
+    strength: float
+    level1_mse: float
+    clean: tuple[float, float]  # the clean label (mos, std)
+    level1: tuple[float, float]  # the scene's level-1 label of this type (mos, std)
+
+    def make(self, image: np.ndarray, seed: int) -> tuple[np.ndarray, float, float]:
+        """(the light version, its mos, its std) of ``image``, the clean reference as (H, W, 3) uint8; the same
+        ``seed`` gives the same version."""
+        from pynima.distortions import distort
+
+        image = np.ascontiguousarray(image)
+        rng = np.random.default_rng([seed, self.kind, LIGHT_STREAM])
+        strength = float(rng.uniform(0.0, self.strength))
+        version = distort(image, self.kind, strength=strength, seed=int(rng.integers(2**31)))
+        share = min(1.0, mean_squared_error(image, version) / self.level1_mse)
+        (c_mos, c_std), (m_mos, m_std) = self.clean, self.level1
+        return version, c_mos - share * (c_mos - m_mos), c_std + share * (m_std - c_std)
+
+
+LIGHT_STREAM = 7  # the random stream of light versions, apart from the crop's (the same key drives both)
+# TID2013 types whose strength 0 is the clean image and whose damage grows steadily with strength: the ones light
+# versions are made of (noise of every kind, impulse noise, blur, JPEG)
+LIGHT_KINDS = (1, 2, 3, 4, 5, 6, 8, 10, 19)
+
+
+def mean_squared_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared difference of two images of one shape, on 0-255."""
+    return float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+
+
+def light_versions(records: list[Record], items: list[Record], anchors: list[int | None]
+                   ) -> tuple[list[Record], dict[int, LightVersion], list[tuple[int, ...]]]:
+    """Light versions of the clean references ``clean_anchors`` added: damage lighter than TID2013's level 1
+    (noise of std 1-5, JPEG at quality 60-100), which no labelled image shows, labelled between the clean label
+    and level 1 (``LightVersion``). Needs TID2013's type numbering (``LIGHT_KINDS``) and labelled clean items.
+
+    Returns ``items`` followed by one item per (scene, type) with a level-1 image in ``records``; their
+    ``LightVersion`` by item index; and per record, the light items it is paired with in a batch (its own type's if
+    it is one of LIGHT_KINDS, else every light item of its scene)."""
+    from pynima.distortions import level_strengths
+
+    strengths = level_strengths()
+    out, light = list(items), {}
+    by_scene: dict[object, dict[int, int]] = {}
+    for i, r in enumerate(records):
+        clean = anchors[i]
+        if r.level != 1 or r.kind not in LIGHT_KINDS or clean is None or not math.isfinite(items[clean].mos):
+            continue
+        mse = mean_squared_error(load_rgb(items[clean].path), load_rgb(r.path))
+        if mse <= 0:
+            continue
+        reference = items[clean]
+        light[len(out)] = LightVersion(r.kind, strengths[r.kind][0], mse, (reference.mos, reference.mos_std),
+                                       (r.mos, r.mos_std))
+        by_scene.setdefault(r.ref, {})[r.kind] = len(out)
+        out.append(replace(reference, kind=r.kind, name=f"light:{r.kind}:{reference.path.name}"))
+    lights = []
+    for r in records:
+        scene = by_scene.get(r.ref, {})
+        lights.append((scene[r.kind],) if r.kind in scene else tuple(scene.values()))
+    return out, light, lights
+
+
 class AnchorBatchSampler:
     """A DataLoader batch sampler for the ranking term: the batches of ``sampler`` (an ``EpochSampler``: the same
     images, order and crops as training without it), each followed by the clean reference of its first ``per_batch``
     images that have one, keyed with that image's seed, so the pair gets the same crop and flip and differs only by
-    the distortion (``IQADataset`` gives the seed as the item's unit; ``pynima.train.ranking_loss`` pairs by it).
+    the distortion; with ``lights`` (per image, the light versions it may be paired with: ``light_versions``), a
+    light version of the same scene too, keyed alike (``IQADataset`` gives the seed as the item's unit;
+    ``pynima.train.ranking_loss`` pairs by it).
     Lightning calls ``sampler.set_epoch``; distributed, ``sampler`` is the process's shard."""
 
-    def __init__(self, sampler: EpochSampler, batch_size: int, anchors: list[int | None], per_batch: int):
+    def __init__(self, sampler: EpochSampler, batch_size: int, anchors: list[int | None], per_batch: int,
+                 lights: list[tuple[int, ...]] | None = None):
         self.sampler, self.batch_size, self.anchors, self.per_batch = sampler, batch_size, anchors, per_batch
+        self.lights = lights
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.batch_size)
@@ -924,5 +1010,8 @@ class AnchorBatchSampler:
         keys = list(self.sampler)
         for start in range(0, len(keys), self.batch_size):
             batch = keys[start: start + self.batch_size]
-            paired = [(self.anchors[i], seed) for i, seed in batch if self.anchors[i] is not None][: self.per_batch]
+            chosen = [(i, seed) for i, seed in batch if self.anchors[i] is not None][: self.per_batch]
+            paired = [(self.anchors[i], seed) for i, seed in chosen]
+            if self.lights is not None:  # and a light version of the same scene, cropped alike
+                paired += [(self.lights[i][seed % len(self.lights[i])], seed) for i, seed in chosen if self.lights[i]]
             yield batch + paired

@@ -35,6 +35,7 @@ from pynima.data import (
     apply_split,
     check_images,
     clean_anchors,
+    light_versions,
     read_split,
     transforms,
 )
@@ -344,11 +345,18 @@ def _unwrap_loader_error(e: Exception) -> PynimaError:
     return DatasetError(lines[-1].split("DatasetError: ", 1)[1] if lines else str(e).strip().splitlines()[-1])
 
 
-def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank: int = 0, world: int = 1
-                ) -> DataLoader:
+def one_label(mos: float, std: float, labels: str, vote: str) -> np.ndarray:
+    """The target distribution of one item labelled (``mos``, ``std``) as ``label_distributions`` makes it; a
+    module-level function so that loader workers can unpickle it."""
+    return label_distributions([Record(Path(), mos, std, 0, 0, 0, None)], labels, vote)[0]
+
+
+def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank: int = 0, world: int = 1,
+                tid2013_types: bool = False) -> DataLoader:
     """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``. In a
     distributed run, process ``rank`` of ``world`` gets its shard (``EpochSampler``), padded to equal length;
-    validation drops the repeats after gathering (``NIMAModule.on_validation_epoch_end``)."""
+    validation drops the repeats after gathering (``NIMAModule.on_validation_epoch_end``). ``tid2013_types``: the
+    records number their distortion types as TID2013 does, which ``cfg.light_versions`` needs."""
     targets = label_distributions(records, cfg.labels, cfg.vote_std)
     workers = 0 if cfg.cache_images else cfg.num_workers
     common = {"num_workers": workers, "persistent_workers": workers > 0,
@@ -363,10 +371,20 @@ def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank:
         added = label_distributions(items[len(records):], cfg.labels, cfg.vote_std) if cfg.clean_label else \
             np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)
         targets = np.concatenate([targets, added.astype(targets.dtype)])
+        light, lights = {}, None
+        if cfg.light_versions and not tid2013_types:
+            log.warning("light versions need TID2013's distortion types (a tid2013-layout dataset): trained without "
+                        "them")
+        elif cfg.light_versions:
+            clean = len(items)
+            items, light, lights = light_versions(records, items, anchors)
+            targets = np.concatenate([targets, np.repeat(targets[clean - 1:clean], len(items) - clean, 0)])
+            log.info("light versions of %d (scene, type) pairs join training", len(light))
         batches = AnchorBatchSampler(EpochSampler(len(records), cfg.seed, True, rank, world), cfg.batch_size,
-                                     anchors, max(1, round(cfg.batch_size * ANCHOR_SHARE)))
-        return DataLoader(IQADataset(items, targets, transform, cache=cfg.cache_images), batch_sampler=batches,
-                          **common)
+                                     anchors, max(1, round(cfg.batch_size * ANCHOR_SHARE)), lights)
+        label = functools.partial(one_label, labels=cfg.labels, vote=cfg.vote_std)
+        return DataLoader(IQADataset(items, targets, transform, cache=cfg.cache_images, light=light, label=label),
+                          batch_sampler=batches, **common)
     ds = IQADataset(records, targets, transform, cache=cfg.cache_images)
     sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world)
     return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False, **common)
@@ -480,7 +498,7 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                               f"schedule counts optimizer steps")
         lr_head, lr_base = cfg.learning_rates()
         # the loaders too are made before an old run is replaced: whatever can fail before training has been tried
-        loaders = (make_loader(parts["train"], cfg, True, rank, world),
+        loaders = (make_loader(parts["train"], cfg, True, rank, world, dataset.format == "tid2013"),
                    make_loader(parts["val"], cfg, False, rank, world)) if will_train else ()
         if rank == 0:
             if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
