@@ -155,3 +155,51 @@ def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path)
     assert read_json(out / "config.json")["clean_label"] is True
     rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_emd")]
     assert rows and math.isfinite(float(rows[0]["train_emd"]))
+
+
+def test_light_versions_one_per_scene_and_type_labelled_between_clean_and_level_1(tiny_refs):
+    from pynima.data import LIGHT_KINDS, light_versions, load_rgb
+
+    records = read_tid2013(tiny_refs)
+    items, anchors = clean_anchors(records, label_margin=0.2, top=9.0)
+    out, light, lights = light_versions(records, items, anchors)
+    assert len(out) == len(items) + 12 and set(light) == set(range(len(items), len(out)))  # 6 scenes x 2 types
+    for r, options in zip(records, lights):
+        assert len(options) == 1 and light[options[0]].kind == r.kind and out[options[0]].ref == r.ref
+    first = records[0]
+    spec = light[lights[0][0]]
+    level1 = next(r for r in records if (r.ref, r.kind, r.level) == (first.ref, first.kind, 1))
+    clean = load_rgb(items[anchors[0]].path)
+    by_hand = np.mean((clean.astype(float) - load_rgb(level1.path).astype(float)) ** 2)
+    assert spec.level1_mse == pytest.approx(by_hand, rel=1e-5) and spec.level1[0] == level1.mos
+    labels = []
+    for seed in range(12):
+        version, mos, std = spec.make(clean, seed)
+        share = min(1.0, np.mean((clean.astype(float) - version.astype(float)) ** 2) / by_hand)
+        c = items[anchors[0]].mos
+        assert mos == pytest.approx(c - share * (c - level1.mos), abs=1e-6)
+        assert level1.mos <= mos <= c and math.isfinite(std)
+        labels.append((share, mos))
+    assert np.array_equal(spec.make(clean, 5)[0], spec.make(clean, 5)[0])  # a seed gives one version
+    shares, moses = zip(*sorted(labels))
+    assert shares[0] < 0.5 < shares[-1] and list(moses) == sorted(moses, reverse=True)  # more damage, lower label
+    assert set(LIGHT_KINDS) >= {1, 8, 10}
+
+
+def test_loader_adds_light_versions_beside_the_clean_references_only_for_tid2013_types(tiny_refs, caplog):
+    from pynima.train import make_loader
+
+    records = read_tid2013(tiny_refs)
+    cfg = TrainConfig(data=str(tiny_refs), batch_size=8, num_workers=0, clean_label=True, light_versions=True)
+    x, target, mos, index, unit = next(iter(make_loader(records, cfg, train_mode=True, tid2013_types=True)))
+    assert len(mos) == 12 and torch.isfinite(mos).all()  # 8 images, 2 clean references, 2 light versions
+    assert torch.allclose(target.sum(1), torch.ones(12), atol=1e-5)
+    assert unit[8:10].tolist() == unit[10:12].tolist() == unit[:2].tolist()  # cropped like the images they pair
+    expected = (target * torch.arange(10)).sum(1)
+    assert torch.allclose(expected[10:], mos[10:], atol=0.02)  # each target's mean is the item's label
+    assert (mos[10:] <= mos[8:10] + 1e-6).all()  # a light version is never labelled above its clean image
+    caplog.set_level("WARNING")
+    batch = next(iter(make_loader(records, cfg, train_mode=True, tid2013_types=False)))
+    assert len(batch[2]) == 10 and "light versions need TID2013" in caplog.text
+    with pytest.raises(PynimaError, match="light_versions needs clean_label"):
+        TrainConfig(data=str(tiny_refs), clean_label=False, light_versions=True)
