@@ -168,3 +168,27 @@ def test_train_writes_results_alone_on_stdout(tiny, tmp_path):
     assert "FutureWarning" not in done.stderr and "DeprecationWarning" not in done.stderr
     dataset_lines = [line for line in done.stderr.splitlines() if line.startswith(f"{tiny}: ")]
     assert len(dataset_lines) == 1, dataset_lines
+
+
+def test_docs_ship_with_the_package_and_help_texts_point_there(capsys):
+    """A pip install has no repository: the help texts name `pynima docs TOPIC`, which reads the packaged copy."""
+    import re
+
+    assert main(["docs"]) in (0, None)
+    listing = capsys.readouterr().out
+    assert re.search(r"^model-card\s+Model card", listing, re.M) and re.search(r"^datasets\s+Datasets", listing, re.M)
+    assert main(["docs", "model-card"]) in (0, None)
+    card = capsys.readouterr().out
+    assert card == (Path(__file__).parents[1] / "docs" / "model-card.md").read_text(encoding="utf-8")
+    assert main(["docs", "model-crad"]) == 2
+    assert "did you mean model-card?" in capsys.readouterr().err
+    for command in ("train", "benchmark", "evaluate", "predict", "serve", "search", "export", "report", "synth"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        text = capsys.readouterr().out
+        assert not re.search(r"docs/[\w-]+\.md", text), (command, re.findall(r"\S*docs/[\w-]+\.md\S*", text))
+        topics = re.findall(r"pynima docs ([\w-]+)", text)
+        assert all(f"\n{t} " in "\n" + listing for t in topics), (command, topics)
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    assert "0 (worst) to 9 (best), higher is better" in capsys.readouterr().out

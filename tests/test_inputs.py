@@ -238,6 +238,31 @@ def test_top_level_load_still_scores(run, upright):
     assert 0 <= s.mean <= 9 and abs(sum(s.distribution) - 1) < 1e-4
 
 
+def test_scorer_called_on_a_batch_equals_scoring_one_by_one(upright, tmp_path):
+    import torch
+
+    import pynima
+
+    scorer = pynima.load()  # the bundled model, on ONNX Runtime
+    other = np.ascontiguousarray(upright[::-1, ::-1])
+    Image.fromarray(upright).save(tmp_path / "a.png")
+    one_by_one = [scorer.score(x).mean for x in (upright, other)]
+    mixed = scorer([tmp_path / "a.png", other, Image.fromarray(upright)])
+    assert [s.mean for s in mixed] == pytest.approx([one_by_one[0], one_by_one[1], one_by_one[0]], abs=1e-4)
+    stack = np.stack([upright, other])
+    assert [s.mean for s in scorer(stack)] == pytest.approx(one_by_one, abs=1e-4)
+    as_float = torch.from_numpy(stack).permute(0, 3, 1, 2).float() / 255  # the torch convention: NCHW in [0, 1]
+    assert [s.mean for s in scorer(as_float)] == pytest.approx(one_by_one, abs=1e-4)
+    assert [s.mean for s in scorer(torch.from_numpy(stack).permute(0, 3, 1, 2))] == pytest.approx(one_by_one, abs=1e-4)
+    assert scorer([]) == []
+    with pytest.raises(PynimaError, match="image 1 of the batch: image array: .*NaN"):
+        scorer([upright / 255, np.full((300, 300, 3), np.nan)], max_value=1.0)
+    with pytest.raises(PynimaError, match=r"\(N, C, H, W\)"):
+        scorer(as_float[0])
+    with pytest.raises(PynimaError, match="Scorer.score"):
+        scorer(tmp_path / "a.png")
+
+
 # ---------------------------------------------------------------------------------------------- scorer memory
 
 

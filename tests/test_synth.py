@@ -111,3 +111,12 @@ def test_cli_errors_are_one_line(tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "reference folder not found" in r.stderr
+
+
+def test_no_progress_bar_when_stderr_is_not_a_terminal(refs_dir, tmp_path):
+    """A log file or a CI job gets the summary line, not hundreds of carriage-return updates of tqdm's bar."""
+    r = subprocess.run([sys.executable, "-m", "pynima", "synth", str(tmp_path / "ds"), "--refs", str(refs_dir),
+                        "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "\r" not in r.stderr and "ref x type" not in r.stderr, r.stderr[-500:]
+    assert "120 distorted images of 1 references" in r.stdout

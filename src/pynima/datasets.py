@@ -695,7 +695,7 @@ def detect_format(root: Path) -> str:
     if not found:
         raise DatasetError(f"{root}: not a dataset layout pynima knows (looked for "
                            f"{', '.join(s for sig in SIGNATURES.values() for s in sig)}; a CSV file of your own "
-                           f"works too: docs/datasets.md)")
+                           f"works too: pynima docs datasets)")
     if len(found) > 1:
         raise DatasetError(f"{root}: looks like {' and '.join(found)}; choose with --format")
     return found[0]
@@ -711,7 +711,7 @@ def read_dataset(root: str | Path, format: str | None = None, scale: tuple[float
     if fmt == "csv":
         return read_csv_dataset(root, scale, allow_out_of_range)
     if scale is not None:
-        raise DatasetError(f"{root}: --scale is for CSV datasets; {fmt} has its own scale (docs/datasets.md)")
+        raise DatasetError(f"{root}: --scale is for CSV datasets; {fmt} has its own scale (pynima docs datasets)")
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory")
     readers: dict[str, Callable[..., Dataset]] = {

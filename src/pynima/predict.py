@@ -431,6 +431,47 @@ class Scorer:
             log.warning(warning)
         return self._scores([x], [warning])[0]
 
+    def __call__(self, images, max_value: float | None = None) -> list[Score]:
+        """Score a batch in one go, as torchmetrics and pyiqa metrics are called.
+
+        Args:
+            images: a list or tuple of images (paths, NumPy arrays, PIL images, as ``score`` takes them), an
+                (N, H, W, C) NumPy array, or an (N, C, H, W) torch tensor (the torch convention, as ``pynima.metric``
+                takes it: uint8, or floats in [0, 1]).
+            max_value: the white level of float or high-bit arrays (``score``); 1.0 for a float tensor if not given.
+
+        Returns:
+            One Score per image, in order. An image that cannot be scored raises a one-line DatasetError naming it
+            (its path, or its position in the batch); ``score_paths`` instead reports and skips bad files.
+        """
+        if hasattr(images, "detach") and hasattr(images, "permute"):  # a torch tensor, without importing torch
+            if images.ndim != 4:
+                raise PynimaError(f"a tensor batch must be (N, C, H, W), got shape {tuple(images.shape)}")
+            if max_value is None and images.is_floating_point():
+                max_value = 1.0
+            images = list(images.detach().cpu().permute(0, 2, 3, 1).numpy())
+        elif isinstance(images, np.ndarray):
+            if images.ndim != 4:
+                raise PynimaError(f"an array batch must be (N, H, W, C), got shape {images.shape}; score one "
+                                  f"image with Scorer.score")
+            images = list(images)
+        elif isinstance(images, (str, os.PathLike)) or not isinstance(images, (list, tuple)):
+            raise PynimaError(f"a batch is a list of images, an (N, H, W, C) array or an (N, C, H, W) tensor, got "
+                              f"{type(images).__name__}; score one image with Scorer.score")
+        inputs, warnings = [], []
+        for i, image in enumerate(images):
+            try:
+                x, warning = self._crops(image, max_value)
+            except PynimaError as e:
+                if isinstance(image, (str, os.PathLike)):
+                    raise
+                raise type(e)(f"image {i} of the batch: {e}") from None
+            if warning:
+                log.warning(warning)
+            inputs.append(x)
+            warnings.append(warning)
+        return self._scores(inputs, warnings) if inputs else []
+
     def _load(self, path: Path) -> tuple[np.ndarray, str | None] | str:
         try:
             return self._crops(path)
