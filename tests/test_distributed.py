@@ -16,6 +16,8 @@ from pynima.data import EpochSampler, read_split
 from pynima.errors import PynimaError
 from pynima.files import read_csv
 
+pytestmark = pytest.mark.distributed
+
 TWO_CPU_PROCESSES = ["--devices", "2", "--accelerator", "cpu", "--strategy", "ddp", "--num-workers", "0", "--quiet"]
 
 

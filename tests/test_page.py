@@ -17,8 +17,9 @@ from test_serve import start, stop
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("PYNIMA_TEST_ARTIFACTS", REPO / "runs" / "test-artifacts"))
-pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+pytestmark = [pytest.mark.browser, pytest.mark.serve,
+              pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                                 reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")]
 
 
 @pytest.fixture(scope="module")

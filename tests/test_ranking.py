@@ -12,6 +12,8 @@ from pynima.errors import PynimaError
 from pynima.metrics import within_reference
 from pynima.train import ranking_loss
 
+pytestmark = pytest.mark.train
+
 
 def test_ranking_loss_matches_a_hand_computation():
     nan = math.nan

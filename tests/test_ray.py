@@ -19,6 +19,8 @@ import pynima  # noqa: E402
 from pynima.cli import main  # noqa: E402
 from pynima.ray import _list, _ScoreBatch, read_failures, schema, score_dataset, write_parquet  # noqa: E402
 
+pytestmark = pytest.mark.ray
+
 BAD = {"trunc.jpg": "truncated file", "empty.png": "cannot decode image", "text.jpg": "cannot decode image",
        "photo.dng": "camera raw (DNG) is not supported", "gone.jpg": "no such file"}
 

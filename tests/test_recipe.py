@@ -10,6 +10,8 @@ from pynima.data import DatasetError, apply_split, make_split, read_tid2013, spl
 from pynima.errors import PynimaError
 from pynima.train import TrainConfig, build_module, lr_factor, make_loader, make_trainer, train
 
+pytestmark = pytest.mark.train
+
 
 def test_lr_factor_follows_its_formula():
     assert [lr_factor(s, 4, 20) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]

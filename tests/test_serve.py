@@ -20,6 +20,8 @@ from PIL import Image
 
 import pynima
 
+pytestmark = pytest.mark.serve
+
 
 def free_port() -> int:
     with socket.socket() as s:

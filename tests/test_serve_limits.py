@@ -23,6 +23,8 @@ import pynima.serve
 from pynima.errors import PynimaError
 from pynima.serve import Limits, create_app, default_allowed_hosts
 
+pytestmark = pytest.mark.serve
+
 LOCAL = "http://127.0.0.1:8000"
 
 

@@ -14,6 +14,8 @@ from pynima.data import make_split, read_tid2013
 from pynima.evaluate import evaluate_checkpoint
 from pynima.train import TrainConfig, train
 
+pytestmark = pytest.mark.train
+
 
 def test_split_by_reference_is_disjoint_and_seeded(tiny):
     recs = read_tid2013(tiny)

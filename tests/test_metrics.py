@@ -1,0 +1,97 @@
+"""pynima.metrics against hand computations on constructed data: the values a paper's table would quote."""
+
+import math
+from itertools import combinations
+
+import numpy as np
+import pytest
+
+from pynima.metrics import evaluate_scores, point_metrics, within_reference
+
+# the same six images scored by hand: no ties, so SRCC has its closed form
+PRED = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+TRUE = np.array([2.0, 1.0, 4.0, 3.0, 6.0, 5.0])
+
+
+def hand_srcc(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman without ties: 1 - 6 sum(d^2) / (n (n^2 - 1)) on the ranks."""
+    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
+    n = len(x)
+    return 1 - 6 * float(np.sum((rx - ry) ** 2)) / (n * (n * n - 1))
+
+
+def hand_krcc(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-a (= tau-b without ties): (concordant - discordant) / pairs."""
+    signs = [np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) for i, j in combinations(range(len(x)), 2)]
+    return float(np.sum(signs)) / len(signs)
+
+
+def hand_plcc(x: np.ndarray, y: np.ndarray) -> float:
+    dx, dy = x - x.mean(), y - y.mean()
+    return float(np.sum(dx * dy) / math.sqrt(np.sum(dx**2) * np.sum(dy**2)))
+
+
+@pytest.mark.parametrize("order", [slice(None), slice(None, None, -1)])
+def test_correlations_and_rmse_equal_their_hand_computation(order):
+    pred, true = PRED, TRUE[order]  # the reversed labels give negative correlations: (pred, pred) would not
+    got = point_metrics(pred, true)
+    assert got["srcc"] == pytest.approx(hand_srcc(pred, true), abs=1e-12)
+    assert got["krcc"] == pytest.approx(hand_krcc(pred, true), abs=1e-12)
+    assert got["plcc"] == pytest.approx(hand_plcc(pred, true), abs=1e-12)
+    assert got["rmse"] == pytest.approx(math.sqrt(np.mean((pred - true) ** 2)), abs=1e-12)
+    # the hand values themselves, for the unreversed case: d = (1, -1, 1, -1, 1, -1) on the ranks
+    if order == slice(None):
+        assert got["srcc"] == pytest.approx(1 - 6 * 6 / (6 * 35)) and got["krcc"] == pytest.approx(9 / 15)
+    else:
+        assert got["srcc"] < -0.5 and got["krcc"] < 0
+
+
+def test_logistic_plcc_straightens_a_monotone_curve():
+    """Labels that are a logistic of the predictions: perfectly monotone but curved, so raw PLCC is below 1 and the
+    PLCC after the 4-parameter fit is 1 (to the fit's tolerance), while SRCC is exactly 1."""
+    pred = np.linspace(0, 1, 40)
+    true = 1 + 7 / (1 + np.exp(-(pred - 0.4) * 12))
+    got = point_metrics(pred, true)
+    assert got["srcc"] == pytest.approx(1.0) and got["krcc"] == pytest.approx(1.0)
+    assert got["plcc"] == pytest.approx(hand_plcc(pred, true)) and got["plcc"] < 0.97
+    assert got["plcc_logistic"] > 0.999
+
+
+def test_constant_predictions_give_nan_correlations_not_zero():
+    got = point_metrics(np.full(6, 3.0), TRUE)
+    assert all(math.isnan(got[k]) for k in ("srcc", "krcc", "plcc", "plcc_logistic"))
+    assert got["rmse"] == pytest.approx(math.sqrt(np.mean((3.0 - TRUE) ** 2)))
+
+
+@pytest.mark.slow
+def test_bootstrap_interval_covers_the_true_correlation_about_95_percent_of_the_time():
+    """Bivariate normal samples with a known correlation (0.6): the 95% intervals of PLCC should cover it in about
+    95% of independent test sets; 40 sets, so anything from 80% up is consistent with a correct interval."""
+    rng = np.random.default_rng(0)
+    rho, n, sets = 0.6, 150, 40
+    covered, widths = [], []
+    for _ in range(sets):
+        x = rng.standard_normal(n)
+        y = rho * x + math.sqrt(1 - rho**2) * rng.standard_normal(n)
+        plcc = evaluate_scores(x, y, n_boot=200, seed=int(rng.integers(1 << 31)))["plcc"]
+        assert plcc["ci_low"] < plcc["value"] < plcc["ci_high"]
+        covered.append(plcc["ci_low"] <= rho <= plcc["ci_high"])
+        widths.append(plcc["ci_high"] - plcc["ci_low"])
+    assert 0.8 <= np.mean(covered) <= 1.0
+    # the textbook width: 2 * 1.96 * (1 - rho^2) / sqrt(n) for Pearson's r
+    assert np.median(widths) == pytest.approx(2 * 1.96 * (1 - rho**2) / math.sqrt(n), rel=0.25)
+
+
+def test_within_reference_measures_by_hand():
+    """One reference, two types, three levels each; the clean image scored 5."""
+    ref = np.array([1] * 6)
+    kind = np.array([1, 1, 1, 2, 2, 2])
+    level = np.array([1, 2, 3, 1, 2, 3])
+    mos = np.array([6.0, 5.0, 4.0, 6.5, 5.5, 4.5])
+    pred = np.array([5.5, 4.0, 4.5, 4.8, 4.2, 3.0])  # type 1: clean 5 < level 1 5.5, levels 2/3 swapped
+    got = within_reference(pred, mos, ref, kind, level, clean={1: 5.0})
+    assert got["clean_beats_level1"] == pytest.approx(0.5)  # type 1 no, type 2 yes
+    # type 1: pairs (clean>1 no, clean>2 yes, clean>3 yes, 1>2 yes, 1>3 yes, 2>3 no) = 4/6; type 2: all 6 right
+    assert got["ordered_pairs"] == pytest.approx((4 / 6 + 1) / 2)
+    assert got["per_reference_srcc"] == pytest.approx(hand_srcc(pred, mos))
+    assert got["groups"] == 2 and got["groups_with_clean"] == 2 and got["references"] == 1
