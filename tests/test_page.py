@@ -88,3 +88,55 @@ def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone
     assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     browser.save_screenshot(str(ARTIFACTS / "page-phone.png"))
     assert (ARTIFACTS / "page.png").stat().st_size > 10_000
+
+
+def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_the_crops_change(photos, browser,
+                                                                                                 tmp_path):
+    """The server takes 2 files per request: 5 go in three requests, every card scored. A small image shows the
+    server's padding warning; the bars carry their scores 0-9; choosing grid crops rescored every image with them."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    proc, server = start("--max-files", "2")
+    try:
+        files = []
+        for i in range(4):
+            files.append(tmp_path / f"photo{i}.png")
+            Image.fromarray(photos[i % len(photos)][i * 8:, i * 8:]).save(files[-1])
+        files.append(tmp_path / "small.png")
+        Image.fromarray(photos[0][:120, :100]).save(files[-1])
+        api = {}
+        for mode in ("centre", "grid"):
+            for part in (files[:2], files[2:4], files[4:]):
+                answer = httpx.post(f"{server}/v1/score?crops={mode}", timeout=60,
+                                    files=[("files", (p.name, p.read_bytes())) for p in part]).json()
+                api.update({(mode, r["name"]): r for r in answer["results"]})
+
+        browser.get(server + "/")
+        WebDriverWait(browser, 30).until(lambda d: d.execute_script("return maxFiles") == 2)
+        browser.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in files))
+
+        def shown(mode):
+            cards = browser.find_elements(By.CSS_SELECTOR, "li.card")
+            if len(cards) != 5 or "(" + mode + " crops)" not in browser.find_element(By.ID, "status").text:
+                return None
+            return {c.get_attribute("data-name"): c for c in cards}
+
+        for mode in ("centre", "grid"):
+            if mode == "grid":
+                Select(browser.find_element(By.ID, "crops")).select_by_value("grid")
+            cards = WebDriverWait(browser, 120).until(lambda d, m=mode: shown(m))
+            assert not browser.find_elements(By.CSS_SELECTOR, ".error")
+            for name, card in cards.items():
+                mean = float(card.find_element(By.CSS_SELECTOR, ".score").get_attribute("data-mean"))
+                assert abs(mean - api[mode, name]["mean"]) < 1e-6, (mode, name)
+                ticks = [t.text for t in card.find_elements(By.CSS_SELECTOR, ".ticks span")]
+                assert ticks == [str(k) for k in range(10)]
+            warning = cards["small.png"].find_element(By.CSS_SELECTOR, ".warning").text
+            assert "100x120 is smaller than the 224x224 crop" in warning
+            assert not cards["photo0.png"].find_elements(By.CSS_SELECTOR, ".warning")
+        assert "spread" in browser.find_element(By.TAG_NAME, "p").text
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "page-five-files-grid.png"))
+    finally:
+        stop(proc)

@@ -517,7 +517,7 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
                 "limits": {"max_body_bytes": limits.max_body, "max_files": limits.max_files,
                            "max_request_pixels": limits.max_request_pixels,
                            "max_inflight_pixels": limits.max_inflight_pixels},
-                "card": meta.get("pynima_card")}
+                "card": meta.get("pynima_card"), "anchors": meta.get("pynima_anchors")}
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus():
