@@ -140,3 +140,22 @@ def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_th
         browser.save_screenshot(str(ARTIFACTS / "page-five-files-grid.png"))
     finally:
         stop(proc)
+
+
+def test_the_api_page_works_offline_and_can_upload(server, browser):
+    """/docs is Swagger UI from the package's own files (this browser reaches no CDN either way: the machine is
+    offline), and the score operation declares its body, so Try it out offers a file upload."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(server + "/docs")
+    WebDriverWait(browser, 60).until(lambda d: any("/v1/score" in e.text for e in
+                                                   d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")))
+    operation = next(e for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-post"))
+    operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".try-out__btn"))
+    browser.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".opblock-post input[type=file]"))
+    assert "ScoreResponse" in browser.page_source
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "api-docs.png"))

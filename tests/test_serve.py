@@ -4,6 +4,7 @@ endpoints, every limit, dynamic batching and graceful shutdown."""
 from __future__ import annotations
 
 import io
+import re
 import signal
 import socket
 import subprocess
@@ -105,6 +106,15 @@ def test_endpoints(server):
     page = httpx.get(server + "/")
     assert page.status_code == 200 and "<title>pynima" in page.text and "/v1/score" in page.text
     assert "http" not in page.text.split("<body>")[1].replace("/docs", "")  # no CDN: nothing loads from elsewhere
+    docs = httpx.get(server + "/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    assets = re.findall(r'(?:src|href)="([^"]+)"', docs.text)
+    assert assets and all(a.startswith("/docs-assets/") for a in assets), assets  # no CDN
+    assert all(httpx.get(server + a).status_code == 200 for a in assets)
+    operation = httpx.get(server + "/openapi.json").json()["paths"]["/v1/score"]["post"]
+    assert {"multipart/form-data", "image/*"} <= set(operation["requestBody"]["content"])
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/ScoreResponse")
+    assert "413" in operation["responses"]
     metrics = httpx.get(server + "/metrics").text
     assert "pynima_requests_total" in metrics and "pynima_request_seconds_bucket" in metrics
 

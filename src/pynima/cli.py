@@ -20,7 +20,7 @@ from pynima.errors import PynimaError, Terminated
 EXTRAS = {m: "train" for m in ("torch", "torchvision", "timm", "lightning", "scipy", "skimage", "pywt", "piq",
                                "matplotlib", "filelock", "onnx", "onnxscript", "openpyxl")}
 EXTRAS |= {"optuna": "search", "openvino": "openvino"}
-EXTRAS |= {m: "serve" for m in ("fastapi", "uvicorn", "starlette", "multipart", "python_multipart",
+EXTRAS |= {m: "serve" for m in ("fastapi", "fastapi_offline", "uvicorn", "starlette", "multipart", "python_multipart",
                                  "prometheus_client")}
 
 

@@ -40,8 +40,10 @@ from urllib.parse import urlsplit
 import h11
 import numpy as np
 import uvicorn
-from fastapi import FastAPI, Query, Request  # module level: FastAPI reads the handlers' annotations from here
+from fastapi import Query, Request  # module level: FastAPI reads the handlers' annotations from here
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi_offline import FastAPIOffline  # /docs with Swagger UI's files from the package, none from a CDN
+from pydantic import BaseModel, Field
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -178,7 +180,42 @@ def _status(problem: str) -> int:
 
 FORM_FILES = 1000  # files a multipart body is parsed for, to name their number when it is over the limit
 PROBES = ("/healthz", "/readyz")
-KNOWN_PATHS = {"/v1/score", "/healthz", "/readyz", "/v1/model", "/metrics", "/"}
+KNOWN_PATHS = {"/v1/score", "/healthz", "/readyz", "/v1/model", "/metrics", "/", "/docs", "/openapi.json"}
+DOCS_ASSETS = "/docs-assets"  # where /docs loads Swagger UI's script and styles from (fastapi-offline's copy)
+
+
+class ScoredImage(BaseModel):
+    """One uploaded image: its score, or why it was not scored."""
+
+    name: str = Field(description="the upload's file name")
+    mean: float | None = Field(None, description="predicted mean opinion score, 0 (worst) to 9 (best)")
+    std: float | None = Field(None, description="spread: the standard deviation of the predicted opinions")
+    distribution: list[float] | None = Field(None, min_length=10, max_length=10,
+                                             description="predicted share of opinions for each score 0-9")
+    warning: str | None = Field(None, description="scored, but less reliably (an image smaller than the crop)")
+    error: str | None = Field(None, description="not scored: why (not an image, truncated, too large, ...)")
+
+
+class ScoreResponse(BaseModel):
+    """The answer to POST /v1/score: one result per upload, in order."""
+
+    results: list[ScoredImage]
+
+
+class ErrorResponse(BaseModel):
+    """A refused request: why; for a single image that could not be scored, its result too."""
+
+    error: str
+    results: list[ScoredImage] | None = None
+
+
+# what POST /v1/score reads (it parses the body itself, to budget pixels before decoding): declared for /docs
+SCORE_BODY = {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
+        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                  "description": "images (any field name works)"}}}},
+    "image/*": {"schema": {"type": "string", "format": "binary", "description": "one image as the raw body"}},
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
 
 
 def _image_pixels(data: bytes) -> int:
@@ -419,9 +456,10 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
         state["ready"] = False
         await batcher.stop()
 
-    app = FastAPI(title="pynima", version=pynima.__version__, lifespan=lifespan,
-                  description="Blind image quality assessment with NIMA: the distribution of opinion scores (0-9) "
-                              "of each uploaded image.")
+    app = FastAPIOffline(title="pynima", version=pynima.__version__, lifespan=lifespan, redoc_url=None,
+                         static_url=DOCS_ASSETS,
+                         description="Blind image quality assessment with NIMA: the distribution of opinion scores "
+                                     "(0-9, higher is better) of each uploaded image.")
     if cors:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -472,7 +510,11 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
     @app.post("/v1/score", summary="score uploaded images",
               description="Multipart form files (any field name, up to the file limit), or one image as the raw "
                           "body with an image/* content type. Per image: name, mean, std, the 10-bin distribution, "
-                          "or an error.")
+                          "or an error.",
+              openapi_extra={"requestBody": SCORE_BODY},
+              responses={200: {"model": ScoreResponse}, 400: {"model": ErrorResponse},
+                         413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
+                         422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
     async def score(request: Request,
                     crops_mode: Literal[CROP_MODES + tuple(CROP_SPELLINGS)] = Query(DEFAULT_CROPS, alias="crops")):
         try:
