@@ -95,3 +95,12 @@ def test_within_reference_measures_by_hand():
     assert got["ordered_pairs"] == pytest.approx((4 / 6 + 1) / 2)
     assert got["per_reference_srcc"] == pytest.approx(hand_srcc(pred, mos))
     assert got["groups"] == 2 and got["groups_with_clean"] == 2 and got["references"] == 1
+
+
+def test_spearman_interval_is_fishers_z_with_fiellers_variance():
+    from pynima.metrics import spearman_interval
+
+    low, high = spearman_interval(0.5, 28)  # z = atanh(0.5) = 0.5493, half-width 1.96 * sqrt(1.06 / 25) = 0.4036
+    assert (low, high) == pytest.approx((math.tanh(0.549306 - 0.403589), math.tanh(0.549306 + 0.403589)), abs=1e-5)
+    assert low == pytest.approx(0.1447, abs=1e-4) and high == pytest.approx(0.7411, abs=1e-4)
+    assert all(math.isnan(v) for v in spearman_interval(0.9, 3))

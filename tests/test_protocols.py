@@ -150,21 +150,43 @@ def test_search_best_config_is_a_train_config(search):
         run_search(cfg, trials=1, sampler="tpe", lr_head_range=(1e-4, 1e-2), lr_base_range=(1e-5, 1e-3))
 
 
-def _images(text: str) -> list[Image.Image]:
-    return [Image.open(io.BytesIO(base64.b64decode(b))) for b in re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)",
-                                                                           text)]
+def _images(text: str, folder=None) -> list[Image.Image]:
+    """The figures of a report: embedded (HTML), or PNG files linked beside it (Markdown; none inlined)."""
+    inline = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", text)
+    if folder is None:
+        return [Image.open(io.BytesIO(base64.b64decode(b))) for b in inline]
+    assert not inline
+    return [Image.open(folder / link) for link in re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", text)]
 
 
 @pytest.mark.parametrize("fmt", ["html", "md"])
 def test_run_report_has_figures_and_the_metrics(bench, fmt):
     run = split_dir(bench.out, 0)
-    text = write_report(run, fmt=fmt).read_text()
-    images = _images(text)
+    path = write_report(run, fmt=fmt)
+    text = path.read_text()
+    images = _images(text, path.parent if fmt == "md" else None)
     assert len(images) == 3 and all(im.format == "PNG" and min(im.size) > 100 for im in images)
     m = json.loads((run / "metrics.json").read_text())
     for k in ("srcc", "plcc", "krcc", "rmse", "emd"):
         for part in ("value", "ci_low", "ci_high"):
             assert f"{m[k][part]:.4f}" in text, (k, part)
+    assert f"{m['n_images']} images of {m['n_references']} references" in text and "Labels: human opinion" in text
+    for v in m["per_type_srcc"].values():  # 15 test images per type: each with its interval
+        assert f"{v['ci_low']:.3f}" in text and f"{v['ci_high']:.3f}" in text
+    assert text.index("Test metrics") < text.index("Configuration")  # results before the long configuration
+    if fmt == "md":
+        assert len(text) < 20_000  # links, not 200 KB of base64
+
+
+def test_a_pseudo_labelled_evaluation_is_not_captioned_human(bench, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(split_dir(bench.out, 0), run)
+    m = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps(m | {"labels": "pseudo-labels: FSIMc, a full-reference metric"}))
+    text = write_report(run).read_text()
+    assert "Labels: pseudo-labels: FSIMc" in text and "human MOS" not in text
 
 
 def test_benchmark_and_search_reports(bench, search):
@@ -174,8 +196,9 @@ def test_benchmark_and_search_reports(bench, search):
     summary = json.loads((Path(bench.out) / "summary.json").read_text())
     assert f"{summary['metrics']['srcc']['median']:.4f}" in text and len(_images(text)) == 3
     cfg, _ = search
-    text = write_report(cfg.out, fmt="md").read_text()
-    assert "learning-rate landscape" in text and len(_images(text)) == 1
+    path = write_report(cfg.out, fmt="md")
+    text = path.read_text()
+    assert "learning-rate landscape" in text and len(_images(text, path.parent)) == 1
     with pytest.raises(PynimaError, match="not a pynima run"):
         write_report(Path(bench.out) / "split_00" / "lightning_logs_missing")
 

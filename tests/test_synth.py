@@ -41,6 +41,13 @@ def test_pseudo_labelled_dataset_round_trips(pseudo):
     assert (pseudo.out / "mos_with_names.txt").read_bytes().count(b"\r\n") == 120
 
 
+def test_the_label_source_is_recorded(pseudo, tmp_path):
+    from pynima.synth import label_source
+
+    assert label_source(pseudo.out).startswith("pseudo-labels: FSIMc") and "not human" in label_source(pseudo.out)
+    assert label_source(tmp_path) is None  # not written by synth
+
+
 def test_pseudo_mos_falls_with_level(pseudo):
     recs = read_tid2013(pseudo.out)
     by_level = [np.mean([r.mos for r in recs if r.level == lv and r.kind not in (15, 17)]) for lv in range(1, 6)]

@@ -624,7 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default="pynima", help="study name inside the storage (default pynima)")
     p.set_defaults(func=_search)
 
-    p = sub.add_parser("report", help="one self-contained HTML or Markdown report of a run, benchmark or search")
+    p = sub.add_parser("report", help="a report of a run, benchmark or search: one self-contained HTML file, or "
+                                         "Markdown with its figures in REPORT_files/")
     p.add_argument("run_dir", help="a folder written by pynima train, benchmark or search")
     p.add_argument("--format", choices=["html", "md"], default="html")
     p.add_argument("--out", help="report file (default RUN_DIR/report.html or .md)")

@@ -81,6 +81,7 @@ class Dataset:
     authentic: bool  # camera photos (each image its own reference: splits are by image) or synthetic distortions
     official_split: dict | None = None  # as pynima.data.make_split writes it, when the release has one
     type_names: dict = field(default_factory=dict)  # distortion type -> its name, for per-type results
+    labels: str = "human opinion scores (the release's MOS or DMOS)"  # where the scores come from, for reports
 
 
 def _rows(path: Path, delimiter: str = ",") -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -663,7 +664,8 @@ def read_csv_dataset(path: Path, scale: tuple[float, float] | None, allow_out_of
         records.append(_record(file, score, s, ref=row.get("ref") or key, kind=int(kind) if str(kind).isdigit()
                                else kind, level=int(level), sd=sd, votes=votes, name=key))  # type: ignore[arg-type]
     authentic = "ref" not in header
-    return Dataset("csv", path, _finish(records, problems, path), s, authentic=authentic)
+    return Dataset("csv", path, _finish(records, problems, path), s, authentic=authentic,
+                   labels=f"the scores of {path.name}")
 
 
 # ---------------------------------------------------------------------------------------------- detection

@@ -13,7 +13,7 @@ from pynima.data import DatasetError, Record, apply_split
 from pynima.datasets import MODEL_SCALE, Scale, read_dataset
 from pynima.errors import PynimaError
 from pynima.files import RUN_MARKER, atomic_path, write_json
-from pynima.metrics import METRIC_ORDER, RANKING_ORDER, evaluate_scores
+from pynima.metrics import METRIC_ORDER, RANKING_ORDER, evaluate_scores, spearman_interval, type_order
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +34,44 @@ def predict_distributions(scorer, records: list[Record] | list[Path], batch_size
     return np.array(out)
 
 
-def scatter(pred: np.ndarray, true: np.ndarray, kinds: np.ndarray, path: Path, title: str) -> None:
+PER_TYPE_MIN = 10  # types with fewer test images get no per-type SRCC: too wide an interval to read anything in
+
+
+def type_colours(n: int) -> list:
+    """``n`` categorical colours for distortion types, the most distinct first: tab20's dark then light halves, then
+    tab20b's (40 in all, then repeating)."""
+    import matplotlib
+
+    tab20, tab20b = matplotlib.colormaps["tab20"].colors, matplotlib.colormaps["tab20b"].colors
+    palette = [*tab20[0::2], *tab20[1::2], *tab20b[0::4], *tab20b[1::4], *tab20b[2::4], *tab20b[3::4]]
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+def scatter(pred: np.ndarray, true: np.ndarray, kinds: list, names: dict, path: Path, title: str,
+            xlabel: str) -> None:
+    """Predicted against true scores, one colour and legend entry per distortion type (categorical, by name)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 5))
-    sc = ax.scatter(true, pred, c=kinds, cmap="tab20", s=10, alpha=0.8)
+    order = sorted(set(kinds), key=type_order)
+    colours = type_colours(len(order))
+    markers = "os^Dv"  # with more types than the 40 colours, the marker tells them apart
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    kinds = np.asarray(kinds, dtype=object)
+    for i, k in enumerate(order):
+        sel = kinds == k
+        ax.scatter(true[sel], pred[sel], s=12, alpha=0.85, color=colours[i],
+                   marker=markers[i // 40 % len(markers)], label=f"{k} {names.get(k, k)}"[:30])
     lo, hi = min(true.min(), pred.min()), max(true.max(), pred.max())
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-    ax.set_xlabel("true MOS")
-    ax.set_ylabel("predicted mean score")
-    ax.set_title(title)
-    fig.colorbar(sc, ax=ax, label="distortion type")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("predicted mean score (0-9)")
+    ax.set_title(title, fontsize=10)
+    if len(order) > 1:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 if len(order) <= 26 else 2,
+                  title="distortion type", title_fontsize=7, frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
@@ -166,6 +190,7 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     from pynima.losses import emd
     from pynima.model import read_checkpoint
     from pynima.predict import load
+    from pynima.synth import label_source
 
     out = Path(out)
     _check_output_folder(out, replace)
@@ -194,13 +219,19 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     per_type = {}
     for k in sorted(set(kinds.tolist())):
         sel = kinds == k
-        if sel.sum() > 2 and np.ptp(pred[sel]) > 0:
+        n = int(sel.sum())
+        if n >= PER_TYPE_MIN and np.ptp(pred[sel]) > 0 and np.ptp(true[sel]) > 0:
             srcc = float(stats.spearmanr(pred[sel], true[sel]).statistic)
-            per_type[str(k)] = {"name": dataset.type_names.get(k, str(k)), "srcc": srcc, "n": int(sel.sum())}
+            per_type[str(k)] = {"name": dataset.type_names.get(k, str(k)), "srcc": srcc, "n": n,
+                                **dict(zip(("ci_low", "ci_high"), spearman_interval(srcc, n), strict=True))}
     ranking = ranking_measures(scorer, records, pred)
     native_true = np.array([r.dataset_score for r in records])
     native_rmse = float(np.sqrt(np.mean((dataset.scale.from_model(pred) - native_true) ** 2)))
+    labels = label_source(dataset.root) or dataset.labels
     result = metrics | {"per_type_srcc": per_type, "ranking": ranking, "n_images": len(records),
+                        "n_references": len({r.ref for r in records}), "labels": labels,
+                        "per_type_interval": f"95% Fisher-z interval of Spearman's rho (variance 1.06 / (n - 3)); "
+                                             f"types with fewer than {PER_TYPE_MIN} images left out",
                         "checkpoint": str(ckpt),
                         "data": str(data), "format": dataset.format, "scale": dataset.scale.describe(),
                         "rmse_dataset_scale": native_rmse, "part": part if split is not None else "all",
@@ -208,8 +239,9 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
                         "interval": f"95% percentile bootstrap over images ({n_boot} resamples); "
                                     "excludes split variance"}
     write_predictions(out / "predictions.csv", records, dists, per_image_emd, dataset.scale)
-    scatter(pred, true, np.unique(kinds, return_inverse=True)[1], out / "scatter.png",
-            f"{result['part']} ({len(records)} images)")
+    scatter(pred, true, kinds.tolist(), dataset.type_names, out / "scatter.png",
+            f"{result['part']} ({len(records)} images of {result['n_references']} references)",
+            "pseudo-label (not human)" if labels.startswith("pseudo") else "human MOS")
     write_json(out / "metrics.json", result)  # last: a folder with metrics.json holds a finished evaluation
     log.debug("%s set: %d images (%s)", result["part"], len(records), out / "metrics.json")
     return result

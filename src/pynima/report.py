@@ -1,13 +1,14 @@
 """``pynima report RUN_DIR``: one self-contained HTML (or Markdown) file for a run, a benchmark or a search.
 
-The figures are embedded as base64 PNG data URIs, so the single file can be mailed or attached to an issue. What the
-folder is decides the sections:
+In HTML the figures are embedded as base64 PNG data URIs, so the single file can be mailed or attached to an issue;
+Markdown links PNG files written beside it (``report_files/`` for ``report.md``), as Markdown viewers expect. What
+the folder is decides the sections, results first and the configuration last:
 
-* a training run (``pynima train``): configuration, test metrics with 95% intervals, loss curves, scatter plot,
-  SRCC per distortion type (bar chart);
-* a benchmark (``pynima benchmark``): configuration, median / IQR / interval over splits, the per-split table, SRCC per
-  split, validation loss curves of every split, median SRCC per distortion type;
-* a search (``pynima search``): configuration, the trial table, the learning-rate landscape, the best configuration.
+* a training run (``pynima train``): where the labels come from and the test set's size, test metrics with 95%
+  intervals, loss curves, scatter plot, SRCC per distortion type with intervals; configuration;
+* a benchmark (``pynima benchmark``): median / IQR / interval over splits, the per-split table, SRCC per split,
+  validation loss curves of every split, median SRCC per distortion type; configuration;
+* a search (``pynima search``): the trial table, the learning-rate landscape, the best configuration; configuration.
 
 Numbers are printed with 4 decimals, straight from the JSON files the commands wrote.
 """
@@ -23,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from pynima.errors import PynimaError
-from pynima.files import read_csv, write_text
-from pynima.metrics import METRIC_ORDER
+from pynima.evaluate import type_colours
+from pynima.files import read_csv, write_bytes, write_text
+from pynima.metrics import METRIC_ORDER, type_order
 
 
 def _plt():
@@ -43,22 +45,22 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
-def _type_order(kind: str) -> tuple:
-    """Distortion types in numeric order (TID2013, KADID) or by name (LIVE's "jpeg", CSIQ's "awgn")."""
-    return (0, int(kind), "") if kind.isdigit() else (1, 0, kind)
-
-
 def per_type_chart(per_type: dict[str, dict], title: str) -> bytes:
-    """Horizontal bars of SRCC per distortion type."""
+    """Horizontal bars of SRCC per distortion type, each type its own categorical colour and its name, with the 95%
+    interval as an error bar where ``per_type`` has one."""
     plt = _plt()
-    kinds = sorted(per_type, key=_type_order)
+    kinds = sorted(per_type, key=type_order)
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(kinds) + 1.2))
     vals = [per_type[k]["srcc"] for k in kinds]
-    ax.barh(range(len(kinds)), vals, color=["tab:blue" if v >= 0 else "tab:red" for v in vals])
+    ax.barh(range(len(kinds)), vals, color=type_colours(len(kinds)))  # the scatter plot's colours, in its order
+    if all("ci_low" in per_type[k] for k in kinds):
+        low = [v - per_type[k]["ci_low"] for k, v in zip(kinds, vals, strict=True)]
+        high = [per_type[k]["ci_high"] - v for k, v in zip(kinds, vals, strict=True)]
+        ax.errorbar(vals, range(len(kinds)), xerr=[low, high], fmt="none", ecolor="k", elinewidth=0.7, capsize=2)
     ax.set_yticks(range(len(kinds)), [f"{k} {per_type[k]['name'][:34]}" for k in kinds], fontsize=7)
     ax.invert_yaxis()
     ax.axvline(0, color="k", lw=0.6)
-    ax.set_xlim(min(-0.1, min(vals) - 0.05), 1)
+    ax.set_xlim(min(-0.1, min(vals) - 0.05, *(per_type[k].get("ci_low", 0) for k in kinds)), 1)
     ax.set_xlabel("SRCC")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -96,8 +98,9 @@ def _per_split_chart(rows: list[dict]) -> bytes:
 class _Doc:
     """Builds the same content as HTML or Markdown."""
 
-    def __init__(self, fmt: str, title: str):
-        self.fmt, self.parts = fmt, []
+    def __init__(self, fmt: str, title: str, folder: str = ""):
+        # Markdown: the figures (file name -> PNG) go into ``folder``, beside the report, and are linked
+        self.fmt, self.parts, self.figures, self.folder = fmt, [], {}, folder
         if fmt == "html":
             self.parts.append(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
                               "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
@@ -124,9 +127,14 @@ class _Doc:
                               + "".join("| " + " | ".join(r) + " |\n" for r in cells))
 
     def image(self, png: bytes, alt: str) -> None:
-        uri = "data:image/png;base64," + base64.b64encode(png).decode()
-        self.parts.append(f"<figure><img alt='{html.escape(alt)}' src='{uri}'><figcaption>{html.escape(alt)}"
-                          "</figcaption></figure>" if self.fmt == "html" else f"\n![{alt}]({uri})\n")
+        if self.fmt == "html":
+            uri = "data:image/png;base64," + base64.b64encode(png).decode()
+            self.parts.append(f"<figure><img alt='{html.escape(alt)}' src='{uri}'><figcaption>{html.escape(alt)}"
+                              "</figcaption></figure>")
+        else:
+            name = f"figure{len(self.figures) + 1}.png"
+            self.figures[name] = png
+            self.parts.append(f"\n![{alt}]({self.folder}/{name})\n")
 
     def text(self) -> str:
         return "".join(self.parts) + ("</body></html>\n" if self.fmt == "html" else "\n")
@@ -140,21 +148,28 @@ def _config_table(doc: _Doc, cfg: dict) -> None:
 def _run(doc: _Doc, d: Path) -> None:
     cfg = json.loads((d / "config.json").read_text()) if (d / "config.json").is_file() else {}
     m = json.loads((d / "metrics.json").read_text())
-    _config_table(doc, cfg)
-    doc.heading(f"Test metrics ({m['n_images']} images, {m['part']})")
+    size = f"{m['n_images']} images" + (f" of {m['n_references']} references" if m.get("n_references") else "")
+    doc.heading(f"Test metrics ({size}, {m['part']})")
+    doc.para(f"Labels: {m.get('labels', 'not recorded (an evaluation older than this report)')}. Data: {m['data']}.")
     doc.table(["metric", "value", "95% low", "95% high"],
               [[k, f"{m[k]['value']:.4f}", f"{m[k]['ci_low']:.4f}", f"{m[k]['ci_high']:.4f}"]
                for k in METRIC_ORDER if k in m])
     doc.para(m.get("interval", ""))
+    truth = "pseudo-labels" if m.get("labels", "").startswith("pseudo") else "human MOS"
     for name, alt in (("loss_curve.png", "loss curves (train and validation EMD per epoch)"),
-                      ("scatter.png", "predicted mean score against human MOS")):
+                      ("scatter.png", f"predicted mean score against {truth}")):
         if (d / name).is_file():
             doc.image((d / name).read_bytes(), alt)
     if m.get("per_type_srcc"):
         doc.heading("SRCC per distortion type")
         doc.image(per_type_chart(m["per_type_srcc"], "test SRCC per distortion type"), "SRCC per distortion type")
-        rows = sorted(m["per_type_srcc"].items(), key=lambda t: _type_order(t[0]))
-        doc.table(["type", "name", "n", "SRCC"], [[k, v["name"], v["n"], f"{v['srcc']:.4f}"] for k, v in rows])
+        rows = sorted(m["per_type_srcc"].items(), key=lambda t: type_order(t[0]))
+        interval = lambda v, k: f"{v[k]:.3f}" if k in v else ""  # noqa: E731 - evaluations before the intervals
+        doc.table(["type", "name", "n", "SRCC", "95% low", "95% high"],
+                  [[k, v["name"], v["n"], f"{v['srcc']:.4f}", interval(v, "ci_low"), interval(v, "ci_high")]
+                   for k, v in rows])
+        doc.para(m.get("per_type_interval", ""))
+    _config_table(doc, cfg)
 
 
 def _benchmark(doc: _Doc, d: Path) -> None:
@@ -162,7 +177,6 @@ def _benchmark(doc: _Doc, d: Path) -> None:
 
     # the summary pynima benchmark wrote; only a benchmark interrupted before its first summary is summarized here
     summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else summarize(d)
-    _config_table(doc, summary["config"])
     doc.heading(f"Summary over {summary['splits_finished']} of {summary['repeats']} splits")
     s = summary["metrics"]
     doc.table(["metric", "median", "q25", "q75", "IQR", "95% low", "95% high"],
@@ -194,11 +208,11 @@ def _benchmark(doc: _Doc, d: Path) -> None:
         doc.heading("SRCC per distortion type (median over splits)")
         med = {k: {"name": names[k], "srcc": float(np.median(v))} for k, v in per_type.items()}
         doc.image(per_type_chart(med, "median test SRCC per distortion type"), "SRCC per distortion type")
+    _config_table(doc, summary["config"])
 
 
 def _search(doc: _Doc, d: Path) -> None:
     res = json.loads((d / "search.json").read_text())
-    _config_table(doc, res["config"])
     doc.heading(f"Trials ({res['sampler']} sampler, {res['trial_epochs']} epochs each, validation data only)")
     rows = sorted(res["trials"], key=lambda t: (t["val_emd"] is None, t["val_emd"] or 0))
     fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
@@ -210,6 +224,7 @@ def _search(doc: _Doc, d: Path) -> None:
     best = res["best"]
     doc.para(f"Best: trial {best['number']}, lr_head {best['lr_head']:.3g}, lr_base {best['lr_base']:.3g}, "
              f"validation EMD {best['val_emd']:.4f}. Final run: pynima train --config {d / 'best_config.json'}")
+    _config_table(doc, res["config"])
 
 
 def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None = None) -> Path:
@@ -226,8 +241,12 @@ def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None 
     else:
         raise PynimaError(f"{d}: not a pynima run, benchmark or search folder (no metrics.json, benchmark.json or "
                           f"search.json)")
-    doc = _Doc(fmt, f"pynima {kind}: {d}")
-    build(doc, d)
     path = Path(out) if out else d / f"report.{fmt}"
+    figures = path.parent / f"{path.stem}_files"
+    doc = _Doc(fmt, f"pynima {kind}: {d}", figures.name)
+    build(doc, d)
+    for name, png in doc.figures.items():  # before the report, so that a report on disk never links a missing file
+        figures.mkdir(parents=True, exist_ok=True)
+        write_bytes(figures / name, png)
     write_text(path, doc.text())
     return path

@@ -308,6 +308,21 @@ def synthesize(
     return SynthResult(out, n_images, len(files), seconds, False, labels_kind)
 
 
+def label_source(root: str | Path) -> str | None:
+    """What the labels of a ``pynima synth`` dataset are (reports must not call pseudo-labels human opinion), or None
+    for a folder that synth did not write."""
+    try:
+        labels = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8")).get("labels")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if labels == "tables":
+        return "human opinion scores (the label tables given to pynima synth)"
+    if isinstance(labels, str) and labels.startswith("pseudo-mos:"):
+        metric = labels.partition(":")[2].upper().replace("FSIMC", "FSIMc")
+        return f"pseudo-labels: {metric}, a full-reference metric, mapped to TID2013's scale (not human opinion)"
+    return None
+
+
 def _keys(n_refs: int) -> list[tuple[int, int, int]]:
     """(reference, type, level) of every image, in TID2013's order."""
     return [(r, k, lv) for r in range(1, n_refs + 1) for k in DISTORTIONS for lv in LEVELS]
