@@ -9,9 +9,11 @@ ratios and dataset have identical splits, so their rows pair up. This prints, as
   minutes per model (``results.csv``'s ``seconds``: training with its validation, not the final test evaluation),
   plus any one-time cost given with ``--once LABEL=MINUTES`` (e.g. pretraining), stated separately;
 
-and with ``--plot FILE`` draws SRCC and PLCC against minutes per model (SVG or PNG by the suffix).
+and with ``--plot FILE`` draws SRCC and PLCC against minutes per model (SVG or PNG by the suffix); ``--points``
+draws the same plot from published medians when the folders are gone.
 
     python bench/compare_recipes.py LABEL=runs/b5-paper LABEL=runs/b5-pretrain [--once pretrain=23] [--plot F]
+    python bench/compare_recipes.py --points paper=6.9,0.71,0.74 ... --once paper=32 --plot F
 """
 
 from __future__ import annotations
@@ -44,14 +46,23 @@ def within_reference_srcc(folder: Path, split: int) -> list[float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("arms", nargs="+", metavar="LABEL=FOLDER")
+    ap.add_argument("arms", nargs="*", metavar="LABEL=FOLDER")
     ap.add_argument("--once", action="append", default=[], metavar="LABEL=MINUTES",
                     help="a one-time cost of the recipe LABEL (paid once, not per model)")
     ap.add_argument("--plot", type=Path)
+    ap.add_argument("--points", action="extend", nargs="+", default=[], metavar="LABEL=MINUTES,SRCC,PLCC",
+                    help="draw --plot from these medians (a published table) instead of benchmark folders")
+    ap.add_argument("--splits", type=int, default=5, help="K of the --points' benchmark, for the title")
     args = ap.parse_args()
+    once = {k: float(v) for k, v in (o.split("=", 1) for o in args.once)}
+    if args.points:
+        if not args.plot:
+            raise SystemExit("--points draws a plot: give --plot FILE")
+        points = {lab: tuple(float(x) for x in v.split(",")) for lab, v in (p.split("=", 1) for p in args.points)}
+        plot(points, once, args.splits, args.plot)
+        return
 
     arms = dict(a.split("=", 1) for a in args.arms)
-    once = {k: float(v) for k, v in (o.split("=", 1) for o in args.once)}
     rows = {label: read_rows(Path(folder)) for label, folder in arms.items()}
     splits = sorted(set.intersection(*(set(r) for r in rows.values())))
     for label, r in rows.items():
@@ -89,28 +100,51 @@ def main() -> None:
               f"{f'{once[lab]:.0f} min' if lab in once else '-'} |")
 
     if args.plot:
-        import matplotlib
+        plot(points, once, len(splits), args.plot)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        from pynima.files import atomic_path
+def plot(points: dict[str, tuple[float, float, float]], once: dict[str, float], k: int, path: Path) -> None:
+    """SRCC (circles) and PLCC (squares) of each recipe against minutes per model, one colour per recipe, in a
+    legend; a recipe with a one-time cost (pretraining) is drawn a second time at minutes + that cost (the first
+    model's real price), joined by a dashed line, so the cost is on the time axis, not in a note."""
+    import matplotlib
 
-        fig, ax = plt.subplots(figsize=(6, 4))
-        for lab, (minutes, srcc, plcc) in points.items():
-            line = ax.plot([minutes, minutes], [srcc, plcc], ":", color="grey")[0]
-            ax.scatter([minutes], [srcc], marker="o", color=line.get_color())
-            ax.scatter([minutes], [plcc], marker="s", color=line.get_color())
-            note = f"{lab} (+{once[lab]:.0f} min once)" if lab in once else lab
-            ax.annotate(note, (minutes, max(srcc, plcc)), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        ax.set_xlabel("wall-clock minutes per model (2-core CPU)")
-        ax.set_ylabel("median over splits (o SRCC, s PLCC)")
-        ax.set_title(f"Time to quality, by-reference splits (K={len(splits)})", fontsize=10)
-        ax.grid(alpha=0.3)
-        fig.tight_layout()
-        with atomic_path(args.plot) as tmp:
-            fig.savefig(tmp, format=args.plot.suffix.lstrip("."))
-        print(f"\nplot: {args.plot}")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    from pynima.files import atomic_path
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    colours = plt.get_cmap("tab10").colors
+    handles = []
+    for i, (lab, (minutes, srcc, plcc)) in enumerate(points.items()):
+        c = colours[i % len(colours)]
+        xs = [minutes] + ([minutes + once[lab]] if lab in once else [])
+        for j, x in enumerate(xs):
+            ax.scatter([x], [srcc], marker="o", color=c, facecolors="none" if j else c)
+            ax.scatter([x], [plcc], marker="s", color=c, facecolors="none" if j else c)
+        if lab in once:
+            for v in (srcc, plcc):
+                ax.plot(xs, [v, v], "--", color=c, lw=0.8)
+        handles.append(Line2D([], [], color=c, marker="o", ls="", label=lab))
+    handles += [Line2D([], [], color="k", marker="o", ls="", label="SRCC (median)"),
+                Line2D([], [], color="k", marker="s", ls="", label="PLCC (median)")]
+    if once:
+        handles.append(Line2D([], [], color="k", marker="o", mfc="none", ls="--",
+                              label="with the one-time cost (pretraining)"))
+    ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.9)
+    ax.set_xlabel("wall-clock minutes per model (2-core CPU); hollow: plus the one-time cost")
+    ax.set_ylabel("median over splits")
+    ax.set_xlim(0, max(x + once.get(lab, 0) for lab, (x, _, _) in points.items()) * 1.1)
+    values = [v for _, a, b in points.values() for v in (a, b)]
+    ax.set_ylim(min(values) - 0.06, max(values) + 0.03)
+    ax.set_title(f"Time to quality, by-reference splits (K={k})", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."))
+    print(f"\nplot: {path}")
 
 
 if __name__ == "__main__":

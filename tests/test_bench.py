@@ -113,6 +113,12 @@ def test_compare_recipes(tmp_path):
                 tmp_path / "plot.svg")
     assert "| B | 0.7300 | 0.7400 | 1 of 2 | 0.0000 | 10.0 | 20 min |" in out
     assert "+0.0500 / +0.0500" in out and (tmp_path / "plot.svg").stat().st_size > 1000
+    # the same plot from published medians (the folders gone)
+    bench("compare_recipes.py", "--points", "A=10,0.70,0.71", "B=10,0.73,0.74", "--once", "B=20", "--plot",
+          tmp_path / "plot.png")
+    from PIL import Image
+
+    assert Image.open(tmp_path / "plot.png").format == "PNG"
 
 
 def test_test_time_crops(run, tiny, tmp_path):
