@@ -195,3 +195,52 @@ def test_full_mode_on_onnx_matches_pytorch_and_an_old_fixed_size_export_is_refus
     assert not load(tmp_path / "fixed.onnx").engine.any_size  # it still scores crops
     with pytest.raises(PynimaError, match="dynamic image size"):
         load(tmp_path / "fixed.onnx", crops="full")
+
+
+def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys):
+    """Here (no GPU, onnxruntime without CUDA): --device cuda names the device and what to install, never a CUDA
+    traceback; cpu scores as before. On a machine with a GPU, tests/test_metric.py's CUDA test runs instead."""
+    import onnxruntime as ort
+    import torch
+
+    from pynima.cli import main
+
+    image = tmp_path / "a.png"
+    Image.fromarray(np.full((240, 240, 3), 120, np.uint8)).save(image)
+    assert main(["predict", str(image), "--device", "cpu"]) == 0
+    capsys.readouterr()
+    cases = [(["--device", "mps"], "ONNX Runtime runs on cpu or cuda"), (["--device", "gpu0"], "cpu or cuda"),
+             (["--device", "cpu", "--ray", "--out", str(tmp_path / "x.parquet")], "--device with --ray")]
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        cases.append((["--device", "cuda"], "has no CUDA provider; install onnxruntime-gpu"))
+    for options, problem in cases:
+        if "--ray" in options:
+            options = ["--device", "cuda", *options[2:]]
+        assert main(["predict", str(image), *options]) == 2, options
+        err = capsys.readouterr().err
+        assert problem in err and err.count("\n") == 1 and "Traceback" not in err, err
+    if not torch.cuda.is_available():
+        from pynima.predict import torch_device
+
+        with pytest.raises(PynimaError, match="device cuda: not available on this machine"):
+            torch_device("cuda")
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _has_cuda(), reason="needs a CUDA GPU (the CPU path is tested everywhere)")
+def test_scoring_on_cuda_gives_the_cpu_scores(run):
+    """The torch engine on the GPU, and ONNX Runtime's CUDA provider where onnxruntime-gpu is installed."""
+    import onnxruntime as ort
+
+    image = np.random.default_rng(0).integers(0, 255, (300, 400, 3), np.uint8)
+    cpu = load(run / "best.ckpt", engine="torch").score(image).mean
+    assert load(run / "best.ckpt", engine="torch", device="cuda").score(image).mean == pytest.approx(cpu, abs=1e-3)
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        onnx = load(run / "best.onnx", device="cuda")
+        assert onnx.engine.session.get_providers()[0] == "CUDAExecutionProvider"
+        assert onnx.score(image).mean == pytest.approx(cpu, abs=1e-3)

@@ -210,9 +210,13 @@ def _serve(args: argparse.Namespace) -> None:
                     max_inflight_pixels=int(args.max_inflight_megapixels * 1e6))
     connections = Connections(max_connections=args.max_connections, header_timeout=args.header_timeout,
                               keep_alive=args.keep_alive)
-    serve(args.model, host=args.host, port=args.port, engine=args.engine, workers=args.workers,
+    serve(args.model, host=args.host, port=args.port, engine=args.engine, device=args.device, workers=args.workers,
           max_batch=args.max_batch, max_wait=args.max_wait_ms / 1000, limits=limits, cors=args.cors,
           allowed_hosts=args.allowed_hosts, connections=connections)
+
+
+DEVICE_HELP = ("cpu (default), cuda, cuda:N (the onnx engine with onnxruntime-gpu installed, or the torch engine "
+               "with a CUDA build of torch) or mps (torch engine); a device this machine lacks is a one-line error")
 
 
 def _positive_int(text: str) -> int:
@@ -253,13 +257,15 @@ def _predict(args: argparse.Namespace) -> int:
     if not paths:
         raise PynimaError(f"no images given to score with {model} (pynima predict [MODEL] PATHS...)")
     if args.ray is not None:
+        if args.device != "cpu":
+            raise PynimaError("--device with --ray: the Ray actors score on their nodes' CPUs (one CPU each)")
         return _predict_on_ray(args, model, paths)
     for option, given in (("--out", args.out), ("--concurrency", args.concurrency)):
         if given is not None:
             raise PynimaError(f"{option} goes with --ray (scoring on Ray into a Parquet file); without --ray, "
                               f"redirect --format csv or json to a file")
     args.format = args.format or "table"
-    scorer = load(model, engine=args.engine, crops=args.crops, bf16=args.bf16)
+    scorer = load(model, engine=args.engine, crops=args.crops, bf16=args.bf16, device=args.device)
     total, failed = 0, 0
     write = _result_writer(args.format)
     bar = _progress(args.quiet)
@@ -701,6 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto (default): ONNX Runtime for an .onnx file and for a checkpoint with an up-to-date "
                         "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "
                         "the same export on OpenVINO")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--bf16", action="store_true",
                    help="bfloat16 arithmetic (torch and openvino engines): faster on CPUs with AMX, not bit-equal "
                         "(speed and SRCC cost: pynima docs performance)")
@@ -748,6 +755,7 @@ def _add_serve(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="default 8000")
     p.add_argument("--engine", choices=list(ENGINES), default="auto", help="as pynima predict (default auto)")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     p.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
     p.add_argument("--max-batch", type=int, default=32, help="crops per network call at most (default 32)")
     p.add_argument("--max-wait-ms", type=float, default=5.0,

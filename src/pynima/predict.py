@@ -201,17 +201,55 @@ def normalize(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]
 # ---------------------------------------------------------------------------------------------- engines
 
 
+def torch_device(name: str):
+    """``name`` ("cpu", "cuda", "cuda:1", "mps") as a torch.device, or a one-line PynimaError when this machine or
+    this torch build has no such device (instead of a CUDA traceback at the first call)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise PynimaError(f"device {name!r}: not a device (cpu, cuda, cuda:N or mps)") from None
+    available = {"cuda": torch.cuda.is_available,
+                 "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    if device.type in available and not available[device.type]():
+        raise PynimaError(f"device {name}: not available on this machine (torch {torch.__version__} sees no "
+                          f"{device.type.upper()} device); use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise PynimaError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def onnx_providers(device: str) -> list:
+    """ONNX Runtime's execution providers for ``device``: the CPU's, or CUDA's (onnxruntime-gpu) with the CPU's as
+    the fallback for operators CUDA lacks; a one-line PynimaError when this onnxruntime cannot run there."""
+    import onnxruntime as ort
+
+    kind, _, index = device.partition(":")
+    if kind == "cpu" and not index:
+        return ["CPUExecutionProvider"]
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise PynimaError(f"device {device!r}: ONNX Runtime runs on cpu or cuda[:N] here; for mps use --engine torch")
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        raise PynimaError(f"device {device}: this onnxruntime ({ort.__version__}) has no CUDA provider; install "
+                          f"onnxruntime-gpu in its place (a checkpoint also runs with --engine torch on a CUDA "
+                          f"build of torch)")
+    return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
+
+
 class TorchEngine:
-    """Eager PyTorch, channels_last, inference mode; ``bf16`` runs it under bfloat16 autocast."""
+    """Eager PyTorch, channels_last, inference mode, on ``device`` (cpu, cuda[:N], mps); ``bf16`` runs it under
+    bfloat16 autocast."""
 
     name = "torch"
 
-    def __init__(self, model, backbone: str, bf16: bool = False, source: str = "the network"):
+    def __init__(self, model, backbone: str, bf16: bool = False, source: str = "the network", device: str = "cpu"):
         import torch
 
         from pynima.model import normalization
 
-        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.device = torch_device(device)
+        self.model = model.eval().to(self.device, memory_format=torch.channels_last)
         self.backbone, self.bf16, self.source = backbone, bf16, source
         self.any_size = True  # fully convolutional: any image size (crops="full")
         self.metadata: dict[str, str] = {}  # what pynima export writes into an .onnx; a checkpoint has none
@@ -220,17 +258,18 @@ class TorchEngine:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            t = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-            return self.model(t).float().numpy()
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            t = torch.from_numpy(x).to(self.device).contiguous(memory_format=torch.channels_last)
+            return self.model(t).float().cpu().numpy()
 
     @classmethod
-    def from_checkpoint(cls, ckpt: str | Path, bf16: bool = False) -> TorchEngine:
+    def from_checkpoint(cls, ckpt: str | Path, bf16: bool = False, device: str = "cpu") -> TorchEngine:
         """The network of a ``pynima train`` checkpoint, built without Lightning (faster start)."""
         from pynima.model import load_checkpoint
 
+        device = str(torch_device(device))  # a missing device is refused before the checkpoint is read
         model, hp = load_checkpoint(ckpt)
-        return cls(model, hp["backbone"], bf16=bf16, source=str(ckpt))
+        return cls(model, hp["backbone"], bf16=bf16, source=str(ckpt), device=device)
 
 
 def any_size(inputs: list) -> bool:
@@ -262,20 +301,27 @@ def _preprocessing(path: str | Path, meta: dict[str, str], inputs: list, outputs
 
 
 class OnnxEngine:
-    """ONNX Runtime on the CPU; the preprocessing constants travel in the model's metadata."""
+    """ONNX Runtime on the CPU, or on a CUDA GPU (``device="cuda"``, with onnxruntime-gpu); the preprocessing
+    constants travel in the model's metadata."""
 
     name = "onnx"
 
-    def __init__(self, path: str | Path, threads: int | None = None):
+    def __init__(self, path: str | Path, threads: int | None = None, device: str = "cpu"):
         import onnxruntime as ort
 
+        providers = onnx_providers(device)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(path), opts, providers=providers)
         except Exception as e:  # onnxruntime raises its own exception types for missing and malformed files
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
+        if device != "cpu" and self.session.get_providers()[0] != "CUDAExecutionProvider":
+            # onnxruntime falls back to the CPU with a log line when CUDA cannot start (no driver, no GPU)
+            raise PynimaError(f"device {device}: ONNX Runtime could not start CUDA here (no GPU, or its driver or "
+                              f"CUDA libraries missing)")
+        self.device = device
         self.source = str(path)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = dict(meta)  # what pynima export wrote: backbone, normalization, and what the model is
@@ -524,8 +570,8 @@ def exported_sidecar(ckpt: str | Path) -> Path | None:
 ENGINES = ("auto", "torch", "onnx", "openvino")
 
 
-def load(path: str | Path | None = None, engine: str | None = None, crops: str = DEFAULT_CROPS, bf16: bool = False
-         ) -> Scorer:
+def load(path: str | Path | None = None, engine: str | None = None, crops: str = DEFAULT_CROPS, bf16: bool = False,
+         device: str = "cpu") -> Scorer:
     """A Scorer for a ``pynima train`` checkpoint or a ``pynima export`` ONNX file; with no ``path``, for the model
     bundled with pynima (``bundled_model()``).
 
@@ -534,13 +580,15 @@ def load(path: str | Path | None = None, engine: str | None = None, crops: str =
     up-to-date export next to it (same network, distributions equal to 1e-4; it starts in a fraction of the time
     because it needs neither torch nor timm); other checkpoints run on PyTorch. ``bf16``: bfloat16 arithmetic on the
     torch and openvino engines (auto then picks openvino for an export), faster on CPUs with AMX or AVX-512 BF16 but
-    not bit-equal, so measure it on your data (``bench/throughput.py`` does).
+    not bit-equal, so measure it on your data (``bench/throughput.py`` does). ``device``: ``cpu``, or ``cuda[:N]``
+    (the onnx engine with onnxruntime-gpu installed, or the torch engine with a CUDA build of torch) or ``mps``
+    (torch); a device this machine lacks is a one-line PynimaError.
     """
     path = bundled_model() if path is None else Path(path)
     exported = path if path.suffix.lower() == ".onnx" else exported_sidecar(path)
     if engine in (None, "auto") and exported is not None and exported != path:
         try:  # the export next to a checkpoint is a cache of it: if it cannot be used, the checkpoint still can
-            return load(exported, engine="openvino" if bf16 else "onnx", crops=crops, bf16=bf16)
+            return load(exported, engine="openvino" if bf16 else "onnx", crops=crops, bf16=bf16, device=device)
         except PynimaError as e:
             log.warning("%s; scoring with the checkpoint on PyTorch instead", e)
             exported = None
@@ -554,8 +602,10 @@ def load(path: str | Path | None = None, engine: str | None = None, crops: str =
         if engine == "onnx":
             if bf16:
                 raise PynimaError("bf16 runs on the torch and openvino engines, not onnx")
-            return Scorer(OnnxEngine(exported), crops=crops)
+            return Scorer(OnnxEngine(exported, device=device), crops=crops)
+        if device != "cpu":
+            raise PynimaError(f"device {device}: the openvino engine runs on the CPU here; use --engine onnx or torch")
         return Scorer(OpenVinoEngine(exported, precision="bf16" if bf16 else "f32"), crops=crops)
     if path.suffix.lower() == ".onnx":
         raise PynimaError(f"{path}: an ONNX file runs on the onnx or openvino engine (--engine onnx)")
-    return Scorer(TorchEngine.from_checkpoint(path, bf16=bf16), crops=crops)
+    return Scorer(TorchEngine.from_checkpoint(path, bf16=bf16, device=device), crops=crops)

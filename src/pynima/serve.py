@@ -425,8 +425,9 @@ def _model_name(scorer: Scorer, model: str | Path | None) -> str:
 
 def create_app(model: str | Path | None = None, engine: str | None = None, max_batch: int = 32,
                max_wait: float = 0.005, limits: Limits = Limits(), cors: Sequence[str] = (),
-               allowed_hosts: Sequence[str] | None = None):
-    """The FastAPI app scoring with ``model`` (default: the bundled model) on ``engine`` (as ``pynima.load``).
+               allowed_hosts: Sequence[str] | None = None, device: str = "cpu"):
+    """The FastAPI app scoring with ``model`` (default: the bundled model) on ``engine`` and ``device`` (as
+    ``pynima.load``).
     ``cors``: origins allowed to call it from a browser page elsewhere (none by default). ``allowed_hosts``: the
     Host headers it answers to (Starlette's patterns; default: the loopback names)."""
     from contextlib import asynccontextmanager
@@ -437,7 +438,7 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
 
     allowed_hosts = list(LOOPBACK_HOSTS if allowed_hosts is None else allowed_hosts)
     _check_settings(max_batch, max_wait, limits, allowed_hosts)
-    scorer = load(model, engine=engine)
+    scorer = load(model, engine=engine, device=device)
     name = _model_name(scorer, model)
     metrics = _Metrics()
     budget = _PixelBudget(limits.max_inflight_pixels)
@@ -693,7 +694,7 @@ def app_from_environment():
 def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8000, engine: str | None = None,
           workers: int = 1, max_batch: int = 32, max_wait: float = 0.005, limits: Limits = Limits(),
           cors: Sequence[str] = (), allowed_hosts: Sequence[str] | None = None,
-          connections: Connections = Connections()) -> None:
+          connections: Connections = Connections(), device: str = "cpu") -> None:
     """Run the service with uvicorn until SIGINT/SIGTERM (in-flight requests are finished first). The port is bound
     before anything else, so a port in use is a PynimaError before the model loads; port 0 takes a free one, which
     the log names. ``allowed_hosts``: default ``default_allowed_hosts(host)``."""
@@ -709,7 +710,7 @@ def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8000, e
     sock = _listen(host, port)
     port = sock.getsockname()[1]
     log.info("pynima serve: listening on http://%s; loading the model", _address(host, port))
-    settings = {"model": model, "engine": engine, "max_batch": max_batch, "max_wait": max_wait,
+    settings = {"model": model, "engine": engine, "device": device, "max_batch": max_batch, "max_wait": max_wait,
                 "limits": asdict(limits), "cors": list(cors), "allowed_hosts": allowed_hosts}
     with sock:
         if workers > 1:  # each worker process builds its own app (and model) from the environment

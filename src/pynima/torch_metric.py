@@ -17,7 +17,7 @@ from torch import nn
 
 from pynima.config import DEFAULT_CROPS, crop_mode
 from pynima.errors import PynimaError
-from pynima.predict import CROP, bundled_model, check_crops, crop_boxes
+from pynima.predict import CROP, bundled_model, check_crops, crop_boxes, torch_device
 
 SCORE_RANGE = (0.0, 9.0)  # the bins 0-9 of TID2013's MOS scale
 
@@ -65,16 +65,6 @@ def nima_from_onnx(path: str | Path) -> tuple[nn.Module, tuple[float, ...], tupl
     mean = tuple(float(v) for v in meta.get("pynima_mean", "0.5,0.5,0.5").split(","))
     std = tuple(float(v) for v in meta.get("pynima_std", "0.5,0.5,0.5").split(","))
     return model, mean, std
-
-
-def _device(name: str | torch.device) -> torch.device:
-    device = torch.device(name)
-    available = {"cuda": torch.cuda.is_available,
-                 "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
-    if device.type in available and not available[device.type]():
-        raise PynimaError(f"device {name}: not available on this machine (torch {torch.__version__} sees no "
-                          f"{device.type.upper()} device); use device='cpu'")
-    return device
 
 
 class NIMAMetric(nn.Module):
@@ -145,6 +135,6 @@ def metric(device: str | torch.device = "cpu", as_loss: bool = False, crops: str
         ``score_range`` attributes.
     """
     check_crops(crops)
-    target = _device(device)
+    target = torch_device(device)
     net, mean, std = nima_from_onnx(model or bundled_model())
     return NIMAMetric(net, mean, std, crops=crops, as_loss=as_loss).to(target)
