@@ -136,16 +136,16 @@ def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False
     Lightning Trainer (``pynima.train.make_trainer``), stopped after 2 + ``steps`` batches."""
     from pynima.config import TrainConfig
     from pynima.data import Record
-    from pynima.train import NIMAModule, make_loader, make_trainer
+    from pynima.train import build_module, make_loader, make_trainer
 
-    module = NIMAModule(backbone, pretrained=False, freeze_stages=freeze)
+    cfg = TrainConfig(data=str(paths[0].parent), backbone=backbone, batch_size=batch, num_workers=2,
+                      cache_images=cache, freeze_stages=freeze)  # with the cache, no loader workers
+    module = build_module(cfg, pretrained=False)  # the default recipe's module, as pynima train builds it
     if not channels_last:  # what pynima did before: plain NCHW
         module.model = module.model.to(memory_format=torch.contiguous_format)
         module.forward = module.model.forward
     mos = np.random.default_rng(0).uniform(1, 8, len(paths))
     records = [Record(p, float(m), 0.15, 1, 1, 1, None) for p, m in zip(paths, mos)]
-    cfg = TrainConfig(data=str(paths[0].parent), backbone=backbone, batch_size=batch, num_workers=2,
-                      cache_images=cache)  # with the cache, make_loader crops in the main process (no workers)
     loader = make_loader(records, cfg, train_mode=True)
     clock = _Clock()
     trainer = make_trainer("bf16-mixed" if bf16 else "32", max_epochs=-1, max_steps=steps + 2,

@@ -11,7 +11,7 @@ PACKAGE = Path(pynima.__file__).parent
 
 # docs/architecture.md: a module may import only modules of a lower layer (lazily inside functions too)
 LAYERS = {
-    "errors": 0, "files": 1, "distortions": 1,
+    "errors": 0, "scale": 0, "files": 1, "distortions": 1,
     "config": 2, "data": 2, "losses": 2, "metrics": 2, "fullref": 2,
     "labels": 3, "model": 3, "synth": 3, "datasets": 3,
     "predict": 4,

@@ -15,6 +15,7 @@ import threading
 import warnings
 
 from pynima.errors import PynimaError, Terminated
+from pynima.scale import BINS
 
 # the optional extra (pyproject.toml) that installs each module the core install lacks
 EXTRAS = {m: "train" for m in ("torch", "torchvision", "timm", "lightning", "scipy", "skimage", "pywt", "piq",
@@ -302,7 +303,7 @@ def _result_writer(fmt: str):
     state = {"rows": 0}
     writer = csv.writer(sys.stdout) if fmt == "csv" else None
     if writer:
-        writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(10)] + ["warning", "error"])
+        writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(BINS)] + ["warning", "error"])
 
     def write(row: dict | None) -> None:
         first = state["rows"] == 0

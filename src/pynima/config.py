@@ -52,6 +52,9 @@ def _number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+SGD_MOMENTUM = 0.9  # the paper's, with --optimizer sgd
+
+
 @dataclass
 class TrainConfig:
     """Everything a run depends on; saved as config.json in the run directory."""
@@ -67,7 +70,7 @@ class TrainConfig:
     ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)
     labels: str = "auto"  # vote histograms where the dataset has them, else max-entropy; see LABELS
     vote_std: str = "sem"  # see pynima.labels.vote_std
-    optimizer: str = "adam"  # or "sgd" (the paper: momentum 0.9)
+    optimizer: str = "adam"  # or "sgd", with SGD_MOMENTUM
     lr_head: float | None = None  # default: RECIPES[recipe][optimizer][0]
     lr_base: float | None = None  # default: RECIPES[recipe][optimizer][1]
     epochs: int = 100

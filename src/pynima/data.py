@@ -30,6 +30,7 @@ from pathlib import Path, PurePath, PurePosixPath
 import numpy as np
 
 from pynima.errors import PynimaError
+from pynima.scale import CROP, SCORE_RANGE
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,7 @@ RAW_SUFFIXES = {  # camera raw: always refused; Pillow would open some as TIFF a
 IMAGE_SUFFIXES = {".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm", ".pbm", ".pnm", ".gif", ".jp2", ".qoi", ".tga", *UNSUPPORTED_SUFFIXES, *RAW_SUFFIXES}
 
-MOS_RANGE = (0.0, 9.0)  # TID2013's scale (observers' scores 0-9)
-CROP = 224  # the network's input: a CROP x CROP crop at native resolution, in training, evaluation and scoring
+MOS_RANGE = SCORE_RANGE  # TID2013's scale (observers' scores 0-9), the labels a TID2013 folder may hold
 
 _NAME = re.compile(r"^i(\d{2})_(\d{2})_(\d)\.bmp$", re.IGNORECASE)
 

@@ -35,10 +35,11 @@ from pynima.data import (
     make_split,
     read_tid2013,
 )
+from pynima.scale import SCORE_RANGE
 
 log = logging.getLogger(__name__)
 
-TOP = 9.0  # the model's scale is 0..TOP (its 10 bins are the scores 0..9, TID2013's scale)
+TOP = SCORE_RANGE[1]  # the model's scale is 0..TOP (its 10 bins are the scores 0..9, TID2013's scale)
 
 
 @dataclass(frozen=True)

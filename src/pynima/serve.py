@@ -48,10 +48,11 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from pynima.config import CROP_MODES, CROP_SPELLINGS, DEFAULT_CROPS, Connections, Limits, crop_mode
-from pynima.data import CROP, DatasetError, decode_rgb, open_image
+from pynima.data import DatasetError, decode_rgb, open_image
 from pynima.errors import PynimaError
 from pynima.labels import moments
 from pynima.predict import Scorer, check_crops, crops, load
+from pynima.scale import CROP
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,8 @@ from torch import nn
 
 from pynima.config import DEFAULT_CROPS, crop_mode
 from pynima.errors import PynimaError
-from pynima.predict import CROP, bundled_model, check_crops, crop_boxes, torch_device
-
-SCORE_RANGE = (0.0, 9.0)  # the bins 0-9 of TID2013's MOS scale
+from pynima.predict import bundled_model, check_crops, crop_boxes, torch_device
+from pynima.scale import CROP, SCORE_RANGE
 
 
 def nima_from_onnx(path: str | Path) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:

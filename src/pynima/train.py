@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import DataLoader
 
-from pynima.config import SCHEDULES, TrainConfig
+from pynima.config import SCHEDULES, SGD_MOMENTUM, TrainConfig
 from pynima.data import (
     AnchorBatchSampler,
     DatasetError,
@@ -87,12 +87,14 @@ def ranking_loss(mean: torch.Tensor, mos: torch.Tensor, unit: torch.Tensor, marg
 
 
 class NIMAModule(L.LightningModule):
-    """NIMA trained with the EMD loss; Adam (or SGD) with one learning rate for the head, another for the backbone."""
+    """NIMA trained with the EMD loss; Adam (or SGD) with one learning rate for the head, another for the backbone.
 
-    def __init__(self, backbone: str = "tf_efficientnet_lite0", weights: str | None = None, pretrained: bool = True,
-                 optimizer: str = "adam", lr_head: float = 3.7e-5, lr_base: float = 1.4e-4, momentum: float = 0.9,
-                 labels: str = "maxent", vote_std: str = "sem", freeze_stages: int = 0, schedule: str = "constant",
-                 warmup_epochs: float = 0.0, ranking_weight: float = 0.0, ranking_margin: float = 0.2):
+    No defaults of its own: ``build_module`` makes it from a TrainConfig, the one place where defaults live (the
+    learning rates resolved there from the recipe)."""
+
+    def __init__(self, *, backbone: str, weights: str | None, pretrained: bool, optimizer: str, lr_head: float,
+                 lr_base: float, momentum: float, labels: str, vote_std: str, freeze_stages: int, schedule: str,
+                 warmup_epochs: float, ranking_weight: float, ranking_margin: float):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
         self.save_hyperparameters()
@@ -396,8 +398,9 @@ def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
     from pynima.model import load_checkpoint
 
     lr_head, lr_base = cfg.learning_rates()
-    module = NIMAModule(cfg.backbone, cfg.weights if pretrained else None, pretrained and cfg.init is None,
-                        cfg.optimizer, lr_head, lr_base, labels=cfg.labels, vote_std=cfg.vote_std,
+    module = NIMAModule(backbone=cfg.backbone, weights=cfg.weights if pretrained else None,
+                        pretrained=pretrained and cfg.init is None, optimizer=cfg.optimizer, lr_head=lr_head,
+                        lr_base=lr_base, momentum=SGD_MOMENTUM, labels=cfg.labels, vote_std=cfg.vote_std,
                         freeze_stages=cfg.freeze_stages, schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs,
                         ranking_weight=cfg.ranking_weight, ranking_margin=cfg.ranking_margin)
     if cfg.init and pretrained:
