@@ -65,7 +65,7 @@ def ladders(image: np.ndarray) -> dict[str, list[tuple[str, np.ndarray]]]:
 
 def in_order(scores: list[float]) -> bool:
     """Strictly falling, best version first."""
-    return all(a > b for a, b in zip(scores, scores[1:]))
+    return all(a > b for a, b in zip(scores, scores[1:], strict=True))
 
 
 def score_ladders(scorer, images: dict[str, np.ndarray]) -> dict[str, dict[str, list[tuple[str, float]]]]:

@@ -68,7 +68,7 @@ def main() -> None:
         split = read_json(path)
         test = {n.lower() for n in split["test"]}
         keep = np.array([r.path.name.lower() not in test for r in records])
-        refs = sorted({r.ref for r, k in zip(records, keep) if not k})
+        refs = sorted({r.ref for r, k in zip(records, keep, strict=True) if not k})
         params = fit_logistic(q[keep], mos[keep])
         change = np.abs(logistic(q_pseudo, **params) - pseudo)
         print(f"| {path.parent.name} | {' '.join(map(str, refs))} | {params} | {change.max():.3f} | "

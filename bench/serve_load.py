@@ -17,6 +17,7 @@ Absolute numbers depend on the machine; compare the ratios measured in the same 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import os
 import signal
@@ -58,14 +59,10 @@ def start(command: list[str], ready: str) -> tuple[subprocess.Popen, str]:
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM to the server (a graceful shutdown), then SIGKILL to whatever of its process group is left."""
     proc.send_signal(signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        pass
-    try:
+    with contextlib.suppress(ProcessLookupError):  # the whole group is gone already
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:  # the whole group is gone already
-        pass
     proc.wait()
 
 

@@ -60,7 +60,7 @@ def scores_for(out: Path, records) -> dict[str, np.ndarray]:
     jobs = [(ref, [str(records[i].path) for i in idx]) for ref, idx in by_ref.items()]
     scores = {m: np.zeros(len(records)) for m in FR_METRICS}
     with ProcessPoolExecutor() as pool:
-        for idx, res in zip(by_ref.values(), pool.map(_score_ref, jobs)):
+        for idx, res in zip(by_ref.values(), pool.map(_score_ref, jobs), strict=True):
             for m in FR_METRICS:
                 scores[m][idx] = res[m]
     cache.write_text(json.dumps({"key": key, "scores": {k: v.tolist() for k, v in scores.items()}}))
@@ -82,7 +82,7 @@ def fit_logistic(q: np.ndarray, mos: np.ndarray) -> dict[str, float]:
 
     p, _ = curve_fit(logistic, q, mos, p0=[mos.min(), mos.max(), float(np.median(q)), 0.02],
                      bounds=([0, 0, 0, 1e-4], [9, 9, 1, 1]), maxfev=20000)
-    return {k: round(float(v), 5) for k, v in zip(["lo", "hi", "mid", "scale"], p)}
+    return {k: round(float(v), 5) for k, v in zip(["lo", "hi", "mid", "scale"], p, strict=True)}
 
 
 def fit_pseudo_mos(q: np.ndarray, mos: np.ndarray, std: np.ndarray) -> None:

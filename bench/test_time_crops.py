@@ -68,7 +68,7 @@ def write_grid_results(folder: Path, out: Path, splits: list[Path], grid: list[d
     with open(folder / "results.csv", newline="") as f:
         own = {int(r["split"]): r for r in csv.DictReader(f)}
     rows = []
-    for d, metrics in zip(splits, grid):
+    for d, metrics in zip(splits, grid, strict=True):
         i = int(d.name.removeprefix("split_"))
         rows.append(own[i] | {k: metrics[k]["value"] for k in ("srcc", "plcc", "krcc", "rmse", "emd")})
         shutil.copy2(out / d.name / "grid" / "predictions.csv", out / d.name / "predictions.csv")
@@ -111,7 +111,8 @@ def main() -> None:
             write_grid_results(folder, args.out / label, splits, arm["grid"])
         med = {k: {m: float(np.median([v[m]["value"] for v in arm[k]])) for m in ("srcc", "plcc")} for k in arm}
         secs = {k: float(np.median([v["seconds"] for v in arm[k]])) for k in args.modes}
-        wins = {m: sum(g["srcc"]["value"] > c["srcc"]["value"] for c, g in zip(arm[first], arm[m])) for m in others}
+        wins = {m: sum(g["srcc"]["value"] > c["srcc"]["value"] for c, g in zip(arm[first], arm[m], strict=True))
+                for m in others}
         summary.append(f"| {label} | {len(splits)} | "
                        + " | ".join(f"{med[m]['srcc']:.4f} / {med[m]['plcc']:.4f}" for m in args.modes) + " | "
                        + " | ".join(f"{wins[m]} of {len(splits)}" for m in others) + " | "

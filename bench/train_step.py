@@ -145,7 +145,7 @@ def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False
         module.model = module.model.to(memory_format=torch.contiguous_format)
         module.forward = module.model.forward
     mos = np.random.default_rng(0).uniform(1, 8, len(paths))
-    records = [Record(p, float(m), 0.15, 1, 1, 1, None) for p, m in zip(paths, mos)]
+    records = [Record(p, float(m), 0.15, 1, 1, 1, None) for p, m in zip(paths, mos, strict=True)]
     loader = make_loader(records, cfg, train_mode=True)
     clock = _Clock()
     trainer = make_trainer("bf16-mixed" if bf16 else "32", max_epochs=-1, max_steps=steps + 2,

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(table) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["path", "mos", "std", "ref", "type", "level"])
-        for r, s in zip(records, sd):
+        for r, s in zip(records, sd, strict=True):
             w.writerow([os.path.relpath(r.path.resolve(), args.out.resolve()), f"{r.mos:.6f}", f"{s:.6f}", r.ref,
                         r.kind, r.level])
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     with atomic_path(kadid / "dmos.csv") as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["dist_img", "ref_img", "dmos", "var"])
-        for r, s in zip(records, sd):  # 0-9 -> KADID's 1-5
+        for r, s in zip(records, sd, strict=True):  # 0-9 -> KADID's 1-5
             image = f"I{r.ref:02d}_{r.kind:02d}_{r.level:02d}.png"
             link = kadid / "images" / image
             if not link.is_symlink():

@@ -29,7 +29,7 @@ def bench(script: str, *args: str, cwd: Path | None = None) -> str:
 def test_every_bench_script_has_a_smoke_test():
     tested = {"compare_recipes", "distributed_training", "label_targets", "litserve_app", "pseudo_label_leakage",
               "ray_scoring", "serve_load", "synth_fidelity", "test_time_crops", "throughput", "train_step",
-              "photo_ladder", "shift_stability", "chaos"}
+              "photo_ladder", "shift_stability", "chaos", "batching"}
     assert {p.stem for p in BENCH.glob("*.py")} == tested
 
 
@@ -49,6 +49,12 @@ def test_serve_load_and_litserve_app():
     out = bench("serve_load.py", "--requests", 4, "--concurrency", 1, 2, "--litserve", "--soak", 2)
     assert "offline ceiling" in out and "LitServe, batching" in out and "C=2: batching / batch size 1" in out
     assert "soak: 2 s at 4 clients" in out and " 0 errors" in out
+
+
+def test_batching():
+    out = bench("batching.py", "--images", 8, "--repeats", 1)
+    rows = [line for line in out.splitlines() if line.startswith(("| default |", "| no-spin |"))]
+    assert len(rows) == 8 and rows[0].startswith("| default | 1 |") and "| 1.00 |" in rows[0]
 
 
 def test_throughput():
@@ -139,7 +145,8 @@ def test_test_time_crops(run, tiny, tmp_path):
     assert f"| tiny | 00 | {json.loads((run / 'metrics.json').read_text())['srcc']['value']:.4f}" in out
     assert "grid wins" in out and "full wins" in out and "of 1 |" in out
     assert f"| tiny | full | nan | {full['ranking']['ordered_pairs']:.4f} |" in out  # tiny has no clean images
-    rows = list(csv.DictReader(open(tmp_path / "tta" / "tiny" / "results.csv")))
+    with open(tmp_path / "tta" / "tiny" / "results.csv") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 1 and (rows[0]["split"], rows[0]["test_refs"], rows[0]["seconds"]) == ("0", "1 2", "60")
     assert [float(rows[0][k]) for k in ("srcc", "plcc", "emd")] == [grid[k]["value"] for k in ("srcc", "plcc", "emd")]
 

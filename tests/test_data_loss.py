@@ -79,7 +79,7 @@ def test_json_files_hold_null_for_an_undefined_number_never_bare_nan(tmp_path):
     assert json.loads(text) == {"srcc": {"value": None, "ci": [None, 0.5]}, "n": 3}
 
 
-@pytest.mark.parametrize("rows, problem", [([("a.png", 5.0)], "at least 3"),
+@pytest.mark.parametrize(("rows", "problem"), [([("a.png", 5.0)], "at least 3"),
                                            ([("a.png", 5.0), ("b.png", 5.0), ("c.png", 5.0)], "every label is 5")])
 def test_evaluate_refuses_a_dataset_whose_correlations_are_undefined(run, tmp_path, capsys, rows, problem):
     import numpy as np

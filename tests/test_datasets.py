@@ -48,7 +48,7 @@ def test_rebin_votes_keeps_the_mean_and_passes_10_bins_through():
     assert moments(p)[0] == pytest.approx((level_mean - 1) / 4 * 9)
     ava = np.arange(1, 11, dtype=float)
     assert np.allclose(rebin_votes(ava), ava / ava.sum())
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="positive total"):
         rebin_votes((0, 0, 0))
 
 

@@ -204,7 +204,7 @@ def test_arrays_of_other_types_score_like_uint8(scorer, upright):
     assert to_rgb(np.ones((40, 40), bool)).min() == 255
 
 
-@pytest.mark.parametrize("array, kwargs, problem", [
+@pytest.mark.parametrize(("array", "kwargs", "problem"), [
     (np.zeros((64, 64, 3)), {}, r"float64 array: pass max_value.*max_value=1\.0"),
     (np.full((64, 64, 3), np.nan), {"max_value": 1.0}, "NaN or infinite"),
     (np.full((64, 64, 3), 1.5), {"max_value": 1.0}, r"outside \[0, 1\]"),

@@ -29,7 +29,7 @@ def server():
     stop(proc)
 
 
-@pytest.fixture()
+@pytest.fixture
 def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -53,7 +53,7 @@ def test_one_bad_mos_is_reported_with_its_line(tmp_path, rows, bad):
     line = len(rows) // 2
     mos = [r[1] for r in rows]
     mos[line] = bad
-    mos_text = "".join(f"{m!r} i{r:02d}_{k:02d}_{lv}.bmp\n" for ((r, k, lv), *_), m in zip(rows, mos))
+    mos_text = "".join(f"{m!r} i{r:02d}_{k:02d}_{lv}.bmp\n" for ((r, k, lv), *_), m in zip(rows, mos, strict=True))
     try:
         read_labels(*_write(tmp_path, mos_text, "0.1\n" * len(rows)))
     except DatasetError as e:

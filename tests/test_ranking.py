@@ -36,7 +36,7 @@ def test_anchor_batches_are_the_plain_batches_plus_clean_references_cropped_alik
     items, anchors = clean_anchors(records)
     assert len(items) == len(records) + 6 and all(math.isnan(r.mos) for r in items[len(records):])
     assert all(items[a].ref == r.ref and items[a].path.parent.name == "reference_images"
-               for r, a in zip(records, anchors))
+               for r, a in zip(records, anchors, strict=True))
     plain = EpochSampler(len(records), seed=3, shuffle=True)
     sampler = AnchorBatchSampler(EpochSampler(len(records), seed=3, shuffle=True), 8, anchors, per_batch=2)
     batches = list(sampler)
@@ -56,7 +56,7 @@ def test_anchor_batches_are_the_plain_batches_plus_clean_references_cropped_alik
 def test_clean_references_labelled_at_their_scenes_best_version_plus_the_margin(tiny_refs):
     records = read_tid2013(tiny_refs)
     items, anchors = clean_anchors(records, label_margin=0.3, top=9.0)
-    for r, a in zip(records, anchors):
+    for r, a in zip(records, anchors, strict=True):
         versions = [v for v in records if v.ref == r.ref]
         best = max(versions, key=lambda v: v.mos)  # by hand: the scene's highest MOS, its std
         assert items[a].mos == pytest.approx(min(9.0, best.mos + 0.3)) and items[a].mos_std == best.mos_std
@@ -150,7 +150,8 @@ def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path)
     assert len(mos) == 10 and torch.isfinite(mos).all()  # 8 images + their 2 clean references, all labelled
     assert torch.allclose(target.sum(1), torch.ones(10), atol=1e-5)
     items, _ = clean_anchors(records, label_margin=cfg.ranking_margin, top=9.0)
-    for m, i in zip(mos[8:].tolist(), batch[3][8:].tolist()):  # each clean item: its scene's best MOS + the margin
+    # each clean item: its scene's best MOS + the margin
+    for m, i in zip(mos[8:].tolist(), batch[3][8:].tolist(), strict=True):
         best = max(r.mos for r in records if r.ref == items[i].ref)
         assert i >= len(records) and m == pytest.approx(best + cfg.ranking_margin, abs=1e-5)
     out = train(cfg, progress=False, test=False)
@@ -166,7 +167,7 @@ def test_light_versions_one_per_scene_and_type_labelled_between_clean_and_level_
     items, anchors = clean_anchors(records, label_margin=0.2, top=9.0)
     out, light, lights = light_versions(records, items, anchors)
     assert len(out) == len(items) + 12 and set(light) == set(range(len(items), len(out)))  # 6 scenes x 2 types
-    for r, options in zip(records, lights):
+    for r, options in zip(records, lights, strict=True):
         assert len(options) == 1 and light[options[0]].kind == r.kind and out[options[0]].ref == r.ref
     first = records[0]
     spec = light[lights[0][0]]
@@ -183,7 +184,7 @@ def test_light_versions_one_per_scene_and_type_labelled_between_clean_and_level_
         assert level1.mos <= mos <= c and math.isfinite(std)
         labels.append((share, mos))
     assert np.array_equal(spec.make(clean, 5)[0], spec.make(clean, 5)[0])  # a seed gives one version
-    shares, moses = zip(*sorted(labels))
+    shares, moses = zip(*sorted(labels), strict=True)
     assert shares[0] < 0.5 < shares[-1] and list(moses) == sorted(moses, reverse=True)  # more damage, lower label
     assert set(LIGHT_KINDS) >= {1, 8, 10}
 

@@ -43,7 +43,7 @@ def _good(folder: Path) -> list[Path]:
     rng = np.random.default_rng(0)
     (folder / "sub").mkdir(parents=True)
     files = [folder / "big.jpg", folder / "small.png", folder / "sub" / "nested.png", folder / "sub" / "wide.jpg"]
-    for path, (h, w) in zip(files, [(384, 512), (100, 150), (300, 300), (240, 700)]):
+    for path, (h, w) in zip(files, [(384, 512), (100, 150), (300, 300), (240, 700)], strict=True):
         Image.fromarray(_photo(rng, h, w)).save(path)
     return files
 
@@ -168,7 +168,7 @@ def test_write_parquet_refuses_an_existing_file(tmp_path):
     assert out.read_text() == "keep me"
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize(("args", "message"), [
     (["--ray"], "--ray writes a Parquet file: give it with --out"),
     (["--out", "x.parquet"], "--out goes with --ray"),
     (["--concurrency", "2"], "--concurrency goes with --ray"),

@@ -32,7 +32,7 @@ def tree_digest(root: Path) -> dict[str, str]:
 def write_tables(folder: Path, mos: list[float], names: list[str] | None = None) -> tuple[Path, Path]:
     names = names or [f"i01_{k:02d}_{lv}.bmp" for k in range(1, 25) for lv in range(1, 6)]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "mos.txt").write_text("".join(f"{m} {n}\r\n" for m, n in zip(mos, names)))
+    (folder / "mos.txt").write_text("".join(f"{m} {n}\r\n" for m, n in zip(mos, names, strict=True)))
     (folder / "std.txt").write_text("".join("0.1\r\n" for _ in names))
     return folder / "mos.txt", folder / "std.txt"
 
@@ -318,10 +318,9 @@ def test_a_failing_init_leaves_the_run_it_would_overwrite(run, tiny, tmp_path):
 def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "metrics.json"
     write_json(target, {"old": 1})
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text('{"new": ')
-            raise RuntimeError("killed mid-write")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:  # noqa: PT012 - the failure is inside the write
+        tmp.write_text('{"new": ')
+        raise RuntimeError("killed mid-write")
     assert json.loads(target.read_text()) == {"old": 1} and os.listdir(tmp_path) == ["metrics.json"]
 
 

@@ -80,7 +80,7 @@ def test_scores_equal_the_python_api(server, images):
     assert r.status_code == 200, r.text
     results = r.json()["results"]
     assert [x["name"] for x in results] == [p.name for p in images]
-    for x, p in zip(results, images):
+    for x, p in zip(results, images, strict=True):
         s = scorer.score(p)
         assert x["mean"] == pytest.approx(s.mean, abs=1e-6) and x["std"] == pytest.approx(s.std, abs=1e-6)
         assert np.allclose(x["distribution"], s.distribution, atol=1e-6)
@@ -129,7 +129,7 @@ def _png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize("case, status, words", [
+@pytest.mark.parametrize(("case", "status", "words"), [
     ("not an image", 415, "not an image"),
     ("bomb", 422, "over the limit"),
     ("tiny", 422, "too small"),

@@ -48,7 +48,7 @@ def refs(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_train_interrupted_by_a_signal_exits_with_its_code_and_can_resume(tiny, tmp_path, sig, code):
     out = tmp_path / "run"
     proc = subprocess.Popen([*CLI, "train", str(tiny), "--out", str(out), "--epochs", "200", "--batch-size", "8",

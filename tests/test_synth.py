@@ -35,7 +35,7 @@ def test_pseudo_labelled_dataset_round_trips(pseudo):
     img = load_rgb(recs[0].path)
     assert img.shape == (384, 512, 3)
     mos = np.array([r.mos for r in recs])
-    assert 0 <= mos.min() and mos.max() <= 9 and mos.std() > 0.3
+    assert mos.min() >= 0 and mos.max() <= 9 and mos.std() > 0.3
     assert all(0 < r.mos_std < 1 for r in recs)
     # TID2013's own file format: CRLF line ends
     assert (pseudo.out / "mos_with_names.txt").read_bytes().count(b"\r\n") == 120
@@ -51,7 +51,7 @@ def test_the_label_source_is_recorded(pseudo, tmp_path):
 def test_pseudo_mos_falls_with_level(pseudo):
     recs = read_tid2013(pseudo.out)
     by_level = [np.mean([r.mos for r in recs if r.level == lv and r.kind not in (15, 17)]) for lv in range(1, 6)]
-    assert all(a > b for a, b in zip(by_level, by_level[1:])), by_level
+    assert all(a > b for a, b in zip(by_level, by_level[1:], strict=True)), by_level
 
 
 def test_second_run_is_cached_and_writes_nothing(pseudo, refs_dir):
@@ -65,8 +65,8 @@ def test_second_run_is_cached_and_writes_nothing(pseudo, refs_dir):
 def test_table_labels_are_copied_exactly(refs_dir, tmp_path):
     names = [f"i01_{k:02d}_{lv}.bmp" for k in range(1, 25) for lv in range(1, 6)]
     mos = [round(7 - 0.05 * i, 5) for i in range(120)]
-    (tmp_path / "mos.txt").write_bytes(
-        "".join(f"{m} {n.upper() if i % 2 else n}\r\n" for i, (m, n) in enumerate(zip(mos, names))).encode())
+    rows = enumerate(zip(mos, names, strict=True))
+    (tmp_path / "mos.txt").write_bytes("".join(f"{m} {n.upper() if i % 2 else n}\r\n" for i, (m, n) in rows).encode())
     (tmp_path / "std.txt").write_bytes("".join(f"{0.1 + i / 1000:.4f}\r\n" for i in range(120)).encode())
     r = synthesize(tmp_path / "ds", refs=refs_dir, mos_table=tmp_path / "mos.txt", std_table=tmp_path / "std.txt",
                    progress=False)

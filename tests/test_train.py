@@ -157,7 +157,7 @@ def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
         assert not torch.equal(trained[f"model.{key}"], imagenet[key]), key  # trained
 
 
-@pytest.mark.parametrize("content, problem", [
+@pytest.mark.parametrize(("content", "problem"), [
     ("3", "not a config"),
     ('{"data": "x", "ratios": 5}', "ratios must be"),
     ('{"data": "x", "optimizer": "adamw"}', "optimizer must be one of"),

@@ -151,7 +151,7 @@ def read_labels(mos_file: str | Path, std_file: str | Path, allow_out_of_range: 
     if len(mos_lines) != len(std_lines):
         problems.append(f"{std_file}: {len(std_lines)} rows but {mos_file.name} has {len(mos_lines)}")
     labels: list[Label] = []
-    for i, (row, std_row) in enumerate(zip(mos_lines, std_lines), start=1):
+    for i, (row, std_row) in enumerate(zip(mos_lines, std_lines, strict=False), start=1):  # unequal: reported above
         parts = row.split()
         mos = _number(parts[0]) if len(parts) == 2 else None
         key = parse_name(parts[1]) if len(parts) == 2 else None
@@ -282,7 +282,7 @@ def _opened(path: Path) -> Iterator:
     _refuse_raw(path, path)
     _refuse_special(path)
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 - handed to PIL, which closes it with the image
     except FileNotFoundError:
         raise _fail(path, "no such file") from None
     except IsADirectoryError:
@@ -878,7 +878,7 @@ class EpochSampler:
     def __iter__(self):
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
-        items = list(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist()))
+        items = list(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist(), strict=True))
         if self.pad and self.world > 1 and items:
             items += (items * self.world)[: len(self) * self.world - self.n]
         return iter(items[self.rank:: self.world])

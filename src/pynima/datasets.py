@@ -92,7 +92,9 @@ def _rows(path: Path, delimiter: str = ",") -> tuple[list[str], list[tuple[int, 
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delimiter)
             header = [h.strip().lower() for h in next(reader, [])]
-            rows = [(reader.line_num, dict(zip(header, (v.strip() for v in row)))) for row in reader if any(row)]
+            # strict=False: a row shorter than the header is read as far as it goes (its readers report what lacks)
+            rows = [(reader.line_num, dict(zip(header, (v.strip() for v in row), strict=False)))
+                    for row in reader if any(row)]
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
@@ -463,7 +465,7 @@ def read_livec(root: Path) -> Dataset:
                            f"{len(mos)} and {len(std)} entries; they must match")
     images, training = _files(root / "Images"), _files(root / "Images" / "trainingImages")
     records, problems, left_out = [], [], 0
-    for i, (name, score, sd) in enumerate(zip(names, mos, std), start=1):
+    for i, (name, score, sd) in enumerate(zip(names, mos, std, strict=True), start=1):
         if name.lower() in training or (name.lower() not in images and re.fullmatch(r"t\d+\.bmp", name.lower())):
             left_out += 1
             continue
@@ -513,7 +515,8 @@ def read_spaq(root: Path, workers: int = 4) -> Dataset:
     if problems:
         raise _problems(problems)
     resized = _resize_once([p for _, _, p in listed], root / SPAQ_CACHE, workers)
-    records = [_record(small, score, scale, ref=name, name=name) for (name, score, _), small in zip(listed, resized)]
+    records = [_record(small, score, scale, ref=name, name=name)
+               for (name, score, _), small in zip(listed, resized, strict=True)]
     return Dataset("spaq", root, _finish(records, [], label_file), scale, authentic=True)
 
 

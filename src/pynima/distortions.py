@@ -270,7 +270,7 @@ def non_eccentricity_pattern_noise(image: np.ndarray, coverage: float, rng: np.r
     xs = rng.integers(10, w - NEPN_PATCH - 10, n_max)
     offsets = rng.integers(3, 11, (n_max, 2)) * rng.choice([-1, 1], (n_max, 2))
     out = image.copy()
-    for y, x, (dy, dx) in list(zip(ys, xs, offsets))[: _count(coverage / NEPN_MAX_COVERAGE, n_max)]:
+    for y, x, (dy, dx) in list(zip(ys, xs, offsets, strict=True))[: _count(coverage / NEPN_MAX_COVERAGE, n_max)]:
         out[y: y + NEPN_PATCH, x: x + NEPN_PATCH] = image[y + dy: y + dy + NEPN_PATCH, x + dx: x + dx + NEPN_PATCH]
     return out
 
@@ -287,7 +287,7 @@ def local_blockwise_distortions(image: np.ndarray, count: float, rng: np.random.
     colours = rng.integers(0, 256, (LOCAL_BLOCK_MAX, 3)).astype(np.uint8)
     n = min(LOCAL_BLOCK_MAX, max(1, round(count * h * w / (512 * 384))))
     out = image.copy()
-    for y, x, c in zip(ys[:n], xs[:n], colours[:n]):
+    for y, x, c in zip(ys[:n], xs[:n], colours[:n], strict=True):
         out[y: y + LOCAL_BLOCK, x: x + LOCAL_BLOCK] = c
     return out
 

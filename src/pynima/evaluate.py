@@ -27,7 +27,7 @@ def predict_distributions(scorer, records: list[Record] | list[Path], batch_size
     preprocessing as ``pynima predict``."""
     out = []
     paths = [r if isinstance(r, Path) else r.path for r in records]
-    for path, score, error in scorer.score_paths(paths, batch_size=batch_size):
+    for _, score, error in scorer.score_paths(paths, batch_size=batch_size):
         if error:
             raise DatasetError(error)
         out.append(score.distribution)
@@ -92,7 +92,7 @@ def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["name", "ref", "kind", "level", "mos", "pred_mean", "pred_std", "emd", "score", "pred_score"])
-        for r, m, s, e, n in zip(records, mean, std, per_image_emd, native):
+        for r, m, s, e, n in zip(records, mean, std, per_image_emd, native, strict=True):
             w.writerow([r.key, r.ref, r.kind, r.level, f"{r.mos:.5f}", f"{m:.6f}", f"{s:.6f}", f"{e:.6f}",
                         f"{r.dataset_score:.6g}", f"{n:.6g}"])
 
@@ -120,7 +120,7 @@ def ranking_measures(scorer, records: list[Record], pred: np.ndarray) -> dict:
     clean = {}
     if refs:
         clean_pred = moments(predict_distributions(scorer, [references[r] for r in refs]))[0]
-        clean = dict(zip(refs, clean_pred.tolist()))
+        clean = dict(zip(refs, clean_pred.tolist(), strict=True))
     result = within_reference(pred, np.array([r.mos for r in records]), np.array([r.ref for r in records], object),
                               np.array([r.kind for r in records], object), np.array([r.level for r in records]),
                               clean)

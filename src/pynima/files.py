@@ -47,9 +47,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 def write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "xb") as f:
-            f.write(data)
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        f.write(data)
 
 
 def write_text(path: str | Path, text: str) -> None:

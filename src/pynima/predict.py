@@ -453,7 +453,7 @@ class Scorer:
             step = max(1, MAX_PIXELS_PER_PASS // math.prod(every.shape[1:3] if every.dtype == np.uint8
                                                             else every.shape[2:]))
             p = np.concatenate([run(every[i: i + step]) for i in range(0, len(every), step)])
-            for i, part in zip(members, np.split(p, np.cumsum([len(inputs[i]) for i in members])[:-1])):
+            for i, part in zip(members, np.split(p, np.cumsum([len(inputs[i]) for i in members])[:-1]), strict=True):
                 per_image[i] = part.mean(0)
         return np.stack(per_image) if per_image else np.zeros((0, 10))
 
@@ -463,7 +463,8 @@ class Scorer:
         p = self.distributions(inputs)
         m, s = moments(p)
         warnings = warnings or [None] * len(p)
-        return [Score(float(a), float(b), tuple(float(v) for v in row), w) for a, b, row, w in zip(m, s, p, warnings)]
+        return [Score(float(a), float(b), tuple(float(v) for v in row), w)
+                for a, b, row, w in zip(m, s, p, warnings, strict=True)]
 
     def score(self, image, max_value: float | None = None) -> Score:
         """Score one image: a path, a NumPy array or a PIL image, decoded under the policy of pynima.data.to_rgb.
@@ -553,7 +554,7 @@ class Scorer:
                 loaded = [f if isinstance(f, str) else f.result() for f in futures]
                 good = [x for x in loaded if not isinstance(x, str)]
                 scores = iter(self._scores([x for x, _ in good], [w for _, w in good])) if good else iter(())
-                for path, x in zip(chunk, loaded):
+                for path, x in zip(chunk, loaded, strict=True):
                     yield (path, None, x) if isinstance(x, str) else (path, next(scores), None)
 
 

@@ -169,7 +169,7 @@ def _list(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple[pyarro
         filesystems.append(fs)
         rows += [(shown, file.encode(), len(filesystems) - 1, problem)
                  for shown, file, problem in _walk_remote(source, fs, path, scheme)]
-    columns = list(zip(*rows)) if rows else [[], [], [], []]
+    columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
     table = pa.table({"path": pa.array(columns[0], pa.string()), "file": pa.array(columns[1], pa.binary()),
                       "fs": pa.array(columns[2], pa.int32()), "error": pa.array(columns[3], pa.string())})
     return table, filesystems
@@ -366,4 +366,4 @@ def read_failures(parquet: str | os.PathLike) -> list[tuple[str, str]]:
 
     table = pq.read_table(parquet, columns=["path", "error"])
     table = table.filter(pc.is_valid(table["error"])).sort_by("path")
-    return list(zip(table["path"].to_pylist(), table["error"].to_pylist()))
+    return list(zip(table["path"].to_pylist(), table["error"].to_pylist(), strict=True))

@@ -23,6 +23,7 @@ raised to fit them; worker processes exit when their supervisor dies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -121,7 +122,7 @@ class Batcher:
                 continue
             if self.on_batch:
                 self.on_batch(len(batch), size)
-            for (_, future), row in zip(batch, p):
+            for (_, future), row in zip(batch, p, strict=True):
                 if not future.done():  # its client may have gone
                     future.set_result(row)
 
@@ -181,6 +182,7 @@ def _status(problem: str) -> int:
 
 FORM_FILES = 1000  # files a multipart body is parsed for, to name their number when it is over the limit
 PROBES = ("/healthz", "/readyz")
+DEFAULT_LIMITS, DEFAULT_CONNECTIONS = Limits(), Connections()  # frozen: one shared default each
 KNOWN_PATHS = {"/v1/score", "/healthz", "/readyz", "/v1/model", "/metrics", "/", "/docs", "/openapi.json"}
 DOCS_ASSETS = "/docs-assets"  # where /docs loads Swagger UI's script and styles from (fastapi-offline's copy)
 
@@ -293,10 +295,8 @@ def default_allowed_hosts(host: str) -> list[str]:
         names += LOOPBACK_HOSTS
     elif host in ANY_ADDRESS:
         names += [*LOOPBACK_HOSTS, socket.gethostname(), socket.getfqdn()]
-        try:
+        with contextlib.suppress(OSError):
             names += socket.gethostbyname_ex(socket.gethostname())[2]
-        except OSError:
-            pass
     return list(dict.fromkeys(n.lower() for n in names if n and n not in ANY_ADDRESS))
 
 
@@ -308,11 +308,13 @@ class _TrustedHosts(TrustedHostMiddleware):
 
     async def __call__(self, scope, receive, send):
         if self.allow_any or scope["type"] != "http" or scope["path"] in PROBES:
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         given = _header(scope, b"host") or ""
         host = (_host_and_port(given, "http")[0] or "").lower()
         if host and any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in self.allowed_hosts):
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         await _refuse(send, 400, f"Host header {given!r} is not a name this server answers to "
                                  f"({', '.join(self.allowed_hosts)}); if it is, start it with --allowed-hosts")
 
@@ -329,7 +331,8 @@ class _SameOrigin:
     async def __call__(self, scope, receive, send):
         origin = _header(scope, b"origin") if scope["type"] == "http" else None
         if origin is None or scope["method"] in ("GET", "HEAD", "OPTIONS") or self._allowed(origin, scope):
-            return await self.app(scope, receive, send)
+            await self.app(scope, receive, send)
+            return
         await _refuse(send, 403, f"cross-origin request from {origin} refused: this server answers pages of its "
                                  f"own origin only, unless started with --cors {origin}")
 
@@ -425,7 +428,7 @@ def _model_name(scorer: Scorer, model: str | Path | None) -> str:
 
 
 def create_app(model: str | Path | None = None, engine: str | None = None, max_batch: int = 32,
-               max_wait: float = 0.005, limits: Limits = Limits(), cors: Sequence[str] = (),
+               max_wait: float = 0.005, limits: Limits = DEFAULT_LIMITS, cors: Sequence[str] = (),
                allowed_hosts: Sequence[str] | None = None, device: str = "cpu"):
     """The FastAPI app scoring with ``model`` (default: the bundled model) on ``engine`` and ``device`` (as
     ``pynima.load``).
@@ -693,9 +696,9 @@ def app_from_environment():
 
 
 def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8000, engine: str | None = None,
-          workers: int = 1, max_batch: int = 32, max_wait: float = 0.005, limits: Limits = Limits(),
+          workers: int = 1, max_batch: int = 32, max_wait: float = 0.005, limits: Limits = DEFAULT_LIMITS,
           cors: Sequence[str] = (), allowed_hosts: Sequence[str] | None = None,
-          connections: Connections = Connections(), device: str = "cpu") -> None:
+          connections: Connections = DEFAULT_CONNECTIONS, device: str = "cpu") -> None:
     """Run the service with uvicorn until SIGINT/SIGTERM (in-flight requests are finished first). The port is bound
     before anything else, so a port in use is a PynimaError before the model loads; port 0 takes a free one, which
     the log names. ``allowed_hosts``: default ``default_allowed_hosts(host)``."""

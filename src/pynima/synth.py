@@ -167,7 +167,7 @@ def _make(job: tuple[int, int]) -> tuple[int, int, list[float] | None]:
     ref_index, kind = job
     ref = _W["refs"][ref_index]
     images = [distort(ref, kind, level, seed=_W["seed"] * 100 + ref_index + 1) for level in LEVELS]
-    for level, img in zip(LEVELS, images):
+    for level, img in zip(LEVELS, images, strict=True):
         Image.fromarray(img).save(_W["out"] / DISTORTED_DIR / image_name(ref_index + 1, kind, level))
     scores = None
     if _W["score"]:
@@ -183,7 +183,7 @@ def _make(job: tuple[int, int]) -> tuple[int, int, list[float] | None]:
 def _write_labels(out: Path, names: list[str], mos: Iterable[float], std: Iterable[float]) -> None:
     mos, std = list(mos), list(std)
     # TID2013's own format: CRLF line ends, 5 decimals
-    write_bytes(out / MOS_FILE, "".join(f"{m:.5f} {n}\r\n" for m, n in zip(mos, names)).encode())
+    write_bytes(out / MOS_FILE, "".join(f"{m:.5f} {n}\r\n" for m, n in zip(mos, names, strict=True)).encode())
     write_bytes(out / STD_FILE, "".join(f"{s:.5f}\r\n" for s in std).encode())
     write_bytes(out / "mos.txt", "".join(f"{m:.5f}\r\n" for m in mos).encode())
 
