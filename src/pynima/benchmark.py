@@ -34,6 +34,9 @@ import numpy as np
 from pynima.errors import PynimaError
 from pynima.files import atomic_path, folder_lock, read_json, write_json
 
+__all__ = ["BENCHMARK_FILE", "METRICS", "PER_SPLIT", "cross_name", "format_summary", "next_step",
+           "run_benchmark", "split_and_image_interval", "split_complete", "split_dir", "summarize"]
+
 log = logging.getLogger(__name__)
 
 METRICS = ("srcc", "plcc", "krcc", "rmse", "emd")

@@ -13,6 +13,10 @@ from pathlib import Path
 from pynima.errors import PynimaError
 from pynima.files import read_json
 
+__all__ = ["ACCELERATORS", "CROP_MODES", "CROP_SPELLINGS", "Connections", "DEFAULT_CROPS", "DEFAULT_RECIPE",
+           "FORMATS", "IGNORED_CONFIG_KEYS", "LABELS", "Limits", "OPTIMIZERS", "RECIPES", "SCHEDULES",
+           "SGD_MOMENTUM", "SPLITS", "STRATEGIES", "TrainConfig", "crop_mode"]
+
 SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adam", "sgd")  # each recipe gives learning rates for both
 # Training recipes, as data: the values a recipe gives the options a run leaves unset. Per optimizer, the (head,

@@ -32,6 +32,14 @@ import numpy as np
 from pynima.errors import PynimaError
 from pynima.scale import CROP, SCORE_RANGE
 
+__all__ = ["AnchorBatchSampler", "BACKGROUND", "DISTORTED_DIR", "DatasetError", "EpochSampler",
+           "IMAGE_SUFFIXES", "IQADataset", "LIGHT_KINDS", "LIGHT_STREAM", "Label", "LightVersion", "MIN_SIDE",
+           "MOS_FILE", "MOS_RANGE", "RAW_SUFFIXES", "REFERENCE_DIR", "Record", "STD_FILE",
+           "UNSUPPORTED_SUFFIXES", "VAL_CARVE", "apply_split", "array_to_rgb", "check_image", "check_images",
+           "clean_anchors", "decode_rgb", "display_name", "light_versions", "load_rgb", "load_rgb_bytes",
+           "make_split", "mean_squared_error", "open_image", "parse_name", "read_labels", "read_split",
+           "read_tid2013", "split_ratios", "to_rgb", "transforms"]
+
 log = logging.getLogger(__name__)
 
 MOS_FILE = "mos_with_names.txt"

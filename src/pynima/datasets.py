@@ -37,6 +37,12 @@ from pynima.data import (
 )
 from pynima.scale import SCORE_RANGE
 
+__all__ = ["CSIQ_COLUMNS", "CSIQ_TYPES", "DESCRIBED", "Dataset", "KADID_TYPES", "KONIQ_SCORES", "KONIQ_SETS",
+           "KONIQ_SETS_FILE", "LIVE_FOLDERS", "LIVE_TYPES", "MODEL_SCALE", "SIGNATURES", "SPAQ_CACHE",
+           "SPAQ_LABELS", "SPAQ_SIDE", "Scale", "TOP", "dataset_split", "detect_format", "read_ava",
+           "read_config_dataset", "read_csiq", "read_csv_dataset", "read_dataset", "read_kadid10k",
+           "read_koniq10k", "read_live", "read_livec", "read_spaq", "read_tid2013_dataset"]
+
 log = logging.getLogger(__name__)
 
 TOP = SCORE_RANGE[1]  # the model's scale is 0..TOP (its 10 bins are the scores 0..9, TID2013's scale)

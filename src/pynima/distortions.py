@@ -50,6 +50,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+__all__ = ["CHROMA_NOISE_GAIN", "DISTORTIONS", "Distortion", "J2K_BLOCK", "J2K_ERROR_GAIN", "LEVELS",
+           "LEVELS_FILE", "LEVEL_SIGNS", "LOCAL_BLOCK", "LOCAL_BLOCK_MAX", "NEPN_MAX_COVERAGE", "NEPN_PATCH",
+           "NOISY_SOURCE_SIGMA", "PSNR_TARGETS", "Search", "additive_colour_noise", "additive_gaussian_noise",
+           "chromatic_aberrations", "colour_quantization_with_dither", "colour_saturation_change",
+           "comfort_noise", "contrast_change", "distort", "gaussian_blur", "high_frequency_noise",
+           "image_denoising", "impulse_noise", "jpeg2000_compression", "jpeg2000_transmission_errors",
+           "jpeg_compression", "jpeg_transmission_errors", "level_strengths", "local_blockwise_distortions",
+           "lossy_compression_of_noisy_images", "masked_noise", "mean_shift", "multiplicative_gaussian_noise",
+           "non_eccentricity_pattern_noise", "psnr", "quantization_noise",
+           "sparse_sampling_and_reconstruction", "spatially_correlated_noise", "strength_for_psnr"]
+
 PSNR_TARGETS: tuple[float, ...] = (33.0, 30.0, 27.0, 24.0, 21.0)
 LEVELS = (1, 2, 3, 4, 5)
 LEVELS_FILE = Path(__file__).with_name("tid2013_levels.json")

@@ -1,5 +1,7 @@
 """The one exception type the CLI turns into a one-line message instead of a traceback."""
 
+__all__ = ["NonFiniteError", "PynimaError", "Terminated"]
+
 
 class PynimaError(Exception):
     """A user-facing problem (bad file, bad argument); its message names the file and the problem."""

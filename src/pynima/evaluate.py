@@ -15,6 +15,10 @@ from pynima.errors import PynimaError
 from pynima.files import RUN_MARKER, atomic_path, write_json
 from pynima.metrics import METRIC_ORDER, RANKING_ORDER, evaluate_scores, spearman_interval, type_order
 
+__all__ = ["CROP_DESCRIPTION", "EVALUATION_FILES", "PER_TYPE_MIN", "evaluate_checkpoint", "format_table",
+           "predict_distributions", "ranking_measures", "read_predictions", "scatter", "type_colours",
+           "write_predictions"]
+
 log = logging.getLogger(__name__)
 
 CROP_DESCRIPTION = {"centre": "single centre 224x224 crop at native resolution",

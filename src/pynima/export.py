@@ -19,6 +19,8 @@ import numpy as np
 from pynima.errors import PynimaError
 from pynima.files import atomic_path, temporary_sibling
 
+__all__ = ["OPSET", "RESERVED_METADATA", "export_onnx", "quantize_int8"]
+
 OPSET = 18
 # metadata every export writes and scoring reads: --metadata may not replace them
 RESERVED_METADATA = ("backbone", "mean", "std", "version", "source")

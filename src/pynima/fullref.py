@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = ["FR_METRICS", "fr_scores"]
+
 FR_METRICS: tuple[str, ...] = ("psnr", "ssim", "ms_ssim", "fsim", "fsimc")
 
 

@@ -32,6 +32,9 @@ import numpy as np
 from pynima.config import LABELS
 from pynima.scale import BINS
 
+__all__ = ["FIXED_VOTE_STD", "NEAR_MIN_STD", "TID2013_OBSERVERS", "VoteStd", "label_distributions",
+           "max_entropy", "moments", "rebin_votes", "std_range", "targets", "vote_std"]
+
 if TYPE_CHECKING:
     from pynima.data import Record
 

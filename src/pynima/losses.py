@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["emd"]
+
 
 def emd(p: torch.Tensor, q: torch.Tensor, r: float = 2.0, reduction: str = "mean") -> torch.Tensor:
     """EMD between distributions over ordered bins (last axis), as in the NIMA paper:

@@ -11,6 +11,9 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import OptimizeWarning, curve_fit
 
+__all__ = ["CORRELATIONS", "METRIC_ORDER", "RANKING_ORDER", "evaluate_scores", "fit_logistic", "logistic4",
+           "percentile_interval", "point_metrics", "spearman_interval", "type_order", "within_reference"]
+
 log = logging.getLogger(__name__)
 
 METRIC_ORDER = ("srcc", "plcc", "plcc_logistic", "krcc", "rmse", "emd")  # the order of every table

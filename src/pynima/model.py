@@ -26,6 +26,10 @@ from torch import nn
 from pynima.errors import PynimaError
 from pynima.scale import BINS
 
+__all__ = ["BACKBONES", "IMAGENET_MEAN", "IMAGENET_STD", "NIMA", "OFFLINE", "create_model",
+           "imagenet_backbone", "load_checkpoint", "mean_score", "normalization", "read_checkpoint",
+           "std_score"]
+
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 BACKBONES: dict[str, dict] = {

@@ -39,6 +39,12 @@ from pynima.data import IMAGE_SUFFIXES, display_name, load_rgb, to_rgb
 from pynima.errors import NonFiniteError, PynimaError
 from pynima.scale import BINS, CROP
 
+__all__ = ["BUNDLED_MODEL", "DISTRIBUTION_TOLERANCE", "ENGINES", "MAX_CROPS_PER_PASS", "MAX_GRID",
+           "MAX_PIXELS_PER_PASS", "MODEL_SUFFIXES", "OnnxEngine", "OpenVinoEngine", "Score", "Scorer",
+           "TorchEngine", "any_size", "bundled_model", "check_crops", "check_distributions", "crop_boxes",
+           "crops", "exported_sidecar", "hidden", "iter_image_paths", "load", "normalize", "onnx_providers",
+           "torch_device"]
+
 log = logging.getLogger(__name__)
 
 DISTRIBUTION_TOLERANCE = 0.01  # how far a distribution may stray from non-negative and summing to 1 (bf16)

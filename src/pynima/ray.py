@@ -27,6 +27,9 @@ from pynima.data import IMAGE_SUFFIXES, display_name, load_rgb_bytes
 from pynima.errors import PynimaError
 from pynima.predict import OnnxEngine, Scorer, _walk, bundled_model, check_crops, exported_sidecar, hidden
 
+__all__ = ["MAX_BLOCK_BATCHES", "MISSING_RAY", "ROW_GROUP", "init", "read_failures", "schema", "score_dataset",
+           "write_parquet"]
+
 if TYPE_CHECKING:
     import numpy as np
     import pyarrow

@@ -28,6 +28,8 @@ from pynima.evaluate import type_colours
 from pynima.files import read_csv, write_bytes, write_text
 from pynima.metrics import METRIC_ORDER, type_order
 
+__all__ = ["per_type_chart", "write_report"]
+
 
 def _plt():
     import matplotlib

@@ -22,6 +22,8 @@ from pathlib import Path
 from pynima.errors import NonFiniteError, PynimaError
 from pynima.files import atomic_path, read_csv, write_json
 
+__all__ = ["DEFAULT_LR_BASE", "DEFAULT_LR_HEAD", "SAMPLERS", "format_trials", "landscape", "run_search"]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_LR_HEAD = (1e-6, 1e-2)

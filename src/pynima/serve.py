@@ -55,6 +55,11 @@ from pynima.labels import moments
 from pynima.predict import Scorer, check_crops, crops, load
 from pynima.scale import CROP
 
+__all__ = ["ANY_ADDRESS", "Batcher", "DEFAULT_CONNECTIONS", "DEFAULT_LIMITS", "DOCS_ASSETS", "ErrorResponse",
+           "FORM_FILES", "GRACEFUL_SHUTDOWN", "KNOWN_PATHS", "LOOPBACK_HOSTS", "OTHER_FILES", "PAGE",
+           "PARENT_ENV", "PROBES", "RETRY_AFTER", "SCORE_BODY", "SETTINGS_ENV", "ScoreResponse", "ScoredImage",
+           "WATCH_INTERVAL", "app_from_environment", "create_app", "default_allowed_hosts", "serve"]
+
 log = logging.getLogger(__name__)
 
 PAGE = Path(__file__).with_name("page.html")

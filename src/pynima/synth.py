@@ -55,6 +55,10 @@ from pynima.files import (
     write_json,
 )
 
+__all__ = ["EMBEDDED_REFERENCES", "FORMAT_VERSION", "MANIFEST", "OUTPUTS", "PSEUDO_METRIC",
+           "PSEUDO_MOS_LOGISTIC", "PSEUDO_STD_LINEAR", "SIZE", "SynthResult", "fit_reference", "image_name",
+           "label_source", "pseudo_mos", "reference_files", "synthesize"]
+
 SIZE = (512, 384)  # TID2013's width, height
 MANIFEST = "pynima-synth.json"
 FORMAT_VERSION = 1  # bump when the written layout or naming changes

@@ -20,6 +20,8 @@ from pynima.errors import PynimaError
 from pynima.predict import bundled_model, check_crops, crop_boxes, torch_device
 from pynima.scale import CROP, SCORE_RANGE
 
+__all__ = ["NIMAMetric", "metric", "nima_from_onnx"]
+
 
 def nima_from_onnx(path: str | Path) -> tuple[nn.Module, tuple[float, ...], tuple[float, ...]]:
     """The NIMA module of a ``pynima export`` ONNX file, with its input normalization.

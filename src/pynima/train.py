@@ -54,6 +54,10 @@ from pynima.labels import label_distributions
 from pynima.losses import emd
 from pynima.model import create_model, mean_score, normalization, read_checkpoint
 
+__all__ = ["ANCHOR_SHARE", "CLEAN", "NIMAModule", "RUN_FILES", "build_module", "distributed_trainer",
+           "loss_curve", "lr_factor", "make_loader", "make_trainer", "one_label", "process_rank",
+           "ranking_loss", "train"]
+
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------- the module
