@@ -38,7 +38,7 @@ def make_folder(root: Path, n: int) -> list[Path]:
         photo = photos[i % len(photos)]
         y, x = (i * 7) % max(1, photo.shape[0] - 384), (i * 13) % max(1, photo.shape[1] - 512)
         tile = np.zeros((384, 512, 3), np.uint8)
-        part = photo[y: y + 384, x: x + 512]
+        part = photo[y : y + 384, x : x + 512]
         tile[: part.shape[0], : part.shape[1]] = part
         paths.append(root / f"{i:04d}.jpg")
         Image.fromarray(tile).save(paths[-1], quality=90)
@@ -82,15 +82,17 @@ def main() -> None:
             x = normalize(crops, s.engine.mean, s.engine.std)
             for b in BATCHES:
                 pipeline = timed(lambda s=s, b=b: list(s.score_paths(paths, batch_size=b)), args.repeats)
-                network = timed(lambda s=s, b=b, x=x: [s.engine(x[i: i + b]) for i in range(0, 32, b)], args.repeats)
+                network = timed(lambda s=s, b=b, x=x: [s.engine(x[i : i + b]) for i in range(0, 32, b)], args.repeats)
                 rows.append((setting, b, pipeline / len(paths), network / 32))
     base_pipeline, base_network = rows[0][2], rows[0][3]
     print(f"{args.images} images, median of {args.repeats}; ratios to batch 1 with the defaults, this run\n")
     print("| ONNX Runtime | batch | score_paths ms/image | ratio | network alone ms/image | ratio |")
     print("|---|---|---|---|---|---|")
     for setting, b, pipeline, network in rows:
-        print(f"| {setting} | {b} | {pipeline * 1e3:.2f} | {pipeline / base_pipeline:.2f} | {network * 1e3:.2f} | "
-              f"{network / base_network:.2f} |")
+        print(
+            f"| {setting} | {b} | {pipeline * 1e3:.2f} | {pipeline / base_pipeline:.2f} | {network * 1e3:.2f} | "
+            f"{network / base_network:.2f} |"
+        )
 
 
 if __name__ == "__main__":

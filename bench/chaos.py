@@ -45,6 +45,7 @@ def run(*args: str, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
 
 def zero_png(side: int) -> bytes:
     """A valid all-black side x side RGB PNG: a few hundred kB that decode to side * side * 3 bytes."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
@@ -62,8 +63,12 @@ def files_cases(tmp: Path, model: list[str], photo: np.ndarray) -> None:
     try:
         r = run("predict", *model, str(folder), timeout=60)
         err = r.stderr.decode(errors="replace")
-        case("FIFO in a folder", "exit 1, 'not a regular file', no hang", f"exit {r.returncode}",
-             r.returncode == 1 and "not a regular file" in err)
+        case(
+            "FIFO in a folder",
+            "exit 1, 'not a regular file', no hang",
+            f"exit {r.returncode}",
+            r.returncode == 1 and "not a regular file" in err,
+        )
     except subprocess.TimeoutExpired:
         case("FIFO in a folder", "exit 1, 'not a regular file', no hang", "hung 60 s", False)
 
@@ -72,27 +77,42 @@ def files_cases(tmp: Path, model: list[str], photo: np.ndarray) -> None:
     Image.fromarray(photo).save(os.path.join(os.fsencode(odd), b"bad\xff\nname\x1b[31m.png"))
     r = run("predict", *model, str(odd))
     out = r.stdout.decode("utf-8", errors="strict") if r.returncode == 0 else ""
-    case("name: not UTF-8, newline, ESC", "exit 0, one escaped table row", f"exit {r.returncode}",
-         r.returncode == 0 and len(out.strip().splitlines()) == 2 and "\x1b" not in out)  # the header, the row
+    case(
+        "name: not UTF-8, newline, ESC",
+        "exit 0, one escaped table row",
+        f"exit {r.returncode}",
+        r.returncode == 0 and len(out.strip().splitlines()) == 2 and "\x1b" not in out,
+    )  # the header, the row
 
     def small_files() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
-    code = ("import sys\nfrom pynima.cli import main\n"
-            "sys.exit(main(['synth', sys.argv[1], '--refs', sys.argv[2], '--workers', '1']))")
+    code = (
+        "import sys\nfrom pynima.cli import main\n"
+        "sys.exit(main(['synth', sys.argv[1], '--refs', sys.argv[2], '--workers', '1']))"
+    )
     refs = tmp / "refs"
     refs.mkdir()
     Image.fromarray(photo).save(refs / "r.png")
-    r = subprocess.run([sys.executable, "-c", code, str(tmp / "full"), str(refs)], capture_output=True,
-                       timeout=300, preexec_fn=small_files)
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(tmp / "full"), str(refs)],
+        capture_output=True,
+        timeout=300,
+        preexec_fn=small_files,
+    )
     err = r.stderr.decode(errors="replace").strip().splitlines()
-    case("full disk (file-size limit) during synth", "exit 3, one line naming the file",
-         f"exit {r.returncode}", r.returncode == 3 and len(err) >= 1 and "Traceback" not in "\n".join(err))
+    case(
+        "full disk (file-size limit) during synth",
+        "exit 3, one line naming the file",
+        f"exit {r.returncode}",
+        r.returncode == 3 and len(err) >= 1 and "Traceback" not in "\n".join(err),
+    )
 
     out = tmp / "synth"
-    proc = subprocess.Popen([*CLI, "synth", str(out), "--refs", str(refs), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, "synth", str(out), "--refs", str(refs), "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     end = time.monotonic() + 120
     while not list(out.glob(".build.*/distorted_images/*")) and proc.poll() is None and time.monotonic() < end:
         time.sleep(0.2)
@@ -105,8 +125,12 @@ def files_cases(tmp: Path, model: list[str], photo: np.ndarray) -> None:
     took = time.monotonic() - t0
     time.sleep(1)
     left = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _mentions(p, str(out))]
-    case("synth under SIGTERM", "exit 143 within 10 s, no worker left", f"exit {proc.returncode}, {took:.1f} s, "
-         f"{len(left)} left", proc.returncode == 143 and took < 10 and not left)
+    case(
+        "synth under SIGTERM",
+        "exit 143 within 10 s, no worker left",
+        f"exit {proc.returncode}, {took:.1f} s, {len(left)} left",
+        proc.returncode == 143 and took < 10 and not left,
+    )
 
 
 def _mentions(proc_dir: Path, text: str) -> bool:
@@ -133,8 +157,11 @@ def request(url: str, data: bytes | None = None, headers: dict | None = None) ->
 def service_cases(model: list[str]) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([*CLI, "serve", *model, "--port", str(port), "--header-timeout", "3"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [*CLI, "serve", *model, "--port", str(port), "--header-timeout", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         end = time.monotonic() + 120
         while time.monotonic() < end:
@@ -145,8 +172,13 @@ def service_cases(model: list[str]) -> None:
                 time.sleep(0.3)
         bomb = zero_png(9000)
         boundary = "chaosboundary"
-        body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"b{i}.png\"\r\n"
-                        f"Content-Type: image/png\r\n\r\n".encode() + bomb + b"\r\n" for i in range(8))
+        body = b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="b{i}.png"\r\n'
+            f"Content-Type: image/png\r\n\r\n".encode()
+            + bomb
+            + b"\r\n"
+            for i in range(8)
+        )
         body += f"--{boundary}--\r\n".encode()
         form = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
         code = request(base + "/v1/score", body, form)
@@ -159,15 +191,18 @@ def service_cases(model: list[str]) -> None:
             stalled.append(s)
         t0 = time.monotonic()
         code = request(base + "/healthz")
-        case("50 clients stalled in their headers", "/healthz 200 within 5 s", f"{code} in "
-             f"{time.monotonic() - t0:.2f} s", code == 200 and time.monotonic() - t0 < 5)
+        case(
+            "50 clients stalled in their headers",
+            "/healthz 200 within 5 s",
+            f"{code} in {time.monotonic() - t0:.2f} s",
+            code == 200 and time.monotonic() - t0 < 5,
+        )
         for s in stalled:
             s.close()
 
         code = request(base + "/v1/model", headers={"Host": "evil.example"})
         case("foreign Host (DNS rebinding)", "400", str(code), code == 400)
-        code = request(base + "/v1/score", zero_png(64), {"Content-Type": "image/png",
-                                                          "Origin": "http://evil.example"})
+        code = request(base + "/v1/score", zero_png(64), {"Content-Type": "image/png", "Origin": "http://evil.example"})
         case("cross-site post", "403", str(code), code == 403)
         code = request(base + "/v1/score", zero_png(64), {"Content-Type": "image/png"})
         case("same-site post (control)", "200", str(code), code == 200)
@@ -177,8 +212,12 @@ def service_cases(model: list[str]) -> None:
             proc.wait(timeout=40)
         except subprocess.TimeoutExpired:
             proc.kill()
-    case("serve under SIGTERM", "exits after finishing requests", f"exit {proc.returncode}",
-         proc.returncode is not None and proc.returncode in (0, -signal.SIGTERM, 143))
+    case(
+        "serve under SIGTERM",
+        "exits after finishing requests",
+        f"exit {proc.returncode}",
+        proc.returncode is not None and proc.returncode in (0, -signal.SIGTERM, 143),
+    )
 
 
 def main() -> int:

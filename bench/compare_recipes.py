@@ -28,8 +28,9 @@ import numpy as np
 def read_rows(folder: Path) -> dict[int, dict[str, float]]:
     """Split index -> its row of results.csv (numbers as floats)."""
     with open(folder / "results.csv", newline="") as f:
-        return {int(r["split"]): {k: (v if k == "test_refs" else float(v)) for k, v in r.items()}
-                for r in csv.DictReader(f)}
+        return {
+            int(r["split"]): {k: (v if k == "test_refs" else float(v)) for k, v in r.items()} for r in csv.DictReader(f)
+        }
 
 
 def within_reference_srcc(folder: Path, split: int) -> list[float]:
@@ -40,18 +41,36 @@ def within_reference_srcc(folder: Path, split: int) -> list[float]:
 
     rows = read_csv(folder / f"split_{split:02d}" / "predictions.csv")
     refs = sorted({r["ref"] for r in rows})
-    return [float(stats.spearmanr([float(r["pred_mean"]) for r in rows if r["ref"] == ref],
-                                  [float(r["mos"]) for r in rows if r["ref"] == ref]).statistic) for ref in refs]
+    return [
+        float(
+            stats.spearmanr(
+                [float(r["pred_mean"]) for r in rows if r["ref"] == ref],
+                [float(r["mos"]) for r in rows if r["ref"] == ref],
+            ).statistic
+        )
+        for ref in refs
+    ]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("arms", nargs="*", metavar="LABEL=FOLDER")
-    ap.add_argument("--once", action="append", default=[], metavar="LABEL=MINUTES",
-                    help="a one-time cost of the recipe LABEL (paid once, not per model)")
+    ap.add_argument(
+        "--once",
+        action="append",
+        default=[],
+        metavar="LABEL=MINUTES",
+        help="a one-time cost of the recipe LABEL (paid once, not per model)",
+    )
     ap.add_argument("--plot", type=Path)
-    ap.add_argument("--points", action="extend", nargs="+", default=[], metavar="LABEL=MINUTES,SRCC,PLCC",
-                    help="draw --plot from these medians (a published table) instead of benchmark folders")
+    ap.add_argument(
+        "--points",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="LABEL=MINUTES,SRCC,PLCC",
+        help="draw --plot from these medians (a published table) instead of benchmark folders",
+    )
     ap.add_argument("--splits", type=int, default=5, help="K of the --points' benchmark, for the title")
     args = ap.parse_args()
     once = {k: float(v) for k, v in (o.split("=", 1) for o in args.once)}
@@ -79,13 +98,18 @@ def main() -> None:
     for s in splits:
         cells = [str(s), rows[first][s]["test_refs"]]
         cells += [f"{rows[lab][s]['srcc']:.4f} / {rows[lab][s]['plcc']:.4f}" for lab in labels]
-        cells += [f"{rows[lab][s]['srcc'] - rows[first][s]['srcc']:+.4f} / "
-                  f"{rows[lab][s]['plcc'] - rows[first][s]['plcc']:+.4f}" for lab in labels[1:]]
+        cells += [
+            f"{rows[lab][s]['srcc'] - rows[first][s]['srcc']:+.4f} / "
+            f"{rows[lab][s]['plcc'] - rows[first][s]['plcc']:+.4f}"
+            for lab in labels[1:]
+        ]
         print("| " + " | ".join(cells) + " |")
 
     print("\nTime to quality (medians over the same splits)\n")
-    print("| recipe | SRCC median | PLCC median | SRCC wins vs first | SRCC within a reference (median) | "
-          "minutes per model (median) | one-time |")
+    print(
+        "| recipe | SRCC median | PLCC median | SRCC wins vs first | SRCC within a reference (median) | "
+        "minutes per model (median) | one-time |"
+    )
     print("|---|---|---|---|---|---|---|")
     points = {}
     for lab in labels:
@@ -95,9 +119,11 @@ def main() -> None:
         wins = sum(rows[lab][s]["srcc"] > rows[first][s]["srcc"] for s in splits)
         within = [v for s in splits for v in within_reference_srcc(Path(arms[lab]), s)]  # NaN: a constant side
         points[lab] = (minutes, float(np.median(srcc)), float(np.median(plcc)))
-        print(f"| {lab} | {np.median(srcc):.4f} | {np.median(plcc):.4f} | "
-              f"{'-' if lab == first else f'{wins} of {len(splits)}'} | {np.nanmedian(within):.4f} | {minutes:.1f} | "
-              f"{f'{once[lab]:.0f} min' if lab in once else '-'} |")
+        print(
+            f"| {lab} | {np.median(srcc):.4f} | {np.median(plcc):.4f} | "
+            f"{'-' if lab == first else f'{wins} of {len(splits)}'} | {np.nanmedian(within):.4f} | {minutes:.1f} | "
+            f"{f'{once[lab]:.0f} min' if lab in once else '-'} |"
+        )
 
     if args.plot:
         plot(points, once, len(splits), args.plot)
@@ -128,11 +154,14 @@ def plot(points: dict[str, tuple[float, float, float]], once: dict[str, float], 
             for v in (srcc, plcc):
                 ax.plot(xs, [v, v], "--", color=c, lw=0.8)
         handles.append(Line2D([], [], color=c, marker="o", ls="", label=lab))
-    handles += [Line2D([], [], color="k", marker="o", ls="", label="SRCC (median)"),
-                Line2D([], [], color="k", marker="s", ls="", label="PLCC (median)")]
+    handles += [
+        Line2D([], [], color="k", marker="o", ls="", label="SRCC (median)"),
+        Line2D([], [], color="k", marker="s", ls="", label="PLCC (median)"),
+    ]
     if once:
-        handles.append(Line2D([], [], color="k", marker="o", mfc="none", ls="--",
-                              label="with the one-time cost (pretraining)"))
+        handles.append(
+            Line2D([], [], color="k", marker="o", mfc="none", ls="--", label="with the one-time cost (pretraining)")
+        )
     ax.legend(handles=handles, fontsize=7, loc="lower right", framealpha=0.9)
     ax.set_xlabel("wall-clock minutes per model (2-core CPU); hollow: plus the one-time cost")
     ax.set_ylabel("median over splits")

@@ -23,9 +23,31 @@ from pathlib import Path
 
 
 def train_once(data: str, out: Path, devices: int, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, "-m", "pynima.cli", "train", data, "--out", str(out), "--epochs", str(args.epochs),
-           "--batch-size", str(args.batch_size), "--devices", str(devices), "--accelerator", args.accelerator,
-           "--ratios", "0.85", "0.15", "0", "--no-onnx", "--quiet", "--seed", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pynima.cli",
+        "train",
+        data,
+        "--out",
+        str(out),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--devices",
+        str(devices),
+        "--accelerator",
+        args.accelerator,
+        "--ratios",
+        "0.85",
+        "0.15",
+        "0",
+        "--no-onnx",
+        "--quiet",
+        "--seed",
+        "0",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"pynima train --devices {devices} failed:\n{r.stderr[-2000:]}")
@@ -33,8 +55,11 @@ def train_once(data: str, out: Path, devices: int, args: argparse.Namespace) -> 
     n_train = len(json.loads((out / "split.json").read_text())["train"])
     with open(out / "metrics.csv") as f:
         srcc = [float(row["val_srcc"]) for row in csv.DictReader(f) if row.get("val_srcc")]
-    return info | {"images_per_s": n_train * info["epochs"] / info["seconds"], "n_train": n_train,
-                   "best_val_srcc": max(srcc) if srcc else float("nan")}
+    return info | {
+        "images_per_s": n_train * info["epochs"] / info["seconds"],
+        "n_train": n_train,
+        "best_val_srcc": max(srcc) if srcc else float("nan"),
+    }
 
 
 def main() -> None:
@@ -60,13 +85,18 @@ def main() -> None:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
     base = rows[0][1]["images_per_s"]
-    print(f"{args.accelerator}, {args.epochs} epoch(s) on {rows[0][1]['n_train']} training images, batch "
-          f"{args.batch_size} per process")
-    print(f"{'processes':>9} {'device':>8} {'eff. batch':>10} {'train s':>8} {'images/s':>9} {'ratio':>6} "
-          f"{'val SRCC':>8}")
+    print(
+        f"{args.accelerator}, {args.epochs} epoch(s) on {rows[0][1]['n_train']} training images, batch "
+        f"{args.batch_size} per process"
+    )
+    print(
+        f"{'processes':>9} {'device':>8} {'eff. batch':>10} {'train s':>8} {'images/s':>9} {'ratio':>6} {'val SRCC':>8}"
+    )
     for n, r in rows:
-        print(f"{n:>9} {r['device']:>8} {r['effective_batch_size']:>10} {r['seconds']:>8.1f} "
-              f"{r['images_per_s']:>9.2f} {r['images_per_s'] / base:>6.2f} {r['best_val_srcc']:>8.4f}")
+        print(
+            f"{n:>9} {r['device']:>8} {r['effective_batch_size']:>10} {r['seconds']:>8.1f} "
+            f"{r['images_per_s']:>9.2f} {r['images_per_s'] / base:>6.2f} {r['best_val_srcc']:>8.4f}"
+        )
 
 
 if __name__ == "__main__":

@@ -59,9 +59,11 @@ def blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def ladders(image: np.ndarray) -> dict[str, list[tuple[str, np.ndarray]]]:
     """Per ladder, its versions best first (the clean photo at the top of each)."""
-    return {"noise": [("clean", image)] + [(f"sigma {s}", noise(image, s)) for s in NOISE],
-            "jpeg": [("lossless", image)] + [(f"q{q}", jpeg(image, q)) for q in JPEG],
-            "blur": [("clean", image)] + [(f"sigma {s}", blur(image, s)) for s in BLUR]}
+    return {
+        "noise": [("clean", image)] + [(f"sigma {s}", noise(image, s)) for s in NOISE],
+        "jpeg": [("lossless", image)] + [(f"q{q}", jpeg(image, q)) for q in JPEG],
+        "blur": [("clean", image)] + [(f"sigma {s}", blur(image, s)) for s in BLUR],
+    }
 
 
 def in_order(scores: list[float]) -> bool:
@@ -71,9 +73,13 @@ def in_order(scores: list[float]) -> bool:
 
 def score_ladders(scorer, images: dict[str, np.ndarray]) -> dict[str, dict[str, list[tuple[str, float]]]]:
     """photo -> ladder -> [(version, mean score)], best version first."""
-    return {name: {ladder: [(label, scorer.score(x).mean) for label, x in versions]
-                   for ladder, versions in ladders(image).items()}
-            for name, image in images.items()}
+    return {
+        name: {
+            ladder: [(label, scorer.score(x).mean) for label, x in versions]
+            for ladder, versions in ladders(image).items()
+        }
+        for name, image in images.items()
+    }
 
 
 def main() -> None:
@@ -90,10 +96,15 @@ def main() -> None:
         for ladder, versions in table.items():
             ok = in_order([s for _, s in versions])
             ordered[ladder] += ok
-            print(f"{name:22s} {ladder:5s} {'in order' if ok else 'OUT OF ORDER':12s} "
-                  + "  ".join(f"{label} {s:.2f}" for label, s in versions))
-    print("in order: " + ", ".join(f"{ladder} {n} of {len(result)}" for ladder, n in ordered.items())
-          + f" (crops {scorer.crops})")
+            print(
+                f"{name:22s} {ladder:5s} {'in order' if ok else 'OUT OF ORDER':12s} "
+                + "  ".join(f"{label} {s:.2f}" for label, s in versions)
+            )
+    print(
+        "in order: "
+        + ", ".join(f"{ladder} {n} of {len(result)}" for ladder, n in ordered.items())
+        + f" (crops {scorer.crops})"
+    )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def main() -> None:
     mos = np.array([r.mos for r in records])
     pseudo = np.array([r.mos for r in read_tid2013(args.pseudo)])
     q_pseudo = fsimc_of_pseudo_labels(pseudo)
-    print(f"{len(records)} labelled images; {len(pseudo)} pseudo-labelled images (pseudo-MOS {pseudo.min():.2f}-"
-          f"{pseudo.max():.2f}, std {pseudo.std():.2f})")
+    print(
+        f"{len(records)} labelled images; {len(pseudo)} pseudo-labelled images (pseudo-MOS {pseudo.min():.2f}-"
+        f"{pseudo.max():.2f}, std {pseudo.std():.2f})"
+    )
     shipped = logistic(q_pseudo, **PSEUDO_MOS_LOGISTIC)
     print(f"shipped mapping reproduces the pseudo-labels to {np.abs(shipped - pseudo).max():.1e}")
     print("| split | test references | mapping fitted on the other references | max abs change | mean abs change |")
@@ -71,8 +73,9 @@ def main() -> None:
         refs = sorted({r.ref for r, k in zip(records, keep, strict=True) if not k})
         params = fit_logistic(q[keep], mos[keep])
         change = np.abs(logistic(q_pseudo, **params) - pseudo)
-        print(f"| {path.parent.name} | {' '.join(map(str, refs))} | {params} | {change.max():.3f} | "
-              f"{change.mean():.3f} |")
+        print(
+            f"| {path.parent.name} | {' '.join(map(str, refs))} | {params} | {change.max():.3f} | {change.mean():.3f} |"
+        )
 
 
 if __name__ == "__main__":

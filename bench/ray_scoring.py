@@ -46,8 +46,9 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> None:
     for i in range(n):
         p = photos[i % len(photos)]
         y, x = rng.integers(0, p.shape[0] - SIZE[1] + 1), rng.integers(0, p.shape[1] - SIZE[0] + 1)
-        Image.fromarray(np.ascontiguousarray(p[y: y + SIZE[1], x: x + SIZE[0]])).save(folder / f"img{i:05d}.jpg",
-                                                                                       quality=90)
+        Image.fromarray(np.ascontiguousarray(p[y : y + SIZE[1], x : x + SIZE[0]])).save(
+            folder / f"img{i:05d}.jpg", quality=90
+        )
 
 
 def baseline(paths: list[Path], batch: int, repeats: int) -> float:
@@ -97,8 +98,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=200, help="JPEGs to make when no --folder is given (default 200)")
     ap.add_argument("--folder", type=Path, help="score these images instead (every file must score)")
-    ap.add_argument("--configs", nargs="+", default=["1x1", "2x1", "1x2"], metavar="AxC",
-                    help="Ray configurations: A actors of C CPUs each (default 1x1 2x1 1x2)")
+    ap.add_argument(
+        "--configs",
+        nargs="+",
+        default=["1x1", "2x1", "1x2"],
+        metavar="AxC",
+        help="Ray configurations: A actors of C CPUs each (default 1x1 2x1 1x2)",
+    )
     ap.add_argument("--batch", type=int, default=32, help="images per batch, both sides (default 32)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--listing-files", type=int, default=20000, help="files for the listing rate (0: skip)")
@@ -118,16 +124,17 @@ def main() -> None:
 
     base = baseline(paths, args.batch, args.repeats)
     base_rate = len(paths) / base
-    print(f"pynima predict (score_paths, {cores} cores): {base_rate:7.1f} images/s "
-          f"({base_rate / cores:.1f} per core)")
+    print(f"pynima predict (score_paths, {cores} cores): {base_rate:7.1f} images/s ({base_rate / cores:.1f} per core)")
 
     t0 = time.perf_counter()
     ray.init(num_cpus=cores, include_dashboard=False, logging_level="WARNING")
     print(f"ray.init (local instance): {time.perf_counter() - t0:.1f} s")
     ray.data.DataContext.get_current().enable_progress_bars = False
     out = tmp / "scores.parquet"
-    print("| Ray AxC | cores | run, folder (s) | run, 1 image (s) | end to end (images/s) | once up (images/s) "
-          "| per core | x pynima predict (end to end / once up) |")
+    print(
+        "| Ray AxC | cores | run, folder (s) | run, 1 image (s) | end to end (images/s) | once up (images/s) "
+        "| per core | x pynima predict (end to end / once up) |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     try:
         for config in args.configs:
@@ -137,14 +144,18 @@ def main() -> None:
             one = ray_run([paths[0]], out, actors, cpus, args.batch, args.repeats)
             up = (len(paths) - 1) / (whole - one) if whole > one else float("nan")
             used = actors * cpus
-            print(f"| {config} | {used} | {whole:.1f} | {one:.1f} | {len(paths) / whole:.1f} | {up:.1f} | "
-                  f"{up / used:.1f} | {len(paths) / whole / base_rate:.2f} / {up / base_rate:.2f} |")
+            print(
+                f"| {config} | {used} | {whole:.1f} | {one:.1f} | {len(paths) / whole:.1f} | {up:.1f} | "
+                f"{up / used:.1f} | {len(paths) / whole / base_rate:.2f} / {up / base_rate:.2f} |"
+            )
         print(f"Parquet output: {size / len(paths):.0f} bytes per row ({size:,} bytes for {len(paths)} rows)")
     finally:
         ray.shutdown()
     if args.listing_files:
-        print(f"driver listing (local folder, {args.listing_files} files): "
-              f"{listing_rate(args.listing_files):,.0f} files/s")
+        print(
+            f"driver listing (local folder, {args.listing_files} files): "
+            f"{listing_rate(args.listing_files):,.0f} files/s"
+        )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,12 @@ def free_port() -> int:
 def start(command: list[str], ready: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     # a process group of its own, so that stop() ends every process the server starts (LitServe's outlive it)
-    proc = subprocess.Popen([sys.executable, *command, "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, *command, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:
@@ -104,9 +108,14 @@ def load(url: str, image: bytes, clients: int, requests: int | None = None, seco
         else:
             latencies = np.array(list(pool.map(one, range(requests))))
         wall = time.perf_counter() - t0
-    return {"img_s": len(latencies) / wall, "p50_ms": 1000 * np.median(latencies),
-            "p95_ms": 1000 * np.percentile(latencies, 95), "p99_ms": 1000 * np.percentile(latencies, 99),
-            "errors": errors, "n": len(latencies)}
+    return {
+        "img_s": len(latencies) / wall,
+        "p50_ms": 1000 * np.median(latencies),
+        "p95_ms": 1000 * np.percentile(latencies, 95),
+        "p99_ms": 1000 * np.percentile(latencies, 99),
+        "errors": errors,
+        "n": len(latencies),
+    }
 
 
 def offline(image: bytes, n: int) -> float:
@@ -148,15 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     ceiling = offline(image, args.requests)
     serve = ["-m", "pynima.cli", "serve"]
     batching = ["--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
-    settings = {"pynima serve, batch size 1": (serve + ["--max-batch", "1", "--max-wait-ms", "0"], "/readyz",
-                                                "/v1/score"),
-                f"pynima serve, batching ({args.max_batch} crops, {args.max_wait_ms:g} ms)":
-                    (serve + batching, "/readyz", "/v1/score")}
+    settings = {
+        "pynima serve, batch size 1": (serve + ["--max-batch", "1", "--max-wait-ms", "0"], "/readyz", "/v1/score"),
+        f"pynima serve, batching ({args.max_batch} crops, {args.max_wait_ms:g} ms)": (
+            serve + batching,
+            "/readyz",
+            "/v1/score",
+        ),
+    }
     if args.litserve:
         app = str(Path(__file__).with_name("litserve_app.py"))
         settings[f"LitServe, batching ({args.max_batch}, {args.max_wait_ms:g} ms)"] = (
-            [app, "--max-batch", str(args.max_batch), "--batch-timeout", str(args.max_wait_ms / 1000)], "/health",
-            "/predict")
+            [app, "--max-batch", str(args.max_batch), "--batch-timeout", str(args.max_wait_ms / 1000)],
+            "/health",
+            "/predict",
+        )
     rows = []
     for name, (command, ready, path) in settings.items():
         proc, url = start(command, ready)
@@ -166,19 +181,27 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             stop(proc)
 
-    print(f"one 512x384 JPEG ({len(image):,} bytes); offline ceiling (in-process score_paths, batch 32): "
-          f"{ceiling:.1f} img/s")
-    print(f"{'setting':46s} {'C':>3s} {'img/s':>7s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'errors':>6s} "
-          f"{'of offline':>10s}")
+    print(
+        f"one 512x384 JPEG ({len(image):,} bytes); offline ceiling (in-process score_paths, batch 32): "
+        f"{ceiling:.1f} img/s"
+    )
+    print(
+        f"{'setting':46s} {'C':>3s} {'img/s':>7s} {'p50 ms':>7s} {'p95 ms':>7s} {'p99 ms':>7s} {'errors':>6s} "
+        f"{'of offline':>10s}"
+    )
     for name, c, r in rows:
-        print(f"{name:46s} {c:3d} {r['img_s']:7.1f} {r['p50_ms']:7.1f} {r['p95_ms']:7.1f} {r['p99_ms']:7.1f} "
-              f"{r['errors']:6d} {r['img_s'] / ceiling:9.0%}")
+        print(
+            f"{name:46s} {c:3d} {r['img_s']:7.1f} {r['p50_ms']:7.1f} {r['p95_ms']:7.1f} {r['p99_ms']:7.1f} "
+            f"{r['errors']:6d} {r['img_s'] / ceiling:9.0%}"
+        )
     by = {(name, c): r for name, c, r in rows}
     names = list(settings)
     for c in args.concurrency:
         base, batched = by[(names[0], c)], by[(names[1], c)]
-        print(f"C={c}: batching / batch size 1: throughput x{batched['img_s'] / base['img_s']:.2f}, "
-              f"p50 latency x{batched['p50_ms'] / base['p50_ms']:.2f}")
+        print(
+            f"C={c}: batching / batch size 1: throughput x{batched['img_s'] / base['img_s']:.2f}, "
+            f"p50 latency x{batched['p50_ms'] / base['p50_ms']:.2f}"
+        )
 
     if args.soak:
         proc, url = start(serve + batching, "/readyz")
@@ -198,10 +221,12 @@ def main(argv: list[str] | None = None) -> int:
             after = rss_mb(proc.pid)
         finally:
             stop(proc)
-        print(f"soak: {args.soak:g} s at 4 clients: {r['n']} requests, {r['img_s']:.1f} img/s, "
-              f"p99 {r['p99_ms']:.1f} ms, {r['errors']} errors; server RSS {before:.0f} MiB after warm-up, "
-              f"{after:.0f} MiB at the end ({after - before:+.0f} MiB); every tenth: "
-              f"{' '.join(f'{v:.0f}' for v in samples)} MiB")
+        print(
+            f"soak: {args.soak:g} s at 4 clients: {r['n']} requests, {r['img_s']:.1f} img/s, "
+            f"p99 {r['p99_ms']:.1f} ms, {r['errors']} errors; server RSS {before:.0f} MiB after warm-up, "
+            f"{after:.0f} MiB at the end ({after - before:+.0f} MiB); every tenth: "
+            f"{' '.join(f'{v:.0f}' for v in samples)} MiB"
+        )
     return 0
 
 

@@ -26,14 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photo_ladder import photos  # noqa: E402
 
 MAX_SHIFT = 16
-OFFSETS = sorted({(d, 0) for d in range(MAX_SHIFT + 1)} | {(0, d) for d in range(MAX_SHIFT + 1)}
-                 | {(d, d) for d in (1, 2, 4, 8, 16)})
+OFFSETS = sorted(
+    {(d, 0) for d in range(MAX_SHIFT + 1)} | {(0, d) for d in range(MAX_SHIFT + 1)} | {(d, d) for d in (1, 2, 4, 8, 16)}
+)
 LOSSLESS = {"png": {}, "bmp": {}, "tiff": {}, "webp": {"lossless": True}}
 
 
 def windows(image: np.ndarray) -> list[np.ndarray]:
     h, w = image.shape[:2]
-    return [image[y: y + h - MAX_SHIFT, x: x + w - MAX_SHIFT] for x, y in OFFSETS]
+    return [image[y : y + h - MAX_SHIFT, x : x + w - MAX_SHIFT] for x, y in OFFSETS]
 
 
 def lossless_differences(scorer, image: np.ndarray, folder: Path) -> float:
@@ -78,8 +79,10 @@ def main() -> None:
                 lossless = max(lossless, lossless_differences(scorer, image, Path(tmp)))
             worst = max(moves, key=moves.get)
             ratio = seconds[mode] / seconds.get("centre", seconds[mode])
-            print(f"{mode:7s} {np.median(list(moves.values())):11.3f} {moves[worst]:12.3f} {worst:>22s} "
-                  f"{lossless:9.2e} {ratio:5.2f}x")
+            print(
+                f"{mode:7s} {np.median(list(moves.values())):11.3f} {moves[worst]:12.3f} {worst:>22s} "
+                f"{lossless:9.2e} {ratio:5.2f}x"
+            )
     print("time: seconds per window relative to the first mode's" + (" (centre)" if "centre" in seconds else ""))
 
 

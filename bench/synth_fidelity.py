@@ -80,8 +80,14 @@ def fit_logistic(q: np.ndarray, mos: np.ndarray) -> dict[str, float]:
     """Least-squares FSIMc -> MOS logistic (mid bounded to [0, 1]), as the keys of PSEUDO_MOS_LOGISTIC."""
     from scipy.optimize import curve_fit
 
-    p, _ = curve_fit(logistic, q, mos, p0=[mos.min(), mos.max(), float(np.median(q)), 0.02],
-                     bounds=([0, 0, 0, 1e-4], [9, 9, 1, 1]), maxfev=20000)
+    p, _ = curve_fit(
+        logistic,
+        q,
+        mos,
+        p0=[mos.min(), mos.max(), float(np.median(q)), 0.02],
+        bounds=([0, 0, 0, 1e-4], [9, 9, 1, 1]),
+        maxfev=20000,
+    )
     return {k: round(float(v), 5) for k, v in zip(["lo", "hi", "mid", "scale"], p, strict=True)}
 
 
@@ -93,8 +99,10 @@ def fit_pseudo_mos(q: np.ndarray, mos: np.ndarray, std: np.ndarray) -> None:
     print("PSEUDO_MOS_LOGISTIC = " + json.dumps(logistic_params))
     std_line = {"intercept": round(float(lin.intercept), 5), "slope": round(float(lin.slope), 5)}
     print("PSEUDO_STD_LINEAR = " + json.dumps(std_line))
-    print(f"fit: PLCC {stats.pearsonr(pred, mos).statistic:.4f}, RMSE {np.sqrt(np.mean((pred - mos) ** 2)):.3f}; "
-          f"std~MOS r={lin.rvalue:.3f}")
+    print(
+        f"fit: PLCC {stats.pearsonr(pred, mos).statistic:.4f}, RMSE {np.sqrt(np.mean((pred - mos) ** 2)):.3f}; "
+        f"std~MOS r={lin.rvalue:.3f}"
+    )
 
 
 def main() -> None:
@@ -107,11 +115,14 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    res = synthesize(args.out, refs=args.kodak, mos_table=args.labels / "mos_with_names.txt",
-                     std_table=args.labels / "mos_std.txt")
+    res = synthesize(
+        args.out, refs=args.kodak, mos_table=args.labels / "mos_with_names.txt", std_table=args.labels / "mos_std.txt"
+    )
     gen = json.loads((args.out / MANIFEST).read_text())["seconds"]
-    print(f"dataset: {res.out} ({res.n_images} images, {res.n_refs} references); generation time {gen:.1f} s"
-          + (" (cached from an earlier run)" if res.cached else ""))
+    print(
+        f"dataset: {res.out} ({res.n_images} images, {res.n_refs} references); generation time {gen:.1f} s"
+        + (" (cached from an earlier run)" if res.cached else "")
+    )
     records = read_tid2013(args.out)
     t1 = time.perf_counter()
     scores = scores_for(args.out, records)
@@ -129,8 +140,11 @@ def main() -> None:
     for m in FR_METRICS:
         s = srcc(scores[m], mos)
         row = [m, f"{s:.4f}", f"{LITERATURE[m]:.4f}", f"{s - LITERATURE[m]:+.4f}"]
-        print(("| " + sep.join(row) + " |") if args.markdown else
-              f"{row[0]:8s}  {row[1]:>9s}  {row[2]:>17s}  {row[3]:>10s}")
+        print(
+            ("| " + sep.join(row) + " |")
+            if args.markdown
+            else f"{row[0]:8s}  {row[1]:>9s}  {row[2]:>17s}  {row[3]:>10s}"
+        )
 
     print("\nper distortion type (SRCC with MOS, 95 images each):")
     head = ["type", "name"] + list(FR_METRICS)
@@ -139,8 +153,11 @@ def main() -> None:
     for k, d in DISTORTIONS.items():
         sel = kinds == k
         vals = [f"{srcc(scores[m][sel], mos[sel]):.3f}" for m in FR_METRICS]
-        print(("| " + " | ".join([str(k), d.name] + vals) + " |") if args.markdown else
-              f"{k:2d} {d.name[:40]:40s} " + " ".join(f"{v:>7s}" for v in vals))
+        print(
+            ("| " + " | ".join([str(k), d.name] + vals) + " |")
+            if args.markdown
+            else f"{k:2d} {d.name[:40]:40s} " + " ".join(f"{v:>7s}" for v in vals)
+        )
     worst = min(srcc(scores["fsimc"][kinds == k], mos[kinds == k]) for k in DISTORTIONS)
     print(f"\nlowest per-type FSIMc SRCC: {worst:.3f}; total bench time {time.perf_counter() - t0:.1f} s")
     if args.fit:

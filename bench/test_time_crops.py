@@ -38,8 +38,9 @@ from pynima.metrics import RANKING_ORDER
 MODES = ("centre", "grid")
 
 
-def evaluate_split(split_dir: Path, data: str, out: Path, modes: tuple[str, ...] | list[str] = MODES
-                   ) -> dict[str, dict]:
+def evaluate_split(
+    split_dir: Path, data: str, out: Path, modes: tuple[str, ...] | list[str] = MODES
+) -> dict[str, dict]:
     """metrics.json of each crop mode (and its wall seconds) for one benchmark split, computed once."""
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / "best.ckpt"
@@ -56,8 +57,7 @@ def evaluate_split(split_dir: Path, data: str, out: Path, modes: tuple[str, ...]
         done = out / mode / "metrics.json"
         if not done.is_file():
             t0 = time.perf_counter()
-            metrics = evaluate_checkpoint(ckpt, data, out / mode, split=split, part="test", crops=mode,
-                                            replace=True)
+            metrics = evaluate_checkpoint(ckpt, data, out / mode, split=split, part="test", crops=mode, replace=True)
             write_json(done, metrics | {"seconds": round(time.perf_counter() - t0, 1)})
         result[mode] = read_json(done)
     return result
@@ -83,9 +83,13 @@ def main() -> None:
     ap.add_argument("arms", nargs="+", metavar="LABEL=FOLDER", help="pynima benchmark output folders")
     ap.add_argument("--out", type=Path, default=Path("runs/test-time-crops"))
     ap.add_argument("--splits", type=int, default=None, help="only the first N splits of each folder")
-    ap.add_argument("--modes", nargs="+", choices=CROP_MODES, default=list(MODES),
-                    help="crop modes to score with, the first one the baseline of the differences (default centre "
-                         "grid)")
+    ap.add_argument(
+        "--modes",
+        nargs="+",
+        choices=CROP_MODES,
+        default=list(MODES),
+        help="crop modes to score with, the first one the baseline of the differences (default centre grid)",
+    )
     args = ap.parse_args()
     first, others = args.modes[0], args.modes[1:]
 
@@ -93,7 +97,7 @@ def main() -> None:
     for label, folder in (a.split("=", 1) for a in args.arms):
         folder = Path(folder)
         data = read_json(folder / "benchmark.json")["config"]["data"]
-        splits = sorted(d for d in folder.glob("split_*") if (d / "metrics.json").is_file())[:args.splits]
+        splits = sorted(d for d in folder.glob("split_*") if (d / "metrics.json").is_file())[: args.splits]
         arm = {mode: [] for mode in args.modes}
         for d in splits:
             own = read_json(d / "metrics.json")
@@ -101,37 +105,63 @@ def main() -> None:
             for mode in args.modes:
                 arm[mode].append(got[mode])
             c = got[first]
-            rows.append(f"| {label} | {d.name.removeprefix('split_')} | {own['srcc']['value']:.4f} / "
-                        f"{own['plcc']['value']:.4f} | "
-                        + " | ".join(f"{got[m]['srcc']['value']:.4f} / {got[m]['plcc']['value']:.4f}"
-                                     for m in args.modes) + " | "
-                        + " | ".join(f"{got[m]['srcc']['value'] - c['srcc']['value']:+.4f} / "
-                                     f"{got[m]['plcc']['value'] - c['plcc']['value']:+.4f}" for m in others) + " |")
+            rows.append(
+                f"| {label} | {d.name.removeprefix('split_')} | {own['srcc']['value']:.4f} / "
+                f"{own['plcc']['value']:.4f} | "
+                + " | ".join(f"{got[m]['srcc']['value']:.4f} / {got[m]['plcc']['value']:.4f}" for m in args.modes)
+                + " | "
+                + " | ".join(
+                    f"{got[m]['srcc']['value'] - c['srcc']['value']:+.4f} / "
+                    f"{got[m]['plcc']['value'] - c['plcc']['value']:+.4f}"
+                    for m in others
+                )
+                + " |"
+            )
         if "grid" in args.modes:
             write_grid_results(folder, args.out / label, splits, arm["grid"])
         med = {k: {m: float(np.median([v[m]["value"] for v in arm[k]])) for m in ("srcc", "plcc")} for k in arm}
         secs = {k: float(np.median([v["seconds"] for v in arm[k]])) for k in args.modes}
-        wins = {m: sum(g["srcc"]["value"] > c["srcc"]["value"] for c, g in zip(arm[first], arm[m], strict=True))
-                for m in others}
-        summary.append(f"| {label} | {len(splits)} | "
-                       + " | ".join(f"{med[m]['srcc']:.4f} / {med[m]['plcc']:.4f}" for m in args.modes) + " | "
-                       + " | ".join(f"{wins[m]} of {len(splits)}" for m in others) + " | "
-                       + " / ".join(f"{secs[m]:.0f}" for m in args.modes) + " |")
+        wins = {
+            m: sum(g["srcc"]["value"] > c["srcc"]["value"] for c, g in zip(arm[first], arm[m], strict=True))
+            for m in others
+        }
+        summary.append(
+            f"| {label} | {len(splits)} | "
+            + " | ".join(f"{med[m]['srcc']:.4f} / {med[m]['plcc']:.4f}" for m in args.modes)
+            + " | "
+            + " | ".join(f"{wins[m]} of {len(splits)}" for m in others)
+            + " | "
+            + " / ".join(f"{secs[m]:.0f}" for m in args.modes)
+            + " |"
+        )
         for m in args.modes:
             r = [v.get("ranking") or {} for v in arm[m]]
-            cells = [float(np.median([x[k] for x in r])) if all(x.get(k) is not None for x in r) else math.nan
-                     for k in RANKING_ORDER]
+            cells = [
+                float(np.median([x[k] for x in r])) if all(x.get(k) is not None for x in r) else math.nan
+                for k in RANKING_ORDER
+            ]
             ranking.append(f"| {label} | {m} | " + " | ".join(f"{v:.4f}" for v in cells) + " |")
 
     print("Per split: test SRCC / PLCC\n")
-    print(f"| arm | split | benchmark ({first}, its own run) | " + " | ".join(args.modes) + " | "
-          + " | ".join(f"{m} - {first}" for m in others) + " |")
+    print(
+        f"| arm | split | benchmark ({first}, its own run) | "
+        + " | ".join(args.modes)
+        + " | "
+        + " | ".join(f"{m} - {first}" for m in others)
+        + " |"
+    )
     print("|---|---|---|" + "---|" * (len(args.modes) + len(others)))
     print("\n".join(rows))
     print("\nMedians over the splits\n")
-    print("| arm | splits | " + " | ".join(f"{m} SRCC / PLCC" for m in args.modes) + " | "
-          + " | ".join(f"{m} wins (SRCC)" for m in others) + " | seconds per evaluation, "
-          + " / ".join(args.modes) + " |")
+    print(
+        "| arm | splits | "
+        + " | ".join(f"{m} SRCC / PLCC" for m in args.modes)
+        + " | "
+        + " | ".join(f"{m} wins (SRCC)" for m in others)
+        + " | seconds per evaluation, "
+        + " / ".join(args.modes)
+        + " |"
+    )
     print("|---|---|" + "---|" * (2 * len(args.modes)))
     print("\n".join(summary))
     print("\nWithin one reference: medians over the splits\n")

@@ -55,7 +55,7 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
     for i in range(n):
         p = photos[i % len(photos)]
         y, x = rng.integers(0, p.shape[0] - SIZE[1] + 1), rng.integers(0, p.shape[1] - SIZE[0] + 1)
-        crop = p[y: y + SIZE[1], x: x + SIZE[0]]
+        crop = p[y : y + SIZE[1], x : x + SIZE[0]]
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         path = folder / f"img{i:04d}.jpg"
@@ -79,13 +79,18 @@ def baseline_rate(paths: list[Path], batch: int) -> float:
     from torchvision import transforms
 
     model = baseline_model()
-    tf = transforms.Compose([transforms.Resize((224, 224)), transforms.ToTensor(),
-                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    tf = transforms.Compose(
+        [
+            transforms.Resize((224, 224)),
+            transforms.ToTensor(),
+            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
 
     def run(ps):
         with torch.no_grad():
             for i in range(0, len(ps), batch):
-                model(torch.stack([tf(Image.open(p).convert("RGB")) for p in ps[i: i + batch]]))
+                model(torch.stack([tf(Image.open(p).convert("RGB")) for p in ps[i : i + batch]]))
 
     run(paths[:batch])
     t0 = time.perf_counter()
@@ -160,8 +165,13 @@ def save_untrained_checkpoint(backbone: str, path: Path) -> Path:
     from pynima.model import create_model
 
     model = create_model(backbone, pretrained=False)
-    torch.save({"hyper_parameters": {"backbone": backbone, "labels": "maxent", "vote_std": "sem"},
-                "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}}, path)
+    torch.save(
+        {
+            "hyper_parameters": {"backbone": backbone, "labels": "maxent", "vote_std": "sem"},
+            "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()},
+        },
+        path,
+    )
     return path
 
 
@@ -183,23 +193,29 @@ def main() -> None:
     paths = make_jpegs(tmp, args.images)
     ckpt = args.ckpt or save_untrained_checkpoint(args.backbone, tmp / "model.ckpt")
     engine = TorchEngine.from_checkpoint(ckpt)
-    print(f"{len(paths)} JPEGs 512x384 in {tmp}; backbone {engine.backbone}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{len(paths)} JPEGs 512x384 in {tmp}; backbone {engine.backbone}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     onnx_fp32 = export_onnx(ckpt, tmp / "model.onnx")
     onnx_int8 = quantize_int8(onnx_fp32, paths[:32])
 
     flops = flops_per_image(engine.model)
     base_flops = flops_per_image(baseline_model())
     roof = gemm_rate()
-    print(f"FLOPs per image: pynima {flops / 1e9:.3f} G, baseline {base_flops / 1e9:.3f} G; "
-          f"fp32 GEMM rate {roof / 1e9:.0f} GFLOP/s")
+    print(
+        f"FLOPs per image: pynima {flops / 1e9:.3f} G, baseline {base_flops / 1e9:.3f} G; "
+        f"fp32 GEMM rate {roof / 1e9:.0f} GFLOP/s"
+    )
 
-    engines = {"torch": lambda: Scorer(TorchEngine.from_checkpoint(ckpt)),
-               "torch-bf16": lambda: Scorer(TorchEngine.from_checkpoint(ckpt, bf16=True)),
-               "onnx": lambda: load(onnx_fp32),
-               "openvino": lambda: load(onnx_fp32, engine="openvino"),
-               "openvino-bf16": lambda: load(onnx_fp32, engine="openvino", bf16=True),
-               "onnx-int8": lambda: load(onnx_int8)}
+    engines = {
+        "torch": lambda: Scorer(TorchEngine.from_checkpoint(ckpt)),
+        "torch-bf16": lambda: Scorer(TorchEngine.from_checkpoint(ckpt, bf16=True)),
+        "onnx": lambda: load(onnx_fp32),
+        "openvino": lambda: load(onnx_fp32, engine="openvino"),
+        "openvino-bf16": lambda: load(onnx_fp32, engine="openvino", bf16=True),
+        "onnx-int8": lambda: load(onnx_int8),
+    }
     rates: dict[str, list[float]] = {"baseline": []}
     rates.update({k: [] for k in engines})
     scorers = {k: make() for k, make in engines.items()}
@@ -210,13 +226,18 @@ def main() -> None:
             rates[k].append(scorer_rate(s, paths, args.batch))
             network[k].append(network_rate(s, args.batch))
     base = statistics.median(rates["baseline"])
-    print(f"\n{'engine':14s} {'img/s':>8s} {'x baseline':>10s} {'% fp32 roof':>11s}   {'network alone':>13s} "
-          f"{'% roof':>6s}   (median of {args.repeats})")
+    print(
+        f"\n{'engine':14s} {'img/s':>8s} {'x baseline':>10s} {'% fp32 roof':>11s}   {'network alone':>13s} "
+        f"{'% roof':>6s}   (median of {args.repeats})"
+    )
     for k, v in rates.items():
         r = statistics.median(v)
         f = base_flops if k == "baseline" else flops
-        alone = f"{statistics.median(network[k]):13.1f} {100 * statistics.median(network[k]) * f / roof:5.1f}%" \
-            if k in network else ""
+        alone = (
+            f"{statistics.median(network[k]):13.1f} {100 * statistics.median(network[k]) * f / roof:5.1f}%"
+            if k in network
+            else ""
+        )
         print(f"{k:14s} {r:8.1f} {r / base:10.2f} {100 * r * f / roof:10.1f}%   {alone}")
     decode, prep = preprocessing_ms(scorers["onnx"], paths[:64])
     print(f"preprocessing per image, one thread: decode {decode:.2f} ms, crop and normalize {prep:.2f} ms")
@@ -224,11 +245,13 @@ def main() -> None:
     one = paths[0]
     sidecar = exported_sidecar(ckpt)
     n = args.cold_runs
-    print(f"\ncold start, pynima predict MODEL one.jpg (median of {n} fresh processes): "
-          f"CKPT {cold_start(ckpt, one, reps=n):.2f} s ({'its export ' + sidecar.name if sidecar else 'no export'} "
-          f"next to it), CKPT --engine torch {cold_start(ckpt, one, '--engine', 'torch', reps=n):.2f} s, "
-          f".onnx {cold_start(onnx_fp32, one, reps=n):.2f} s, .onnx --engine openvino "
-          f"{cold_start(onnx_fp32, one, '--engine', 'openvino', reps=n):.2f} s")
+    print(
+        f"\ncold start, pynima predict MODEL one.jpg (median of {n} fresh processes): "
+        f"CKPT {cold_start(ckpt, one, reps=n):.2f} s ({'its export ' + sidecar.name if sidecar else 'no export'} "
+        f"next to it), CKPT --engine torch {cold_start(ckpt, one, '--engine', 'torch', reps=n):.2f} s, "
+        f".onnx {cold_start(onnx_fp32, one, reps=n):.2f} s, .onnx --engine openvino "
+        f"{cold_start(onnx_fp32, one, '--engine', 'openvino', reps=n):.2f} s"
+    )
 
     if args.data and args.split_file:
         import json
@@ -243,8 +266,10 @@ def main() -> None:
         for k, s in scorers.items():
             pred = np.array([sc.mean for _, sc, _ in s.score_paths([r.path for r in records], batch_size=32)])
             srcc[k] = float(stats.spearmanr(pred, mos).statistic)
-        print(f"\nSRCC on {len(records)} test images: "
-              + ", ".join(f"{k} {v:.4f} ({v - srcc['torch']:+.4f})" for k, v in srcc.items()))
+        print(
+            f"\nSRCC on {len(records)} test images: "
+            + ", ".join(f"{k} {v:.4f} ({v - srcc['torch']:+.4f})" for k, v in srcc.items())
+        )
 
 
 if __name__ == "__main__":

@@ -89,11 +89,18 @@ def baseline(paths, batch: int, steps: int) -> float:
     from pynima.losses import emd
 
     model = baseline_model().train()
-    tf = transforms.Compose([transforms.Resize(256), transforms.RandomCrop(224), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor(),
-                             transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
-    opt = torch.optim.Adam([{"params": model.features.parameters(), "lr": 1.4e-4},
-                            {"params": model.classifier.parameters(), "lr": 3.7e-5}])
+    tf = transforms.Compose(
+        [
+            transforms.Resize(256),
+            transforms.RandomCrop(224),
+            transforms.RandomHorizontalFlip(),
+            transforms.ToTensor(),
+            transforms.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+        ]
+    )
+    opt = torch.optim.Adam(
+        [{"params": model.features.parameters(), "lr": 1.4e-4}, {"params": model.classifier.parameters(), "lr": 3.7e-5}]
+    )
     loader = DataLoader(_Folder(paths, tf), batch_size=batch, shuffle=True, num_workers=2, persistent_workers=True)
 
     def step(b):
@@ -130,16 +137,31 @@ class _Clock:
         return self.n / (self.t1 - self.t0)
 
 
-def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False, channels_last: bool = True,
-                cache: bool = False, freeze: int = 0, fill: bool = False) -> float:
+def pynima_step(
+    paths,
+    batch: int,
+    steps: int,
+    backbone: str,
+    bf16: bool = False,
+    channels_last: bool = True,
+    cache: bool = False,
+    freeze: int = 0,
+    fill: bool = False,
+) -> float:
     """``steps`` timed training steps of ``pynima train``'s own loop: its LightningModule, dataset, transforms and
     Lightning Trainer (``pynima.train.make_trainer``), stopped after 2 + ``steps`` batches."""
     from pynima.config import TrainConfig
     from pynima.data import Record
     from pynima.train import build_module, make_loader, make_trainer
 
-    cfg = TrainConfig(data=str(paths[0].parent), backbone=backbone, batch_size=batch, num_workers=2,
-                      cache_images=cache, freeze_stages=freeze)  # with the cache, no loader workers
+    cfg = TrainConfig(
+        data=str(paths[0].parent),
+        backbone=backbone,
+        batch_size=batch,
+        num_workers=2,
+        cache_images=cache,
+        freeze_stages=freeze,
+    )  # with the cache, no loader workers
     module = build_module(cfg, pretrained=False)  # the default recipe's module, as pynima train builds it
     if not channels_last:  # what pynima did before: plain NCHW
         module.model = module.model.to(memory_format=torch.contiguous_format)
@@ -148,9 +170,16 @@ def pynima_step(paths, batch: int, steps: int, backbone: str, bf16: bool = False
     records = [Record(p, float(m), 0.15, 1, 1, 1, None) for p, m in zip(paths, mos, strict=True)]
     loader = make_loader(records, cfg, train_mode=True)
     clock = _Clock()
-    trainer = make_trainer("bf16-mixed" if bf16 else "32", max_epochs=-1, max_steps=steps + 2,
-                           callbacks=[clock.callback], logger=False,
-                           enable_checkpointing=False, enable_progress_bar=False, num_sanity_val_steps=0)
+    trainer = make_trainer(
+        "bf16-mixed" if bf16 else "32",
+        max_epochs=-1,
+        max_steps=steps + 2,
+        callbacks=[clock.callback],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+    )
     torch.utils.deterministic.fill_uninitialized_memory = fill  # True: as before pynima turned it off
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -171,21 +200,25 @@ def main() -> None:
 
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no "GPU available" lines per variant
     paths = make_bmps(Path(tempfile.mkdtemp(prefix="pynima-train-step-")), args.images)
-    print(f"{len(paths)} BMPs 512x384; batch {args.batch}; {args.steps} timed steps; backbone {args.backbone}; "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{len(paths)} BMPs 512x384; batch {args.batch}; {args.steps} timed steps; backbone {args.backbone}; "
+        f"{torch.get_num_threads()} threads"
+    )
 
     def pynima(**kw):
         return lambda: pynima_step(paths, args.batch, args.steps, args.backbone, **kw)
 
-    runs = {"baseline": lambda: baseline(paths, args.batch, args.steps),
-            "pynima-nchw-fill": pynima(channels_last=False, fill=True),  # as at the start of the speed work
-            "pynima-fill": pynima(fill=True),  # channels_last, NaN-filling still on
-            "pynima": pynima(),  # the default now
-            "pynima-bf16": pynima(bf16=True),
-            "pynima-cache": pynima(cache=True),
-            "pynima-cache-bf16": pynima(bf16=True, cache=True),
-            "pynima-freeze2": pynima(freeze=2),
-            "pynima-cache-bf16-freeze2": pynima(bf16=True, cache=True, freeze=2)}
+    runs = {
+        "baseline": lambda: baseline(paths, args.batch, args.steps),
+        "pynima-nchw-fill": pynima(channels_last=False, fill=True),  # as at the start of the speed work
+        "pynima-fill": pynima(fill=True),  # channels_last, NaN-filling still on
+        "pynima": pynima(),  # the default now
+        "pynima-bf16": pynima(bf16=True),
+        "pynima-cache": pynima(cache=True),
+        "pynima-cache-bf16": pynima(bf16=True, cache=True),
+        "pynima-freeze2": pynima(freeze=2),
+        "pynima-cache-bf16-freeze2": pynima(bf16=True, cache=True, freeze=2),
+    }
     rates: dict[str, list[float]] = {k: [] for k in runs}
     for _ in range(args.repeats):  # interleaved, so drift in machine speed hits every variant alike
         for k, run in runs.items():
@@ -193,8 +226,10 @@ def main() -> None:
     base = statistics.median(rates["baseline"])
     print(f"\n{'variant':26s} {'img/s':>7s} {'x baseline':>10s}   (median of {args.repeats}; all runs: img/s)")
     for k, v in rates.items():
-        print(f"{k:26s} {statistics.median(v):7.1f} {statistics.median(v) / base:10.2f}   "
-              + " ".join(f"{x:.1f}" for x in v))
+        print(
+            f"{k:26s} {statistics.median(v):7.1f} {statistics.median(v) / base:10.2f}   "
+            + " ".join(f"{x:.1f}" for x in v)
+        )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,10 @@ def _init(images: list[np.ndarray]) -> None:
 
 def _solve(kind: int) -> tuple[int, list[list[float]]]:
     signs = LEVEL_SIGNS.get(kind, (1,) * 5)
-    return kind, [[strength_for_psnr(img, kind, PSNR_TARGETS[lv - 1], sign=signs[lv - 1], seed=i + 1)
-                   for lv in LEVELS] for i, img in enumerate(_IMAGES)]
+    return kind, [
+        [strength_for_psnr(img, kind, PSNR_TARGETS[lv - 1], sign=signs[lv - 1], seed=i + 1) for lv in LEVELS]
+        for i, img in enumerate(_IMAGES)
+    ]
 
 
 def main() -> None:
@@ -54,14 +56,20 @@ def main() -> None:
                 med = np.round(med)
             strengths[str(kind)] = [float(f"{v:.5g}") for v in med]
             print(f"{kind:2d} {DISTORTIONS[kind].name[:40]:40s} " + " ".join(f"{v:9.4g}" for v in med), flush=True)
-    LEVELS_FILE.write_text(json.dumps({
-        "about": "Strength of each TID2013 (type, level) for pynima.distortions; written by "
-                 "scripts/calibrate_levels.py: the median over the calibration images of the strength meeting "
-                 "each level's PSNR target (magnitudes; types 16 and 17 alternate sign by level).",
-        "psnr_targets": list(PSNR_TARGETS),
-        "calibration_images": [f.name for f in files],
-        "strengths": {k: strengths[k] for k in sorted(strengths, key=int)},
-    }, indent=1) + "\n")
+    LEVELS_FILE.write_text(
+        json.dumps(
+            {
+                "about": "Strength of each TID2013 (type, level) for pynima.distortions; written by "
+                "scripts/calibrate_levels.py: the median over the calibration images of the strength meeting "
+                "each level's PSNR target (magnitudes; types 16 and 17 alternate sign by level).",
+                "psnr_targets": list(PSNR_TARGETS),
+                "calibration_images": [f.name for f in files],
+                "strengths": {k: strengths[k] for k in sorted(strengths, key=int)},
+            },
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {LEVELS_FILE} in {time.perf_counter() - t0:.0f} s")
 
 

@@ -38,8 +38,16 @@ def main(argv: list[str] | None = None) -> int:
         w = csv.writer(f)
         w.writerow(["path", "mos", "std", "ref", "type", "level"])
         for r, s in zip(records, sd, strict=True):
-            w.writerow([os.path.relpath(r.path.resolve(), args.out.resolve()), f"{r.mos:.6f}", f"{s:.6f}", r.ref,
-                        r.kind, r.level])
+            w.writerow(
+                [
+                    os.path.relpath(r.path.resolve(), args.out.resolve()),
+                    f"{r.mos:.6f}",
+                    f"{s:.6f}",
+                    r.ref,
+                    r.kind,
+                    r.level,
+                ]
+            )
 
     kadid = args.out / f"{name}-kadid"
     (kadid / "images").mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def write_tiny(root: Path, photos: list[np.ndarray], references: bool = False) -
     rows, stds = [], []
     rng = np.random.default_rng(0)
     for ref in range(1, 7):
-        base = photos[ref % 2][(ref * 17) % 100:][:256, ref * 30: ref * 30 + 256].copy()
+        base = photos[ref % 2][(ref * 17) % 100 :][:256, ref * 30 : ref * 30 + 256].copy()
         if references:
             Image.fromarray(base).save(root / "reference_images" / f"I{ref:02d}.BMP")
         for kind in (1, 8):
@@ -70,6 +70,7 @@ def run(tiny, tmp_path_factory):
     from pynima.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("run")
-    cfg = TrainConfig(data=str(tiny), out=str(out), epochs=3, batch_size=8, num_workers=0, lr_head=3e-3,
-                      lr_base=3e-4, seed=0)
+    cfg = TrainConfig(
+        data=str(tiny), out=str(out), epochs=3, batch_size=8, num_workers=0, lr_head=3e-3, lr_base=3e-4, seed=0
+    )
     return train(cfg, progress=False)

@@ -11,27 +11,59 @@ PACKAGE = Path(pynima.__file__).parent
 
 # docs/architecture.md: a module may import only modules of a lower layer (lazily inside functions too)
 LAYERS = {
-    "errors": 0, "scale": 0, "files": 1, "distortions": 1,
-    "config": 2, "data": 2, "losses": 2, "metrics": 2, "fullref": 2,
-    "labels": 3, "model": 3, "synth": 3, "datasets": 3,
+    "errors": 0,
+    "scale": 0,
+    "files": 1,
+    "distortions": 1,
+    "config": 2,
+    "data": 2,
+    "losses": 2,
+    "metrics": 2,
+    "fullref": 2,
+    "labels": 3,
+    "model": 3,
+    "synth": 3,
+    "datasets": 3,
     "predict": 4,
-    "evaluate": 5, "export": 5, "serve": 5, "ray": 5, "torch_metric": 5,
+    "evaluate": 5,
+    "export": 5,
+    "serve": 5,
+    "ray": 5,
+    "torch_metric": 5,
     "train": 6,
-    "benchmark": 7, "search": 7,
+    "benchmark": 7,
+    "search": 7,
     "report": 8,
-    "cli": 9, "__main__": 10,
+    "cli": 9,
+    "__main__": 10,
 }
 # what scoring with an ONNX model may load: the core install (pip install pynima) has no torch, scipy, timm...
-HEAVY = ("torch", "torchvision", "timm", "lightning", "scipy", "optuna", "openvino", "matplotlib", "skimage", "piq",
-         "onnx", "pywt")
+HEAVY = (
+    "torch",
+    "torchvision",
+    "timm",
+    "lightning",
+    "scipy",
+    "optuna",
+    "openvino",
+    "matplotlib",
+    "skimage",
+    "piq",
+    "onnx",
+    "pywt",
+)
 
 
 def imports(path: Path) -> set[str]:
     """The pynima modules ``path`` imports anywhere in its code, except its own package root (``__version__``) and
     imports only for type checkers."""
     tree = ast.parse(path.read_text())
-    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
-                   and getattr(node.test, "id", "") == "TYPE_CHECKING" for n in ast.walk(node)}
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for n in ast.walk(node)
+    }
     found = set()
     for node in ast.walk(tree):
         if id(node) in typing_only:
@@ -50,19 +82,25 @@ def test_every_module_has_a_layer():
 
 
 def test_modules_import_only_lower_layers():
-    wrong = [f"{p.stem} (layer {LAYERS[p.stem]}) imports {m} (layer {LAYERS[m]})"
-             for p in sorted(PACKAGE.glob("*.py")) if p.stem in LAYERS
-             for m in sorted(imports(p)) if LAYERS[m] >= LAYERS[p.stem]]
+    wrong = [
+        f"{p.stem} (layer {LAYERS[p.stem]}) imports {m} (layer {LAYERS[m]})"
+        for p in sorted(PACKAGE.glob("*.py"))
+        if p.stem in LAYERS
+        for m in sorted(imports(p))
+        if LAYERS[m] >= LAYERS[p.stem]
+    ]
     assert not wrong, wrong
 
 
 def test_each_module_imports_alone():
     """Each module imported first, in a fresh interpreter state of pynima: an import cycle would fail here."""
-    code = ("import importlib, sys\n"
-            f"for name in {sorted(LAYERS)!r}:\n"
-            "    for k in [k for k in sys.modules if k == 'pynima' or k.startswith('pynima.')]:\n"
-            "        del sys.modules[k]\n"
-            "    importlib.import_module('pynima.' + name)\n")
+    code = (
+        "import importlib, sys\n"
+        f"for name in {sorted(LAYERS)!r}:\n"
+        "    for k in [k for k in sys.modules if k == 'pynima' or k.startswith('pynima.')]:\n"
+        "        del sys.modules[k]\n"
+        "    importlib.import_module('pynima.' + name)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
 
@@ -77,22 +115,28 @@ def test_scoring_with_an_onnx_model_needs_no_torch(run, photos, tmp_path):
     image = tmp_path / "photo.png"
     Image.fromarray(photos[0]).save(image)
     block = "; ".join(f"sys.modules[{m!r}] = None" for m in HEAVY)
-    code = (f"import sys; {block}\n"
-            "from pynima.cli import main\n"
-            f"code = main(['predict', {str(model)!r}, {str(image)!r}, '--format', 'json'])\n"
-            f"loaded = sorted(m for m in {HEAVY!r} if sys.modules.get(m) is not None)\n"
-            "assert not loaded, loaded\n"
-            "sys.exit(code)\n")
+    code = (
+        f"import sys; {block}\n"
+        "from pynima.cli import main\n"
+        f"code = main(['predict', {str(model)!r}, {str(image)!r}, '--format', 'json'])\n"
+        f"loaded = sorted(m for m in {HEAVY!r} if sys.modules.get(m) is not None)\n"
+        "assert not loaded, loaded\n"
+        "sys.exit(code)\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert '"mean"' in r.stdout
 
 
 def test_a_command_that_needs_a_missing_extra_says_which_one(tmp_path):
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from pynima.cli import main\n"
-            f"sys.exit(main(['train', {str(tmp_path)!r}, '--out', {str(tmp_path / 'run')!r}]))\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from pynima.cli import main\n"
+        f"sys.exit(main(['train', {str(tmp_path)!r}, '--out', {str(tmp_path / 'run')!r}]))\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == "pynima train: error: needs torch, which the core install leaves out: " \
-                               "pip install 'pynima[train]'"
+    assert (
+        r.stderr.strip() == "pynima train: error: needs torch, which the core install leaves out: "
+        "pip install 'pynima[train]'"
+    )

@@ -20,16 +20,36 @@ pytestmark = pytest.mark.slow
 
 def bench(script: str, *args: str, cwd: Path | None = None) -> str:
     env = os.environ | {"PYTHONPATH": str(BENCH)}
-    r = subprocess.run([sys.executable, str(BENCH / script), *map(str, args)], capture_output=True, text=True,
-                       cwd=cwd, env=env, timeout=600)
+    r = subprocess.run(
+        [sys.executable, str(BENCH / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout
 
 
 def test_every_bench_script_has_a_smoke_test():
-    tested = {"compare_recipes", "distributed_training", "label_targets", "litserve_app", "pseudo_label_leakage",
-              "ray_scoring", "serve_load", "synth_fidelity", "test_time_crops", "throughput", "train_step",
-              "photo_ladder", "shift_stability", "chaos", "batching"}
+    tested = {
+        "compare_recipes",
+        "distributed_training",
+        "label_targets",
+        "litserve_app",
+        "pseudo_label_leakage",
+        "ray_scoring",
+        "serve_load",
+        "synth_fidelity",
+        "test_time_crops",
+        "throughput",
+        "train_step",
+        "photo_ladder",
+        "shift_stability",
+        "chaos",
+        "batching",
+    }
     assert {p.stem for p in BENCH.glob("*.py")} == tested
 
 
@@ -86,8 +106,16 @@ def test_synth_fidelity_and_pseudo_label_leakage(shared_labels, tmp_path):
         pytest.skip(f"{kodak} not present")
     (tmp_path / "kodak").mkdir()
     shutil.copy(kodak, tmp_path / "kodak")
-    out = bench("synth_fidelity.py", "--kodak", tmp_path / "kodak", "--labels", shared_labels, "--out",
-                tmp_path / "resynth", "--fit")
+    out = bench(
+        "synth_fidelity.py",
+        "--kodak",
+        tmp_path / "kodak",
+        "--labels",
+        shared_labels,
+        "--out",
+        tmp_path / "resynth",
+        "--fit",
+    )
     assert "fsimc" in out and "PSEUDO_MOS_LOGISTIC" in out
     from pynima.synth import synthesize
 
@@ -104,8 +132,9 @@ def test_compare_recipes(tmp_path):
         (tmp_path / arm).mkdir()
         with open(tmp_path / arm / "results.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["split", "seed", "test_refs", "n_test", "srcc", "plcc", "krcc", "rmse", "emd", "epochs",
-                        "seconds"])
+            w.writerow(
+                ["split", "seed", "test_refs", "n_test", "srcc", "plcc", "krcc", "rmse", "emd", "epochs", "seconds"]
+            )
             for i, s in enumerate(srcc):
                 w.writerow([i, i, f"{i + 1} {i + 5}", 240, s, s + 0.01, s - 0.2, 0.8, 0.14, 4, 600 + i])
                 (tmp_path / arm / f"split_{i:02d}").mkdir()
@@ -115,13 +144,28 @@ def test_compare_recipes(tmp_path):
                     for k in range(6):  # reference 1: perfectly ranked; reference 2: reversed
                         rows.writerow([f"i01_01_{k}.bmp", 1, 1, k, k, k / 2, 1, 0.1])
                         rows.writerow([f"i02_01_{k}.bmp", 2, 1, k, k, -k, 1, 0.1])
-    out = bench("compare_recipes.py", f"A={tmp_path / 'a'}", f"B={tmp_path / 'b'}", "--once", "B=20", "--plot",
-                tmp_path / "plot.svg")
+    out = bench(
+        "compare_recipes.py",
+        f"A={tmp_path / 'a'}",
+        f"B={tmp_path / 'b'}",
+        "--once",
+        "B=20",
+        "--plot",
+        tmp_path / "plot.svg",
+    )
     assert "| B | 0.7300 | 0.7400 | 1 of 2 | 0.0000 | 10.0 | 20 min |" in out
     assert "+0.0500 / +0.0500" in out and (tmp_path / "plot.svg").stat().st_size > 1000
     # the same plot from published medians (the folders gone)
-    bench("compare_recipes.py", "--points", "A=10,0.70,0.71", "B=10,0.73,0.74", "--once", "B=20", "--plot",
-          tmp_path / "plot.png")
+    bench(
+        "compare_recipes.py",
+        "--points",
+        "A=10,0.70,0.71",
+        "B=10,0.73,0.74",
+        "--once",
+        "B=20",
+        "--plot",
+        tmp_path / "plot.png",
+    )
     from PIL import Image
 
     assert Image.open(tmp_path / "plot.png").format == "PNG"
@@ -135,8 +179,16 @@ def test_test_time_crops(run, tiny, tmp_path):
     for name in ("best.ckpt", "split.json", "metrics.json"):
         shutil.copy(run / name, split / name)
     (tmp_path / "bench" / "results.csv").write_text("split,test_refs,srcc,seconds\n0,1 2,0.5,60\n")
-    out = bench("test_time_crops.py", f"tiny={tmp_path / 'bench'}", "--out", tmp_path / "tta",
-                "--modes", "centre", "grid", "full")
+    out = bench(
+        "test_time_crops.py",
+        f"tiny={tmp_path / 'bench'}",
+        "--out",
+        tmp_path / "tta",
+        "--modes",
+        "centre",
+        "grid",
+        "full",
+    )
     centre = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "centre" / "metrics.json").read_text())
     grid = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "grid" / "metrics.json").read_text())
     full = json.loads((tmp_path / "tta" / "tiny" / "split_00" / "full" / "metrics.json").read_text())

@@ -33,8 +33,12 @@ def test_the_wheel_carries_the_model_the_docs_and_the_page(tmp_path):
     import zipfile
 
     repo = Path(__file__).parents[1]
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(repo)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     (wheel,) = tmp_path.glob("pynima-*.whl")
     with zipfile.ZipFile(wheel) as z:
@@ -42,8 +46,9 @@ def test_the_wheel_carries_the_model_the_docs_and_the_page(tmp_path):
         assert z.read(f"pynima/{BUNDLED_MODEL}") == bundled_model().read_bytes()
     assert {"pynima/page.html", "pynima/docs/model-card.md", "pynima/docs/datasets.md"} <= names
     if (repo / ".git").exists():
-        tracked = subprocess.run(["git", "-C", str(repo), "ls-files", f"src/pynima/{BUNDLED_MODEL}"],
-                                 capture_output=True, text=True)
+        tracked = subprocess.run(
+            ["git", "-C", str(repo), "ls-files", f"src/pynima/{BUNDLED_MODEL}"], capture_output=True, text=True
+        )
         assert tracked.stdout.strip() == f"src/pynima/{BUNDLED_MODEL}"
 
 
@@ -65,15 +70,17 @@ def test_the_bundled_model_scores_heavy_distortion_below_the_clean_photo(photos,
 def test_predict_with_no_model_scores_with_the_bundled_one(photos, tmp_path):
     image = tmp_path / "photo.png"
     Image.fromarray(photos[1]).save(image)
-    r = subprocess.run([sys.executable, "-m", "pynima.cli", "predict", str(image), "--format", "json"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pynima.cli", "predict", str(image), "--format", "json"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["mean"] == pytest.approx(pynima.load().score(image).mean, abs=1e-6)
 
 
 def test_predict_with_a_model_and_no_images_is_a_usage_error(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pynima.cli", "predict", str(bundled_model())],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pynima.cli", "predict", str(bundled_model())], capture_output=True, text=True
+    )
     assert r.returncode == 2 and "no images given" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -83,4 +90,3 @@ def test_a_missing_bundled_model_is_one_clear_error(monkeypatch):
     monkeypatch.setattr(pynima.predict, "BUNDLED_MODEL", "absent.onnx")
     with pytest.raises(PynimaError, match="no bundled model"):
         pynima.load()
-

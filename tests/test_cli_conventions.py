@@ -48,12 +48,15 @@ def test_center_is_a_spelling_of_centre(images, capsys):
     assert Scorer(pynima.load().engine, crops="center").crops == "centre"
 
 
-@pytest.mark.parametrize(("argv", "suggestion"), [
-    (["predcit", "x.png"], "did you mean predict?"),
-    (["predict", "x.png", "--bacth-size", "2"], "did you mean --batch-size?"),
-    (["predict", "x.png", "--crops", "gird"], "did you mean grid?"),
-    (["evaluate", "m.onnx", "data", "--ovewrite"], "did you mean --overwrite?"),
-])
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["predcit", "x.png"], "did you mean predict?"),
+        (["predict", "x.png", "--bacth-size", "2"], "did you mean --batch-size?"),
+        (["predict", "x.png", "--crops", "gird"], "did you mean grid?"),
+        (["evaluate", "m.onnx", "data", "--ovewrite"], "did you mean --overwrite?"),
+    ],
+)
 def test_a_mistyped_command_choice_or_option_gets_a_suggestion(argv, suggestion, capsys):
     with pytest.raises(SystemExit) as stop:
         main(argv)
@@ -114,8 +117,12 @@ def test_rows_are_written_as_images_are_scored_not_at_the_end(images, capsys, mo
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(images):
-    done = subprocess.run([sys.executable, "-m", "pynima", "predict", str(images), "--format", "csv"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "pynima", "predict", str(images), "--format", "csv"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and "\r" not in done.stderr and "images" not in done.stderr
 
 
@@ -159,9 +166,27 @@ def test_a_progress_bar_on_a_terminal_unless_quiet(tmp_path, quiet):
 @pytest.mark.slow
 def test_train_writes_results_alone_on_stdout(tiny, tmp_path):
     """Lightning's progress bar (which writes to stdout) and its notices go to stderr; stdout holds the results."""
-    done = subprocess.run([sys.executable, "-m", "pynima", "train", str(tiny), "--out", str(tmp_path / "run"),
-                           "--epochs", "1", "--num-workers", "0", "--batch-size", "8", "--no-onnx"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pynima",
+            "train",
+            str(tiny),
+            "--out",
+            str(tmp_path / "run"),
+            "--epochs",
+            "1",
+            "--num-workers",
+            "0",
+            "--batch-size",
+            "8",
+            "--no-onnx",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "\r" not in done.stdout and "Epoch" not in done.stdout and "it/s" not in done.stdout
     assert "test set" in done.stdout and "run directory" in done.stdout

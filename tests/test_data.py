@@ -62,8 +62,11 @@ def test_unparsable_and_nan_lines_are_counted(tmp_path):
 
 def test_missing_image(tmp_path):
     root = make_root(tmp_path, ["i01_01_1.bmp", "i01_01_2.bmp", "i01_01_3.bmp"], on_disk=["i01_01_1.bmp"])
-    with pytest.raises(DatasetError, match=r"i01_01_2.bmp \(mos_with_names.txt line 2\): no such image "
-                                           r"\(2 problems in all"):
+    with pytest.raises(
+        DatasetError,
+        match=r"i01_01_2.bmp \(mos_with_names.txt line 2\): no such image "
+        r"\(2 problems in all",
+    ):
         read_tid2013(root)
 
 

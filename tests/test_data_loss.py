@@ -15,8 +15,11 @@ from pynima.files import RUN_MARKER, write_json
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".pynima.lock"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".pynima.lock"
+    }
 
 
 @pytest.fixture
@@ -44,8 +47,21 @@ def test_overwrite_never_deletes_a_folder_pynima_did_not_make_a_run(tiny, tmp_pa
     (mine / "config.json").write_text('{"my": "own settings"}')
     (mine / "report.html").write_text("<p>my report</p>")
     before = digest(mine)
-    code = main(["train", str(tiny), "--out", str(mine), "--overwrite", "--epochs", "1", "--num-workers", "0",
-                 "--no-onnx", "--quiet"])
+    code = main(
+        [
+            "train",
+            str(tiny),
+            "--out",
+            str(mine),
+            "--overwrite",
+            "--epochs",
+            "1",
+            "--num-workers",
+            "0",
+            "--no-onnx",
+            "--quiet",
+        ]
+    )
     assert code == 2 and "pynima did not write" in capsys.readouterr().err
     assert digest(mine) == before
 
@@ -79,8 +95,10 @@ def test_json_files_hold_null_for_an_undefined_number_never_bare_nan(tmp_path):
     assert json.loads(text) == {"srcc": {"value": None, "ci": [None, 0.5]}, "n": 3}
 
 
-@pytest.mark.parametrize(("rows", "problem"), [([("a.png", 5.0)], "at least 3"),
-                                           ([("a.png", 5.0), ("b.png", 5.0), ("c.png", 5.0)], "every label is 5")])
+@pytest.mark.parametrize(
+    ("rows", "problem"),
+    [([("a.png", 5.0)], "at least 3"), ([("a.png", 5.0), ("b.png", 5.0), ("c.png", 5.0)], "every label is 5")],
+)
 def test_evaluate_refuses_a_dataset_whose_correlations_are_undefined(run, tmp_path, capsys, rows, problem):
     import numpy as np
     from PIL import Image

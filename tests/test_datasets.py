@@ -108,8 +108,11 @@ def koniq(root: Path, scores: bool = True, sets: bool = False, folder: str = "10
         votes = [1 + i, 3, 40, 30, 10 + 5 * i]
         mos = np.dot(np.arange(1, 6), votes) / sum(votes)
         rows.append(f'"{name}",' + ",".join(map(str, votes)) + f",{sum(votes)},{mos:.6f},0.7,{mos * 20:.3f}")
-        set_rows.append(f"{name}," + ",".join(f"{v / sum(votes):.12f}" for v in votes)
-                        + f",{sum(votes)},{mos * 20:.10f},0.7,{KONIQ_SETS[i]}")
+        set_rows.append(
+            f"{name},"
+            + ",".join(f"{v / sum(votes):.12f}" for v in votes)
+            + f",{sum(votes)},{mos * 20:.10f},0.7,{KONIQ_SETS[i]}"
+        )
     if scores:
         write(root / "koniq10k_scores_and_distributions.csv", "\n".join(rows) + "\n")
     if sets:
@@ -200,8 +203,9 @@ def test_csv_needs_a_scale_and_maps_a_dmos(tmp_path):
 def test_csv_votes_references_and_errors(tmp_path):
     for i in range(2):
         image(tmp_path / f"{i}.png", i)
-    csv_file = write(tmp_path / "d.csv", "path,mos,ref,type,level,c1,c2,c3\n0.png,2,a,jpeg,2,1,3,1\n"
-                                         "1.png,3,a,blur,1,0,0,4\n")
+    csv_file = write(
+        tmp_path / "d.csv", "path,mos,ref,type,level,c1,c2,c3\n0.png,2,a,jpeg,2,1,3,1\n1.png,3,a,blur,1,0,0,4\n"
+    )
     ds = read_dataset(csv_file, scale=(1, 3))
     assert not ds.authentic and ds.records[0].votes == (1, 3, 1) and ds.records[1].kind == "blur"
     assert ds.records[1].level == 1 and ds.records[0].ref == "a"
@@ -241,8 +245,12 @@ def live(root: Path, realigned: bool = True) -> Path:
     n = 982
     dmos, orgs = np.zeros((1, n)), np.ones((1, n))
     refs = ["bikes.bmp"] * n
-    rated = {0: ("jp2k", 1, 40.0, "bikes.bmp"), 227: ("jpeg", 1, 25.5, "parrots.bmp"),
-             227 + 233 + 174 + 1: ("gblur", 2, 61.0, "bikes.bmp"), 981: ("fastfading", 174, 12.0, "parrots.bmp")}
+    rated = {
+        0: ("jp2k", 1, 40.0, "bikes.bmp"),
+        227: ("jpeg", 1, 25.5, "parrots.bmp"),
+        227 + 233 + 174 + 1: ("gblur", 2, 61.0, "bikes.bmp"),
+        981: ("fastfading", 174, 12.0, "parrots.bmp"),
+    }
     for i, (folder, k, value, ref) in rated.items():
         dmos[0, i], orgs[0, i], refs[i] = value, 0, ref
         image(root / folder / f"img{k}.bmp", i)
@@ -260,8 +268,7 @@ def test_live_release2_skips_reference_copies_and_prefers_the_realigned_dmos(tmp
     root = live(tmp_path / "databaserelease2")
     assert detect_format(root) == "live"
     ds = read_dataset(root)
-    assert [r.key for r in ds.records] == ["jp2k/img1.bmp", "jpeg/img1.bmp", "gblur/img2.bmp",
-                                           "fastfading/img174.bmp"]
+    assert [r.key for r in ds.records] == ["jp2k/img1.bmp", "jpeg/img1.bmp", "gblur/img2.bmp", "fastfading/img174.bmp"]
     r = ds.records[1]
     assert (r.ref, r.kind, r.score) == ("parrots", "jpeg", 25.5) and r.reference == root / "refimgs" / "parrots.bmp"
     assert r.mos == pytest.approx((100 - 25.5) / 100 * 9) and r.vote_sd == pytest.approx(8 * 9 / 100)
@@ -304,16 +311,24 @@ def csiq(root: Path) -> Path:
     header = ["image", "dst_idx", "dst_type", "dst_lev", "dmos_std", "dmos"]
     for col, name in enumerate(header, start=4):
         ws.cell(row=4, column=col, value=name)
-    rows = [(1600, 1, "noise", 1.0, 0.03, 0.062), ("sunsetcolor", 3, "jpeg 2000", 5.0, 0.1, 1.0),
-            ("elk", 6, "contrast", 3.0, 0.05, 0.4), (1600, 5, "blur", 2.0, 0.04, 0.2)]
+    rows = [
+        (1600, 1, "noise", 1.0, 0.03, 0.062),
+        ("sunsetcolor", 3, "jpeg 2000", 5.0, 0.1, 1.0),
+        ("elk", 6, "contrast", 3.0, 0.05, 0.4),
+        (1600, 5, "blur", 2.0, 0.04, 0.2),
+    ]
     for r, values in enumerate(rows, start=5):
         for col, v in enumerate(values, start=4):
             ws.cell(row=r, column=col, value=v)
     ws.cell(row=12, column=4, value=None)
     root.mkdir(parents=True)
     book.save(root / "csiq.DMOS.xlsx")
-    for rel in ("awgn/1600.AWGN.1.png", "jpeg2000/sunsetcolor.jpeg2000.5.png", "contrast/elk.contrast.3.png",
-                "BLUR/1600.BLUR.2.png"):  # a mirror with an upper-case folder
+    for rel in (
+        "awgn/1600.AWGN.1.png",
+        "jpeg2000/sunsetcolor.jpeg2000.5.png",
+        "contrast/elk.contrast.3.png",
+        "BLUR/1600.BLUR.2.png",
+    ):  # a mirror with an upper-case folder
         image(root / "dst_imgs" / rel, len(rel))
     image(root / "src_imgs" / "1600.png", 1)
     return root
@@ -323,8 +338,12 @@ def test_csiq_sheet_with_header_on_row_4(tmp_path):
     root = csiq(tmp_path / "CSIQ")
     assert detect_format(root) == "csiq"
     ds = read_dataset(root)
-    assert [r.key for r in ds.records] == ["awgn/1600.AWGN.1.png", "jpeg2000/sunsetcolor.jpeg2000.5.png",
-                                           "contrast/elk.contrast.3.png", "blur/1600.BLUR.2.png"]
+    assert [r.key for r in ds.records] == [
+        "awgn/1600.AWGN.1.png",
+        "jpeg2000/sunsetcolor.jpeg2000.5.png",
+        "contrast/elk.contrast.3.png",
+        "blur/1600.BLUR.2.png",
+    ]
     r = ds.records[0]
     assert (r.ref, r.kind, r.level, r.score) == ("1600", "awgn", 1, 0.062)
     assert r.mos == pytest.approx(0.938 * 9) and r.vote_sd == pytest.approx(0.27)
@@ -334,8 +353,11 @@ def test_csiq_sheet_with_header_on_row_4(tmp_path):
 def test_csiq_csv_export_and_missing_image(tmp_path):
     root = csiq(tmp_path / "c")
     (root / "csiq.DMOS.xlsx").unlink()
-    write(root / "csiq.DMOS.csv", ",,,,,\n,,,,,\n,,,image,dst_idx,dst_type,dst_lev,dmos_std,dmos\n"
-                                  ",,,1600,1,noise,1,0.03,0.062\n,,,1600,2,jpeg,1,0.03,0.1\n")
+    write(
+        root / "csiq.DMOS.csv",
+        ",,,,,\n,,,,,\n,,,image,dst_idx,dst_type,dst_lev,dmos_std,dmos\n"
+        ",,,1600,1,noise,1,0.03,0.062\n,,,1600,2,jpeg,1,0.03,0.1\n",
+    )
     with pytest.raises(DatasetError, match=r"jpeg/1600.JPEG.1.png \(csiq.DMOS.csv row 5\): no such image$"):
         read_dataset(root)
 
@@ -413,8 +435,15 @@ def test_one_epoch_on_vote_histograms(layout, tmp_path):
     else:
         root, scale = ava(tmp_path / "data"), (1, 10)
         write(root / "aesthetics_image_lists" / "generic_test.jpgl", "953619\n953620\n")
-    cfg = TrainConfig(data=str(root), out=str(tmp_path / "run"), epochs=1, batch_size=4, num_workers=0,
-                      split="official", export_onnx=False)
+    cfg = TrainConfig(
+        data=str(root),
+        out=str(tmp_path / "run"),
+        epochs=1,
+        batch_size=4,
+        num_workers=0,
+        split="official",
+        export_onnx=False,
+    )
     out = train(cfg, progress=False)
     ds = read_dataset(root)
     train_part = apply_split(ds.records, read_split(out / "split.json"), "train")
@@ -435,16 +464,31 @@ def test_cross_dataset_evaluation_of_an_onnx_export(run, tmp_path):
     from pynima.files import read_json
 
     root = kadid(tmp_path / "kadid10k")
-    r = subprocess.run([sys.executable, "-m", "pynima.cli", "evaluate", str(run / "best.onnx"), str(root),
-                        "--out", str(tmp_path / "eval")], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pynima.cli",
+            "evaluate",
+            str(run / "best.onnx"),
+            str(root),
+            "--out",
+            str(tmp_path / "eval"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     m = read_json(tmp_path / "eval" / "metrics.json")
     assert m["format"] == "kadid10k" and m["n_images"] == 6 and m["scale"] == "MOS 1-5, higher is better"
     assert m["engine"] == "onnx" and "rmse_dataset_scale" in m
     rows = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
     assert rows[0].endswith("score,pred_score") and len(rows) == 7
-    bad = subprocess.run([sys.executable, "-m", "pynima.cli", "evaluate", str(run / "best.onnx"), str(tmp_path)],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "pynima.cli", "evaluate", str(run / "best.onnx"), str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "not a dataset layout pynima knows" in bad.stderr
     assert bad.stderr.strip().count("\n") == 0
 
@@ -456,8 +500,7 @@ def test_dataset_views_read_back_the_same_labels(tiny, tmp_path):
     import sys
 
     script = Path(__file__).parents[1] / "scripts" / "dataset_views.py"
-    r = subprocess.run([sys.executable, str(script), str(tiny), "--out", str(tmp_path)], capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, str(script), str(tiny), "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     original = read_dataset(tiny)
     views = [read_dataset(tmp_path / f"{tiny.name}.csv", scale=(0, 9)), read_dataset(tmp_path / f"{tiny.name}-kadid")]

@@ -7,8 +7,9 @@ from pynima.distortions import DISTORTIONS, LEVEL_SIGNS, LEVELS, distort, level_
 @pytest.fixture(scope="module")
 def outputs(photos):
     """{(photo index, type, level): distorted image} for both test photos."""
-    return {(i, k, lv): distort(img, k, lv, seed=3) for i, img in enumerate(photos) for k in DISTORTIONS
-            for lv in LEVELS}
+    return {
+        (i, k, lv): distort(img, k, lv, seed=3) for i, img in enumerate(photos) for k in DISTORTIONS for lv in LEVELS
+    }
 
 
 def test_numbering_matches_tid2013():
@@ -49,8 +50,10 @@ def test_fsimc_also_falls_with_level(kind, photos, outputs):
     """A perceptual metric agrees with PSNR on the ordering (FSIMc averaged over the two photos)."""
     from pynima.fullref import fr_scores
 
-    q = np.mean([fr_scores(img, [outputs[i, kind, lv] for lv in LEVELS], ["fsimc"])["fsimc"]
-                 for i, img in enumerate(photos)], axis=0)
+    q = np.mean(
+        [fr_scores(img, [outputs[i, kind, lv] for lv in LEVELS], ["fsimc"])["fsimc"] for i, img in enumerate(photos)],
+        axis=0,
+    )
     assert_severity_grows(kind, q)
 
 

@@ -65,13 +65,43 @@ def test_two_processes_train_once_and_validate_on_the_whole_set(tiny, tmp_path):
     from pynima.evaluate import evaluate_checkpoint
 
     out = tmp_path / "ddp"
-    r = _run([sys.executable, "-m", "pynima.cli", "train", str(tiny), "--out", str(out), "--epochs", "2",
-              "--batch-size", "4", *TWO_CPU_PROCESSES], tmp_path)
+    r = _run(
+        [
+            sys.executable,
+            "-m",
+            "pynima.cli",
+            "train",
+            str(tiny),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--batch-size",
+            "4",
+            *TWO_CPU_PROCESSES,
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("test set (") == 1 and r.stdout.count("run directory:") == 1, r.stdout
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [".pynima-run", ".pynima.lock", "best.ckpt", "best.onnx", "config.json", "hparams.yaml", "last.ckpt",
-         "loss_curve.png", "metrics.csv", "metrics.json", "predictions.csv", "scatter.png", "split.json", "train.json"])
+        [
+            ".pynima-run",
+            ".pynima.lock",
+            "best.ckpt",
+            "best.onnx",
+            "config.json",
+            "hparams.yaml",
+            "last.ckpt",
+            "loss_curve.png",
+            "metrics.csv",
+            "metrics.json",
+            "predictions.csv",
+            "scatter.png",
+            "split.json",
+            "train.json",
+        ]
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]  # nothing written beside it (no lightning_logs)
     info = json.loads((out / "train.json").read_text())
     assert info["processes"] == 2 and info["effective_batch_size"] == 8 and info["epochs"] == 2
@@ -82,8 +112,7 @@ def test_two_processes_train_once_and_validate_on_the_whole_set(tiny, tmp_path):
     assert float(best["val_emd"]) == pytest.approx(info["best_val_emd"], abs=1e-7)
 
     split = read_split(out / "split.json")
-    alone = evaluate_checkpoint(out / "best.ckpt", tiny, tmp_path / "alone", split=split, part="val",
-                                engine="torch")
+    alone = evaluate_checkpoint(out / "best.ckpt", tiny, tmp_path / "alone", split=split, part="val", engine="torch")
     assert alone["n_images"] == len(split["val"]) > 2
     assert float(best["val_srcc"]) == pytest.approx(alone["srcc"]["value"], abs=1e-6)
     assert float(best["val_plcc"]) == pytest.approx(alone["plcc"]["value"], abs=1e-6)
@@ -98,10 +127,29 @@ def test_benchmark_under_torchrun(tiny, tmp_path):
     if not torchrun.is_file():
         pytest.skip("torchrun is not installed next to this Python")
     out = tmp_path / "bench"
-    r = _run([str(torchrun), "--standalone", "--nproc-per-node", "2", "-m", "pynima.cli", "benchmark", str(tiny),
-              "--out", str(out), "--repeats", "2", "--epochs", "1", "--batch-size", "4", "--no-onnx",
-              *TWO_CPU_PROCESSES],
-             tmp_path)
+    r = _run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "pynima.cli",
+            "benchmark",
+            str(tiny),
+            "--out",
+            str(out),
+            "--repeats",
+            "2",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--no-onnx",
+            *TWO_CPU_PROCESSES,
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("2 of 2 splits") == 1, r.stdout  # one summary, from rank 0
     results = read_csv(out / "results.csv")
@@ -110,8 +158,14 @@ def test_benchmark_under_torchrun(tiny, tmp_path):
         d = out / f"split_{i:02d}"
         assert json.loads((d / "train.json").read_text())["processes"] == 2
         assert np.isfinite(json.loads((d / "metrics.json").read_text())["srcc"]["value"])
-    assert sorted(p.name for p in out.iterdir()) == [".pynima.lock", "benchmark.json", "results.csv", "split_00",
-                                                     "split_01", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".pynima.lock",
+        "benchmark.json",
+        "results.csv",
+        "split_00",
+        "split_01",
+        "summary.json",
+    ]
     assert not list(out.glob("split_*/best.onnx"))
 
 
@@ -122,14 +176,42 @@ def test_train_under_slurm(tiny, tmp_path):
 
     out = tmp_path / "slurm"
     host = socket.gethostname()
-    common = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242",
-              "SLURM_JOB_NAME": "pynima", "SLURM_NODELIST": host, "SLURM_JOB_NODELIST": host,
-              "MASTER_PORT": str(_free_port()), "PYTHONWARNINGS": "ignore"}
+    common = {
+        "SLURM_NTASKS": "2",
+        "SLURM_NTASKS_PER_NODE": "2",
+        "SLURM_NODEID": "0",
+        "SLURM_JOB_ID": "4242",
+        "SLURM_JOB_NAME": "pynima",
+        "SLURM_NODELIST": host,
+        "SLURM_JOB_NODELIST": host,
+        "MASTER_PORT": str(_free_port()),
+        "PYTHONWARNINGS": "ignore",
+    }
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK")}
-    tasks = [subprocess.Popen([sys.executable, "-m", "pynima.cli", "train", str(tiny), "--out", str(out), "--epochs",
-                               "1", "--batch-size", "4", *TWO_CPU_PROCESSES],
-                              env=env | common | {"SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)}, cwd=tmp_path,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in (0, 1)]
+    tasks = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pynima.cli",
+                "train",
+                str(tiny),
+                "--out",
+                str(out),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "4",
+                *TWO_CPU_PROCESSES,
+            ],
+            env=env | common | {"SLURM_PROCID": str(r), "SLURM_LOCALID": str(r)},
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for r in (0, 1)
+    ]
     results = [t.communicate(timeout=900) for t in tasks]
     assert [t.returncode for t in tasks] == [0, 0], [err[-2000:] for _, err in results]
     assert "test set (" in results[0][0] and results[1][0] == ""  # rank 1 trained and printed nothing
@@ -150,8 +232,16 @@ def test_launcher_and_option_mismatches_are_one_line(monkeypatch):
     process train alone into the same folder, 4 would fail only inside fit, after an old run was replaced."""
     from pynima.train import distributed_trainer
 
-    torchrun = {"TORCHELASTIC_RUN_ID": "t", "RANK": "0", "GROUP_RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2",
-                "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    torchrun = {
+        "TORCHELASTIC_RUN_ID": "t",
+        "RANK": "0",
+        "GROUP_RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "2",
+        "LOCAL_WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+    }
     for key, value in torchrun.items():
         monkeypatch.setenv(key, value)
     with pytest.raises(PynimaError, match="one of several that torchrun or srun started"):

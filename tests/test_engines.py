@@ -42,7 +42,7 @@ def test_grid_crops_cover_the_image_and_stay_bounded():
     assert len(boxes) == 6
     covered = np.zeros((384, 512), bool)
     for y, x in boxes:
-        covered[y: y + CROP, x: x + CROP] = True
+        covered[y : y + CROP, x : x + CROP] = True
     assert covered.all()
     assert len(crop_boxes(3000, 4000, "grid")) == 16 and crop_boxes(200, 200, "grid") == [(-12, -12)]
     small = crops(np.full((100, 150, 3), 7, np.uint8), "grid")
@@ -76,8 +76,22 @@ def test_predict_cli_onnx_engine(run, tiny, onnx_file):
     image = tiny / "distorted_images" / "i02_08_3.bmp"
     out = {}
     for engine, model in (("torch", run / "best.ckpt"), ("onnx", onnx_file)):
-        r = subprocess.run([sys.executable, "-m", "pynima.cli", "predict", str(model), str(image), "--engine", engine,
-                            "--format", "json"], capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pynima.cli",
+                "predict",
+                str(model),
+                str(image),
+                "--engine",
+                engine,
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         out[engine] = json.loads(r.stdout)[0]["mean"]
     assert out["torch"] == pytest.approx(out["onnx"], abs=1e-4)
@@ -126,8 +140,12 @@ def test_openvino_matches_pytorch_in_f32_and_bf16_is_opt_in(run, tiny):
     a = np.array([s.distribution for _, s, _ in torch_scorer.score_paths(paths, batch_size=5)])
     b = np.array([s.distribution for _, s, _ in ov.score_paths(paths, batch_size=5)])
     assert np.abs(a - b).max() < 1e-4  # f32 forced: this CPU would otherwise run bf16 silently
-    c = np.array([s.distribution for _, s, _ in load(run / "best.onnx", engine="openvino", bf16=True)
-                  .score_paths(paths, batch_size=5)])
+    c = np.array(
+        [
+            s.distribution
+            for _, s, _ in load(run / "best.onnx", engine="openvino", bf16=True).score_paths(paths, batch_size=5)
+        ]
+    )
     assert np.allclose(c.sum(1), 1, atol=1e-3) and np.abs(a - c).max() < 0.05
 
 
@@ -165,31 +183,43 @@ def test_full_mode_scores_the_whole_image_in_one_pass(run, photos):
     assert small.shape == (1, CROP, CROP, 3)
 
 
-def test_full_mode_on_onnx_matches_pytorch_and_an_old_fixed_size_export_is_refused(run, photos, onnx_file,
-                                                                                    tmp_path):
+def test_full_mode_on_onnx_matches_pytorch_and_an_old_fixed_size_export_is_refused(run, photos, onnx_file, tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
     engine = load(onnx_file, crops="full").engine
     assert engine.any_size
     a = np.array([load(onnx_file, crops="full").score(p).distribution for p in photos])
-    b = np.array([Scorer(TorchEngine.from_checkpoint(run / "best.ckpt"), crops="full").score(p).distribution
-                  for p in photos])
+    b = np.array(
+        [Scorer(TorchEngine.from_checkpoint(run / "best.ckpt"), crops="full").score(p).distribution for p in photos]
+    )
     assert np.abs(a - b).max() < 1e-4
     # a pynima export of 224 x 224 crops only (as exported before whole-image scoring)
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, CROP, CROP])
     y = helper.make_tensor_value_info("distribution", TensorProto.FLOAT, ["batch", 10])
-    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["image"], ["p"]),
-                               helper.make_node("Flatten", ["p"], ["f"]),
-                               helper.make_node("Concat", ["f", "f", "f", "f"], ["c"], axis=1),
-                               helper.make_node("Slice", ["c", "s", "e", "ax"], ["logits"]),
-                               helper.make_node("Softmax", ["logits"], ["distribution"], axis=1)], "g", [x], [y],
-                              [helper.make_tensor("s", TensorProto.INT64, [1], [0]),
-                               helper.make_tensor("e", TensorProto.INT64, [1], [10]),
-                               helper.make_tensor("ax", TensorProto.INT64, [1], [1])])
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["image"], ["p"]),
+            helper.make_node("Flatten", ["p"], ["f"]),
+            helper.make_node("Concat", ["f", "f", "f", "f"], ["c"], axis=1),
+            helper.make_node("Slice", ["c", "s", "e", "ax"], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["distribution"], axis=1),
+        ],
+        "g",
+        [x],
+        [y],
+        [
+            helper.make_tensor("s", TensorProto.INT64, [1], [0]),
+            helper.make_tensor("e", TensorProto.INT64, [1], [10]),
+            helper.make_tensor("ax", TensorProto.INT64, [1], [1]),
+        ],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    for k, v in {"pynima_backbone": "tf_efficientnet_lite0", "pynima_mean": "0.5,0.5,0.5",
-                 "pynima_std": "0.5,0.5,0.5"}.items():
+    for k, v in {
+        "pynima_backbone": "tf_efficientnet_lite0",
+        "pynima_mean": "0.5,0.5,0.5",
+        "pynima_std": "0.5,0.5,0.5",
+    }.items():
         model.metadata_props.add(key=k, value=v)
     onnx.save(model, tmp_path / "fixed.onnx")
     assert not load(tmp_path / "fixed.onnx").engine.any_size  # it still scores crops
@@ -209,8 +239,11 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys):
     Image.fromarray(np.full((240, 240, 3), 120, np.uint8)).save(image)
     assert main(["predict", str(image), "--device", "cpu"]) == 0
     capsys.readouterr()
-    cases = [(["--device", "mps"], "ONNX Runtime runs on cpu or cuda"), (["--device", "gpu0"], "cpu or cuda"),
-             (["--device", "cpu", "--ray", "--out", str(tmp_path / "x.parquet")], "--device with --ray")]
+    cases = [
+        (["--device", "mps"], "ONNX Runtime runs on cpu or cuda"),
+        (["--device", "gpu0"], "cpu or cuda"),
+        (["--device", "cpu", "--ray", "--out", str(tmp_path / "x.parquet")], "--device with --ray"),
+    ]
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         cases.append((["--device", "cuda"], "has no CUDA provider; install onnxruntime-gpu"))
     for options, problem in cases:

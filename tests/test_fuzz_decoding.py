@@ -30,14 +30,21 @@ def _seeds() -> list[bytes]:
     exif[0x0112] = 6
     frames = [rgb, rgb.transpose(Image.Transpose.FLIP_TOP_BOTTOM)]
     return [
-        _encode(rgb, "PNG"), _encode(rgb, "PNG", icc_profile=icc_profile(P3, 2.2)),
-        _encode(rgb.convert("RGBA"), "PNG"), _encode(Image.fromarray((y * 1800).astype(np.uint16)), "PNG"),
-        _encode(rgb, "JPEG", quality=80, exif=exif), _encode(rgb, "JPEG", icc_profile=icc_profile(P3, 2.2)),
-        _encode(rgb, "JPEG", progressive=True), _encode(rgb.convert("CMYK"), "JPEG"),
-        _encode(rgb, "WEBP", quality=80), _encode(rgb, "WEBP", lossless=True, icc_profile=icc_profile(P3, 2.2)),
+        _encode(rgb, "PNG"),
+        _encode(rgb, "PNG", icc_profile=icc_profile(P3, 2.2)),
+        _encode(rgb.convert("RGBA"), "PNG"),
+        _encode(Image.fromarray((y * 1800).astype(np.uint16)), "PNG"),
+        _encode(rgb, "JPEG", quality=80, exif=exif),
+        _encode(rgb, "JPEG", icc_profile=icc_profile(P3, 2.2)),
+        _encode(rgb, "JPEG", progressive=True),
+        _encode(rgb.convert("CMYK"), "JPEG"),
+        _encode(rgb, "WEBP", quality=80),
+        _encode(rgb, "WEBP", lossless=True, icc_profile=icc_profile(P3, 2.2)),
         _encode(rgb, "GIF", save_all=True, append_images=frames[1:]),
-        _encode(rgb, "TIFF", save_all=True, append_images=frames[1:]), _encode(rgb, "TIFF", compression="tiff_lzw"),
-        _encode(rgb, "BMP"), _encode(rgb.convert("P"), "BMP"),
+        _encode(rgb, "TIFF", save_all=True, append_images=frames[1:]),
+        _encode(rgb, "TIFF", compression="tiff_lzw"),
+        _encode(rgb, "BMP"),
+        _encode(rgb.convert("P"), "BMP"),
     ]
 
 
@@ -59,7 +66,7 @@ def damaged(draw) -> bytes:
         elif edit == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=16))
         else:
-            del data[at: at + draw(st.integers(1, 64))]
+            del data[at : at + draw(st.integers(1, 64))]
     return bytes(data)
 
 
@@ -109,8 +116,7 @@ def service():
 
 
 @settings(max_examples=60, deadline=10000, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.one_of(damaged(), st.binary(max_size=4096)), suffix=st.sampled_from(SUFFIXES),
-       raw=st.booleans())
+@given(data=st.one_of(damaged(), st.binary(max_size=4096)), suffix=st.sampled_from(SUFFIXES), raw=st.booleans())
 def test_the_service_answers_any_bytes_with_a_score_or_a_json_error(service, data, suffix, raw):
     """Every upload, as a multipart file or a raw image body: 200 with scores, or a 4xx whose JSON says why in one
     line; never a 5xx or a plain-text traceback."""

@@ -47,9 +47,13 @@ def icc_profile(primaries, gamma: float) -> bytes:
         return b"XYZ " + bytes(4) + b"".join(struct.pack(">i", round(c * 65536)) for c in v)
 
     text = b"pynima test profile\0"
-    tags = [(b"desc", b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3 + 67)),
-            (b"wtpt", xyz(D50)), (b"rXYZ", xyz(colorants[:, 0])), (b"gXYZ", xyz(colorants[:, 1])),
-            (b"bXYZ", xyz(colorants[:, 2]))]
+    tags = [
+        (b"desc", b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(8) + bytes(3 + 67)),
+        (b"wtpt", xyz(D50)),
+        (b"rXYZ", xyz(colorants[:, 0])),
+        (b"gXYZ", xyz(colorants[:, 1])),
+        (b"bXYZ", xyz(colorants[:, 2])),
+    ]
     curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(gamma * 256)) + bytes(2)
     tags += [(b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
     offset, table, data = 128 + 4 + 12 * len(tags), b"", b""
@@ -57,8 +61,18 @@ def icc_profile(primaries, gamma: float) -> bytes:
         table += sig + struct.pack(">II", offset + len(data), len(body))
         data += body + bytes(-len(body) % 4)
     size = offset + len(data)
-    header = (struct.pack(">I", size) + b"lcms" + bytes([2, 0x10, 0, 0]) + b"mntrRGB XYZ " + bytes(12) + b"acsp"
-              + bytes(24) + bytes(4) + b"".join(struct.pack(">i", round(c * 65536)) for c in D50) + bytes(48))
+    header = (
+        struct.pack(">I", size)
+        + b"lcms"
+        + bytes([2, 0x10, 0, 0])
+        + b"mntrRGB XYZ "
+        + bytes(12)
+        + b"acsp"
+        + bytes(24)
+        + bytes(4)
+        + b"".join(struct.pack(">i", round(c * 65536)) for c in D50)
+        + bytes(48)
+    )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + data
 
@@ -99,9 +113,13 @@ def test_embedded_wide_gamut_profile_is_converted_to_srgb(picture, tmp_path):
     Image.fromarray(p3).save(tmp_path / "p3.webp", icc_profile=icc, lossless=True)
     rgba = np.dstack([p3, np.full(p3.shape[:2], 255, np.uint8)])
     Image.fromarray(rgba).save(tmp_path / "p3a.png", icc_profile=icc)
-    for rgb in (load_rgb(tmp_path / "p3.png"), load_rgb(tmp_path / "p3.webp"), load_rgb(tmp_path / "p3a.png"),
-                load_rgb_bytes((tmp_path / "p3.png").read_bytes(), "s3://b/p3.png"),
-                to_rgb(Image.open(tmp_path / "p3.png"))):
+    for rgb in (
+        load_rgb(tmp_path / "p3.png"),
+        load_rgb(tmp_path / "p3.webp"),
+        load_rgb(tmp_path / "p3a.png"),
+        load_rgb_bytes((tmp_path / "p3.png").read_bytes(), "s3://b/p3.png"),
+        to_rgb(Image.open(tmp_path / "p3.png")),
+    ):
         diff = np.abs(rgb.astype(int) - picture)
         assert diff.max() <= 3 and diff.mean() < 0.6, (diff.max(), diff.mean())
     rgba[:10, :10, 3] = 0  # transparent: composited on white after the conversion, as without a profile
@@ -183,8 +201,11 @@ def test_arithmetic_coded_jpeg_is_scored_or_named(tmp_path, monkeypatch):
         raise OSError("broken data stream when reading image file")
 
     monkeypatch.setattr(pil.core, "jpeg_decoder", no_arithmetic)
-    with pytest.raises(DatasetError, match=r"^\S*arith\.jpg: arithmetic-coded JPEG, which this Pillow cannot "
-                                           r"decode: re-encode it"):
+    with pytest.raises(
+        DatasetError,
+        match=r"^\S*arith\.jpg: arithmetic-coded JPEG, which this Pillow cannot "
+        r"decode: re-encode it",
+    ):
         load_rgb(tmp_path / "arith.jpg")
     Image.fromarray(gradient.astype(np.uint8)).save(tmp_path / "huffman.jpg")
     with pytest.raises(DatasetError, match=r"huffman\.jpg: cannot decode image"):  # the hint only where it applies
@@ -227,8 +248,9 @@ def test_folder_walk_follows_links_once_and_leaves_out_hidden_names(picture, tmp
 def run_predict(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """pynima predict (the bundled model) in a subprocess with a UTF-8 stdout, bounded: a hang fails the test."""
     env = {**os.environ, "PYTHONIOENCODING": "utf-8", "PYTHONPATH": str(REPO / "src")}
-    return subprocess.run([sys.executable, "-m", "pynima.cli", "predict", *args], capture_output=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "pynima.cli", "predict", *args], capture_output=True, timeout=timeout, env=env
+    )
 
 
 def test_a_fifo_is_refused_unopened(picture, tmp_path):
@@ -247,12 +269,17 @@ def test_a_fifo_is_refused_unopened(picture, tmp_path):
     script = textwrap.dedent(f"""
         from pynima.data import check_image
         try:
-            check_image({str(folder / 'pipe.png')!r})
+            check_image({str(folder / "pipe.png")!r})
         except Exception as e:
             print(type(e).__name__, e)
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    r = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
     assert r.stdout.strip().endswith("pipe.png: not a regular file (a FIFO); not opened"), r.stdout + r.stderr
 
 
@@ -290,8 +317,10 @@ def test_odd_file_names_are_scored_and_shown_escaped(odd_names):
     assert [line.rsplit("/", 1)[-1].split("  (")[0] for line in rows] == SHOWN
     assert "\x1b" not in out + err and len(rows) == 5
     skipped = [line for line in err.splitlines() if line.startswith("skipped:")]
-    assert skipped == [f"skipped: {odd_names}/z\\xfe\\nbroken.jpg: cannot decode image (not an image format "
-                       f"Pillow reads, or a corrupt header)"]
+    assert skipped == [
+        f"skipped: {odd_names}/z\\xfe\\nbroken.jpg: cannot decode image (not an image format "
+        f"Pillow reads, or a corrupt header)"
+    ]
 
     r = run_predict(str(odd_names), "--format", "csv")
     lines = r.stdout.decode().splitlines()

@@ -19,12 +19,12 @@ from pynima.predict import MAX_CROPS_PER_PASS, Scorer, crops, load, normalize
 
 def png_bytes(width: int, height: int, bit_depth: int, color_type: int, rows: bytes) -> bytes:
     """A PNG written by hand, so its header can claim any size (the decompression-bomb case)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
-            + chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
 def bomb(path):
@@ -166,9 +166,14 @@ def test_check_image(upright, tmp_path):
         data = (tmp_path / name).read_bytes()
         (tmp_path / f"cut_{name}").write_bytes(data[: len(data) * 2 // 3])
     Image.new("RGB", (MIN_SIDE - 1, 500)).save(tmp_path / "thin.png")
-    cases = {"garbage.jpg": "cannot decode image", "cut_good.bmp": "truncated file",
-             "cut_good.png": "truncated or corrupt", "bomb.png": r"900,000,000 pixels, over the limit",
-             "thin.png": "31x500 is too small", "absent.png": "no such file"}
+    cases = {
+        "garbage.jpg": "cannot decode image",
+        "cut_good.bmp": "truncated file",
+        "cut_good.png": "truncated or corrupt",
+        "bomb.png": r"900,000,000 pixels, over the limit",
+        "thin.png": "31x500 is too small",
+        "absent.png": "no such file",
+    }
     bomb(tmp_path / "bomb.png")
     for name, problem in cases.items():
         with pytest.raises(DatasetError, match=rf"{name}: {problem}"):
@@ -204,19 +209,22 @@ def test_arrays_of_other_types_score_like_uint8(scorer, upright):
     assert to_rgb(np.ones((40, 40), bool)).min() == 255
 
 
-@pytest.mark.parametrize(("array", "kwargs", "problem"), [
-    (np.zeros((64, 64, 3)), {}, r"float64 array: pass max_value.*max_value=1\.0"),
-    (np.full((64, 64, 3), np.nan), {"max_value": 1.0}, "NaN or infinite"),
-    (np.full((64, 64, 3), 1.5), {"max_value": 1.0}, r"outside \[0, 1\]"),
-    (np.zeros((3, 64, 64), np.uint8), {}, r"channels-first; pass a\.transpose\(1, 2, 0\)"),
-    (np.zeros((0, 64, 3), np.uint8), {}, "empty array"),
-    (np.zeros((64, 64, 2), np.uint8), {}, "expected"),
-    (np.zeros((1, 1, 3), np.uint8), {}, "1x1 is too small"),
-    (np.zeros((10, 10000), np.uint8), {}, "10000x10 is too small"),
-    (np.zeros((64, 64), np.int32), {}, "int32 array: pass max_value"),
-    (np.zeros((64, 64), complex), {}, "unsupported dtype"),
-    (np.zeros((64, 64), np.uint8), {"max_value": 0}, "max_value must be a positive"),
-])
+@pytest.mark.parametrize(
+    ("array", "kwargs", "problem"),
+    [
+        (np.zeros((64, 64, 3)), {}, r"float64 array: pass max_value.*max_value=1\.0"),
+        (np.full((64, 64, 3), np.nan), {"max_value": 1.0}, "NaN or infinite"),
+        (np.full((64, 64, 3), 1.5), {"max_value": 1.0}, r"outside \[0, 1\]"),
+        (np.zeros((3, 64, 64), np.uint8), {}, r"channels-first; pass a\.transpose\(1, 2, 0\)"),
+        (np.zeros((0, 64, 3), np.uint8), {}, "empty array"),
+        (np.zeros((64, 64, 2), np.uint8), {}, "expected"),
+        (np.zeros((1, 1, 3), np.uint8), {}, "1x1 is too small"),
+        (np.zeros((10, 10000), np.uint8), {}, "10000x10 is too small"),
+        (np.zeros((64, 64), np.int32), {}, "int32 array: pass max_value"),
+        (np.zeros((64, 64), complex), {}, "unsupported dtype"),
+        (np.zeros((64, 64), np.uint8), {"max_value": 0}, "max_value must be a positive"),
+    ],
+)
 def test_bad_arrays_are_refused(scorer, array, kwargs, problem):
     with pytest.raises(DatasetError, match=rf"^image array: .*{problem}"):
         scorer.score(array, **kwargs)
@@ -389,9 +397,11 @@ def test_predict_exit_codes(run, tmp_path, upright, capsys):
 
 @pytest.mark.parametrize("value", ["0", "-1", "x"])
 def test_predict_batch_size_is_a_usage_error(tmp_path, value):
-    r = subprocess.run([sys.executable, "-m", "pynima.cli", "predict", "model.ckpt", str(tmp_path),
-                        "--batch-size", value], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pynima.cli", "predict", "model.ckpt", str(tmp_path), "--batch-size", value],
+        capture_output=True,
+        text=True,
+    )
     errors = [line for line in r.stderr.splitlines() if "error:" in line]
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert len(errors) == 1 and "--batch-size: expected a positive integer" in errors[0]
-

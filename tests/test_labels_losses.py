@@ -7,8 +7,12 @@ import torch
 from pynima.labels import max_entropy, moments, std_range, targets, vote_std
 from pynima.losses import emd
 
-FEASIBLE = [(m, s) for m in (0.4, 1.0, 2.7, 4.5, 5.51429, 7.9, 8.6) for s in (0.6, 1.0, 1.7, 2.5)
-            if std_range(m)[0] < s < std_range(m)[1]]
+FEASIBLE = [
+    (m, s)
+    for m in (0.4, 1.0, 2.7, 4.5, 5.51429, 7.9, 8.6)
+    for s in (0.6, 1.0, 1.7, 2.5)
+    if std_range(m)[0] < s < std_range(m)[1]
+]
 
 
 @pytest.mark.parametrize(("mean", "std"), FEASIBLE)

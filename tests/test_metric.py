@@ -65,8 +65,9 @@ def test_a_small_image_is_padded_as_predict_pads_it(capsys, tmp_path):
     import json
 
     expected = json.loads(capsys.readouterr().out)["mean"]
-    assert float(pynima.metric()(torch.from_numpy(small).permute(2, 0, 1)[None])[0]) == pytest.approx(expected,
-                                                                                                      abs=1e-4)
+    assert float(pynima.metric()(torch.from_numpy(small).permute(2, 0, 1)[None])[0]) == pytest.approx(
+        expected, abs=1e-4
+    )
 
 
 def test_bad_shapes_devices_and_crops_are_one_line():

@@ -21,9 +21,11 @@ def linear_onnx(path, weights: np.ndarray, softmax: bool, meta: dict[str, str] =
 
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])
     y = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 10])
-    nodes = [helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
-             helper.make_node("Flatten", ["pooled"], ["flat"]),
-             helper.make_node("MatMul", ["flat", "w"], ["logits" if softmax else "out"])]
+    nodes = [
+        helper.make_node("GlobalAveragePool", ["image"], ["pooled"]),
+        helper.make_node("Flatten", ["pooled"], ["flat"]),
+        helper.make_node("MatMul", ["flat", "w"], ["logits" if softmax else "out"]),
+    ]
     if softmax:
         nodes.append(helper.make_node("Softmax", ["logits"], ["out"], axis=1))
     graph = helper.make_graph(nodes, "g", [x], [y], [numpy_helper.from_array(weights.astype(np.float32), "w")])
@@ -92,8 +94,16 @@ def test_a_diverged_training_run_stops_with_one_line_instead_of_a_perfect_score(
     """lr 1e30 used to end with validation EMD 0.0: a NaN sample counted as a perfect prediction."""
     from pynima.train import train
 
-    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "r"), epochs=1, batch_size=8, num_workers=0,
-                      lr_head=1e30, lr_base=1e30, export_onnx=False)
+    cfg = TrainConfig(
+        data=str(tiny),
+        out=str(tmp_path / "r"),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        lr_head=1e30,
+        lr_base=1e30,
+        export_onnx=False,
+    )
     with pytest.raises(NonFiniteError, match="training diverged") as e:
         train(cfg, progress=False)
     assert "\n" not in str(e.value) and not (tmp_path / "r" / "metrics.json").exists()
@@ -105,8 +115,10 @@ def test_a_search_counts_a_diverged_trial_as_failed_not_best(tiny, tmp_path, cap
     from pynima.search import run_search
 
     cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "s"), epochs=1, batch_size=8, num_workers=0)
-    with caplog.at_level(logging.WARNING, logger="pynima.search"), \
-            pytest.raises(PynimaError, match="no trial finished"):
+    with (
+        caplog.at_level(logging.WARNING, logger="pynima.search"),
+        pytest.raises(PynimaError, match="no trial finished"),
+    ):
         run_search(cfg, trials=1, lr_head_range=(1e29, 1e30), lr_base_range=(1e29, 1e30))
     assert "training diverged" in caplog.text and not (tmp_path / "s" / "best_config.json").exists()
 

@@ -17,9 +17,13 @@ from test_serve import start, stop
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 ARTIFACTS = Path(os.environ.get("PYNIMA_TEST_ARTIFACTS", REPO / "runs" / "test-artifacts"))
-pytestmark = [pytest.mark.browser, pytest.mark.serve,
-              pytest.mark.skipif(not (CHROMIUM and DRIVER),
-                                 reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.serve,
+    pytest.mark.skipif(
+        not (CHROMIUM and DRIVER), reason="needs Debian's chromium and chromium-driver (.ci/run installs them)"
+    ),
+]
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +47,9 @@ def browser():
     driver.quit()
 
 
-def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone_width(server, browser, photos,
-                                                                                         tmp_path):
+def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone_width(
+    server, browser, photos, tmp_path
+):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -56,8 +61,12 @@ def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone
         Image.fromarray(photo if i == 0 else photo[::2, ::2]).save(files[-1], quality=85)
     broken = tmp_path / "broken.jpg"
     broken.write_text("not a jpeg")
-    api = {r["name"]: r for r in httpx.post(server + "/v1/score", timeout=30, files=[
-        ("files", (p.name, p.read_bytes())) for p in files]).json()["results"]}
+    api = {
+        r["name"]: r
+        for r in httpx.post(
+            server + "/v1/score", timeout=30, files=[("files", (p.name, p.read_bytes())) for p in files]
+        ).json()["results"]
+    }
 
     browser.get(server + "/")
     assert browser.title.startswith("pynima")
@@ -68,8 +77,9 @@ def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone
     assert "files" in reached, reached
     picker = browser.find_element(By.ID, "files")
     picker.send_keys("\n".join(str(p) for p in files + [broken]))
-    WebDriverWait(browser, 60).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".score")) == 2
-                                     and d.find_elements(By.CSS_SELECTOR, ".error"))
+    WebDriverWait(browser, 60).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".score")) == 2 and d.find_elements(By.CSS_SELECTOR, ".error")
+    )
     shown = {card.get_attribute("data-name"): card for card in browser.find_elements(By.CSS_SELECTOR, "li.card")}
     assert set(shown) == {p.name for p in files} | {"broken.jpg"}
     for name, result in api.items():
@@ -90,8 +100,9 @@ def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone
     assert (ARTIFACTS / "page.png").stat().st_size > 10_000
 
 
-def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_the_crops_change(photos, browser,
-                                                                                                 tmp_path):
+def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_the_crops_change(
+    photos, browser, tmp_path
+):
     """The server takes 2 files per request: 5 go in three requests, every card scored. A small image shows the
     server's padding warning; the bars carry their scores 0-9; choosing grid crops rescored every image with them."""
     from selenium.webdriver.common.by import By
@@ -102,14 +113,17 @@ def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_th
         files = []
         for i in range(4):
             files.append(tmp_path / f"photo{i}.png")
-            Image.fromarray(photos[i % len(photos)][i * 8:, i * 8:]).save(files[-1])
+            Image.fromarray(photos[i % len(photos)][i * 8 :, i * 8 :]).save(files[-1])
         files.append(tmp_path / "small.png")
         Image.fromarray(photos[0][:120, :100]).save(files[-1])
         api = {}
         for mode in ("centre", "grid"):
             for part in (files[:2], files[2:4], files[4:]):
-                answer = httpx.post(f"{server}/v1/score?crops={mode}", timeout=60,
-                                    files=[("files", (p.name, p.read_bytes())) for p in part]).json()
+                answer = httpx.post(
+                    f"{server}/v1/score?crops={mode}",
+                    timeout=60,
+                    files=[("files", (p.name, p.read_bytes())) for p in part],
+                ).json()
                 api.update({(mode, r["name"]): r for r in answer["results"]})
 
         browser.get(server + "/")
@@ -149,8 +163,9 @@ def test_the_api_page_works_offline_and_can_upload(server, browser):
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server + "/docs")
-    WebDriverWait(browser, 60).until(lambda d: any("/v1/score" in e.text for e in
-                                                   d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")))
+    WebDriverWait(browser, 60).until(
+        lambda d: any("/v1/score" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
+    )
     operation = next(e for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-post"))
     operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".try-out__btn"))

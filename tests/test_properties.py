@@ -12,8 +12,13 @@ from pynima.data import MOS_RANGE, DatasetError, read_labels
 from pynima.labels import BINS, NEAR_MIN_STD, max_entropy, std_range
 
 KEYS = st.tuples(st.integers(1, 99), st.integers(1, 24), st.integers(1, 5))
-ROW = st.tuples(KEYS, st.floats(*MOS_RANGE, allow_nan=False), st.floats(0, 5, allow_nan=False),
-                st.sampled_from(["i", "I"]), st.sampled_from([".bmp", ".BMP"]))
+ROW = st.tuples(
+    KEYS,
+    st.floats(*MOS_RANGE, allow_nan=False),
+    st.floats(0, 5, allow_nan=False),
+    st.sampled_from(["i", "I"]),
+    st.sampled_from([".bmp", ".BMP"]),
+)
 files = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -47,8 +52,10 @@ def test_any_text_parses_or_is_one_dataset_error(tmp_path, mos_text, std_text):
 
 
 @files
-@given(rows=st.lists(ROW, min_size=1, max_size=10, unique_by=lambda r: r[0]),
-       bad=st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not MOS_RANGE[0] <= v <= MOS_RANGE[1]))
+@given(
+    rows=st.lists(ROW, min_size=1, max_size=10, unique_by=lambda r: r[0]),
+    bad=st.floats(allow_nan=True, allow_infinity=True).filter(lambda v: not MOS_RANGE[0] <= v <= MOS_RANGE[1]),
+)
 def test_one_bad_mos_is_reported_with_its_line(tmp_path, rows, bad):
     line = len(rows) // 2
     mos = [r[1] for r in rows]

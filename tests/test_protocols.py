@@ -24,8 +24,9 @@ FAST = dict(epochs=1, batch_size=8, num_workers=0, lr_head=3e-3, lr_base=3e-4, e
 
 @pytest.fixture(scope="module")
 def bench(tiny, tmp_path_factory):
-    cfg = TrainConfig(data=str(tiny), out=str(tmp_path_factory.mktemp("bench")), ratios=split_ratios((0.5, 0.5)),
-                      seed=3, **FAST)
+    cfg = TrainConfig(
+        data=str(tiny), out=str(tmp_path_factory.mktemp("bench")), ratios=split_ratios((0.5, 0.5)), seed=3, **FAST
+    )
     run_benchmark(cfg, repeats=2, progress=False)
     return cfg
 
@@ -108,8 +109,10 @@ def test_benchmark_cross_dataset_table(bench, tiny, tmp_path):
     summary = run_benchmark(bench, repeats=2, progress=False, cross=[str(other)])
     assert [(split_dir(out, i) / "best.ckpt").stat().st_mtime_ns for i in range(2)] == kept
     cross = summary["cross"]["kadid"]
-    srcc = [json.loads((split_dir(out, i) / "cross" / "kadid" / "metrics.json").read_text())["srcc"]["value"]
-            for i in range(2)]
+    srcc = [
+        json.loads((split_dir(out, i) / "cross" / "kadid" / "metrics.json").read_text())["srcc"]["value"]
+        for i in range(2)
+    ]
     assert cross["splits"] == 2 and cross["n_images"] == 8 and cross["format"] == "kadid10k"
     assert cross["srcc"]["median"] == pytest.approx(np.median(srcc))
     assert "cross-dataset kadid (kadid10k, 8 images, 2 models)" in format_summary(summary)
@@ -207,7 +210,8 @@ def test_train_config_round_trips_through_its_file(bench, tmp_path, capsys):
     run = split_dir(bench.out, 1)
     saved = TrainConfig.from_file(run / "config.json")
     assert asdict(saved) | {"ratios": tuple(saved.ratios)} == json.loads((run / "config.json").read_text()) | {
-        "ratios": tuple(bench.ratios)}
+        "ratios": tuple(bench.ratios)
+    }
     (tmp_path / "bad.json").write_text(json.dumps({"data": "x", "learning_rate": 1}))
     assert main(["train", "--config", str(tmp_path / "bad.json")]) == 2
     assert "learning_rate" in capsys.readouterr().err

@@ -34,18 +34,20 @@ def test_ranking_loss_matches_a_hand_computation():
 def test_anchor_batches_are_the_plain_batches_plus_clean_references_cropped_alike(tiny_refs):
     records = read_tid2013(tiny_refs)
     items, anchors = clean_anchors(records)
-    assert len(items) == len(records) + 6 and all(math.isnan(r.mos) for r in items[len(records):])
-    assert all(items[a].ref == r.ref and items[a].path.parent.name == "reference_images"
-               for r, a in zip(records, anchors, strict=True))
+    assert len(items) == len(records) + 6 and all(math.isnan(r.mos) for r in items[len(records) :])
+    assert all(
+        items[a].ref == r.ref and items[a].path.parent.name == "reference_images"
+        for r, a in zip(records, anchors, strict=True)
+    )
     plain = EpochSampler(len(records), seed=3, shuffle=True)
     sampler = AnchorBatchSampler(EpochSampler(len(records), seed=3, shuffle=True), 8, anchors, per_batch=2)
     batches = list(sampler)
     assert len(batches) == len(sampler) == 8  # 60 images in batches of 8
     keys = list(plain)
     for n, batch in enumerate(batches):
-        own = keys[n * 8: n * 8 + 8]
+        own = keys[n * 8 : n * 8 + 8]
         assert batch[: len(own)] == own  # the same images, order and crops as without the ranking term
-        extra = batch[len(own):]
+        extra = batch[len(own) :]
         assert len(extra) == 2 and [(anchors[i], s) for i, s in own[:2]] == extra  # their references, same seeds
     sampler.sampler.set_epoch(1)  # what Lightning calls
     assert list(sampler) != batches
@@ -62,7 +64,7 @@ def test_clean_references_labelled_at_their_scenes_best_version_plus_the_margin(
         assert items[a].mos == pytest.approx(min(9.0, best.mos + 0.3)) and items[a].mos_std == best.mos_std
         assert items[a].mos > r.mos
     capped, _ = clean_anchors(records, label_margin=100.0, top=9.0)
-    assert all(c.mos == 9.0 for c in capped[len(records):])
+    assert all(c.mos == 9.0 for c in capped[len(records) :])
 
 
 def test_items_keyed_with_one_seed_get_the_same_crop(tiny_refs):
@@ -81,18 +83,20 @@ def test_within_reference_measures_by_hand():
     ref = [1, 1, 1, 2, 2, 2, 3]
     kind = [1, 1, 1, 1, 1, 1, 0]
     level = [1, 2, 3, 1, 2, 3, 0]  # the last image has no level: left out
-    m = within_reference(np.array(pred), np.array(mos), np.array(ref, object), np.array(kind, object),
-                         np.array(level), clean={1: 5.4})
+    m = within_reference(
+        np.array(pred), np.array(mos), np.array(ref, object), np.array(kind, object), np.array(level), clean={1: 5.4}
+    )
     # reference 1 with its clean image 5.4: clean > L1 fails; pairs (c,1) (c,2) (c,3) (1,2) (1,3) (2,3): 3 of 6
     # reference 2 without one: (1,2) and (1,3) right, (2,3) tied in MOS and skipped: 2 of 2
     assert m["clean_beats_level1"] == 0.0 and m["groups_with_clean"] == 1 and m["groups"] == 2
     assert m["ordered_pairs"] == pytest.approx((0.5 + 1.0) / 2)
     # SRCC by hand: reference 1, ranks (2,3,1) against (3,2,1): 1 - 6*2/(3*8) = 0.5; reference 2, ranks (3,2,1)
     # against (3,1.5,1.5): 1.5 / sqrt(2 * 1.5)
-    assert m["per_reference"]["1"] == pytest.approx(0.5) and m["per_reference"]["2"] == pytest.approx(1.5 / 3 ** 0.5)
-    assert m["per_reference_srcc"] == pytest.approx((0.5 + 1.5 / 3 ** 0.5) / 2)
-    empty = within_reference(np.array([1.0]), np.array([2.0]), np.array([1], object), np.array([0], object),
-                             np.array([0]))
+    assert m["per_reference"]["1"] == pytest.approx(0.5) and m["per_reference"]["2"] == pytest.approx(1.5 / 3**0.5)
+    assert m["per_reference_srcc"] == pytest.approx((0.5 + 1.5 / 3**0.5) / 2)
+    empty = within_reference(
+        np.array([1.0]), np.array([2.0]), np.array([1], object), np.array([0], object), np.array([0])
+    )
     assert math.isnan(empty["ordered_pairs"]) and empty["groups"] == 0
 
 
@@ -112,8 +116,10 @@ def test_evaluate_measures_within_reference_ranking_with_the_clean_images(run, t
     ranking = m["ranking"]
     assert ranking["groups"] == 12 and ranking["groups_with_clean"] == 12 and ranking["references"] == 6
     scorer = load(run / "best.ckpt", engine="torch")
-    clean = {ref: scorer.score(tiny_refs / "reference_images" / f"I{int(ref):02d}.BMP").mean
-             for ref in ranking["clean_scores"]}
+    clean = {
+        ref: scorer.score(tiny_refs / "reference_images" / f"I{int(ref):02d}.BMP").mean
+        for ref in ranking["clean_scores"]
+    }
     assert all(abs(clean[r] - v) < 1e-5 for r, v in ranking["clean_scores"].items())
     p = read_predictions(tmp_path / "refs" / "predictions.csv")
     again = within_reference(p["pred_mean"], p["mos"], p["ref"], p["kind"], p["level"], clean)
@@ -129,8 +135,16 @@ def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
     from pynima.files import read_csv, read_json
     from pynima.train import train
 
-    cfg = TrainConfig(data=str(tiny_refs), out=str(tmp_path / "r"), epochs=1, batch_size=8, num_workers=0,
-                      ranking_weight=0.5, ranking_margin=0.3, export_onnx=False)
+    cfg = TrainConfig(
+        data=str(tiny_refs),
+        out=str(tmp_path / "r"),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        ranking_weight=0.5,
+        ranking_margin=0.3,
+        export_onnx=False,
+    )
     out = train(cfg, progress=False, test=False)
     saved = read_json(out / "config.json")
     assert saved["ranking_weight"] == 0.5 and saved["ranking_margin"] == 0.3
@@ -142,8 +156,15 @@ def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path)
     from pynima.files import read_csv, read_json
     from pynima.train import make_loader, train
 
-    cfg = TrainConfig(data=str(tiny_refs), out=str(tmp_path / "r"), epochs=1, batch_size=8, num_workers=0,
-                      clean_label=True, export_onnx=False)
+    cfg = TrainConfig(
+        data=str(tiny_refs),
+        out=str(tmp_path / "r"),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        clean_label=True,
+        export_onnx=False,
+    )
     records = read_tid2013(tiny_refs)
     batch = next(iter(make_loader(records, cfg, train_mode=True)))
     mos, target = batch[2], batch[1]

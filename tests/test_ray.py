@@ -21,8 +21,13 @@ from pynima.ray import _list, _ScoreBatch, read_failures, schema, score_dataset,
 
 pytestmark = pytest.mark.ray
 
-BAD = {"trunc.jpg": "truncated file", "empty.png": "cannot decode image", "text.jpg": "cannot decode image",
-       "photo.dng": "camera raw (DNG) is not supported", "gone.jpg": "no such file"}
+BAD = {
+    "trunc.jpg": "truncated file",
+    "empty.png": "cannot decode image",
+    "text.jpg": "cannot decode image",
+    "photo.dng": "camera raw (DNG) is not supported",
+    "gone.jpg": "no such file",
+}
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +74,12 @@ def _predict_json(*paths, crops: str = "centre") -> dict[str, dict]:
     """What pynima predict --format json gives, by path."""
     rows: dict[str, dict] = {}
     for path, score, error in pynima.load(crops=crops).score_paths(paths):
-        rows[str(path)] = {"mean": score and score.mean, "distribution": score and score.distribution,
-                           "std": score and score.std, "error": error}
+        rows[str(path)] = {
+            "mean": score and score.mean,
+            "distribution": score and score.distribution,
+            "std": score and score.std,
+            "error": error,
+        }
     return rows
 
 
@@ -103,8 +112,9 @@ def test_scores_equal_pynima_predict_and_every_file_is_a_row(local_ray, folders)
     assert next(r for r in local if r["path"].endswith("small.png"))["warning"].startswith("150x100 is smaller")
     # the same folder read through pyarrow's filesystem (the s3:// path): the same rows, the same messages; a
     # dangling symlink is not listed there
-    assert sorted(r["path"] for r in remote) == sorted(f"file://{p}" for p in expected
-                                                       if p != str(missing) and not p.endswith("gone.jpg"))
+    assert sorted(r["path"] for r in remote) == sorted(
+        f"file://{p}" for p in expected if p != str(missing) and not p.endswith("gone.jpg")
+    )
     _assert_same_scores(remote, expected, prefix="file://")
 
 
@@ -113,7 +123,8 @@ def test_remote_listing_keeps_pynima_predicts_order(folders):
     local, _ = _list([mixed], None)
     remote, _ = _list([f"file://{mixed}"], None)
     assert [p for p in local["path"].to_pylist() if not p.endswith("gone.jpg")] == [
-        p.removeprefix("file://") for p in remote["path"].to_pylist()]
+        p.removeprefix("file://") for p in remote["path"].to_pylist()
+    ]
     assert local["path"].to_pylist() == [str(p) for p in pynima.predict.iter_image_paths([mixed])]
 
 
@@ -124,9 +135,14 @@ def test_a_file_that_vanishes_from_object_storage_is_an_error_row(local_ray, fol
 
     mixed, _ = folders
     actor = _ScoreBatch([ray.put(bundled_model().read_bytes())], "centre", 1, [LocalFileSystem()])
-    batch = pa.table({"path": ["s3://b/gone.jpg", "s3://b/big.jpg"], "file": [str(mixed / "x.jpg"),
-                                                                              str(mixed / "big.jpg")],
-                      "fs": pa.array([0, 0], pa.int32()), "error": pa.array([None, None], pa.string())})
+    batch = pa.table(
+        {
+            "path": ["s3://b/gone.jpg", "s3://b/big.jpg"],
+            "file": [str(mixed / "x.jpg"), str(mixed / "big.jpg")],
+            "fs": pa.array([0, 0], pa.int32()),
+            "error": pa.array([None, None], pa.string()),
+        }
+    )
     out = actor(batch)
     assert out.schema == schema()
     assert out["error"].to_pylist() == ["no such file", None] and out["mean"][1].as_py() > 0
@@ -154,8 +170,23 @@ def test_cli_writes_parquet_reports_skipped_files_and_refuses_an_existing_out(lo
 def test_cli_on_good_images_exits_0_with_grid_crops(local_ray, folders, tmp_path, capsys):
     _, good = folders
     out = tmp_path / "deep" / "scores.parquet"
-    assert main(["predict", str(pynima.predict.bundled_model()), str(good), "--ray", "--out", str(out),
-                 "--crops", "grid", "--concurrency", "1"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(pynima.predict.bundled_model()),
+                str(good),
+                "--ray",
+                "--out",
+                str(out),
+                "--crops",
+                "grid",
+                "--concurrency",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "skipped" not in capsys.readouterr().err
     _assert_same_scores(pq.read_table(out).to_pylist(), _predict_json(good, crops="grid"))
 
@@ -168,14 +199,17 @@ def test_write_parquet_refuses_an_existing_file(tmp_path):
     assert out.read_text() == "keep me"
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--ray"], "--ray writes a Parquet file: give it with --out"),
-    (["--out", "x.parquet"], "--out goes with --ray"),
-    (["--concurrency", "2"], "--concurrency goes with --ray"),
-    (["--ray", "--out", "x.parquet", "--engine", "torch"], "--engine torch does not apply with --ray"),
-    (["--ray", "--out", "x.parquet", "--format", "csv"], "--format does not apply with --ray"),
-    (["--ray=photos", "--out", "x.parquet"], "--ray photos: expected an address"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ray"], "--ray writes a Parquet file: give it with --out"),
+        (["--out", "x.parquet"], "--out goes with --ray"),
+        (["--concurrency", "2"], "--concurrency goes with --ray"),
+        (["--ray", "--out", "x.parquet", "--engine", "torch"], "--engine torch does not apply with --ray"),
+        (["--ray", "--out", "x.parquet", "--format", "csv"], "--format does not apply with --ray"),
+        (["--ray=photos", "--out", "x.parquet"], "--ray photos: expected an address"),
+    ],
+)
 def test_cli_usage_errors_are_one_line(folders, capsys, args, message):
     assert main(["predict", str(folders[1]), *args]) == 2
     err = capsys.readouterr().err.strip()
@@ -183,15 +217,20 @@ def test_cli_usage_errors_are_one_line(folders, capsys, args, message):
 
 
 def test_without_ray_the_module_imports_and_the_cli_names_the_extra(folders, tmp_path):
-    code = ("import sys; sys.modules['ray'] = None\n"
-            "import pynima.ray\n"
-            "from pynima.cli import main\n"
-            f"sys.exit(main(['predict', {str(folders[1])!r}, '--ray', '--out', {str(tmp_path / 'x.parquet')!r}]))\n")
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "import pynima.ray\n"
+        "from pynima.cli import main\n"
+        f"sys.exit(main(['predict', {str(folders[1])!r}, '--ray', '--out', {str(tmp_path / 'x.parquet')!r}]))\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip() == ("pynima predict: error: needs Ray (ray[data]), which the core install leaves out: "
-                                "pip install 'pynima[ray]'")
-    code = ("import json, sys, pynima.ray, pynima.cli\n"
-            "print(json.dumps(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules)))\n")
+    assert r.stderr.strip() == (
+        "pynima predict: error: needs Ray (ray[data]), which the core install leaves out: pip install 'pynima[ray]'"
+    )
+    code = (
+        "import json, sys, pynima.ray, pynima.cli\n"
+        "print(json.dumps(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules)))\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and json.loads(r.stdout) == []

@@ -31,8 +31,18 @@ def test_the_scheduler_sets_each_steps_learning_rate(tiny, tmp_path):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             seen.append([g["lr"] for g in trainer.optimizers[0].param_groups])
 
-    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "run"), epochs=2, batch_size=8, num_workers=0,
-                      lr_head=1e-3, lr_base=1e-4, schedule="cosine", warmup_epochs=1, export_onnx=False)
+    cfg = TrainConfig(
+        data=str(tiny),
+        out=str(tmp_path / "run"),
+        epochs=2,
+        batch_size=8,
+        num_workers=0,
+        lr_head=1e-3,
+        lr_base=1e-4,
+        schedule="cosine",
+        warmup_epochs=1,
+        export_onnx=False,
+    )
     train(cfg, progress=False, test=False, callbacks=[Record()])
     steps = len(seen)
     assert steps == 10
@@ -47,7 +57,8 @@ def test_init_starts_from_the_checkpoints_weights(run, tiny, tmp_path):
     cfg = TrainConfig(data=str(tiny), out=str(tmp_path), batch_size=8, num_workers=0, init=str(run / "best.ckpt"))
     val = apply_split(read_tid2013(tiny), json.loads((run / "split.json").read_text()), "val")
     result = make_trainer(logger=False, enable_progress_bar=False).validate(
-        build_module(cfg), make_loader(val, cfg, False), verbose=False)
+        build_module(cfg), make_loader(val, cfg, False), verbose=False
+    )
     best = json.loads((run / "train.json").read_text())["best_val_emd"]
     assert result[0]["val_emd"] == pytest.approx(best, abs=1e-6)
     with pytest.raises(PynimaError, match="same --backbone"):
@@ -60,8 +71,15 @@ def test_a_split_without_a_test_part(tiny, tmp_path):
     assert split["test"] == [] and len(split["train"]) == 50 and len(split["val"]) == 10
     with pytest.raises(DatasetError):
         split_ratios([1.0, 0])
-    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "final"), epochs=1, batch_size=8, num_workers=0,
-                      ratios=(0.8, 0.2, 0.0), export_onnx=False)
+    cfg = TrainConfig(
+        data=str(tiny),
+        out=str(tmp_path / "final"),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        ratios=(0.8, 0.2, 0.0),
+        export_onnx=False,
+    )
     out = train(cfg, progress=False)
     assert (out / "best.ckpt").is_file() and not (out / "metrics.json").exists()
 
@@ -113,8 +131,15 @@ def test_the_test_part_is_scored_with_the_configs_crops(run):
 def test_test_crops_grid_scores_the_test_part_with_the_grid(tiny, tmp_path):
     from pynima.evaluate import CROP_DESCRIPTION
 
-    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "grid"), epochs=1, batch_size=8, num_workers=0,
-                      test_crops="grid", export_onnx=False)
+    cfg = TrainConfig(
+        data=str(tiny),
+        out=str(tmp_path / "grid"),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        test_crops="grid",
+        export_onnx=False,
+    )
     out = train(cfg, progress=False)
     assert json.loads((out / "metrics.json").read_text())["crops"] == CROP_DESCRIPTION["grid"]
     with pytest.raises(PynimaError, match="test_crops must be one of"):

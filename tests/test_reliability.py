@@ -25,8 +25,11 @@ CLI = [sys.executable, "-m", "pynima.cli"]
 
 def tree_digest(root: Path) -> dict[str, str]:
     """Every file under ``root`` and its hash (the empty lock file a run folder keeps aside)."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".pynima.lock"}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".pynima.lock"
+    }
 
 
 def write_tables(folder: Path, mos: list[float], names: list[str] | None = None) -> tuple[Path, Path]:
@@ -58,8 +61,12 @@ def test_synth_failure_leaves_the_old_dataset_intact(synth_inputs, tmp_path):
     synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], workers=2, progress=False)
     before = tree_digest(out)
     assert len(before) > 120
-    r = subprocess.run(CLI + ["synth", str(out), "--refs", str(refs), "--mos-table", str(bad[0]), "--std-table",
-                              str(bad[1]), "--quiet"], capture_output=True, text=True)
+    r = subprocess.run(
+        CLI
+        + ["synth", str(out), "--refs", str(refs), "--mos-table", str(bad[0]), "--std-table", str(bad[1]), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "outside TID2013's 0-9 scale" in r.stderr and "Traceback" not in r.stderr
     assert tree_digest(out) == before  # byte-identical
     again = synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], progress=False)
@@ -126,8 +133,9 @@ def test_synth_can_read_its_references_from_its_own_output(synth_inputs, tmp_pat
     out = tmp_path / "ds"
     synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], workers=2, progress=False)
     first = np.asarray(Image.open(out / "reference_images" / "I01.bmp"))
-    r = synthesize(out, refs=out / "reference_images", mos_table=good[0], std_table=good[1], seed=1, workers=2,
-                   progress=False)
+    r = synthesize(
+        out, refs=out / "reference_images", mos_table=good[0], std_table=good[1], seed=1, workers=2, progress=False
+    )
     assert not r.cached and len(read_tid2013(out)) == 120
     assert np.array_equal(np.asarray(Image.open(out / "reference_images" / "I01.bmp")), first)
 
@@ -162,8 +170,21 @@ def test_mos_off_the_scale_names_the_file_and_line(tmp_path):
 
 
 def tiny_config(tiny, out, **kw) -> TrainConfig:
-    return TrainConfig(**({"data": str(tiny), "out": str(out), "epochs": 1, "batch_size": 8, "num_workers": 0,
-                           "lr_head": 3e-3, "lr_base": 3e-4, "export_onnx": False} | kw))
+    return TrainConfig(
+        **(
+            {
+                "data": str(tiny),
+                "out": str(out),
+                "epochs": 1,
+                "batch_size": 8,
+                "num_workers": 0,
+                "lr_head": 3e-3,
+                "lr_base": 3e-4,
+                "export_onnx": False,
+            }
+            | kw
+        )
+    )
 
 
 def test_train_refuses_an_existing_run_and_overwrite_replaces_only_its_files(run, tiny, tmp_path):
@@ -173,8 +194,9 @@ def test_train_refuses_an_existing_run_and_overwrite_replaces_only_its_files(run
         (out / name).write_bytes((run / name).read_bytes())
     (out / "notes.txt").write_text("mine")
     before = tree_digest(out)
-    r = subprocess.run(CLI + ["train", str(tiny), "--out", str(out), "--epochs", "1", "--quiet"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        CLI + ["train", str(tiny), "--out", str(out), "--epochs", "1", "--quiet"], capture_output=True, text=True
+    )
     assert r.returncode == 2 and "holds a run already" in r.stderr and "--overwrite" in r.stderr
     assert r.stderr.count("\n") == 1 and tree_digest(out) == before
     train(tiny_config(tiny, out), progress=False, overwrite=True)
@@ -208,8 +230,9 @@ def test_bad_images_are_found_before_training(tiny, tmp_path):
     bad = data / "distorted_images" / "i06_08_5.bmp"
     bad.write_bytes(b"garbage" * 100)
     out = tmp_path / "run"
-    r = subprocess.run(CLI + ["train", str(data), "--out", str(out), "--epochs", "1", "--quiet"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        CLI + ["train", str(data), "--out", str(out), "--epochs", "1", "--quiet"], capture_output=True, text=True
+    )
     assert r.returncode == 2 and str(bad) in r.stderr and r.stderr.count("\n") == 1, r.stderr
     assert not (out / "last.ckpt").exists() and not (out / "metrics.csv").exists()
 
@@ -232,8 +255,10 @@ def test_an_image_that_fails_in_a_loader_worker_is_one_line(tiny, tmp_path):
     with pytest.raises(DatasetError) as e:
         train(cfg, progress=False)
     assert str(target) in str(e.value) and "\n" not in str(e.value) and "Traceback" not in str(e.value)
-    wrapped = DatasetError("Caught DatasetError in DataLoader worker process 0.\nOriginal Traceback (most recent "
-                           "call last):\n  File x\npynima.data.DatasetError: /a/b.png: cannot decode image (x)\n")
+    wrapped = DatasetError(
+        "Caught DatasetError in DataLoader worker process 0.\nOriginal Traceback (most recent "
+        "call last):\n  File x\npynima.data.DatasetError: /a/b.png: cannot decode image (x)\n"
+    )
     assert str(_unwrap_loader_error(wrapped)) == "/a/b.png: cannot decode image (x)"
 
 
@@ -270,8 +295,9 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny, tmp_path, wher
 
     killed = tmp_path / "killed"
     cfg = tiny_config(tiny, killed, epochs=2, schedule="cosine", warmup_epochs=0.5)
-    r = subprocess.run([sys.executable, "-c", KILLER, json.dumps(asdict(cfg)), *map(str, where)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", KILLER, json.dumps(asdict(cfg)), *map(str, where)], capture_output=True, text=True
+    )
     assert r.returncode == -9, r.stderr[-2000:]
     assert (killed / "last.ckpt").is_file() and not (killed / "metrics.json").exists()
     if where[1] == 0:
@@ -306,8 +332,11 @@ def test_a_failing_init_leaves_the_run_it_would_overwrite(run, tiny, tmp_path):
         (out / name).write_bytes((run / name).read_bytes())
     before = tree_digest(out)
     for bad in (["--init", str(tmp_path / "absent.ckpt")], ["--warmup-epochs", "nan"], ["--lr-head", "0"]):
-        r = subprocess.run(CLI + ["train", str(tiny), "--out", str(out), "--overwrite", "--epochs", "1", "--quiet"]
-                           + bad, capture_output=True, text=True)
+        r = subprocess.run(
+            CLI + ["train", str(tiny), "--out", str(out), "--overwrite", "--epochs", "1", "--quiet"] + bad,
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr[-2000:])
         assert tree_digest(out) == before, bad
 
@@ -443,6 +472,18 @@ def test_a_missing_or_broken_split_file_is_one_line(run, tiny, tmp_path):
     broken = tmp_path / "split.json"
     broken.write_text('{"train": [')
     for split_file in (tmp_path / "missing.json", broken):
-        r = subprocess.run(CLI + ["evaluate", str(run / "best.ckpt"), str(tiny), "--split-file", str(split_file),
-                                  "--out", str(tmp_path / "eval")], capture_output=True, text=True)
+        r = subprocess.run(
+            CLI
+            + [
+                "evaluate",
+                str(run / "best.ckpt"),
+                str(tiny),
+                "--split-file",
+                str(split_file),
+                "--out",
+                str(tmp_path / "eval"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and str(split_file) in r.stderr, r.stderr

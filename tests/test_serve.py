@@ -32,8 +32,12 @@ def free_port() -> int:
 
 def start(*options: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "pynima.cli", "serve", "--port", str(port), *options],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pynima.cli", "serve", "--port", str(port), *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -85,14 +89,19 @@ def test_scores_equal_the_python_api(server, images):
         assert x["mean"] == pytest.approx(s.mean, abs=1e-6) and x["std"] == pytest.approx(s.std, abs=1e-6)
         assert np.allclose(x["distribution"], s.distribution, atol=1e-6)
     assert "warning" in results[2] and "smaller than the 224x224 crop" in results[2]["warning"]
-    raw = httpx.post(server + "/v1/score?crops=grid", content=images[0].read_bytes(),
-                     headers={"content-type": "image/jpeg"}, timeout=30).json()["results"][0]
+    raw = httpx.post(
+        server + "/v1/score?crops=grid",
+        content=images[0].read_bytes(),
+        headers={"content-type": "image/jpeg"},
+        timeout=30,
+    ).json()["results"][0]
     assert raw["mean"] == pytest.approx(pynima.load(crops="grid").score(images[0]).mean, abs=1e-6)
     whole = httpx.post(server + "/v1/score?crops=full", files=files[:2], timeout=30)
     if scorer.engine.any_size:  # each image as the Python API scores it whole
         full = pynima.load(crops="full")
-        assert [x["mean"] for x in whole.json()["results"]] == pytest.approx([full.score(p).mean for p in images[:2]],
-                                                                             abs=1e-6)
+        assert [x["mean"] for x in whole.json()["results"]] == pytest.approx(
+            [full.score(p).mean for p in images[:2]], abs=1e-6
+        )
     else:  # an export of 224x224 crops only: refused in one line, not a 500
         assert whole.status_code == 422 and "dynamic image size" in whole.json()["error"]
 
@@ -122,6 +131,7 @@ def test_endpoints(server):
 def _png_header(width: int, height: int) -> bytes:
     """A valid PNG whose header claims width x height (one tiny compressed row stream): a decompression bomb's
     header, refused before any pixel is decoded."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
@@ -129,19 +139,23 @@ def _png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
-@pytest.mark.parametrize(("case", "status", "words"), [
-    ("not an image", 415, "not an image"),
-    ("bomb", 422, "over the limit"),
-    ("tiny", 422, "too small"),
-    ("too many files", 413, "too many files: 4 (the limit is 3 per request)"),
-    ("body too large", 413, "over the limit of 1,048,576"),
-    ("wrong content type", 415, "multipart/form-data"),
-    ("empty form", 400, "no image files"),
-])
+@pytest.mark.parametrize(
+    ("case", "status", "words"),
+    [
+        ("not an image", 415, "not an image"),
+        ("bomb", 422, "over the limit"),
+        ("tiny", 422, "too small"),
+        ("too many files", 413, "too many files: 4 (the limit is 3 per request)"),
+        ("body too large", 413, "over the limit of 1,048,576"),
+        ("wrong content type", 415, "multipart/form-data"),
+        ("empty form", 400, "no image files"),
+    ],
+)
 def test_limits_give_one_json_error_and_the_server_stays_up(server, images, case, status, words):
     jpeg = images[0].read_bytes()
-    raw = {"not an image": b"GIF89 but not really" * 10, "bomb": _png_header(30000, 30000),
-           "tiny": _tiny_png()}.get(case)
+    raw = {"not an image": b"GIF89 but not really" * 10, "bomb": _png_header(30000, 30000), "tiny": _tiny_png()}.get(
+        case
+    )
     if raw is not None:
         r = httpx.post(server + "/v1/score", content=raw, headers={"content-type": "image/png"})
     elif case == "too many files":
@@ -172,8 +186,10 @@ def test_a_streamed_body_over_the_limit_and_a_slow_client(server):
     assert r.status_code == 413 and "over the limit" in r.json()["error"]
     host, port = server.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as s:  # promises 1000 bytes, sends 10
-        s.sendall(b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
-                  b"Content-Length: 1000\r\n\r\n" + b"\0" * 10)
+        s.sendall(
+            b"POST /v1/score HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 1000\r\n\r\n" + b"\0" * 10
+        )
         answer = b""
         while not answer.endswith(b"}"):
             more = s.recv(4096)
@@ -188,16 +204,26 @@ def test_a_streamed_body_over_the_limit_and_a_slow_client(server):
 def test_concurrent_requests_share_network_calls(server, images):
     def batches() -> tuple[float, float]:
         text = httpx.get(server + "/metrics").text
-        value = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
-                 if line.startswith("pynima_batch_images_")}
+        value = {
+            line.split()[0]: float(line.split()[1])
+            for line in text.splitlines()
+            if line.startswith("pynima_batch_images_")
+        }
         return value["pynima_batch_images_count"], value["pynima_batch_images_sum"]
 
     count0, sum0 = batches()
     jpeg = images[1].read_bytes()
     codes = []
-    threads = [threading.Thread(target=lambda: codes.append(httpx.post(
-        server + "/v1/score", content=jpeg, headers={"content-type": "image/jpeg"}, timeout=30).status_code))
-        for _ in range(8)]
+    threads = [
+        threading.Thread(
+            target=lambda: codes.append(
+                httpx.post(
+                    server + "/v1/score", content=jpeg, headers={"content-type": "image/jpeg"}, timeout=30
+                ).status_code
+            )
+        )
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -215,11 +241,12 @@ def test_sigterm_finishes_the_request_in_flight(images):
     def slow_body():  # the upload takes about 1.2 s, so the request is in flight when SIGTERM comes
         for i in range(4):
             time.sleep(0.3)
-            yield data[i * len(data) // 4: (i + 1) * len(data) // 4]
+            yield data[i * len(data) // 4 : (i + 1) * len(data) // 4]
 
     def request():
-        result["r"] = httpx.post(url + "/v1/score", content=slow_body(), headers={"content-type": "image/jpeg"},
-                                 timeout=30)
+        result["r"] = httpx.post(
+            url + "/v1/score", content=slow_body(), headers={"content-type": "image/jpeg"}, timeout=30
+        )
 
     t = threading.Thread(target=request)
     t.start()
@@ -255,8 +282,12 @@ def test_cors_is_off_by_default_and_configurable(server):
 def test_workers_each_load_the_model_and_score_the_same(images):
     proc, url = start("--workers", "2")
     try:
-        means = {httpx.post(url + "/v1/score", content=images[0].read_bytes(), headers={"content-type": "image/jpeg"},
-                            timeout=30).json()["results"][0]["mean"] for _ in range(6)}
+        means = {
+            httpx.post(
+                url + "/v1/score", content=images[0].read_bytes(), headers={"content-type": "image/jpeg"}, timeout=30
+            ).json()["results"][0]["mean"]
+            for _ in range(6)
+        }
     finally:
         out = stop(proc)
     assert len(means) == 1 and abs(means.pop() - pynima.load().score(images[0]).mean) < 1e-6

@@ -38,6 +38,7 @@ def client(**settings):
 
 def zero_png(width: int, height: int) -> bytes:
     """A valid all-black RGB PNG of width x height: a few hundred kB that decode to width x height x 3 bytes."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
@@ -78,8 +79,10 @@ def test_a_request_over_its_pixel_budget_is_refused_before_decoding(photos, deco
         r = c.post("/v1/score", files=files)
         assert r.status_code == 413, r.text
         limit = Limits().max_request_pixels
-        assert r.json()["error"] == (f"the images of this request have {8 * 9000 * 9000:,} pixels, over the limit of "
-                                     f"{limit:,} per request: send fewer or smaller images")
+        assert r.json()["error"] == (
+            f"the images of this request have {8 * 9000 * 9000:,} pixels, over the limit of "
+            f"{limit:,} per request: send fewer or smaller images"
+        )
         assert decodes == []  # refused from the headers: not one pixel decoded
         ok = c.post("/v1/score", content=jpeg(photos[0]), headers={"content-type": "image/jpeg"})
         assert ok.status_code == 200 and 0 < ok.json()["results"][0]["mean"] < 9
@@ -100,8 +103,9 @@ def test_the_servers_pixel_budget_answers_503_while_spent_and_is_given_back(phot
     big, small = jpeg(photos[0], (512, 512)), jpeg(photos[1], (512, 384))  # 262,144 and 196,608 pixels
     result = {}
     with client(limits=Limits(max_request_pixels=300_000, max_inflight_pixels=400_000)) as c:
-        first = threading.Thread(target=lambda: result.update(r=c.post(
-            "/v1/score", files=[("files", ("held.jpg", big, "image/jpeg"))])))
+        first = threading.Thread(
+            target=lambda: result.update(r=c.post("/v1/score", files=[("files", ("held.jpg", big, "image/jpeg"))]))
+        )
         first.start()
         assert entered.wait(20)
         busy = c.post("/v1/score", files=[("files", ("other.jpg", small, "image/jpeg"))])
@@ -166,8 +170,10 @@ def test_host_and_origin_headers(photos):
         probe = c.get("/healthz", headers={"host": "10.1.2.3:8000"})  # load balancers probe with an IP
     assert rebound.status_code == 400 and "'evil.example:8000' is not a name" in rebound.json()["error"]
     assert foreign.status_code == 403, foreign.text
-    assert foreign.json()["error"] == ("cross-origin request from http://evil.example refused: this server answers "
-                                       "pages of its own origin only, unless started with --cors http://evil.example")
+    assert foreign.json()["error"] == (
+        "cross-origin request from http://evil.example refused: this server answers "
+        "pages of its own origin only, unless started with --cors http://evil.example"
+    )
     assert sandboxed.status_code == 403
     assert same.status_code == 200 and curl.status_code == 200 and named.status_code == 200 and probe.status_code == 200
     assert same.json()["results"][0]["mean"] == pytest.approx(curl.json()["results"][0]["mean"], abs=1e-6)
@@ -176,10 +182,12 @@ def test_host_and_origin_headers(photos):
 def test_cors_origins_and_allowed_hosts_are_options(photos):
     body = {"files": ("photo.jpg", jpeg(photos[0]), "image/jpeg")}
     with client(cors=["https://labelling.example"], allowed_hosts=["scores.example", "*.internal"]) as c:
-        allowed = c.post("/v1/score", files=body, headers={"origin": "https://labelling.example",
-                                                          "host": "scores.example"})
-        other = c.post("/v1/score", files=body, headers={"origin": "https://third.example",
-                                                        "host": "a.b.internal:8443"})
+        allowed = c.post(
+            "/v1/score", files=body, headers={"origin": "https://labelling.example", "host": "scores.example"}
+        )
+        other = c.post(
+            "/v1/score", files=body, headers={"origin": "https://third.example", "host": "a.b.internal:8443"}
+        )
         loopback = c.get("/v1/model")
     assert allowed.status_code == 200 and "mean" in allowed.json()["results"][0]
     assert allowed.headers["access-control-allow-origin"] == "https://labelling.example"
@@ -200,8 +208,9 @@ def test_default_allowed_hosts_follow_the_bound_address():
 
 
 def test_a_port_out_of_range_is_a_usage_error():
-    r = subprocess.run([sys.executable, "-m", "pynima.cli", "serve", "--port", "99999"], capture_output=True,
-                       text=True, timeout=60)  # a server on some other port would time out here
+    r = subprocess.run(
+        [sys.executable, "-m", "pynima.cli", "serve", "--port", "99999"], capture_output=True, text=True, timeout=60
+    )  # a server on some other port would time out here
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr == "pynima serve: error: port must be 0-65535 (0: any free port), got 99999\n"
 
@@ -211,15 +220,23 @@ def test_a_port_in_use_is_one_line_and_exit_2_without_ready():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        r = subprocess.run([sys.executable, "-m", "pynima.cli", "serve", "--port", str(port)], capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            [sys.executable, "-m", "pynima.cli", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert r.returncode == 2 and r.stdout == "", (r.returncode, r.stdout)
     assert r.stderr == f"pynima serve: error: cannot listen on 127.0.0.1:{port} (Address already in use)\n"
 
 
 def test_port_0_takes_a_free_port_and_logs_it():
-    proc = subprocess.Popen([sys.executable, "-m", "pynima.cli", "serve", "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pynima.cli", "serve", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
     reader.start()
@@ -303,4 +320,3 @@ def test_too_many_files_names_the_count_and_the_limit(photos):
     with client(limits=Limits(max_files=2)) as c:
         r = c.post("/v1/score", files=[("files", (f"{i}.jpg", data, "image/jpeg")) for i in range(5)])
     assert r.status_code == 413 and r.json() == {"error": "too many files: 5 (the limit is 2 per request)"}
-

@@ -51,9 +51,26 @@ def refs(tmp_path_factory):
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_train_interrupted_by_a_signal_exits_with_its_code_and_can_resume(tiny, tmp_path, sig, code):
     out = tmp_path / "run"
-    proc = subprocess.Popen([*CLI, "train", str(tiny), "--out", str(out), "--epochs", "200", "--batch-size", "8",
-                             "--num-workers", "0", "--no-onnx", "--quiet"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            *CLI,
+            "train",
+            str(tiny),
+            "--out",
+            str(out),
+            "--epochs",
+            "200",
+            "--batch-size",
+            "8",
+            "--num-workers",
+            "0",
+            "--no-onnx",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: (out / "last.ckpt").is_file() or proc.poll() is not None, 180, "the first checkpoint")
         proc.send_signal(sig)
@@ -62,15 +79,21 @@ def test_train_interrupted_by_a_signal_exits_with_its_code_and_can_resume(tiny, 
         proc.kill()
     assert proc.returncode == code, err[-2000:]
     assert "Traceback" not in err and (out / "last.ckpt").is_file() and not (out / "metrics.json").exists()
-    assert "--resume" in subprocess.run([*CLI, "train", str(tiny), "--out", str(out)], capture_output=True,
-                                        text=True).stderr  # the interrupted run is there to resume, not replaced
+    assert (
+        "--resume"
+        in subprocess.run([*CLI, "train", str(tiny), "--out", str(out)], capture_output=True, text=True).stderr
+    )  # the interrupted run is there to resume, not replaced
 
 
 @pytest.mark.slow
 def test_synth_terminated_stops_its_workers_at_once_and_reruns(refs, tmp_path):
     out = tmp_path / "ds"
-    proc = subprocess.Popen([*CLI, "synth", str(out), "--refs", str(refs), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "synth", str(out), "--refs", str(refs), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         build = lambda: list(out.glob(".build.*/distorted_images/*"))  # noqa: E731
         wait_for(lambda: build() or proc.poll() is not None, 120, "synth's first images")
@@ -85,8 +108,9 @@ def test_synth_terminated_stops_its_workers_at_once_and_reruns(refs, tmp_path):
     assert stopped < 10  # the pool's queued jobs are dropped, not waited for
     wait_for(lambda: not processes_mentioning(str(out)), 10, "synth's workers to exit")
     assert not list(out.glob(".build.*"))  # the half-built dataset is removed
-    done = subprocess.run([*CLI, "synth", str(out), "--refs", str(refs), "--workers", "2"], capture_output=True,
-                          text=True, timeout=600)
+    done = subprocess.run(
+        [*CLI, "synth", str(out), "--refs", str(refs), "--workers", "2"], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -104,8 +128,7 @@ def test_synth_into_a_folder_holding_only_a_killed_builds_leftovers(refs, tmp_pa
     names = [f"i01_{k:02d}_{lv}.bmp" for k in range(1, 25) for lv in range(1, 6)]
     (tmp_path / "mos.txt").write_text("".join(f"{7 - 0.05 * i:.2f} {n}\r\n" for i, n in enumerate(names)))
     (tmp_path / "std.txt").write_text("0.1\r\n" * len(names))
-    synthesize(out, refs=one, mos_table=tmp_path / "mos.txt", std_table=tmp_path / "std.txt", workers=2,
-               progress=False)
+    synthesize(out, refs=one, mos_table=tmp_path / "mos.txt", std_table=tmp_path / "std.txt", workers=2, progress=False)
     assert (out / "pynima-synth.json").is_file() and not list(out.glob(".build.*"))
 
 
@@ -119,8 +142,13 @@ def test_a_full_disk_is_one_line_naming_the_file_with_its_own_exit_code(run, tmp
         resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
 
     out = tmp_path / "m.onnx"
-    done = subprocess.run([*CLI, "export", str(run / "best.ckpt"), "--out", str(out)], capture_output=True,
-                          text=True, timeout=300, preexec_fn=small_files)
+    done = subprocess.run(
+        [*CLI, "export", str(run / "best.ckpt"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_files,
+    )
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
     assert lines[-1].startswith("pynima export: error: ") and str(out) in lines[-1] and "too large" in lines[-1]
@@ -147,8 +175,14 @@ def test_predict_into_a_full_disk_says_the_output_is_incomplete(tmp_path, fmt):
         Image.new("RGB", (240, 240), (40 * k, 90, 160)).save(folder / f"{k}.png")
     target = tmp_path / "scores.out"
     with open(target, "w") as stdout:
-        done = subprocess.run([*CLI, "predict", str(folder), "--format", fmt], stdout=stdout, stderr=subprocess.PIPE,
-                              text=True, timeout=120, preexec_fn=limited_to(300))
+        done = subprocess.run(
+            [*CLI, "predict", str(folder), "--format", fmt],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            preexec_fn=limited_to(300),
+        )
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("pynima predict: error: ") and str(target) in last and "too large" in last
@@ -158,16 +192,22 @@ def test_predict_into_a_full_disk_says_the_output_is_incomplete(tmp_path, fmt):
 def test_predict_into_dev_full_is_one_line(tmp_path):
     Image.new("RGB", (240, 240), (10, 90, 160)).save(tmp_path / "a.png")
     with open("/dev/full", "w") as stdout:
-        done = subprocess.run([*CLI, "predict", str(tmp_path / "a.png")], stdout=stdout, stderr=subprocess.PIPE,
-                              text=True, timeout=120)
+        done = subprocess.run(
+            [*CLI, "predict", str(tmp_path / "a.png")], stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120
+        )
     assert done.returncode == 3 and "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("pynima predict: error: /dev/full")
 
 
 def test_report_into_a_full_disk_is_one_line_and_leaves_no_partial_file(run, tmp_path):
     out = tmp_path / "report.html"
-    done = subprocess.run([*CLI, "report", str(run), "--out", str(out)], capture_output=True, text=True, timeout=300,
-                          preexec_fn=limited_to(20_000))
+    done = subprocess.run(
+        [*CLI, "report", str(run), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limited_to(20_000),
+    )
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("pynima report: error: ") and str(out) in last and "too large" in last
@@ -176,8 +216,13 @@ def test_report_into_a_full_disk_is_one_line_and_leaves_no_partial_file(run, tmp
 
 def test_evaluate_into_a_full_disk_is_one_line_and_leaves_no_partial_file(run, tiny, tmp_path):
     out = tmp_path / "ev"
-    done = subprocess.run([*CLI, "evaluate", str(run / "best.ckpt"), str(tiny), "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, preexec_fn=limited_to(1_000))
+    done = subprocess.run(
+        [*CLI, "evaluate", str(run / "best.ckpt"), str(tiny), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limited_to(1_000),
+    )
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("pynima evaluate: error: ") and str(out) in last and "too large" in last
@@ -193,9 +238,26 @@ def test_a_full_disk_during_training_is_one_line_naming_the_checkpoint(tiny, tmp
         resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))  # the config fits, a checkpoint does not
 
     out = tmp_path / "run"
-    done = subprocess.run([*CLI, "train", str(tiny), "--out", str(out), "--epochs", "1", "--num-workers", "0",
-                           "--batch-size", "8", "--quiet"], capture_output=True, text=True, timeout=300,
-                          preexec_fn=small_files)
+    done = subprocess.run(
+        [
+            *CLI,
+            "train",
+            str(tiny),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "--num-workers",
+            "0",
+            "--batch-size",
+            "8",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_files,
+    )
     assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("pynima train: error: ") and ".ckpt" in last and "too large" in last

@@ -29,8 +29,14 @@ def test_pseudo_labelled_dataset_round_trips(pseudo):
     assert not pseudo.cached and pseudo.n_images == 120
     recs = read_tid2013(pseudo.out)
     assert len(recs) == 120
-    assert [(r.ref, r.kind, r.level) for r in recs[:6]] == [(1, 1, 1), (1, 1, 2), (1, 1, 3), (1, 1, 4), (1, 1, 5),
-                                                             (1, 2, 1)]
+    assert [(r.ref, r.kind, r.level) for r in recs[:6]] == [
+        (1, 1, 1),
+        (1, 1, 2),
+        (1, 1, 3),
+        (1, 1, 4),
+        (1, 1, 5),
+        (1, 2, 1),
+    ]
     assert recs[0].path.name == "i01_01_1.bmp" and recs[0].reference.name == "I01.bmp"
     img = load_rgb(recs[0].path)
     assert img.shape == (384, 512, 3)
@@ -68,8 +74,9 @@ def test_table_labels_are_copied_exactly(refs_dir, tmp_path):
     rows = enumerate(zip(mos, names, strict=True))
     (tmp_path / "mos.txt").write_bytes("".join(f"{m} {n.upper() if i % 2 else n}\r\n" for i, (m, n) in rows).encode())
     (tmp_path / "std.txt").write_bytes("".join(f"{0.1 + i / 1000:.4f}\r\n" for i in range(120)).encode())
-    r = synthesize(tmp_path / "ds", refs=refs_dir, mos_table=tmp_path / "mos.txt", std_table=tmp_path / "std.txt",
-                   progress=False)
+    r = synthesize(
+        tmp_path / "ds", refs=refs_dir, mos_table=tmp_path / "mos.txt", std_table=tmp_path / "std.txt", progress=False
+    )
     assert r.labels == "tables"
     recs = read_tid2013(r.out)
     assert [x.mos for x in recs] == pytest.approx(mos)
@@ -105,25 +112,34 @@ def test_refuses_foreign_non_empty_folder(tmp_path, refs_dir):
 
 
 def test_cli_help_imports_no_heavy_modules():
-    code = ("import contextlib, sys, pynima.cli\n"
-            "with contextlib.suppress(SystemExit): pynima.cli.main(['synth', '--help'])\n"
-            "print(sorted(m for m in ('torch', 'piq', 'skimage', 'scipy', 'PIL') if m in sys.modules))")
+    code = (
+        "import contextlib, sys, pynima.cli\n"
+        "with contextlib.suppress(SystemExit): pynima.cli.main(['synth', '--help'])\n"
+        "print(sorted(m for m in ('torch', 'piq', 'skimage', 'scipy', 'PIL') if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and "--mos-table" in r.stdout
     assert r.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_cli_errors_are_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pynima.cli", "synth", str(tmp_path), "--refs", str(tmp_path / "nope")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pynima.cli", "synth", str(tmp_path), "--refs", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert r.stderr.strip().count("\n") == 0 and "reference folder not found" in r.stderr
 
 
 def test_no_progress_bar_when_stderr_is_not_a_terminal(refs_dir, tmp_path):
     """A log file or a CI job gets the summary line, not hundreds of carriage-return updates of tqdm's bar."""
-    r = subprocess.run([sys.executable, "-m", "pynima", "synth", str(tmp_path / "ds"), "--refs", str(refs_dir),
-                        "--workers", "1"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "pynima", "synth", str(tmp_path / "ds"), "--refs", str(refs_dir), "--workers", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "\r" not in r.stderr and "ref x type" not in r.stderr, r.stderr[-500:]
     assert "120 distorted images of 1 references" in r.stdout

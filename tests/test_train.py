@@ -61,8 +61,9 @@ def test_evaluation_runs_on_the_onnx_export_and_agrees_with_torch(run, tiny):
     assert json.loads((run / "metrics.json").read_text())["engine"] == "onnx"
     split = json.loads((run / "split.json").read_text())
     crops = json.loads((run / "config.json").read_text())["test_crops"]
-    torch_run = evaluate_checkpoint(run / "best.ckpt", tiny, run / "torch", split=split, n_boot=50, engine="torch",
-                                    crops=crops)
+    torch_run = evaluate_checkpoint(
+        run / "best.ckpt", tiny, run / "torch", split=split, n_boot=50, engine="torch", crops=crops
+    )
     assert torch_run["engine"] == "torch"
     assert torch_run["crops"] == json.loads((run / "metrics.json").read_text())["crops"]
     ours, theirs = read_predictions(run / "predictions.csv"), read_predictions(run / "torch" / "predictions.csv")
@@ -109,15 +110,22 @@ def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path):
 
 def test_same_seed_same_run(tiny, tmp_path):
     def once(name):
-        cfg = TrainConfig(data=str(tiny), out=str(tmp_path / name), epochs=1, batch_size=8, num_workers=0, seed=5,
-                          export_onnx=False)
+        cfg = TrainConfig(
+            data=str(tiny), out=str(tmp_path / name), epochs=1, batch_size=8, num_workers=0, seed=5, export_onnx=False
+        )
         return (train(cfg, progress=False) / "metrics.csv").read_text()
 
     assert once("a") == once("b")
 
 
-@pytest.mark.parametrize("args", [["evaluate", "{tmp}/missing.ckpt", "{tmp}"], ["train", "{tmp}/no-dataset"],
-                                  ["predict", "{tmp}/missing.ckpt", "{tmp}"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["evaluate", "{tmp}/missing.ckpt", "{tmp}"],
+        ["train", "{tmp}/no-dataset"],
+        ["predict", "{tmp}/missing.ckpt", "{tmp}"],
+    ],
+)
 def test_cli_errors_are_one_line(args, tmp_path):
     cmd = [sys.executable, "-m", "pynima.cli"] + [a.format(tmp=tmp_path) for a in args]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -142,8 +150,18 @@ def test_image_cache_gives_the_same_items(tiny):
 def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
     from pynima.model import create_model
 
-    cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "bf16"), epochs=1, batch_size=8, num_workers=0, seed=1,
-                      precision="bf16-mixed", cache_images=True, export_onnx=False, freeze_stages=2)
+    cfg = TrainConfig(
+        data=str(tiny),
+        out=str(tmp_path / "bf16"),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        seed=1,
+        precision="bf16-mixed",
+        cache_images=True,
+        export_onnx=False,
+        freeze_stages=2,
+    )
     out = train(cfg, progress=False)
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_images"] == 10 and np.isfinite(m["emd"]["value"])
@@ -157,20 +175,26 @@ def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
         assert not torch.equal(trained[f"model.{key}"], imagenet[key]), key  # trained
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    ("3", "not a config"),
-    ('{"data": "x", "ratios": 5}', "ratios must be"),
-    ('{"data": "x", "optimizer": "adamw"}', "optimizer must be one of"),
-    ('{"data": "x", "lr_head": 0.0}', "lr_head must be a positive number"),
-    ('{"data": "x", "epochs": "10"}', "epochs must be an integer"),
-    ('{"data": "x", "cache_images": "yes"}', "cache_images must be true or false"),
-    ('{"data": "x", "learning_rate": 1}', "unknown config key"),
-])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("3", "not a config"),
+        ('{"data": "x", "ratios": 5}', "ratios must be"),
+        ('{"data": "x", "optimizer": "adamw"}', "optimizer must be one of"),
+        ('{"data": "x", "lr_head": 0.0}', "lr_head must be a positive number"),
+        ('{"data": "x", "epochs": "10"}', "epochs must be an integer"),
+        ('{"data": "x", "cache_images": "yes"}', "cache_images must be true or false"),
+        ('{"data": "x", "learning_rate": 1}', "unknown config key"),
+    ],
+)
 def test_a_bad_config_file_is_one_line_naming_the_key(content, problem, tmp_path):
     config = tmp_path / "config.json"
     config.write_text(content)
-    r = subprocess.run([sys.executable, "-m", "pynima.cli", "train", "--config", str(config), "--out",
-                        str(tmp_path / "run")], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "pynima.cli", "train", "--config", str(config), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
     assert problem in r.stderr and not (tmp_path / "run").exists()
 

@@ -1,8 +1,8 @@
 """pynima: blind (no-reference) image quality assessment with NIMA, and TID2013-format data tooling.
 
-    import pynima
-    scorer = pynima.load()              # the bundled model; or a checkpoint from `pynima train`, an .onnx export
-    scorer.score("photo.jpg").mean      # predicted mean opinion score, 0-9
+import pynima
+scorer = pynima.load()              # the bundled model; or a checkpoint from `pynima train`, an .onnx export
+scorer.score("photo.jpg").mean      # predicted mean opinion score, 0-9
 """
 
 __version__ = "0.1.0"

@@ -34,8 +34,19 @@ import numpy as np
 from pynima.errors import PynimaError
 from pynima.files import atomic_path, folder_lock, read_json, write_json
 
-__all__ = ["BENCHMARK_FILE", "METRICS", "PER_SPLIT", "cross_name", "format_summary", "next_step",
-           "run_benchmark", "split_and_image_interval", "split_complete", "split_dir", "summarize"]
+__all__ = [
+    "BENCHMARK_FILE",
+    "METRICS",
+    "PER_SPLIT",
+    "cross_name",
+    "format_summary",
+    "next_step",
+    "run_benchmark",
+    "split_and_image_interval",
+    "split_complete",
+    "split_dir",
+    "summarize",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +62,19 @@ def split_dir(out: str | Path, i: int) -> Path:
 
 
 def _template(cfg) -> dict:
-    return {k: v for k, v in asdict(cfg).items() if k not in PER_SPLIT} | {"ratios": list(cfg.ratios),
-                                                                            "first_seed": cfg.seed}
+    return {k: v for k, v in asdict(cfg).items() if k not in PER_SPLIT} | {
+        "ratios": list(cfg.ratios),
+        "first_seed": cfg.seed,
+    }
 
 
-def run_benchmark(cfg, repeats: int = 10, progress: bool = True, cross: list[str] | tuple[str, ...] = (),
-                  cross_scale: tuple[float, float] | None = None) -> dict:
+def run_benchmark(
+    cfg,
+    repeats: int = 10,
+    progress: bool = True,
+    cross: list[str] | tuple[str, ...] = (),
+    cross_scale: tuple[float, float] | None = None,
+) -> dict:
     """Train ``repeats`` models on splits seeded ``cfg.seed``, ``cfg.seed + 1``, ...; returns the summary.
 
     ``cfg`` is a ``TrainConfig``: its ``out`` is the benchmark folder and its ``split``/``ratios`` the protocol.
@@ -145,8 +163,9 @@ def _cross(d: Path, cross: list[tuple[str, tuple[float, float] | None]]) -> None
             evaluate_checkpoint(d / "best.ckpt", data, target, scale=scale, replace=True)
 
 
-def _run(cfg, out: Path, repeats: int, progress: bool,
-         cross: list[tuple[str, tuple[float, float] | None]] | None = None) -> dict:
+def _run(
+    cfg, out: Path, repeats: int, progress: bool, cross: list[tuple[str, tuple[float, float] | None]] | None = None
+) -> dict:
     from pynima.datasets import dataset_split, read_config_dataset
     from pynima.train import train
 
@@ -158,8 +177,10 @@ def _run(cfg, out: Path, repeats: int, progress: bool,
         saved = _template(type(cfg)(data=cfg.data)) | read_json(meta).get("config", {})
         changed = sorted(k for k in set(template) | set(saved) if template.get(k) != saved.get(k))
         if changed:
-            raise PynimaError(f"{out} holds a benchmark with another configuration (differs in {', '.join(changed)}); "
-                              f"use another --out")
+            raise PynimaError(
+                f"{out} holds a benchmark with another configuration (differs in {', '.join(changed)}); "
+                f"use another --out"
+            )
     write_json(meta, {"config": template, "repeats": repeats})
     names = [cross_name(c) for c, _ in cross]
     if len(set(names)) < len(names):
@@ -197,8 +218,9 @@ def _run(cfg, out: Path, repeats: int, progress: bool,
     return summarize(out, repeats)
 
 
-def split_and_image_interval(preds: list[dict[str, np.ndarray]], n_boot: int = 1000, seed: int = 0
-                             ) -> dict[str, tuple[float, float]]:
+def split_and_image_interval(
+    preds: list[dict[str, np.ndarray]], n_boot: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
     """95% interval of the median-over-splits of each metric, by a two-level bootstrap: resample the splits, then the
     test images within each resampled split. It therefore includes split-to-split variance as well as the sampling of
     images. Written out because scipy.stats.bootstrap resamples a single level."""
@@ -236,10 +258,18 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
         split = json.loads((d / "split.json").read_text())
         trained = json.loads((d / "train.json").read_text())
         pred = read_predictions(d / "predictions.csv")
-        rows.append({"split": i, "seed": split["seed"], "test_refs": _refs(pred["ref"]),
-                     "n_test": m["n_images"], **{k: m[k]["value"] for k in METRICS},
-                     **{k: (m.get("ranking") or {}).get(k) for k in RANKING_ORDER},
-                     "epochs": trained["epochs"], "seconds": trained["seconds"]})
+        rows.append(
+            {
+                "split": i,
+                "seed": split["seed"],
+                "test_refs": _refs(pred["ref"]),
+                "n_test": m["n_images"],
+                **{k: m[k]["value"] for k in METRICS},
+                **{k: (m.get("ranking") or {}).get(k) for k in RANKING_ORDER},
+                "epochs": trained["epochs"],
+                "seconds": trained["seconds"],
+            }
+        )
         preds.append(pred)
     if not rows:
         raise PynimaError(f"{out}: no finished split yet")
@@ -248,13 +278,18 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
         w.writeheader()
         w.writerows(rows)
     interval = split_and_image_interval(preds, n_boot=n_boot)
-    stats = {k: _spread([r[k] for r in rows]) | {"ci_low": interval[k][0], "ci_high": interval[k][1]}
-             for k in METRICS}
+    stats = {k: _spread([r[k] for r in rows]) | {"ci_low": interval[k][0], "ci_high": interval[k][1]} for k in METRICS}
     # within-reference ranking: the same spread over splits (no interval), where every split has it
     stats |= {k: _spread([r[k] for r in rows]) for k in RANKING_ORDER if all(r[k] is not None for r in rows)}
-    summary = {"splits_finished": len(rows), "repeats": repeats, "config": meta["config"], "metrics": stats,
-               "rows": rows, "cross": _cross_summary(out, repeats, n_boot),
-               "interval": "95% two-level bootstrap (splits, then test images) of the median over splits"}
+    summary = {
+        "splits_finished": len(rows),
+        "repeats": repeats,
+        "config": meta["config"],
+        "metrics": stats,
+        "rows": rows,
+        "cross": _cross_summary(out, repeats, n_boot),
+        "interval": "95% two-level bootstrap (splits, then test images) of the median over splits",
+    }
     write_json(out / "summary.json", summary)
     return summary
 
@@ -263,8 +298,14 @@ def _spread(values: list[float]) -> dict[str, float]:
     """Median, quartiles, IQR, mean and std of one metric over the splits."""
     v = np.array(values, dtype=float)
     q25, q75 = np.percentile(v, [25, 75])
-    return {"median": float(np.median(v)), "q25": float(q25), "q75": float(q75), "iqr": float(q75 - q25),
-            "mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0}
+    return {
+        "median": float(np.median(v)),
+        "q25": float(q25),
+        "q75": float(q75),
+        "iqr": float(q75 - q25),
+        "mean": float(v.mean()),
+        "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+    }
 
 
 def _refs(refs: np.ndarray) -> str:
@@ -279,18 +320,34 @@ def _cross_summary(out: Path, repeats: int, n_boot: int) -> dict:
     interval, as for the test parts."""
     from pynima.evaluate import read_predictions
 
-    names = sorted({p.name for i in range(repeats) for p in (split_dir(out, i) / "cross").glob("*")
-                    if (p / "metrics.json").is_file()})
+    names = sorted(
+        {
+            p.name
+            for i in range(repeats)
+            for p in (split_dir(out, i) / "cross").glob("*")
+            if (p / "metrics.json").is_file()
+        }
+    )
     table = {}
     for name in names:
         done = [split_dir(out, i) / "cross" / name for i in range(repeats)]
         done = [d for d in done if (d / "metrics.json").is_file()]
         metrics = [read_json(d / "metrics.json") for d in done]
         interval = split_and_image_interval([read_predictions(d / "predictions.csv") for d in done], n_boot=n_boot)
-        table[name] = {"data": metrics[0]["data"], "format": metrics[0].get("format"), "splits": len(done),
-                       "n_images": metrics[0]["n_images"],
-                       **{k: {"median": float(np.median([m[k]["value"] for m in metrics])),
-                              "ci_low": interval[k][0], "ci_high": interval[k][1]} for k in METRICS}}
+        table[name] = {
+            "data": metrics[0]["data"],
+            "format": metrics[0].get("format"),
+            "splits": len(done),
+            "n_images": metrics[0]["n_images"],
+            **{
+                k: {
+                    "median": float(np.median([m[k]["value"] for m in metrics])),
+                    "ci_low": interval[k][0],
+                    "ci_high": interval[k][1],
+                }
+                for k in METRICS
+            },
+        }
     return table
 
 
@@ -298,25 +355,39 @@ def format_summary(summary: dict) -> str:
     from pynima.metrics import RANKING_ORDER
 
     cfg = summary["config"]
-    lines = [f"{summary['splits_finished']} of {summary['repeats']} splits, split={cfg['split']} "
-             f"ratios={'/'.join(f'{r:g}' for r in cfg['ratios'])} labels={cfg['labels']} vote_std={cfg['vote_std']} "
-             f"epochs={cfg['epochs']}",
-             f"{'split':>5s} {'seed':>4s} {'test refs':>14s} {'n':>5s} " + " ".join(f"{k:>7s}" for k in METRICS)]
+    lines = [
+        f"{summary['splits_finished']} of {summary['repeats']} splits, split={cfg['split']} "
+        f"ratios={'/'.join(f'{r:g}' for r in cfg['ratios'])} labels={cfg['labels']} vote_std={cfg['vote_std']} "
+        f"epochs={cfg['epochs']}",
+        f"{'split':>5s} {'seed':>4s} {'test refs':>14s} {'n':>5s} " + " ".join(f"{k:>7s}" for k in METRICS),
+    ]
     for r in summary["rows"]:
-        lines.append(f"{r['split']:5d} {r['seed']:4d} {r['test_refs']:>14s} {r['n_test']:5d} "
-                     + " ".join(f"{r[k]:7.4f}" for k in METRICS))
+        lines.append(
+            f"{r['split']:5d} {r['seed']:4d} {r['test_refs']:>14s} {r['n_test']:5d} "
+            + " ".join(f"{r[k]:7.4f}" for k in METRICS)
+        )
     s = summary["metrics"]
     lines.append(f"{'median':>31s} " + " ".join(f"{s[k]['median']:7.4f}" for k in METRICS))
     lines.append(f"{'IQR':>31s} " + " ".join(f"{s[k]['iqr']:7.4f}" for k in METRICS))
-    lines.append(f"{'95% interval (splits+images)':>31s} "
-                 + " ".join(f"[{s[k]['ci_low']:.3f},{s[k]['ci_high']:.3f}]" for k in ("srcc", "plcc")))
+    lines.append(
+        f"{'95% interval (splits+images)':>31s} "
+        + " ".join(f"[{s[k]['ci_low']:.3f},{s[k]['ci_high']:.3f}]" for k in ("srcc", "plcc"))
+    )
     ranked = [k for k in RANKING_ORDER if k in s]
     if ranked:
-        lines.append("within one reference (median over splits): " + ", ".join(
-            f"{k} {s[k]['median']:.4f} (per split {' '.join(f'{r[k]:.3f}' for r in summary['rows'])})"
-            for k in ranked))
+        lines.append(
+            "within one reference (median over splits): "
+            + ", ".join(
+                f"{k} {s[k]['median']:.4f} (per split {' '.join(f'{r[k]:.3f}' for r in summary['rows'])})"
+                for k in ranked
+            )
+        )
     for name, c in summary.get("cross", {}).items():
-        lines.append(f"cross-dataset {name} ({c['format']}, {c['n_images']} images, {c['splits']} models): "
-                     + ", ".join(f"{k.upper()} {c[k]['median']:.4f} [{c[k]['ci_low']:.3f}, {c[k]['ci_high']:.3f}]"
-                                 for k in ("srcc", "plcc")))
+        lines.append(
+            f"cross-dataset {name} ({c['format']}, {c['n_images']} images, {c['splits']} models): "
+            + ", ".join(
+                f"{k.upper()} {c[k]['median']:.4f} [{c[k]['ci_low']:.3f}, {c[k]['ci_high']:.3f}]"
+                for k in ("srcc", "plcc")
+            )
+        )
     return "\n".join(lines)

@@ -13,9 +13,26 @@ from pathlib import Path
 from pynima.errors import PynimaError
 from pynima.files import read_json
 
-__all__ = ["ACCELERATORS", "CROP_MODES", "CROP_SPELLINGS", "Connections", "DEFAULT_CROPS", "DEFAULT_RECIPE",
-           "FORMATS", "IGNORED_CONFIG_KEYS", "LABELS", "Limits", "OPTIMIZERS", "RECIPES", "SCHEDULES",
-           "SGD_MOMENTUM", "SPLITS", "STRATEGIES", "TrainConfig", "crop_mode"]
+__all__ = [
+    "ACCELERATORS",
+    "CROP_MODES",
+    "CROP_SPELLINGS",
+    "Connections",
+    "DEFAULT_CROPS",
+    "DEFAULT_RECIPE",
+    "FORMATS",
+    "IGNORED_CONFIG_KEYS",
+    "LABELS",
+    "Limits",
+    "OPTIMIZERS",
+    "RECIPES",
+    "SCHEDULES",
+    "SGD_MOMENTUM",
+    "SPLITS",
+    "STRATEGIES",
+    "TrainConfig",
+    "crop_mode",
+]
 
 SCHEDULES = ("constant", "cosine")
 OPTIMIZERS = ("adam", "sgd")  # each recipe gives learning rates for both
@@ -23,10 +40,20 @@ OPTIMIZERS = ("adam", "sgd")  # each recipe gives learning rates for both
 # backbone) learning rates. "paper": the reference implementation's constant rates, for reproducing its numbers.
 # "pynima": what won the paired by-reference benchmark of issue 11 (docs/results.md, "The pynima recipe").
 RECIPES: dict[str, dict] = {
-    "paper": {"schedule": "constant", "warmup_epochs": 0.0, "clean_label": False, "adam": (3.7e-5, 1.4e-4),
-              "sgd": (3e-6, 3e-7)},
-    "pynima": {"schedule": "cosine", "warmup_epochs": 0.3, "clean_label": True, "adam": (2.55e-4, 7.1e-4),
-               "sgd": (3e-6, 3e-7)},
+    "paper": {
+        "schedule": "constant",
+        "warmup_epochs": 0.0,
+        "clean_label": False,
+        "adam": (3.7e-5, 1.4e-4),
+        "sgd": (3e-6, 3e-7),
+    },
+    "pynima": {
+        "schedule": "cosine",
+        "warmup_epochs": 0.3,
+        "clean_label": True,
+        "adam": (2.55e-4, 7.1e-4),
+        "sgd": (3e-6, 3e-7),
+    },
 }
 CROP_MODES = ("centre", "grid", "full")  # how an image is scored: see pynima.predict
 CROP_SPELLINGS = {"center": "centre"}  # accepted wherever a crop mode is given, as the American spelling
@@ -138,8 +165,10 @@ class TrainConfig:
     def learning_rates(self) -> tuple[float, float]:
         """(head, backbone) learning rates: the ones given, else the recipe's for the optimizer."""
         default = RECIPES[self.recipe][self.optimizer]
-        return (default[0] if self.lr_head is None else self.lr_head,
-                default[1] if self.lr_base is None else self.lr_base)
+        return (
+            default[0] if self.lr_head is None else self.lr_head,
+            default[1] if self.lr_base is None else self.lr_base,
+        )
 
     def __post_init__(self) -> None:
         for name in ("data", "out", "weights", "split_file", "init"):  # pathlib paths are welcome from Python
@@ -161,15 +190,29 @@ class TrainConfig:
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise PynimaError(f"{name} must be a path or null, got {getattr(self, name)!r}")
         r = self.ratios
-        if (not isinstance(r, (tuple, list)) or len(r) != 3
-                or not all(_number(v) and 0 <= v <= 1 for v in r)
-                or r[0] <= 0 or r[1] <= 0 or sum(r) > 1 + 1e-6):
-            raise PynimaError(f"ratios must be train, val and test fractions (train and val above 0, summing to at "
-                              f"most 1), got {r!r}")
-        choices = {"recipe": tuple(RECIPES), "split": SPLITS, "labels": LABELS,
-                   "vote_std": ("sem", "fixed", "raw"), "optimizer": OPTIMIZERS, "schedule": SCHEDULES,
-                   "precision": ("32", "bf16-mixed"), "test_crops": CROP_MODES, "accelerator": ACCELERATORS,
-                   "strategy": STRATEGIES}
+        if (
+            not isinstance(r, (tuple, list))
+            or len(r) != 3
+            or not all(_number(v) and 0 <= v <= 1 for v in r)
+            or r[0] <= 0
+            or r[1] <= 0
+            or sum(r) > 1 + 1e-6
+        ):
+            raise PynimaError(
+                f"ratios must be train, val and test fractions (train and val above 0, summing to at most 1), got {r!r}"
+            )
+        choices = {
+            "recipe": tuple(RECIPES),
+            "split": SPLITS,
+            "labels": LABELS,
+            "vote_std": ("sem", "fixed", "raw"),
+            "optimizer": OPTIMIZERS,
+            "schedule": SCHEDULES,
+            "precision": ("32", "bf16-mixed"),
+            "test_crops": CROP_MODES,
+            "accelerator": ACCELERATORS,
+            "strategy": STRATEGIES,
+        }
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -178,11 +221,19 @@ class TrainConfig:
                 raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.light_versions and not self.clean_label:
             raise PynimaError("light_versions needs clean_label: their labels lie between the clean label and level 1")
-        if self.devices != "auto" and not (isinstance(self.devices, int) and not isinstance(self.devices, bool)
-                                           and self.devices >= 1):
+        if self.devices != "auto" and not (
+            isinstance(self.devices, int) and not isinstance(self.devices, bool) and self.devices >= 1
+        ):
             raise PynimaError(f"devices must be a positive integer or 'auto', got {self.devices!r}")
-        for name, low in {"epochs": 1, "batch_size": 1, "patience": 1, "num_workers": 0, "freeze_stages": 0,
-                          "num_nodes": 1, "seed": 0}.items():
+        for name, low in {
+            "epochs": 1,
+            "batch_size": 1,
+            "patience": 1,
+            "num_workers": 0,
+            "freeze_stages": 0,
+            "num_nodes": 1,
+            "seed": 0,
+        }.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")
@@ -197,9 +248,12 @@ class TrainConfig:
         if self.format is not None and self.format not in FORMATS:
             raise PynimaError(f"format must be one of {', '.join(FORMATS)} (or null: detected), got {self.format!r}")
         s = self.scale
-        if s is not None and not (isinstance(s, (tuple, list)) and len(s) == 2
-                                  and all(_number(v) and math.isfinite(v) for v in s)
-                                  and s[0] != s[1]):
+        if s is not None and not (
+            isinstance(s, (tuple, list))
+            and len(s) == 2
+            and all(_number(v) and math.isfinite(v) for v in s)
+            and s[0] != s[1]
+        ):
             raise PynimaError(f"scale must be two different numbers, the worst score then the best, got {s!r}")
         if not (_number(self.warmup_epochs) and 0 <= self.warmup_epochs <= self.epochs):
             raise PynimaError(f"warmup_epochs must be between 0 and epochs ({self.epochs}), got {self.warmup_epochs!r}")

@@ -32,13 +32,48 @@ import numpy as np
 from pynima.errors import PynimaError
 from pynima.scale import CROP, SCORE_RANGE
 
-__all__ = ["AnchorBatchSampler", "BACKGROUND", "DISTORTED_DIR", "DatasetError", "EpochSampler",
-           "IMAGE_SUFFIXES", "IQADataset", "LIGHT_KINDS", "LIGHT_STREAM", "Label", "LightVersion", "MIN_SIDE",
-           "MOS_FILE", "MOS_RANGE", "RAW_SUFFIXES", "REFERENCE_DIR", "Record", "STD_FILE",
-           "UNSUPPORTED_SUFFIXES", "VAL_CARVE", "apply_split", "array_to_rgb", "check_image", "check_images",
-           "clean_anchors", "decode_rgb", "display_name", "light_versions", "load_rgb", "load_rgb_bytes",
-           "make_split", "mean_squared_error", "open_image", "parse_name", "read_labels", "read_split",
-           "read_tid2013", "split_ratios", "to_rgb", "transforms"]
+__all__ = [
+    "AnchorBatchSampler",
+    "BACKGROUND",
+    "DISTORTED_DIR",
+    "DatasetError",
+    "EpochSampler",
+    "IMAGE_SUFFIXES",
+    "IQADataset",
+    "LIGHT_KINDS",
+    "LIGHT_STREAM",
+    "Label",
+    "LightVersion",
+    "MIN_SIDE",
+    "MOS_FILE",
+    "MOS_RANGE",
+    "RAW_SUFFIXES",
+    "REFERENCE_DIR",
+    "Record",
+    "STD_FILE",
+    "UNSUPPORTED_SUFFIXES",
+    "VAL_CARVE",
+    "apply_split",
+    "array_to_rgb",
+    "check_image",
+    "check_images",
+    "clean_anchors",
+    "decode_rgb",
+    "display_name",
+    "light_versions",
+    "load_rgb",
+    "load_rgb_bytes",
+    "make_split",
+    "mean_squared_error",
+    "open_image",
+    "parse_name",
+    "read_labels",
+    "read_split",
+    "read_tid2013",
+    "split_ratios",
+    "to_rgb",
+    "transforms",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +85,46 @@ REFERENCE_DIR = "reference_images"
 # Image files to pynima (folders are walked for these): what Pillow reads, plus the formats below, listed so that such
 # files are reported by name ("HEIC is not supported...") instead of silently left out.
 UNSUPPORTED_SUFFIXES = {  # readable only with a Pillow plugin or codec (pillow-heif, libavif...): refused if absent
-    ".heic": "HEIC", ".heif": "HEIF", ".jxl": "JPEG XL", ".avif": "AVIF",
+    ".heic": "HEIC",
+    ".heif": "HEIF",
+    ".jxl": "JPEG XL",
+    ".avif": "AVIF",
 }
 RAW_SUFFIXES = {  # camera raw: always refused; Pillow would open some as TIFF and return the embedded thumbnail
-    ".dng": "DNG", ".cr2": "Canon CR2", ".cr3": "Canon CR3", ".nef": "Nikon NEF", ".arw": "Sony ARW",
-    ".orf": "Olympus ORF", ".rw2": "Panasonic RW2", ".raf": "Fujifilm RAF", ".srw": "Samsung SRW", ".pef": "Pentax PEF",
+    ".dng": "DNG",
+    ".cr2": "Canon CR2",
+    ".cr3": "Canon CR3",
+    ".nef": "Nikon NEF",
+    ".arw": "Sony ARW",
+    ".orf": "Olympus ORF",
+    ".rw2": "Panasonic RW2",
+    ".raf": "Fujifilm RAF",
+    ".srw": "Samsung SRW",
+    ".pef": "Pentax PEF",
 }
-IMAGE_SUFFIXES = {".bmp", ".dib", ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".tif", ".tiff", ".webp", ".ppm",
-                  ".pgm", ".pbm", ".pnm", ".gif", ".jp2", ".qoi", ".tga", *UNSUPPORTED_SUFFIXES, *RAW_SUFFIXES}
+IMAGE_SUFFIXES = {
+    ".bmp",
+    ".dib",
+    ".jpg",
+    ".jpeg",
+    ".jpe",
+    ".jfif",
+    ".png",
+    ".apng",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".pbm",
+    ".pnm",
+    ".gif",
+    ".jp2",
+    ".qoi",
+    ".tga",
+    *UNSUPPORTED_SUFFIXES,
+    *RAW_SUFFIXES,
+}
 
 MOS_RANGE = SCORE_RANGE  # TID2013's scale (observers' scores 0-9), the labels a TID2013 folder may hold
 
@@ -166,10 +233,11 @@ def read_labels(mos_file: str | Path, std_file: str | Path, allow_out_of_range: 
         std = _number(std_row.strip())
         if mos is None or key is None:
             problems.append(f"{mos_file} line {i}: expected 'MOS iRR_TT_L.bmp' with a finite MOS, got {row.strip()!r}")
-        if mos is not None and key is not None and not allow_out_of_range and not (
-                MOS_RANGE[0] <= mos <= MOS_RANGE[1]):
-            problems.append(f"{mos_file} line {i}: MOS {parts[0]} is outside TID2013's {MOS_RANGE[0]:g}-"
-                            f"{MOS_RANGE[1]:g} scale (--allow-out-of-range accepts it)")
+        if mos is not None and key is not None and not allow_out_of_range and not (MOS_RANGE[0] <= mos <= MOS_RANGE[1]):
+            problems.append(
+                f"{mos_file} line {i}: MOS {parts[0]} is outside TID2013's {MOS_RANGE[0]:g}-"
+                f"{MOS_RANGE[1]:g} scale (--allow-out-of-range accepts it)"
+            )
             mos = None
         if std is None or std < 0:
             problems.append(f"{std_file} line {i}: expected a finite non-negative std, got {std_row.strip()!r}")
@@ -256,8 +324,11 @@ def _fail(name: object, problem: str) -> DatasetError:
 def _too_many_pixels(name: object, pixels: str) -> DatasetError:
     from PIL import Image
 
-    return _fail(name, f"{pixels}, over the limit of {Image.MAX_IMAGE_PIXELS:,} (PIL.Image.MAX_IMAGE_PIXELS, the "
-                       f"decompression-bomb guard); raise that limit to read it")
+    return _fail(
+        name,
+        f"{pixels}, over the limit of {Image.MAX_IMAGE_PIXELS:,} (PIL.Image.MAX_IMAGE_PIXELS, the "
+        f"decompression-bomb guard); raise that limit to read it",
+    )
 
 
 def _too_small(name: object, w: int, h: int) -> DatasetError:
@@ -303,8 +374,12 @@ def _opened(path: Path) -> Iterator:
         yield im, f
 
 
-_SPECIAL = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-            (stat.S_ISBLK, "a block device"))
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 def _refuse_special(path: Path) -> None:
@@ -363,8 +438,11 @@ def _check_header(im, name: object) -> tuple[int, int]:
     if min(w, h) < MIN_SIDE:
         raise _too_small(name, w, h)
     if im.mode == "F":
-        raise _fail(name, "32-bit float image: no defined white level; save it as 8- or 16-bit, or pass "
-                          "np.asarray(image) with max_value")
+        raise _fail(
+            name,
+            "32-bit float image: no defined white level; save it as 8- or 16-bit, or pass "
+            "np.asarray(image) with max_value",
+        )
     return w, h
 
 
@@ -445,19 +523,21 @@ def _to_srgb(im, icc: bytes, notes: list[str]):
         return im
     base = _ICC_BASE.get(im.mode)
     if base is None or _ICC_SPACE.get(space) != base:
-        notes.append(f"its embedded ICC profile is for {space or 'no known'} colour, not for a {im.mode} image; "
-                     f"colours used as stored, unconverted")
+        notes.append(
+            f"its embedded ICC profile is for {space or 'no known'} colour, not for a {im.mode} image; "
+            f"colours used as stored, unconverted"
+        )
         return im
     try:
-        transform = ImageCms.buildTransform(profile, ImageCms.createProfile("sRGB"), base, "RGB",
-                                            renderingIntent=ImageCms.Intent.PERCEPTUAL)
+        transform = ImageCms.buildTransform(
+            profile, ImageCms.createProfile("sRGB"), base, "RGB", renderingIntent=ImageCms.Intent.PERCEPTUAL
+        )
         if _moves_nothing(transform, base):
             return im
         alpha = im.convert("RGBA").getchannel("A") if im.has_transparency_data else None
         out = ImageCms.applyTransform(im.convert(base) if im.mode != base else im, transform)
     except Exception as e:  # noqa: BLE001 - as above
-        notes.append(f"its embedded ICC profile cannot be applied ({_reason(e)}); colours used as stored, "
-                     f"unconverted")
+        notes.append(f"its embedded ICC profile cannot be applied ({_reason(e)}); colours used as stored, unconverted")
         return im
     if alpha is not None:
         out.putalpha(alpha)
@@ -471,8 +551,11 @@ def _moves_nothing(transform, base: str) -> bool:
     if base == "CMYK":
         return False
     levels = np.arange(0, 256, 15, dtype=np.uint8)
-    probe = (np.stack(np.meshgrid(levels, levels, levels), -1).reshape(1, -1, 3) if base == "RGB"
-             else np.arange(256, dtype=np.uint8).reshape(1, -1))
+    probe = (
+        np.stack(np.meshgrid(levels, levels, levels), -1).reshape(1, -1, 3)
+        if base == "RGB"
+        else np.arange(256, dtype=np.uint8).reshape(1, -1)
+    )
     out = np.asarray(ImageCms.applyTransform(Image.fromarray(probe), transform), np.int16)
     return bool(np.abs(out - (probe if base == "RGB" else probe[..., None])).max() <= 1)
 
@@ -564,8 +647,10 @@ def _decode(im, name: object, source, notes: list[str]) -> np.ndarray:
         if "truncated" in str(e):
             problem = "truncated file"
         elif im.format in ("JPEG", "MPO") and _arithmetic_jpeg(source):
-            problem = ("arithmetic-coded JPEG, which this Pillow cannot decode: re-encode it (jpegtran in.jpg > "
-                       "out.jpg does so losslessly)")
+            problem = (
+                "arithmetic-coded JPEG, which this Pillow cannot decode: re-encode it (jpegtran in.jpg > "
+                "out.jpg does so losslessly)"
+            )
         else:
             problem = "cannot decode image"
         raise _fail(name, f"{problem} ({_reason(e)})") from None
@@ -630,8 +715,11 @@ def _white_level(a: np.ndarray, max_value: float | None, name: object) -> float:
     if a.dtype == np.uint16:
         return 65535.0
     if np.issubdtype(a.dtype, np.floating):
-        raise _fail(name, f"{a.dtype} array: pass max_value, its white level (max_value=1.0 for values in [0, 1], "
-                          f"255.0 for [0, 255])")
+        raise _fail(
+            name,
+            f"{a.dtype} array: pass max_value, its white level (max_value=1.0 for values in [0, 1], "
+            f"255.0 for [0, 255])",
+        )
     raise _fail(name, f"{a.dtype} array: pass max_value, its white level (e.g. 4095 for 12-bit data)")
 
 
@@ -651,8 +739,10 @@ def array_to_rgb(a: np.ndarray, max_value: float | None = None, name: object = "
             raise _fail(name, "a boolean array is bilevel (False black, True white); max_value does not apply")
         a, max_value = a.astype(np.uint8) * np.uint8(255), None
     elif not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
-        raise _fail(name, f"unsupported dtype {a.dtype}: expected uint8, uint16, another integer type or a float "
-                          f"type with max_value")
+        raise _fail(
+            name,
+            f"unsupported dtype {a.dtype}: expected uint8, uint16, another integer type or a float type with max_value",
+        )
     white = _white_level(a, max_value, name)
     if a.dtype != np.uint8 or white != 255:
         if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
@@ -733,17 +823,25 @@ def split_ratios(values: tuple[float, ...] | list[float], val_carve: float = VAL
     validation is carved out of the training part (``val_carve`` of it), so the test part stays as given. With 3
     numbers the test fraction may be 0: no test part, for a final model trained on every reference."""
     given = tuple(float(v) for v in values)
-    if (len(given) not in (2, 3) or min(given[:2]) <= 0 or given[-1] < 0 or (len(given) == 2 and given[1] == 0)
-            or abs(sum(given) - 1) > 1e-6):
-        raise DatasetError(f"split ratios must be 2 (train test) or 3 (train val test) numbers summing to 1, all "
-                           f"positive but the test part of 3, which may be 0; got {' '.join(f'{v:g}' for v in given)}")
+    if (
+        len(given) not in (2, 3)
+        or min(given[:2]) <= 0
+        or given[-1] < 0
+        or (len(given) == 2 and given[1] == 0)
+        or abs(sum(given) - 1) > 1e-6
+    ):
+        raise DatasetError(
+            f"split ratios must be 2 (train test) or 3 (train val test) numbers summing to 1, all "
+            f"positive but the test part of 3, which may be 0; got {' '.join(f'{v:g}' for v in given)}"
+        )
     if len(given) == 2:
         return (given[0] * (1 - val_carve), given[0] * val_carve, given[1])
     return given  # type: ignore[return-value]
 
 
-def make_split(records: list[Record], mode: str = "reference", ratios: tuple[float, float, float] = (0.7, 0.2, 0.1),
-               seed: int = 0) -> dict:
+def make_split(
+    records: list[Record], mode: str = "reference", ratios: tuple[float, float, float] = (0.7, 0.2, 0.1), seed: int = 0
+) -> dict:
     """Seeded train/val/test split, as a JSON-ready dict of image file names per part.
 
     ``reference`` (default): the *reference images* are divided, so no scene is in two parts, as the field does.
@@ -755,13 +853,16 @@ def make_split(records: list[Record], mode: str = "reference", ratios: tuple[flo
     units = sorted({r.ref for r in records}) if mode == "reference" else list(range(len(records)))
     with_test = ratios[2] > 0
     if len(units) < 2 + with_test:
-        raise DatasetError(f"a {mode} split needs at least {2 + with_test} "
-                           f"{'references' if mode == 'reference' else 'images'}, got {len(units)}")
+        raise DatasetError(
+            f"a {mode} split needs at least {2 + with_test} "
+            f"{'references' if mode == 'reference' else 'images'}, got {len(units)}"
+        )
     order = [units[i] for i in np.random.default_rng(seed).permutation(len(units))]
     n_val = max(1, round(ratios[1] * len(units)))
-    n_train = len(units) - n_val if not with_test else min(max(1, round(ratios[0] * len(units))),
-                                                            len(units) - n_val - 1)
-    parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    n_train = (
+        len(units) - n_val if not with_test else min(max(1, round(ratios[0] * len(units))), len(units) - n_val - 1)
+    )
+    parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
     split: dict = {"mode": mode, "seed": seed, "ratios": list(ratios)}
     for name, chosen in parts.items():
         chosen = set(chosen)
@@ -775,11 +876,15 @@ def read_split(path: str | Path) -> dict:
     from pynima.files import read_json
 
     split = read_json(path)
-    bad = (not isinstance(split, dict) or not all(isinstance(split.get(p), list) for p in ("train", "val", "test"))
-           or not all(isinstance(n, str) for p in ("train", "val", "test") for n in split[p]))
+    bad = (
+        not isinstance(split, dict)
+        or not all(isinstance(split.get(p), list) for p in ("train", "val", "test"))
+        or not all(isinstance(n, str) for p in ("train", "val", "test") for n in split[p])
+    )
     if bad:
-        raise DatasetError(f"{path}: not a split file (a JSON object with lists of image names 'train', 'val' and "
-                           f"'test')")
+        raise DatasetError(
+            f"{path}: not a split file (a JSON object with lists of image names 'train', 'val' and 'test')"
+        )
     return split
 
 
@@ -817,9 +922,15 @@ class IQADataset:
     (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only crops and flips; otherwise each item is decoded from
     disk."""
 
-    def __init__(self, records: list[Record], targets: np.ndarray, transform, cache: bool = False,
-                 light: dict[int, LightVersion] | None = None,
-                 label: Callable[[float, float], np.ndarray] | None = None):
+    def __init__(
+        self,
+        records: list[Record],
+        targets: np.ndarray,
+        transform,
+        cache: bool = False,
+        light: dict[int, LightVersion] | None = None,
+        label: Callable[[float, float], np.ndarray] | None = None,
+    ):
         import torch
 
         self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
@@ -889,14 +1000,15 @@ class EpochSampler:
         items = list(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist(), strict=True))
         if self.pad and self.world > 1 and items:
             items += (items * self.world)[: len(self) * self.world - self.n]
-        return iter(items[self.rank:: self.world])
+        return iter(items[self.rank :: self.world])
 
 
 # ---------------------------------------------------------------------------------------------- ranking anchors
 
 
-def clean_anchors(records: list[Record], label_margin: float | None = None, top: float = math.inf
-                  ) -> tuple[list[Record], list[int | None]]:
+def clean_anchors(
+    records: list[Record], label_margin: float | None = None, top: float = math.inf
+) -> tuple[list[Record], list[int | None]]:
     """The items of the ranking term: ``records`` followed by one clean record per reference image the dataset
     ships, and for each of ``records`` the index of its clean record (None: the dataset has no reference file for it,
     or the image has no distortion level, as camera photos have not).
@@ -915,13 +1027,25 @@ def clean_anchors(records: list[Record], label_margin: float | None = None, top:
         if r.level > 0 and r.reference is not None and r.ref not in clean and r.reference.is_file():
             clean[r.ref] = len(items)
             best_version = best[r.ref]
-            mos, std = ((math.nan, math.nan) if label_margin is None
-                        else (min(top, best_version.mos + label_margin), best_version.mos_std))
-            items.append(Record(path=r.reference, mos=mos, mos_std=std, ref=r.ref, kind=0, level=0,
-                                reference=None, name=f"reference:{r.reference.name}"))
+            mos, std = (
+                (math.nan, math.nan)
+                if label_margin is None
+                else (min(top, best_version.mos + label_margin), best_version.mos_std)
+            )
+            items.append(
+                Record(
+                    path=r.reference,
+                    mos=mos,
+                    mos_std=std,
+                    ref=r.ref,
+                    kind=0,
+                    level=0,
+                    reference=None,
+                    name=f"reference:{r.reference.name}",
+                )
+            )
         anchors.append(clean.get(r.ref) if r.level > 0 else None)
     return items, anchors
-
 
 
 @dataclass(frozen=True)
@@ -964,8 +1088,9 @@ def mean_squared_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
 
 
-def light_versions(records: list[Record], items: list[Record], anchors: list[int | None]
-                   ) -> tuple[list[Record], dict[int, LightVersion], list[tuple[int, ...]]]:
+def light_versions(
+    records: list[Record], items: list[Record], anchors: list[int | None]
+) -> tuple[list[Record], dict[int, LightVersion], list[tuple[int, ...]]]:
     """Light versions of the clean references ``clean_anchors`` added: damage lighter than TID2013's level 1
     (noise of std 1-5, JPEG at quality 60-100), which no labelled image shows, labelled between the clean label
     and level 1 (``LightVersion``). Needs TID2013's type numbering (``LIGHT_KINDS``) and labelled clean items.
@@ -986,8 +1111,9 @@ def light_versions(records: list[Record], items: list[Record], anchors: list[int
         if mse <= 0:
             continue
         reference = items[clean]
-        light[len(out)] = LightVersion(r.kind, strengths[r.kind][0], mse, (reference.mos, reference.mos_std),
-                                       (r.mos, r.mos_std))
+        light[len(out)] = LightVersion(
+            r.kind, strengths[r.kind][0], mse, (reference.mos, reference.mos_std), (r.mos, r.mos_std)
+        )
         by_scene.setdefault(r.ref, {})[r.kind] = len(out)
         out.append(replace(reference, kind=r.kind, name=f"light:{r.kind}:{reference.path.name}"))
     lights = []
@@ -1006,8 +1132,14 @@ class AnchorBatchSampler:
     ``pynima.train.ranking_loss`` pairs by it).
     Lightning calls ``sampler.set_epoch``; distributed, ``sampler`` is the process's shard."""
 
-    def __init__(self, sampler: EpochSampler, batch_size: int, anchors: list[int | None], per_batch: int,
-                 lights: list[tuple[int, ...]] | None = None):
+    def __init__(
+        self,
+        sampler: EpochSampler,
+        batch_size: int,
+        anchors: list[int | None],
+        per_batch: int,
+        lights: list[tuple[int, ...]] | None = None,
+    ):
         self.sampler, self.batch_size, self.anchors, self.per_batch = sampler, batch_size, anchors, per_batch
         self.lights = lights
 
@@ -1017,7 +1149,7 @@ class AnchorBatchSampler:
     def __iter__(self):
         keys = list(self.sampler)
         for start in range(0, len(keys), self.batch_size):
-            batch = keys[start: start + self.batch_size]
+            batch = keys[start : start + self.batch_size]
             chosen = [(i, seed) for i, seed in batch if self.anchors[i] is not None][: self.per_batch]
             paired = [(self.anchors[i], seed) for i, seed in chosen]
             if self.lights is not None:  # and a light version of the same scene, cropped alike

@@ -37,11 +37,38 @@ from pynima.data import (
 )
 from pynima.scale import SCORE_RANGE
 
-__all__ = ["CSIQ_COLUMNS", "CSIQ_TYPES", "DESCRIBED", "Dataset", "KADID_TYPES", "KONIQ_SCORES", "KONIQ_SETS",
-           "KONIQ_SETS_FILE", "LIVE_FOLDERS", "LIVE_TYPES", "MODEL_SCALE", "SIGNATURES", "SPAQ_CACHE",
-           "SPAQ_LABELS", "SPAQ_SIDE", "Scale", "TOP", "dataset_split", "detect_format", "read_ava",
-           "read_config_dataset", "read_csiq", "read_csv_dataset", "read_dataset", "read_kadid10k",
-           "read_koniq10k", "read_live", "read_livec", "read_spaq", "read_tid2013_dataset"]
+__all__ = [
+    "CSIQ_COLUMNS",
+    "CSIQ_TYPES",
+    "DESCRIBED",
+    "Dataset",
+    "KADID_TYPES",
+    "KONIQ_SCORES",
+    "KONIQ_SETS",
+    "KONIQ_SETS_FILE",
+    "LIVE_FOLDERS",
+    "LIVE_TYPES",
+    "MODEL_SCALE",
+    "SIGNATURES",
+    "SPAQ_CACHE",
+    "SPAQ_LABELS",
+    "SPAQ_SIDE",
+    "Scale",
+    "TOP",
+    "dataset_split",
+    "detect_format",
+    "read_ava",
+    "read_config_dataset",
+    "read_csiq",
+    "read_csv_dataset",
+    "read_dataset",
+    "read_kadid10k",
+    "read_koniq10k",
+    "read_live",
+    "read_livec",
+    "read_spaq",
+    "read_tid2013_dataset",
+]
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +126,11 @@ def _rows(path: Path, delimiter: str = ",") -> tuple[list[str], list[tuple[int, 
             reader = csv.reader(f, delimiter=delimiter)
             header = [h.strip().lower() for h in next(reader, [])]
             # strict=False: a row shorter than the header is read as far as it goes (its readers report what lacks)
-            rows = [(reader.line_num, dict(zip(header, (v.strip() for v in row), strict=False)))
-                    for row in reader if any(row)]
+            rows = [
+                (reader.line_num, dict(zip(header, (v.strip() for v in row), strict=False)))
+                for row in reader
+                if any(row)
+            ]
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
@@ -130,8 +160,9 @@ def _files(folder: Path, recursive: bool = False) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
     found = folder.rglob("*") if recursive else folder.iterdir()
-    return {p.relative_to(folder).as_posix().lower(): p for p in found
-            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+    return {
+        p.relative_to(folder).as_posix().lower(): p for p in found if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    }
 
 
 def _first_dir(root: Path, names: tuple[str, ...]) -> Path:
@@ -145,11 +176,31 @@ def _spread(scale: Scale, sd: float | None) -> float | None:
     return None if sd is None else scale.spread_to_model(sd)
 
 
-def _record(path: Path, score: float, scale: Scale, ref: int | str, kind: int | str = 0, level: int = 0,
-            sd: float | None = None, votes: tuple[float, ...] | None = None, name: str | None = None,
-            reference: Path | None = None) -> Record:
-    return Record(path, float(scale.to_model(score)), math.nan, ref, kind, level, reference, score=score,
-                  vote_sd=_spread(scale, sd), votes=votes, name=name)
+def _record(
+    path: Path,
+    score: float,
+    scale: Scale,
+    ref: int | str,
+    kind: int | str = 0,
+    level: int = 0,
+    sd: float | None = None,
+    votes: tuple[float, ...] | None = None,
+    name: str | None = None,
+    reference: Path | None = None,
+) -> Record:
+    return Record(
+        path,
+        float(scale.to_model(score)),
+        math.nan,
+        ref,
+        kind,
+        level,
+        reference,
+        score=score,
+        vote_sd=_spread(scale, sd),
+        votes=votes,
+        name=name,
+    )
 
 
 def _finish(records: list[Record], problems: list[str], what: Path) -> list[Record]:
@@ -168,18 +219,41 @@ def read_tid2013_dataset(root: Path, allow_out_of_range: bool = False) -> Datase
     from pynima.distortions import DISTORTIONS
 
     records = read_tid2013(root, allow_out_of_range=allow_out_of_range)
-    return Dataset("tid2013", root, records, MODEL_SCALE, authentic=False,
-                   type_names={k: d.name for k, d in DISTORTIONS.items()})
+    return Dataset(
+        "tid2013", root, records, MODEL_SCALE, authentic=False, type_names={k: d.name for k, d in DISTORTIONS.items()}
+    )
 
 
 # ---------------------------------------------------------------------------------------------- KADID-10k
 
 # the 25 types of KADID-10k (Lin, Hosu and Saupe 2019, Table 1), numbered as in its file names
-KADID_TYPES = ("Gaussian blur", "Lens blur", "Motion blur", "Color diffusion", "Color shift", "Color quantization",
-               "Color saturation 1", "Color saturation 2", "JPEG2000", "JPEG", "White noise",
-               "White noise in color component", "Impulse noise", "Multiplicative noise", "Denoise", "Brighten",
-               "Darken", "Mean shift", "Jitter", "Non-eccentricity patch", "Pixelate", "Quantization", "Color block",
-               "High sharpen", "Contrast change")
+KADID_TYPES = (
+    "Gaussian blur",
+    "Lens blur",
+    "Motion blur",
+    "Color diffusion",
+    "Color shift",
+    "Color quantization",
+    "Color saturation 1",
+    "Color saturation 2",
+    "JPEG2000",
+    "JPEG",
+    "White noise",
+    "White noise in color component",
+    "Impulse noise",
+    "Multiplicative noise",
+    "Denoise",
+    "Brighten",
+    "Darken",
+    "Mean shift",
+    "Jitter",
+    "Non-eccentricity patch",
+    "Pixelate",
+    "Quantization",
+    "Color block",
+    "High sharpen",
+    "Contrast change",
+)
 _KADID_NAME = re.compile(r"^i(\d+)_(\d+)_(\d+)\.png$", re.IGNORECASE)
 
 
@@ -198,18 +272,27 @@ def read_kadid10k(root: Path) -> Dataset:
         name, score, sd = row["dist_img"], _float(row["dmos"]), _float(row.get("var", ""))
         m = _KADID_NAME.match(name)
         if m is None or score is None or (row.get("var") and (sd is None or sd < 0)):
-            problems.append(f"{label_file} line {line}: expected 'I01_01_01.png,I01.png,<dmos>,<var>', got "
-                            f"{','.join(row.values())!r}")
+            problems.append(
+                f"{label_file} line {line}: expected 'I01_01_01.png,I01.png,<dmos>,<var>', got "
+                f"{','.join(row.values())!r}"
+            )
             continue
         path = images.get(name.lower())
         if path is None:
             problems.append(f"{root / 'images' / name} ({label_file.name} line {line}): no such image")
             continue
         ref, kind, level = (int(g) for g in m.groups())
-        records.append(_record(path, score, scale, ref, kind, level, sd=sd,
-                               reference=images.get(row["ref_img"].lower())))
-    return Dataset("kadid10k", root, _finish(records, problems, label_file), scale, authentic=False,
-                   type_names=dict(enumerate(KADID_TYPES, start=1)))
+        records.append(
+            _record(path, score, scale, ref, kind, level, sd=sd, reference=images.get(row["ref_img"].lower()))
+        )
+    return Dataset(
+        "kadid10k",
+        root,
+        _finish(records, problems, label_file),
+        scale,
+        authentic=False,
+        type_names=dict(enumerate(KADID_TYPES, start=1)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------- KonIQ-10k
@@ -231,8 +314,11 @@ def read_koniq10k(root: Path) -> Dataset:
     scores, sets = root / KONIQ_SCORES, root / KONIQ_SETS_FILE
     label_file = scores if scores.is_file() or not sets.is_file() else sets
     header, rows = _rows(label_file)
-    _require(label_file, header, ("image_name", "c1", "c2", "c3", "c4", "c5") + (("mos",) if label_file == scores
-                                                                                  else ("set",)))
+    _require(
+        label_file,
+        header,
+        ("image_name", "c1", "c2", "c3", "c4", "c5") + (("mos",) if label_file == scores else ("set",)),
+    )
     folder = _first_dir(root, ("1024x768", "512x384"))
     images = _files(folder)
     records, problems = [], []
@@ -240,8 +326,13 @@ def read_koniq10k(root: Path) -> Dataset:
         name, sd = row["image_name"], _float(row.get("sd"))
         votes = tuple(_float(row[f"c{i}"]) for i in range(1, 6))
         valid = all(v is not None and v >= 0 for v in votes) and sum(votes) > 0  # type: ignore[operator,misc]
-        score = (_float(row["mos"]) if label_file == scores
-                 else float(np.dot(np.arange(1, 6), votes) / sum(votes)) if valid else None)  # type: ignore[arg-type]
+        score = (
+            _float(row["mos"])
+            if label_file == scores
+            else float(np.dot(np.arange(1, 6), votes) / sum(votes))
+            if valid
+            else None
+        )  # type: ignore[arg-type]
         if score is None or not valid:
             problems.append(f"{label_file} line {line}: expected a MOS and 5 vote counts for {name!r}")
             continue
@@ -286,8 +377,10 @@ def _loadmat(path: Path, names: tuple[str, ...], optional: tuple[str, ...] = ())
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except NotImplementedError:  # scipy's message for v7.3 files, which are HDF5
-        raise DatasetError(f"{path}: a MATLAB v7.3 (HDF5) file; the release's own files are v7 or older, which "
-                           f"scipy reads (save it again with save(..., '-v7'))") from None
+        raise DatasetError(
+            f"{path}: a MATLAB v7.3 (HDF5) file; the release's own files are v7 or older, which "
+            f"scipy reads (save it again with save(..., '-v7'))"
+        ) from None
     except (OSError, ValueError, TypeError) as e:
         raise DatasetError(f"{path}: not a readable MATLAB file ({e})") from None
     missing = [n for n in names if n not in mat]
@@ -332,8 +425,9 @@ def _sheet_rows(path: Path, sheet: str | None, columns: tuple[str, ...]) -> list
     finally:
         book.close()
     if header is None:
-        raise DatasetError(f"{path}: no header row with {', '.join(columns)}"
-                           + (f" in sheet {sheet!r}" if sheet else ""))
+        raise DatasetError(
+            f"{path}: no header row with {', '.join(columns)}" + (f" in sheet {sheet!r}" if sheet else "")
+        )
     return rows
 
 
@@ -341,8 +435,13 @@ def _sheet_rows(path: Path, sheet: str | None, columns: tuple[str, ...]) -> list
 
 # LIVE Release 2's folders in the order of its dmos vector, with how many entries each has (reference copies included)
 LIVE_FOLDERS = (("jp2k", 227), ("jpeg", 233), ("wn", 174), ("gblur", 174), ("fastfading", 174))
-LIVE_TYPES = {"jp2k": "JPEG2000", "jpeg": "JPEG", "wn": "White noise", "gblur": "Gaussian blur",
-              "fastfading": "Fast fading (JPEG2000 over a Rayleigh channel)"}
+LIVE_TYPES = {
+    "jp2k": "JPEG2000",
+    "jpeg": "JPEG",
+    "wn": "White noise",
+    "gblur": "Gaussian blur",
+    "fastfading": "Fast fading (JPEG2000 over a Rayleigh channel)",
+}
 
 
 def read_live(root: Path) -> Dataset:
@@ -378,22 +477,41 @@ def read_live(root: Path) -> Dataset:
             path = files.get(name)
             score = _float(dmos[j])
             if path is None or score is None:
-                problems.append(f"{root / folder / name} (entry {j + 1} of {source.name}): "
-                                + ("no such image" if path is None else f"DMOS {dmos[j]!r} is not a number"))
+                problems.append(
+                    f"{root / folder / name} (entry {j + 1} of {source.name}): "
+                    + ("no such image" if path is None else f"DMOS {dmos[j]!r} is not a number")
+                )
                 continue
             ref = Path(refnames[j]).stem
             sd = _float(std[j]) if std is not None else None
-            records.append(_record(path, score, scale, ref, kind=folder, sd=sd, name=f"{folder}/{name}",
-                                   reference=references.get(refnames[j].lower())))
-    return Dataset("live", root, _finish(records, problems, source), scale, authentic=False,
-                   type_names=dict(LIVE_TYPES))
+            records.append(
+                _record(
+                    path,
+                    score,
+                    scale,
+                    ref,
+                    kind=folder,
+                    sd=sd,
+                    name=f"{folder}/{name}",
+                    reference=references.get(refnames[j].lower()),
+                )
+            )
+    return Dataset(
+        "live", root, _finish(records, problems, source), scale, authentic=False, type_names=dict(LIVE_TYPES)
+    )
 
 
 # ---------------------------------------------------------------------------------------------- CSIQ
 
 # the DMOS sheet's dst_type -> (folder in dst_imgs/, the type's token in file names): 1600.AWGN.1.png in awgn/
-CSIQ_TYPES = {"noise": ("awgn", "AWGN"), "jpeg": ("jpeg", "JPEG"), "jpeg 2000": ("jpeg2000", "jpeg2000"),
-              "fnoise": ("fnoise", "fnoise"), "blur": ("blur", "BLUR"), "contrast": ("contrast", "contrast")}
+CSIQ_TYPES = {
+    "noise": ("awgn", "AWGN"),
+    "jpeg": ("jpeg", "JPEG"),
+    "jpeg 2000": ("jpeg2000", "jpeg2000"),
+    "fnoise": ("fnoise", "fnoise"),
+    "blur": ("blur", "BLUR"),
+    "contrast": ("contrast", "contrast"),
+}
 CSIQ_COLUMNS = ("image", "dst_type", "dst_lev", "dmos")
 
 
@@ -419,8 +537,10 @@ def read_csiq(root: Path) -> Dataset:
         level, score, sd = _float(row["dst_lev"]), _float(row["dmos"]), _float(row.get("dmos_std"))
         where = f"{label_file} row {number}"
         if not image_name or kind is None or level is None or not level.is_integer() or score is None:
-            problems.append(f"{where}: expected an image, a type ({', '.join(CSIQ_TYPES)}), a whole level and a "
-                            f"DMOS, got {[row[c] for c in CSIQ_COLUMNS]}")
+            problems.append(
+                f"{where}: expected an image, a type ({', '.join(CSIQ_TYPES)}), a whole level and a "
+                f"DMOS, got {[row[c] for c in CSIQ_COLUMNS]}"
+            )
             continue
         folder, token = kind
         rel = f"{folder}/{image_name}.{token}.{int(level)}.png"
@@ -428,12 +548,34 @@ def read_csiq(root: Path) -> Dataset:
         if path is None:
             problems.append(f"{root / 'dst_imgs' / rel} ({label_file.name} row {number}): no such image")
             continue
-        records.append(_record(path, score, scale, image_name, kind=folder, level=int(level), sd=sd, name=rel,
-                               reference=references.get(f"{image_name}.png".lower())))
-    return Dataset("csiq", root, _finish(records, problems, label_file), scale, authentic=False,
-                   type_names={"awgn": "Additive white Gaussian noise", "jpeg": "JPEG", "jpeg2000": "JPEG2000",
-                               "fnoise": "Additive pink (1/f) noise", "blur": "Gaussian blur",
-                               "contrast": "Global contrast decrement"})
+        records.append(
+            _record(
+                path,
+                score,
+                scale,
+                image_name,
+                kind=folder,
+                level=int(level),
+                sd=sd,
+                name=rel,
+                reference=references.get(f"{image_name}.png".lower()),
+            )
+        )
+    return Dataset(
+        "csiq",
+        root,
+        _finish(records, problems, label_file),
+        scale,
+        authentic=False,
+        type_names={
+            "awgn": "Additive white Gaussian noise",
+            "jpeg": "JPEG",
+            "jpeg2000": "JPEG2000",
+            "fnoise": "Additive pink (1/f) noise",
+            "blur": "Gaussian blur",
+            "contrast": "Global contrast decrement",
+        },
+    )
 
 
 def _csv_sheet(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str, object]]]:
@@ -447,8 +589,11 @@ def _csv_sheet(path: Path, columns: tuple[str, ...]) -> list[tuple[int, dict[str
         names = [c.strip().lower() for c in cells]
         if all(c in names for c in columns):
             header = {c: i for i, c in enumerate(names) if c}
-            return [(n, {c: (row[i].strip() or None) if i < len(row) else None for c, i in header.items()})
-                    for n, row in enumerate(lines[start + 1:], start=start + 2) if any(v.strip() for v in row)]
+            return [
+                (n, {c: (row[i].strip() or None) if i < len(row) else None for c, i in header.items()})
+                for n, row in enumerate(lines[start + 1 :], start=start + 2)
+                if any(v.strip() for v in row)
+            ]
     raise DatasetError(f"{path}: no header line with {', '.join(columns)}")
 
 
@@ -467,8 +612,10 @@ def read_livec(root: Path) -> Dataset:
     mos = _loadmat(data / "AllMOS_release.mat", ("AllMOS_release",))["AllMOS_release"].ravel()
     std = _loadmat(data / "AllStdDev_release.mat", ("AllStdDev_release",))["AllStdDev_release"].ravel()
     if not len(names) == len(mos) == len(std):
-        raise DatasetError(f"{data}: AllImages_release, AllMOS_release and AllStdDev_release have {len(names)}, "
-                           f"{len(mos)} and {len(std)} entries; they must match")
+        raise DatasetError(
+            f"{data}: AllImages_release, AllMOS_release and AllStdDev_release have {len(names)}, "
+            f"{len(mos)} and {len(std)} entries; they must match"
+        )
     images, training = _files(root / "Images"), _files(root / "Images" / "trainingImages")
     records, problems, left_out = [], [], 0
     for i, (name, score, sd) in enumerate(zip(names, mos, std, strict=True), start=1):
@@ -478,8 +625,10 @@ def read_livec(root: Path) -> Dataset:
         path = images.get(name.lower())
         score, sd = _float(score), _float(sd)
         if path is None or score is None:
-            problems.append(f"{root / 'Images' / name} (entry {i} of AllImages_release.mat): "
-                            + ("no such image" if path is None else "MOS is not a number"))
+            problems.append(
+                f"{root / 'Images' / name} (entry {i} of AllImages_release.mat): "
+                + ("no such image" if path is None else "MOS is not a number")
+            )
             continue
         records.append(_record(path, score, scale, ref=name, sd=sd if sd is not None and sd >= 0 else None))
     log.info("%s: %d subject-training image(s) (Images/trainingImages) left out", root, left_out)
@@ -512,8 +661,10 @@ def read_spaq(root: Path, workers: int = 4) -> Dataset:
         name, score = str(row["image name"] or "").strip(), _float(row["mos"])
         path = originals.get(name.lower())
         if not name or score is None:
-            problems.append(f"{label_file} row {number}: expected an image name and a MOS, got "
-                            f"{row['image name']!r}, {row['mos']!r}")
+            problems.append(
+                f"{label_file} row {number}: expected an image name and a MOS, got "
+                f"{row['image name']!r}, {row['mos']!r}"
+            )
         elif path is None:
             problems.append(f"{root / 'TestImage' / name} ({SPAQ_LABELS.name} row {number}): no such image")
         else:
@@ -521,8 +672,10 @@ def read_spaq(root: Path, workers: int = 4) -> Dataset:
     if problems:
         raise _problems(problems)
     resized = _resize_once([p for _, _, p in listed], root / SPAQ_CACHE, workers)
-    records = [_record(small, score, scale, ref=name, name=name)
-               for (name, score, _), small in zip(listed, resized, strict=True)]
+    records = [
+        _record(small, score, scale, ref=name, name=name)
+        for (name, score, _), small in zip(listed, resized, strict=True)
+    ]
     return Dataset("spaq", root, _finish(records, [], label_file), scale, authentic=True)
 
 
@@ -556,8 +709,9 @@ def _resize_once(paths: list[Path], cache: Path, workers: int) -> list[Path]:
 
     todo = sum(1 for p in paths if not (cache / f"{p.stem}.png").is_file())
     if todo:
-        log.warning("%s: resizing %d image(s) to a shorter side of %d px, once (later reads reuse them)", cache,
-                    todo, SPAQ_SIDE)
+        log.warning(
+            "%s: resizing %d image(s) to a shorter side of %d px, once (later reads reuse them)", cache, todo, SPAQ_SIDE
+        )
     with ThreadPoolExecutor(workers) as pool:
         done = list(pool.map(one, paths))
     problems = [e for _, e in done if e]
@@ -585,8 +739,10 @@ def read_ava(root: Path) -> Dataset:
         parts = text.split()
         counts = [_float(v) for v in parts[2:12]]
         if len(parts) != 15 or any(c is None or c < 0 for c in counts) or sum(counts) <= 0:  # type: ignore[misc]
-            problems.append(f"{label_file} line {i}: expected 15 numbers (index, image id, 10 vote counts, 2 tags, "
-                            f"challenge), got {text.strip()[:80]!r}")
+            problems.append(
+                f"{label_file} line {i}: expected 15 numbers (index, image id, 10 vote counts, 2 tags, "
+                f"challenge), got {text.strip()[:80]!r}"
+            )
             continue
         image_id = parts[1]
         path = images.get(f"{image_id}.jpg")
@@ -597,8 +753,14 @@ def read_ava(root: Path) -> Dataset:
         mean = float((v * levels).sum() / v.sum())
         sd = float(np.sqrt((v * (levels - mean) ** 2).sum() / v.sum()))
         records.append(_record(path, mean, scale, ref=image_id, sd=sd, votes=tuple(counts)))  # type: ignore[arg-type]
-    return Dataset("ava", root, _finish(records, problems, label_file), scale, authentic=True,
-                   official_split=_ava_split(root, {r.ref for r in records}))
+    return Dataset(
+        "ava",
+        root,
+        _finish(records, problems, label_file),
+        scale,
+        authentic=True,
+        official_split=_ava_split(root, {r.ref for r in records}),
+    )
 
 
 def _ava_split(root: Path, ids: set) -> dict | None:
@@ -610,10 +772,19 @@ def _ava_split(root: Path, ids: set) -> dict | None:
     test = {t.strip() for t in path.read_text().split() if t.strip()}
     unknown = sorted(test - ids)
     if unknown:
-        log.warning("%s: %d test image(s) not in AVA.txt or without a file, left out (first: %s)", path,
-                    len(unknown), unknown[0])
-    return {"mode": "official", "source": str(path.relative_to(root)),
-            "train": sorted(f"{i}.jpg" for i in ids - test), "val": [], "test": sorted(f"{i}.jpg" for i in ids & test)}
+        log.warning(
+            "%s: %d test image(s) not in AVA.txt or without a file, left out (first: %s)",
+            path,
+            len(unknown),
+            unknown[0],
+        )
+    return {
+        "mode": "official",
+        "source": str(path.relative_to(root)),
+        "train": sorted(f"{i}.jpg" for i in ids - test),
+        "val": [],
+        "test": sorted(f"{i}.jpg" for i in ids & test),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- generic CSV
@@ -625,8 +796,10 @@ def read_csv_dataset(path: Path, scale: tuple[float, float] | None, allow_out_of
     The scale must be given (``--scale WORST BEST``: ``1 5`` for a 1-5 MOS, ``100 0`` for a 0-100 DMOS): scores
     outside it are an error unless ``allow_out_of_range``. Without ``ref`` each image is its own reference."""
     if scale is None:
-        raise DatasetError(f"{path}: a CSV dataset needs its scale: --scale WORST BEST (e.g. --scale 1 5 for a 1-5 "
-                           f"MOS, --scale 100 0 for a 0-100 DMOS)")
+        raise DatasetError(
+            f"{path}: a CSV dataset needs its scale: --scale WORST BEST (e.g. --scale 1 5 for a 1-5 "
+            f"MOS, --scale 100 0 for a 0-100 DMOS)"
+        )
     s = Scale(float(scale[0]), float(scale[1]), "MOS" if scale[1] > scale[0] else "DMOS")
     lo, hi = sorted(scale)
     header, rows = _rows(path)
@@ -643,8 +816,9 @@ def read_csv_dataset(path: Path, scale: tuple[float, float] | None, allow_out_of
             problems.append(f"{where}: expected a path and a finite mos, got {row.get('path')!r}, {row.get('mos')!r}")
             continue
         if not allow_out_of_range and not lo <= score <= hi:
-            problems.append(f"{where}: mos {score:g} is outside the scale {lo:g}-{hi:g} (--scale; "
-                            f"--allow-out-of-range accepts it)")
+            problems.append(
+                f"{where}: mos {score:g} is outside the scale {lo:g}-{hi:g} (--scale; --allow-out-of-range accepts it)"
+            )
             continue
         if row.get("std") and (sd is None or sd < 0):
             problems.append(f"{where}: std must be a finite non-negative number, got {row['std']!r}")
@@ -653,8 +827,9 @@ def read_csv_dataset(path: Path, scale: tuple[float, float] | None, allow_out_of
         if vote_cols:
             counts = [_float(row.get(c)) for c in vote_cols]
             if any(c is None or c < 0 for c in counts) or sum(counts) <= 0:  # type: ignore[misc]
-                problems.append(f"{where}: vote counts {', '.join(vote_cols)} must be non-negative with a positive "
-                                f"total")
+                problems.append(
+                    f"{where}: vote counts {', '.join(vote_cols)} must be non-negative with a positive total"
+                )
                 continue
             votes = tuple(counts if s.best > s.worst else counts[::-1])  # worst level first
         level = row.get("level") or "0"
@@ -671,11 +846,23 @@ def read_csv_dataset(path: Path, scale: tuple[float, float] | None, allow_out_of
             continue
         seen[key.lower()] = line
         kind = row.get("type") or 0
-        records.append(_record(file, score, s, ref=row.get("ref") or key, kind=int(kind) if str(kind).isdigit()
-                               else kind, level=int(level), sd=sd, votes=votes, name=key))  # type: ignore[arg-type]
+        records.append(
+            _record(
+                file,
+                score,
+                s,
+                ref=row.get("ref") or key,
+                kind=int(kind) if str(kind).isdigit() else kind,
+                level=int(level),
+                sd=sd,
+                votes=votes,
+                name=key,
+            )
+        )  # type: ignore[arg-type]
     authentic = "ref" not in header
-    return Dataset("csv", path, _finish(records, problems, path), s, authentic=authentic,
-                   labels=f"the scores of {path.name}")
+    return Dataset(
+        "csv", path, _finish(records, problems, path), s, authentic=authentic, labels=f"the scores of {path.name}"
+    )
 
 
 # ---------------------------------------------------------------------------------------------- detection
@@ -702,19 +889,24 @@ def detect_format(root: Path) -> str:
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder")
     names = {p.name.lower() for p in root.iterdir()}
-    found = [fmt for fmt, sig in SIGNATURES.items()
-             if any((root / s).exists() or s.lower() in names for s in sig)]
+    found = [fmt for fmt, sig in SIGNATURES.items() if any((root / s).exists() or s.lower() in names for s in sig)]
     if not found:
-        raise DatasetError(f"{root}: not a dataset layout pynima knows (looked for "
-                           f"{', '.join(s for sig in SIGNATURES.values() for s in sig)}; a CSV file of your own "
-                           f"works too: pynima docs datasets)")
+        raise DatasetError(
+            f"{root}: not a dataset layout pynima knows (looked for "
+            f"{', '.join(s for sig in SIGNATURES.values() for s in sig)}; a CSV file of your own "
+            f"works too: pynima docs datasets)"
+        )
     if len(found) > 1:
         raise DatasetError(f"{root}: looks like {' and '.join(found)}; choose with --format")
     return found[0]
 
 
-def read_dataset(root: str | Path, format: str | None = None, scale: tuple[float, float] | None = None,
-                 allow_out_of_range: bool = False) -> Dataset:
+def read_dataset(
+    root: str | Path,
+    format: str | None = None,
+    scale: tuple[float, float] | None = None,
+    allow_out_of_range: bool = False,
+) -> Dataset:
     """The dataset at ``root`` (a folder, or a CSV file) in ``format`` (one of FORMATS; None: detected)."""
     root = Path(root)
     fmt = format or detect_format(root)
@@ -727,8 +919,13 @@ def read_dataset(root: str | Path, format: str | None = None, scale: tuple[float
     if not root.is_dir():
         raise DatasetError(f"{root}: not a directory")
     readers: dict[str, Callable[..., Dataset]] = {
-        "tid2013": lambda r: read_tid2013_dataset(r, allow_out_of_range), "kadid10k": read_kadid10k,
-        "koniq10k": read_koniq10k, "live": read_live, "csiq": read_csiq, "livec": read_livec, "spaq": read_spaq,
+        "tid2013": lambda r: read_tid2013_dataset(r, allow_out_of_range),
+        "kadid10k": read_kadid10k,
+        "koniq10k": read_koniq10k,
+        "live": read_live,
+        "csiq": read_csiq,
+        "livec": read_livec,
+        "spaq": read_spaq,
         "ava": read_ava,
     }
     dataset = readers[fmt](root)
@@ -750,11 +947,19 @@ def dataset_split(dataset: Dataset, mode: str, ratios: tuple[float, float, float
         return make_split(dataset.records, mode, ratios, seed)
     official = dataset.official_split
     if official is None:
-        raise DatasetError(f"{dataset.root}: {dataset.format} has no official split here (KonIQ-10k's "
-                           f"koniq10k_distributions_sets.csv and AVA's aesthetics_image_lists/ have one); use "
-                           f"--split reference")
-    split = {"mode": "official", "seed": seed, "source": official.get("source"),
-             "train": list(official["train"]), "val": list(official["val"]), "test": list(official["test"])}
+        raise DatasetError(
+            f"{dataset.root}: {dataset.format} has no official split here (KonIQ-10k's "
+            f"koniq10k_distributions_sets.csv and AVA's aesthetics_image_lists/ have one); use "
+            f"--split reference"
+        )
+    split = {
+        "mode": "official",
+        "seed": seed,
+        "source": official.get("source"),
+        "train": list(official["train"]),
+        "val": list(official["val"]),
+        "test": list(official["test"]),
+    }
     if not split["val"]:
         train = split["train"]
         chosen = set(np.random.default_rng(seed).permutation(len(train))[: max(1, round(VAL_CARVE * len(train)))])

@@ -50,16 +50,51 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["CHROMA_NOISE_GAIN", "DISTORTIONS", "Distortion", "J2K_BLOCK", "J2K_ERROR_GAIN", "LEVELS",
-           "LEVELS_FILE", "LEVEL_SIGNS", "LOCAL_BLOCK", "LOCAL_BLOCK_MAX", "NEPN_MAX_COVERAGE", "NEPN_PATCH",
-           "NOISY_SOURCE_SIGMA", "PSNR_TARGETS", "Search", "additive_colour_noise", "additive_gaussian_noise",
-           "chromatic_aberrations", "colour_quantization_with_dither", "colour_saturation_change",
-           "comfort_noise", "contrast_change", "distort", "gaussian_blur", "high_frequency_noise",
-           "image_denoising", "impulse_noise", "jpeg2000_compression", "jpeg2000_transmission_errors",
-           "jpeg_compression", "jpeg_transmission_errors", "level_strengths", "local_blockwise_distortions",
-           "lossy_compression_of_noisy_images", "masked_noise", "mean_shift", "multiplicative_gaussian_noise",
-           "non_eccentricity_pattern_noise", "psnr", "quantization_noise",
-           "sparse_sampling_and_reconstruction", "spatially_correlated_noise", "strength_for_psnr"]
+__all__ = [
+    "CHROMA_NOISE_GAIN",
+    "DISTORTIONS",
+    "Distortion",
+    "J2K_BLOCK",
+    "J2K_ERROR_GAIN",
+    "LEVELS",
+    "LEVELS_FILE",
+    "LEVEL_SIGNS",
+    "LOCAL_BLOCK",
+    "LOCAL_BLOCK_MAX",
+    "NEPN_MAX_COVERAGE",
+    "NEPN_PATCH",
+    "NOISY_SOURCE_SIGMA",
+    "PSNR_TARGETS",
+    "Search",
+    "additive_colour_noise",
+    "additive_gaussian_noise",
+    "chromatic_aberrations",
+    "colour_quantization_with_dither",
+    "colour_saturation_change",
+    "comfort_noise",
+    "contrast_change",
+    "distort",
+    "gaussian_blur",
+    "high_frequency_noise",
+    "image_denoising",
+    "impulse_noise",
+    "jpeg2000_compression",
+    "jpeg2000_transmission_errors",
+    "jpeg_compression",
+    "jpeg_transmission_errors",
+    "level_strengths",
+    "local_blockwise_distortions",
+    "lossy_compression_of_noisy_images",
+    "masked_noise",
+    "mean_shift",
+    "multiplicative_gaussian_noise",
+    "non_eccentricity_pattern_noise",
+    "psnr",
+    "quantization_noise",
+    "sparse_sampling_and_reconstruction",
+    "spatially_correlated_noise",
+    "strength_for_psnr",
+]
 
 PSNR_TARGETS: tuple[float, ...] = (33.0, 30.0, 27.0, 24.0, 21.0)
 LEVELS = (1, 2, 3, 4, 5)
@@ -209,8 +244,9 @@ def image_denoising(image: np.ndarray, sigma: float, rng: np.random.Generator) -
     from skimage.restoration import denoise_wavelet
 
     noisy = np.clip(image.astype(_F) / 255 + (sigma / 255) * _white(rng, image.shape), 0, 1)
-    den = denoise_wavelet(noisy, sigma=sigma / 255, wavelet="db2", channel_axis=-1, convert2ycbcr=True,
-                          rescale_sigma=True)
+    den = denoise_wavelet(
+        noisy, sigma=sigma / 255, wavelet="db2", channel_axis=-1, convert2ycbcr=True, rescale_sigma=True
+    )
     return _u8(den * 255)
 
 
@@ -230,7 +266,7 @@ def jpeg_transmission_errors(image: np.ndarray, fraction: float, rng: np.random.
     stream = _encode(image, "JPEG", quality=90, restart_marker_blocks=4)
     data = np.frombuffer(stream, np.uint8).copy()
     sos = stream.find(b"\xff\xda")
-    start = sos + 2 + int.from_bytes(stream[sos + 2: sos + 4], "big")
+    start = sos + 2 + int.from_bytes(stream[sos + 2 : sos + 4], "big")
     idx = np.arange(start + 1, len(stream) - 2)
     # never touch a marker byte or the byte after one (stuffing / RST), and never write 0xFF
     idx = idx[(data[idx] != 0xFF) & (data[idx - 1] != 0xFF)]
@@ -252,12 +288,18 @@ def jpeg2000_transmission_errors(image: np.ndarray, fraction: float, rng: np.ran
     import pywt
 
     base = _jpeg2000(image, 5.0).astype(_F)
-    coeffs = [c if i == 0 else tuple(c) for i, c in
-              enumerate(pywt.wavedec2(base, "bior4.4", level=3, axes=(0, 1), mode="periodization"))]
-    blocks = [(i, d, np.s_[y: y + J2K_BLOCK, x: x + J2K_BLOCK, ch])
-              for i in range(1, len(coeffs)) for d, band in enumerate(coeffs[i])
-              for y in range(0, band.shape[0], J2K_BLOCK) for x in range(0, band.shape[1], J2K_BLOCK)
-              for ch in range(band.shape[2])]
+    coeffs = [
+        c if i == 0 else tuple(c)
+        for i, c in enumerate(pywt.wavedec2(base, "bior4.4", level=3, axes=(0, 1), mode="periodization"))
+    ]
+    blocks = [
+        (i, d, np.s_[y : y + J2K_BLOCK, x : x + J2K_BLOCK, ch])
+        for i in range(1, len(coeffs))
+        for d, band in enumerate(coeffs[i])
+        for y in range(0, band.shape[0], J2K_BLOCK)
+        for x in range(0, band.shape[1], J2K_BLOCK)
+        for ch in range(band.shape[2])
+    ]
     order = rng.permutation(len(blocks))
     noise = _white(rng, (len(blocks), J2K_BLOCK, J2K_BLOCK))
     for j in order[: _count(fraction, len(blocks))]:
@@ -282,7 +324,7 @@ def non_eccentricity_pattern_noise(image: np.ndarray, coverage: float, rng: np.r
     offsets = rng.integers(3, 11, (n_max, 2)) * rng.choice([-1, 1], (n_max, 2))
     out = image.copy()
     for y, x, (dy, dx) in list(zip(ys, xs, offsets, strict=True))[: _count(coverage / NEPN_MAX_COVERAGE, n_max)]:
-        out[y: y + NEPN_PATCH, x: x + NEPN_PATCH] = image[y + dy: y + dy + NEPN_PATCH, x + dx: x + dx + NEPN_PATCH]
+        out[y : y + NEPN_PATCH, x : x + NEPN_PATCH] = image[y + dy : y + dy + NEPN_PATCH, x + dx : x + dx + NEPN_PATCH]
     return out
 
 
@@ -299,7 +341,7 @@ def local_blockwise_distortions(image: np.ndarray, count: float, rng: np.random.
     n = min(LOCAL_BLOCK_MAX, max(1, round(count * h * w / (512 * 384))))
     out = image.copy()
     for y, x, c in zip(ys[:n], xs[:n], colours[:n], strict=True):
-        out[y: y + LOCAL_BLOCK, x: x + LOCAL_BLOCK] = c
+        out[y : y + LOCAL_BLOCK, x : x + LOCAL_BLOCK] = c
     return out
 
 
@@ -349,8 +391,9 @@ def colour_quantization_with_dither(image: np.ndarray, strength: float, rng: np.
     from PIL import Image
 
     colours = max(2, 256 - int(round(strength)))
-    q = Image.fromarray(image).quantize(colors=colours, method=Image.Quantize.MEDIANCUT,
-                                        dither=Image.Dither.FLOYDSTEINBERG)
+    q = Image.fromarray(image).quantize(
+        colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG
+    )
     return np.asarray(q.convert("RGB"))
 
 
@@ -401,13 +444,22 @@ DISTORTIONS: dict[int, Distortion] = {
         Distortion(18, "Change of colour saturation", colour_saturation_change, None),
         Distortion(19, "Multiplicative Gaussian noise", multiplicative_gaussian_noise, Search(1e-4, 5.0)),
         Distortion(20, "Comfort noise", comfort_noise, Search(0.2, 20.0)),
-        Distortion(21, "Lossy compression of noisy images", lossy_compression_of_noisy_images,
-                   Search(0, 99, integer=True, log=False)),
-        Distortion(22, "Image colour quantization with dither", colour_quantization_with_dither,
-                   Search(0, 254, integer=True, log=False)),
+        Distortion(
+            21,
+            "Lossy compression of noisy images",
+            lossy_compression_of_noisy_images,
+            Search(0, 99, integer=True, log=False),
+        ),
+        Distortion(
+            22,
+            "Image colour quantization with dither",
+            colour_quantization_with_dither,
+            Search(0, 254, integer=True, log=False),
+        ),
         Distortion(23, "Chromatic aberrations", chromatic_aberrations, Search(0.02, 40.0)),
-        Distortion(24, "Sparse sampling and reconstruction", sparse_sampling_and_reconstruction,
-                   Search(1.0001, 2000.0)),
+        Distortion(
+            24, "Sparse sampling and reconstruction", sparse_sampling_and_reconstruction, Search(1.0001, 2000.0)
+        ),
     )
 }
 
@@ -419,8 +471,7 @@ LEVEL_SIGNS: dict[int, tuple[int, ...]] = {16: (+1, -1, +1, -1, +1), 17: (-1, +1
 def level_strengths() -> dict[int, tuple[float, ...]]:
     """The strength of each (type, level), signed for types 16 and 17 (from ``tid2013_levels.json``)."""
     table = json.loads(LEVELS_FILE.read_text())["strengths"]
-    return {int(k): tuple(s * LEVEL_SIGNS.get(int(k), (1,) * 5)[i] for i, s in enumerate(v))
-            for k, v in table.items()}
+    return {int(k): tuple(s * LEVEL_SIGNS.get(int(k), (1,) * 5)[i] for i, s in enumerate(v)) for k, v in table.items()}
 
 
 def _check(image: np.ndarray, kind: int) -> np.ndarray:
@@ -434,8 +485,9 @@ def _check(image: np.ndarray, kind: int) -> np.ndarray:
     return image
 
 
-def distort(image: np.ndarray, kind: int, level: int | None = None, *, strength: float | None = None,
-            seed: int = 0) -> np.ndarray:
+def distort(
+    image: np.ndarray, kind: int, level: int | None = None, *, strength: float | None = None, seed: int = 0
+) -> np.ndarray:
     """Apply TID2013 distortion ``kind`` (1-24) at ``level`` (1-5), or at an explicit ``strength``.
 
     Deterministic: the same image, kind, strength and seed give the same bytes, and the random draws do not depend on
@@ -454,8 +506,9 @@ def distort(image: np.ndarray, kind: int, level: int | None = None, *, strength:
     return out
 
 
-def strength_for_psnr(image: np.ndarray, kind: int, target: float, sign: int = 1, seed: int = 0,
-                      tol: float = 0.1, max_evals: int = 12) -> float:
+def strength_for_psnr(
+    image: np.ndarray, kind: int, target: float, sign: int = 1, seed: int = 0, tol: float = 0.1, max_evals: int = 12
+) -> float:
     """The strength at which ``distort(image, kind, strength=sign * s)`` has PSNR closest to ``target`` dB.
 
     Searches the type's ``Search`` range, where PSNR falls as strength grows: Illinois regula falsi (in log space

@@ -15,15 +15,27 @@ from pynima.errors import PynimaError
 from pynima.files import RUN_MARKER, atomic_path, write_json
 from pynima.metrics import METRIC_ORDER, RANKING_ORDER, evaluate_scores, spearman_interval, type_order
 
-__all__ = ["CROP_DESCRIPTION", "EVALUATION_FILES", "PER_TYPE_MIN", "evaluate_checkpoint", "format_table",
-           "predict_distributions", "ranking_measures", "read_predictions", "scatter", "type_colours",
-           "write_predictions"]
+__all__ = [
+    "CROP_DESCRIPTION",
+    "EVALUATION_FILES",
+    "PER_TYPE_MIN",
+    "evaluate_checkpoint",
+    "format_table",
+    "predict_distributions",
+    "ranking_measures",
+    "read_predictions",
+    "scatter",
+    "type_colours",
+    "write_predictions",
+]
 
 log = logging.getLogger(__name__)
 
-CROP_DESCRIPTION = {"centre": "single centre 224x224 crop at native resolution",
-                    "grid": "224x224 crops covering the image at native resolution, distributions averaged",
-                    "full": "the whole image at native resolution, one pass"}
+CROP_DESCRIPTION = {
+    "centre": "single centre 224x224 crop at native resolution",
+    "grid": "224x224 crops covering the image at native resolution, distributions averaged",
+    "full": "the whole image at native resolution, one pass",
+}
 
 
 def predict_distributions(scorer, records: list[Record] | list[Path], batch_size: int = 32) -> np.ndarray:
@@ -51,8 +63,7 @@ def type_colours(n: int) -> list:
     return [palette[i % len(palette)] for i in range(n)]
 
 
-def scatter(pred: np.ndarray, true: np.ndarray, kinds: list, names: dict, path: Path, title: str,
-            xlabel: str) -> None:
+def scatter(pred: np.ndarray, true: np.ndarray, kinds: list, names: dict, path: Path, title: str, xlabel: str) -> None:
     """Predicted against true scores, one colour and legend entry per distortion type (categorical, by name)."""
     import matplotlib
 
@@ -66,24 +77,39 @@ def scatter(pred: np.ndarray, true: np.ndarray, kinds: list, names: dict, path: 
     kinds = np.asarray(kinds, dtype=object)
     for i, k in enumerate(order):
         sel = kinds == k
-        ax.scatter(true[sel], pred[sel], s=12, alpha=0.85, color=colours[i],
-                   marker=markers[i // 40 % len(markers)], label=f"{k} {names.get(k, k)}"[:30])
+        ax.scatter(
+            true[sel],
+            pred[sel],
+            s=12,
+            alpha=0.85,
+            color=colours[i],
+            marker=markers[i // 40 % len(markers)],
+            label=f"{k} {names.get(k, k)}"[:30],
+        )
     lo, hi = min(true.min(), pred.min()), max(true.max(), pred.max())
     ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("predicted mean score (0-9)")
     ax.set_title(title, fontsize=10)
     if len(order) > 1:
-        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1), ncol=1 if len(order) <= 26 else 2,
-                  title="distortion type", title_fontsize=7, frameon=False)
+        ax.legend(
+            fontsize=6,
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1),
+            ncol=1 if len(order) <= 26 else 2,
+            title="distortion type",
+            title_fontsize=7,
+            frameon=False,
+        )
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 
-def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_image_emd: np.ndarray,
-                      scale: Scale = MODEL_SCALE) -> None:
+def write_predictions(
+    path: Path, records: list[Record], dists: np.ndarray, per_image_emd: np.ndarray, scale: Scale = MODEL_SCALE
+) -> None:
     """One row per image: name, reference, type, level, human MOS and predicted mean and std on the model's 0-9
     scale, EMD, then the human score and the predicted mean on the dataset's own ``scale`` (for re-analysis, e.g.
     the split-and-image bootstrap of ``pynima benchmark``)."""
@@ -97,8 +123,20 @@ def write_predictions(path: Path, records: list[Record], dists: np.ndarray, per_
         w = csv.writer(f)
         w.writerow(["name", "ref", "kind", "level", "mos", "pred_mean", "pred_std", "emd", "score", "pred_score"])
         for r, m, s, e, n in zip(records, mean, std, per_image_emd, native, strict=True):
-            w.writerow([r.key, r.ref, r.kind, r.level, f"{r.mos:.5f}", f"{m:.6f}", f"{s:.6f}", f"{e:.6f}",
-                        f"{r.dataset_score:.6g}", f"{n:.6g}"])
+            w.writerow(
+                [
+                    r.key,
+                    r.ref,
+                    r.kind,
+                    r.level,
+                    f"{r.mos:.5f}",
+                    f"{m:.6f}",
+                    f"{s:.6f}",
+                    f"{e:.6f}",
+                    f"{r.dataset_score:.6g}",
+                    f"{n:.6g}",
+                ]
+            )
 
 
 def read_predictions(path: Path) -> dict[str, np.ndarray]:
@@ -125,9 +163,14 @@ def ranking_measures(scorer, records: list[Record], pred: np.ndarray) -> dict:
     if refs:
         clean_pred = moments(predict_distributions(scorer, [references[r] for r in refs]))[0]
         clean = dict(zip(refs, clean_pred.tolist(), strict=True))
-    result = within_reference(pred, np.array([r.mos for r in records]), np.array([r.ref for r in records], object),
-                              np.array([r.kind for r in records], object), np.array([r.level for r in records]),
-                              clean)
+    result = within_reference(
+        pred,
+        np.array([r.mos for r in records]),
+        np.array([r.ref for r in records], object),
+        np.array([r.kind for r in records], object),
+        np.array([r.level for r in records]),
+        clean,
+    )
     result = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()}  # JSON
     result["clean_scores"] = {str(r): v for r, v in clean.items()}
     if not clean:
@@ -144,8 +187,9 @@ def format_table(metrics: dict) -> str:
     ranking = metrics.get("ranking") or {}
     shown = [(k, ranking[k]) for k in RANKING_ORDER if isinstance(ranking.get(k), float) and math.isfinite(ranking[k])]
     if shown:
-        lines.append(f"within one reference ({ranking['groups']} reference x type groups, "
-                     f"{ranking['references']} references):")
+        lines.append(
+            f"within one reference ({ranking['groups']} reference x type groups, {ranking['references']} references):"
+        )
         lines += [f"  {k:20s} {v:8.4f}" for k, v in shown]
     if ranking.get("note"):
         lines.append(f"note: {ranking['note']}")
@@ -163,17 +207,30 @@ def _check_output_folder(out: Path, replace: bool) -> None:
     if not old or replace:
         return
     if (out / RUN_MARKER).is_file():
-        raise PynimaError(f"{out}: a training run's folder; evaluating into it would replace its test results "
-                          f"({', '.join(old)}): choose another --out (or --overwrite to replace them)")
-    raise PynimaError(f"{out}: holds an evaluation already ({', '.join(old)}); replace it with --overwrite, or "
-                      f"choose another --out")
+        raise PynimaError(
+            f"{out}: a training run's folder; evaluating into it would replace its test results "
+            f"({', '.join(old)}): choose another --out (or --overwrite to replace them)"
+        )
+    raise PynimaError(
+        f"{out}: holds an evaluation already ({', '.join(old)}); replace it with --overwrite, or choose another --out"
+    )
 
 
-def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, split: dict | None = None,
-                        part: str = "test", crops: str = DEFAULT_CROPS, n_boot: int = 1000,
-                        allow_out_of_range: bool = False, engine: str | None = None, format: str | None = None,
-                        scale: tuple[float, float] | None = None, replace: bool = False,
-                        undefined_ok: bool = False) -> dict:
+def evaluate_checkpoint(
+    ckpt: str | Path,
+    data: str | Path,
+    out: str | Path,
+    split: dict | None = None,
+    part: str = "test",
+    crops: str = DEFAULT_CROPS,
+    n_boot: int = 1000,
+    allow_out_of_range: bool = False,
+    engine: str | None = None,
+    format: str | None = None,
+    scale: tuple[float, float] | None = None,
+    replace: bool = False,
+    undefined_ok: bool = False,
+) -> dict:
     """Score ``part`` of ``split`` (or the whole dataset when ``split`` is None) and write metrics.json,
     predictions.csv and scatter.png to ``out``. Returns the metrics dict (``format_table`` prints it).
 
@@ -205,9 +262,13 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
     if split is not None:
         records = apply_split(records, split, part)
     where = f"{data}" + (f" ({part} part)" if split is not None else "")
-    undefined = (f"{len(records)} image(s); correlations need at least 3" if len(records) < 3 else
-                 f"every label is {records[0].dataset_score:g}; correlations with a constant are undefined"
-                 if len({r.mos for r in records}) == 1 else None)
+    undefined = (
+        f"{len(records)} image(s); correlations need at least 3"
+        if len(records) < 3
+        else f"every label is {records[0].dataset_score:g}; correlations with a constant are undefined"
+        if len({r.mos for r in records}) == 1
+        else None
+    )
     if undefined and not undefined_ok:
         raise PynimaError(f"{where}: {undefined}")
     if undefined:
@@ -226,26 +287,44 @@ def evaluate_checkpoint(ckpt: str | Path, data: str | Path, out: str | Path, spl
         n = int(sel.sum())
         if n >= PER_TYPE_MIN and np.ptp(pred[sel]) > 0 and np.ptp(true[sel]) > 0:
             srcc = float(stats.spearmanr(pred[sel], true[sel]).statistic)
-            per_type[str(k)] = {"name": dataset.type_names.get(k, str(k)), "srcc": srcc, "n": n,
-                                **dict(zip(("ci_low", "ci_high"), spearman_interval(srcc, n), strict=True))}
+            per_type[str(k)] = {
+                "name": dataset.type_names.get(k, str(k)),
+                "srcc": srcc,
+                "n": n,
+                **dict(zip(("ci_low", "ci_high"), spearman_interval(srcc, n), strict=True)),
+            }
     ranking = ranking_measures(scorer, records, pred)
     native_true = np.array([r.dataset_score for r in records])
     native_rmse = float(np.sqrt(np.mean((dataset.scale.from_model(pred) - native_true) ** 2)))
     labels = label_source(dataset.root) or dataset.labels
-    result = metrics | {"per_type_srcc": per_type, "ranking": ranking, "n_images": len(records),
-                        "n_references": len({r.ref for r in records}), "labels": labels,
-                        "per_type_interval": f"95% Fisher-z interval of Spearman's rho (variance 1.06 / (n - 3)); "
-                                             f"types with fewer than {PER_TYPE_MIN} images left out",
-                        "checkpoint": str(ckpt),
-                        "data": str(data), "format": dataset.format, "scale": dataset.scale.describe(),
-                        "rmse_dataset_scale": native_rmse, "part": part if split is not None else "all",
-                        "crops": CROP_DESCRIPTION[crops], "engine": scorer.engine.name,
-                        "interval": f"95% percentile bootstrap over images ({n_boot} resamples); "
-                                    "excludes split variance"}
+    result = metrics | {
+        "per_type_srcc": per_type,
+        "ranking": ranking,
+        "n_images": len(records),
+        "n_references": len({r.ref for r in records}),
+        "labels": labels,
+        "per_type_interval": f"95% Fisher-z interval of Spearman's rho (variance 1.06 / (n - 3)); "
+        f"types with fewer than {PER_TYPE_MIN} images left out",
+        "checkpoint": str(ckpt),
+        "data": str(data),
+        "format": dataset.format,
+        "scale": dataset.scale.describe(),
+        "rmse_dataset_scale": native_rmse,
+        "part": part if split is not None else "all",
+        "crops": CROP_DESCRIPTION[crops],
+        "engine": scorer.engine.name,
+        "interval": f"95% percentile bootstrap over images ({n_boot} resamples); excludes split variance",
+    }
     write_predictions(out / "predictions.csv", records, dists, per_image_emd, dataset.scale)
-    scatter(pred, true, kinds.tolist(), dataset.type_names, out / "scatter.png",
-            f"{result['part']} ({len(records)} images of {result['n_references']} references)",
-            "pseudo-label (not human)" if labels.startswith("pseudo") else "human MOS")
+    scatter(
+        pred,
+        true,
+        kinds.tolist(),
+        dataset.type_names,
+        out / "scatter.png",
+        f"{result['part']} ({len(records)} images of {result['n_references']} references)",
+        "pseudo-label (not human)" if labels.startswith("pseudo") else "human MOS",
+    )
     write_json(out / "metrics.json", result)  # last: a folder with metrics.json holds a finished evaluation
     log.debug("%s set: %d images (%s)", result["part"], len(records), out / "metrics.json")
     return result

@@ -54,16 +54,25 @@ def _export_any_size(model, path: Path) -> None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-            torch.onnx.export(model, example, str(path), dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                                                     "distribution": {0: "batch"}},
-                              dynamo=False, **names)
+            torch.onnx.export(
+                model,
+                example,
+                str(path),
+                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}, "distribution": {0: "batch"}},
+                dynamo=False,
+                **names,
+            )
         return
     except (TypeError, RuntimeError, NotImplementedError):  # a torch without the TorchScript exporter
         pass
-    dims = {0: torch.export.Dim("batch", min=1, max=4096), 2: torch.export.Dim("height", min=32),
-            3: torch.export.Dim("width", min=32)}
-    torch.onnx.export(model, example, str(path), dynamic_shapes=(dims,), dynamo=True, external_data=False,
-                      verbose=False, **names)
+    dims = {
+        0: torch.export.Dim("batch", min=1, max=4096),
+        2: torch.export.Dim("height", min=32),
+        3: torch.export.Dim("width", min=32),
+    }
+    torch.onnx.export(
+        model, example, str(path), dynamic_shapes=(dims,), dynamo=True, external_data=False, verbose=False, **names
+    )
 
 
 def export_onnx(ckpt: str | Path, out: str | Path | None = None, metadata: dict[str, str] | None = None) -> Path:
@@ -79,8 +88,10 @@ def export_onnx(ckpt: str | Path, out: str | Path | None = None, metadata: dict[
 
     clash = sorted(k for k in metadata or {} if k.removeprefix("pynima_") in RESERVED_METADATA)
     if clash:
-        raise PynimaError(f"metadata {', '.join(clash)} is written by pynima export itself (the preprocessing scoring "
-                          f"relies on); choose other keys")
+        raise PynimaError(
+            f"metadata {', '.join(clash)} is written by pynima export itself (the preprocessing scoring "
+            f"relies on); choose other keys"
+        )
 
     out = Path(out) if out else Path(ckpt).with_suffix(".onnx")
     if out.suffix.lower() != ".onnx":  # --out best.ckpt would have written over the checkpoint it exports
@@ -91,10 +102,17 @@ def export_onnx(ckpt: str | Path, out: str | Path | None = None, metadata: dict[
     model = engine.model.to(memory_format=torch.contiguous_format)
     with atomic_path(out) as tmp:
         _export_any_size(model, tmp)
-        _add_metadata(tmp, {"pynima_backbone": engine.backbone, "pynima_mean": ",".join(map(str, engine.mean)),
-                            "pynima_std": ",".join(map(str, engine.std)), "pynima_version": __version__,
-                            "pynima_source": Path(ckpt).name}
-                      | {f"pynima_{k.removeprefix('pynima_')}": v for k, v in (metadata or {}).items()})
+        _add_metadata(
+            tmp,
+            {
+                "pynima_backbone": engine.backbone,
+                "pynima_mean": ",".join(map(str, engine.mean)),
+                "pynima_std": ",".join(map(str, engine.std)),
+                "pynima_version": __version__,
+                "pynima_source": Path(ckpt).name,
+            }
+            | {f"pynima_{k.removeprefix('pynima_')}": v for k, v in (metadata or {}).items()},
+        )
     return out
 
 
@@ -123,7 +141,7 @@ def quantize_int8(fp32: str | Path, calibration: list[Path], out: str | Path | N
     out = Path(out) if out else fp32.with_name(fp32.stem + ".int8.onnx")
     scorer = Scorer(OnnxEngine(fp32))
     inputs = [scorer.inputs(p) for p in calibration]
-    batches = [np.concatenate(inputs[i: i + 16]) for i in range(0, len(inputs), 16)]
+    batches = [np.concatenate(inputs[i : i + 16]) for i in range(0, len(inputs), 16)]
     meta = {p.key: p.value for p in onnx.load(str(fp32)).metadata_props}
     prepped = temporary_sibling(out)  # quant_pre_process's output, an intermediate
     try:
@@ -131,11 +149,20 @@ def quantize_int8(fp32: str | Path, calibration: list[Path], out: str | Path | N
             quant_pre_process(str(fp32), str(prepped))
             # the softmax stays float: an 8-bit output would be a distribution summing to 1 only within 10 / 255
             softmax = [n.name for n in onnx.load(str(prepped)).graph.node if n.op_type == "Softmax"]
-            quantize_static(str(prepped), str(tmp), _Calibration(batches), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                            calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=softmax)
-            _add_metadata(tmp, meta | {"pynima_quantization": f"int8 static QDQ, {len(calibration)} calibration "
-                                                              f"images"})
+            quantize_static(
+                str(prepped),
+                str(tmp),
+                _Calibration(batches),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=softmax,
+            )
+            _add_metadata(
+                tmp, meta | {"pynima_quantization": f"int8 static QDQ, {len(calibration)} calibration images"}
+            )
     finally:
         prepped.unlink(missing_ok=True)
     return out

@@ -17,8 +17,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LOCK_FILE", "RUN_MARKER", "atomic_path", "folder_lock", "is_temporary", "read_csv", "read_json",
-           "remove_stale_temporaries", "temporary_sibling", "write_bytes", "write_json", "write_text"]
+__all__ = [
+    "LOCK_FILE",
+    "RUN_MARKER",
+    "atomic_path",
+    "folder_lock",
+    "is_temporary",
+    "read_csv",
+    "read_json",
+    "remove_stale_temporaries",
+    "temporary_sibling",
+    "write_bytes",
+    "write_json",
+    "write_text",
+]
 
 
 def temporary_sibling(path: str | Path) -> Path:

@@ -32,8 +32,19 @@ import numpy as np
 from pynima.config import LABELS
 from pynima.scale import BINS
 
-__all__ = ["FIXED_VOTE_STD", "NEAR_MIN_STD", "TID2013_OBSERVERS", "VoteStd", "label_distributions",
-           "max_entropy", "moments", "rebin_votes", "std_range", "targets", "vote_std"]
+__all__ = [
+    "FIXED_VOTE_STD",
+    "NEAR_MIN_STD",
+    "TID2013_OBSERVERS",
+    "VoteStd",
+    "label_distributions",
+    "max_entropy",
+    "moments",
+    "rebin_votes",
+    "std_range",
+    "targets",
+    "vote_std",
+]
 
 if TYPE_CHECKING:
     from pynima.data import Record
@@ -46,8 +57,7 @@ NEAR_MIN_STD = 1e-3  # a std this close above the smallest possible gets the two
 FIXED_VOTE_STD = 1.5  # a typical opinion-score spread on a 0-9 scale (AVA's mean std is about 1.4 on 1-10)
 
 
-def vote_std(mos_std: np.ndarray | float, mode: VoteStd = "sem", observers: int = TID2013_OBSERVERS
-             ) -> np.ndarray:
+def vote_std(mos_std: np.ndarray | float, mode: VoteStd = "sem", observers: int = TID2013_OBSERVERS) -> np.ndarray:
     """Std of the opinion-score distribution to build targets from, given TID2013's ``mos_std``.
 
     * ``"sem"`` (default): ``mos_std`` read as the standard error of the mean of ``observers`` votes, so the vote

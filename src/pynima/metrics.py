@@ -11,8 +11,19 @@ import numpy as np
 from scipy import stats
 from scipy.optimize import OptimizeWarning, curve_fit
 
-__all__ = ["CORRELATIONS", "METRIC_ORDER", "RANKING_ORDER", "evaluate_scores", "fit_logistic", "logistic4",
-           "percentile_interval", "point_metrics", "spearman_interval", "type_order", "within_reference"]
+__all__ = [
+    "CORRELATIONS",
+    "METRIC_ORDER",
+    "RANKING_ORDER",
+    "evaluate_scores",
+    "fit_logistic",
+    "logistic4",
+    "percentile_interval",
+    "point_metrics",
+    "spearman_interval",
+    "type_order",
+    "within_reference",
+]
 
 log = logging.getLogger(__name__)
 
@@ -38,16 +49,19 @@ def fit_logistic(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
     return logistic4(pred, *params)
 
 
-def point_metrics(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None, logistic: bool = True
-                  ) -> dict[str, float]:
+def point_metrics(
+    pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None, logistic: bool = True
+) -> dict[str, float]:
     """Each metric once; ``emd`` is the per-sample EMD, averaged here. ``logistic=False`` leaves out plcc_logistic
     (a curve fit: slow inside a bootstrap). Correlations are NaN when either side is constant (undefined)."""
     if np.ptp(pred) == 0 or np.ptp(true) == 0:
         out = {k: float("nan") for k in CORRELATIONS if logistic or k != "plcc_logistic"}
     else:
-        out = {"srcc": float(stats.spearmanr(pred, true).statistic),
-               "krcc": float(stats.kendalltau(pred, true).statistic),
-               "plcc": float(stats.pearsonr(pred, true).statistic)}
+        out = {
+            "srcc": float(stats.spearmanr(pred, true).statistic),
+            "krcc": float(stats.kendalltau(pred, true).statistic),
+            "plcc": float(stats.pearsonr(pred, true).statistic),
+        }
         if logistic:
             fitted = fit_logistic(pred, true)  # a fit that flattens completely leaves nothing to correlate
             out["plcc_logistic"] = float(stats.pearsonr(fitted, true).statistic) if np.ptp(fitted) > 0 else math.nan
@@ -57,8 +71,9 @@ def point_metrics(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = N
     return out
 
 
-def evaluate_scores(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None, n_boot: int = 1000,
-                    seed: int = 0) -> dict[str, dict[str, float]]:
+def evaluate_scores(
+    pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None, n_boot: int = 1000, seed: int = 0
+) -> dict[str, dict[str, float]]:
     """{metric: {"value", "ci_low", "ci_high"}}: point estimates and 95% percentile bootstrap intervals over images.
 
     ``emd``: per-image EMD between predicted and target distributions (``pynima.losses.emd(..., reduction="none")``).
@@ -70,8 +85,10 @@ def evaluate_scores(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None =
     pred, true = np.asarray(pred, float), np.asarray(true, float)
     point = point_metrics(pred, true, emd)
     if np.ptp(pred) == 0 or np.ptp(true) == 0:
-        log.warning("every %s is %.4g: the correlations are undefined (NaN)",
-                    *(("prediction", pred[0]) if np.ptp(pred) == 0 else ("label", true[0])))
+        log.warning(
+            "every %s is %.4g: the correlations are undefined (NaN)",
+            *(("prediction", pred[0]) if np.ptp(pred) == 0 else ("label", true[0])),
+        )
     rng = np.random.default_rng(seed)
     boots: dict[str, list[float]] = {k: [] for k in point}
     n = len(pred)
@@ -79,8 +96,10 @@ def evaluate_scores(pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None =
         idx = rng.integers(0, n, n)  # a resample with a constant side gives NaN correlations, dropped below
         for k, v in point_metrics(pred[idx], true[idx], None if emd is None else emd[idx]).items():
             boots[k].append(v)
-    return {k: {"value": point[k]} | dict(zip(("ci_low", "ci_high"), percentile_interval(boots[k]), strict=True))
-            for k in point}
+    return {
+        k: {"value": point[k]} | dict(zip(("ci_low", "ci_high"), percentile_interval(boots[k]), strict=True))
+        for k in point
+    }
 
 
 def percentile_interval(values: list[float]) -> tuple[float, float]:
@@ -109,8 +128,9 @@ def type_order(kind: object) -> tuple:
 RANKING_ORDER = ("clean_beats_level1", "ordered_pairs", "per_reference_srcc")  # within-reference measures, in order
 
 
-def within_reference(pred: np.ndarray, mos: np.ndarray, ref: np.ndarray, kind: np.ndarray, level: np.ndarray,
-                     clean: dict | None = None) -> dict:
+def within_reference(
+    pred: np.ndarray, mos: np.ndarray, ref: np.ndarray, kind: np.ndarray, level: np.ndarray, clean: dict | None = None
+) -> dict:
     """How well versions of one picture are ranked, the use a no-reference model is bought for.
 
     Args:
@@ -147,8 +167,12 @@ def within_reference(pred: np.ndarray, mos: np.ndarray, ref: np.ndarray, kind: n
         sel = (ref == r) & has_level
         if sel.sum() > 2 and np.ptp(pred[sel]) > 0 and np.ptp(mos[sel]) > 0:
             per_reference[str(r)] = float(stats.spearmanr(pred[sel], mos[sel]).statistic)
-    return {"clean_beats_level1": float(np.mean(beats)) if beats else math.nan,
-            "ordered_pairs": float(np.mean(shares)) if shares else math.nan,
-            "per_reference_srcc": float(np.median(list(per_reference.values()))) if per_reference else math.nan,
-            "per_reference": per_reference, "groups": len(shares), "groups_with_clean": len(beats),
-            "references": len(per_reference)}
+    return {
+        "clean_beats_level1": float(np.mean(beats)) if beats else math.nan,
+        "ordered_pairs": float(np.mean(shares)) if shares else math.nan,
+        "per_reference_srcc": float(np.median(list(per_reference.values()))) if per_reference else math.nan,
+        "per_reference": per_reference,
+        "groups": len(shares),
+        "groups_with_clean": len(beats),
+        "references": len(per_reference),
+    }

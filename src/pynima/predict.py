@@ -39,11 +39,33 @@ from pynima.data import IMAGE_SUFFIXES, display_name, load_rgb, to_rgb
 from pynima.errors import NonFiniteError, PynimaError
 from pynima.scale import BINS, CROP
 
-__all__ = ["BUNDLED_MODEL", "DISTRIBUTION_TOLERANCE", "ENGINES", "MAX_CROPS_PER_PASS", "MAX_GRID",
-           "MAX_PIXELS_PER_PASS", "MODEL_SUFFIXES", "OnnxEngine", "OpenVinoEngine", "Score", "Scorer",
-           "TorchEngine", "any_size", "bundled_model", "check_crops", "check_distributions", "crop_boxes",
-           "crops", "exported_sidecar", "hidden", "iter_image_paths", "load", "normalize", "onnx_providers",
-           "torch_device"]
+__all__ = [
+    "BUNDLED_MODEL",
+    "DISTRIBUTION_TOLERANCE",
+    "ENGINES",
+    "MAX_CROPS_PER_PASS",
+    "MAX_GRID",
+    "MAX_PIXELS_PER_PASS",
+    "MODEL_SUFFIXES",
+    "OnnxEngine",
+    "OpenVinoEngine",
+    "Score",
+    "Scorer",
+    "TorchEngine",
+    "any_size",
+    "bundled_model",
+    "check_crops",
+    "check_distributions",
+    "crop_boxes",
+    "crops",
+    "exported_sidecar",
+    "hidden",
+    "iter_image_paths",
+    "load",
+    "normalize",
+    "onnx_providers",
+    "torch_device",
+]
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +81,10 @@ def bundled_model() -> Path:
     """The model that ships inside the package (docs/model-card.md), scored with when no model is given."""
     path = Path(__file__).with_name(BUNDLED_MODEL)
     if not path.is_file():
-        raise PynimaError(f"this install has no bundled model ({path} is missing): give a model, a checkpoint "
-                          f"from pynima train or an .onnx file from pynima export")
+        raise PynimaError(
+            f"this install has no bundled model ({path} is missing): give a model, a checkpoint "
+            f"from pynima train or an .onnx file from pynima export"
+        )
     return path
 
 
@@ -119,12 +143,18 @@ def _walk_folder(top: Path) -> Iterator[tuple[Path, str | None]]:
         yield from unlistable()
     yield from unlistable()
     if hidden_files or hidden_dirs:
-        log.info("%s: left out %d hidden image file(s) and %d hidden folder(s) (names starting with '.', such as "
-                 "macOS ._ files and .thumbnails); give them by name to score them", display_name(top), hidden_files,
-                 hidden_dirs)
+        log.info(
+            "%s: left out %d hidden image file(s) and %d hidden folder(s) (names starting with '.', such as "
+            "macOS ._ files and .thumbnails); give them by name to score them",
+            display_name(top),
+            hidden_files,
+            hidden_dirs,
+        )
     if not found and not unlisted:
-        yield top, (f"{display_name(top)}: no images found (no file with an image suffix: .jpg, .png, .tif, .bmp, "
-                    f".webp...)")
+        yield (
+            top,
+            (f"{display_name(top)}: no images found (no file with an image suffix: .jpg, .png, .tif, .bmp, .webp...)"),
+        )
 
 
 def _first_visit(folder: Path, seen: set[str]) -> bool:
@@ -135,8 +165,12 @@ def _first_visit(folder: Path, seen: set[str]) -> bool:
         return True
     parent = os.path.realpath(folder.parent)
     loop = parent == real or parent.startswith(real.rstrip(os.sep) + os.sep)
-    log.warning("%s: not followed: %s %s", display_name(folder),
-                "a symlink loop back to" if loop else "a second link to the folder", display_name(real))
+    log.warning(
+        "%s: not followed: %s %s",
+        display_name(folder),
+        "a symlink loop back to" if loop else "a second link to the folder",
+        display_name(real),
+    )
     return False
 
 
@@ -160,9 +194,11 @@ def check_crops(mode: str, engine=None) -> None:
     if crop_mode(mode) not in CROP_MODES:
         raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {mode!r}")
     if mode == "full" and not getattr(engine, "any_size", True):
-        raise PynimaError(f"crops full needs a model exported with a dynamic image size; this ONNX file takes "
-                          f"{CROP}x{CROP} crops only (re-export its checkpoint with pynima export, or score with "
-                          f"crops centre or grid)")
+        raise PynimaError(
+            f"crops full needs a model exported with a dynamic image size; this ONNX file takes "
+            f"{CROP}x{CROP} crops only (re-export its checkpoint with pynima export, or score with "
+            f"crops centre or grid)"
+        )
 
 
 def crop_boxes(height: int, width: int, mode: str = "centre") -> list[tuple[int, int]]:
@@ -185,11 +221,11 @@ def crops(image: np.ndarray, mode: str = "centre") -> np.ndarray:
     if h < CROP or w < CROP:
         padded = np.zeros((max(h, CROP), max(w, CROP), 3), np.uint8)
         y, x = (padded.shape[0] - h) // 2, (padded.shape[1] - w) // 2
-        padded[y: y + h, x: x + w] = image
+        padded[y : y + h, x : x + w] = image
         image, (h, w) = padded, padded.shape[:2]
     if mode == "full":
         return image[None]
-    return np.stack([image[y: y + CROP, x: x + CROP] for y, x in crop_boxes(h, w, mode)])
+    return np.stack([image[y : y + CROP, x : x + CROP] for y, x in crop_boxes(h, w, mode)])
 
 
 def normalize(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
@@ -216,11 +252,15 @@ def torch_device(name: str):
         device = torch.device(name)
     except (RuntimeError, TypeError):
         raise PynimaError(f"device {name!r}: not a device (cpu, cuda, cuda:N or mps)") from None
-    available = {"cuda": torch.cuda.is_available,
-                 "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()}
+    available = {
+        "cuda": torch.cuda.is_available,
+        "mps": lambda: getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available(),
+    }
     if device.type in available and not available[device.type]():
-        raise PynimaError(f"device {name}: not available on this machine (torch {torch.__version__} sees no "
-                          f"{device.type.upper()} device); use cpu")
+        raise PynimaError(
+            f"device {name}: not available on this machine (torch {torch.__version__} sees no "
+            f"{device.type.upper()} device); use cpu"
+        )
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise PynimaError(f"device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
@@ -237,9 +277,11 @@ def onnx_providers(device: str) -> list:
     if kind != "cuda" or (index and not index.isdigit()):
         raise PynimaError(f"device {device!r}: ONNX Runtime runs on cpu or cuda[:N] here; for mps use --engine torch")
     if "CUDAExecutionProvider" not in ort.get_available_providers():
-        raise PynimaError(f"device {device}: this onnxruntime ({ort.__version__}) has no CUDA provider; install "
-                          f"onnxruntime-gpu in its place (a checkpoint also runs with --engine torch on a CUDA "
-                          f"build of torch)")
+        raise PynimaError(
+            f"device {device}: this onnxruntime ({ort.__version__}) has no CUDA provider; install "
+            f"onnxruntime-gpu in its place (a checkpoint also runs with --engine torch on a CUDA "
+            f"build of torch)"
+        )
     return [("CUDAExecutionProvider", {"device_id": int(index or 0)}), "CPUExecutionProvider"]
 
 
@@ -283,8 +325,9 @@ def any_size(inputs: list) -> bool:
     return not any(isinstance(d, int) and d >= 0 for d in inputs[0][2:])
 
 
-def _preprocessing(path: str | Path, meta: dict[str, str], inputs: list, outputs: list
-                   ) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
+def _preprocessing(
+    path: str | Path, meta: dict[str, str], inputs: list, outputs: list
+) -> tuple[str, tuple[float, ...], tuple[float, ...]]:
     """(backbone, mean, std) from the metadata ``pynima export`` writes into an ONNX file, once the file is known to be
     a NIMA network: one input of N x 3 x 224 x 224 (or N x 3 x H x W, any size) and one output of N x 10
     (``inputs``/``outputs``: their shapes, a dynamic dimension as anything but an int). Any other ONNX file is
@@ -292,17 +335,24 @@ def _preprocessing(path: str | Path, meta: dict[str, str], inputs: list, outputs
     if not {"pynima_backbone", "pynima_mean", "pynima_std"} <= set(meta):
         raise PynimaError(f"{path}: not exported by pynima export (no pynima metadata)")
     fixed = [[d if isinstance(d, int) and d >= 0 else None for d in shape] for shape in (*inputs, *outputs)]
-    if (len(inputs) != 1 or len(outputs) != 1 or fixed[0][1:] not in ([3, CROP, CROP], [3, None, None])
-            or fixed[1][1:] != [10]):
-        raise PynimaError(f"{path}: not a NIMA network (inputs {inputs}, outputs {outputs}; expected one input "
-                          f"N x 3 x H x W (or N x 3 x {CROP} x {CROP}) and one output N x 10)")
+    if (
+        len(inputs) != 1
+        or len(outputs) != 1
+        or fixed[0][1:] not in ([3, CROP, CROP], [3, None, None])
+        or fixed[1][1:] != [10]
+    ):
+        raise PynimaError(
+            f"{path}: not a NIMA network (inputs {inputs}, outputs {outputs}; expected one input "
+            f"N x 3 x H x W (or N x 3 x {CROP} x {CROP}) and one output N x 10)"
+        )
     try:
         mean, std = (tuple(float(v) for v in meta[k].split(",")) for k in ("pynima_mean", "pynima_std"))
     except ValueError:
         mean = std = ()
     if len(mean) != 3 or len(std) != 3 or not all(map(math.isfinite, mean + std)) or min(std) <= 0:
-        raise PynimaError(f"{path}: malformed pynima metadata (mean {meta['pynima_mean']!r}, "
-                          f"std {meta['pynima_std']!r})")
+        raise PynimaError(
+            f"{path}: malformed pynima metadata (mean {meta['pynima_mean']!r}, std {meta['pynima_std']!r})"
+        )
     return meta["pynima_backbone"], mean, std
 
 
@@ -325,8 +375,10 @@ class OnnxEngine:
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).splitlines()[0]})") from None
         if device != "cpu" and self.session.get_providers()[0] != "CUDAExecutionProvider":
             # onnxruntime falls back to the CPU with a log line when CUDA cannot start (no driver, no GPU)
-            raise PynimaError(f"device {device}: ONNX Runtime could not start CUDA here (no GPU, or its driver or "
-                              f"CUDA libraries missing)")
+            raise PynimaError(
+                f"device {device}: ONNX Runtime could not start CUDA here (no GPU, or its driver or "
+                f"CUDA libraries missing)"
+            )
         self.device = device
         self.source = str(path)
         meta = self.session.get_modelmeta().custom_metadata_map
@@ -370,8 +422,10 @@ class OpenVinoEngine:
             meta = {k: str(v.astype(str)) for k, v in info["framework"].items()} if "framework" in info else {}
         except Exception as e:  # OpenVINO's exception types carry a multi-line trace; its last line says what
             raise PynimaError(f"{path}: cannot load ONNX model ({str(e).strip().splitlines()[-1]})") from None
-        shapes = [[[d.get_length() if d.is_static else None for d in port.get_partial_shape()] for port in ports]
-                  for ports in (model.inputs, model.outputs)]
+        shapes = [
+            [[d.get_length() if d.is_static else None for d in port.get_partial_shape()] for port in ports]
+            for ports in (model.inputs, model.outputs)
+        ]
         self.metadata, self.source = meta, str(path)
         self.backbone, self.mean, self.std = _preprocessing(path, meta, *shapes)
         self.any_size = any_size(shapes[0])
@@ -389,14 +443,22 @@ def check_distributions(p: np.ndarray, source: str) -> np.ndarray:
     DISTRIBUTION_TOLERANCE, which bfloat16 rounding stays inside); else one error line naming ``source``. A diverged
     model (NaN weights) or an ONNX file without its softmax would otherwise give NaN or negative scores."""
     if not np.isfinite(p).all():
-        raise NonFiniteError(f"{source}: the network's output is not finite (NaN or infinity): a diverged model; "
-                             f"retrain it with lower learning rates")
+        raise NonFiniteError(
+            f"{source}: the network's output is not finite (NaN or infinity): a diverged model; "
+            f"retrain it with lower learning rates"
+        )
     sums = p.sum(-1)
-    if p.ndim != 2 or p.shape[1] != BINS or p.min() < -DISTRIBUTION_TOLERANCE or \
-            np.abs(sums - 1).max() > DISTRIBUTION_TOLERANCE:
-        raise PynimaError(f"{source}: the network's output is not a probability distribution over {BINS} bins "
-                          f"(values {p.min():.4g} to {p.max():.4g}, rows summing to {sums.min():.4g} to "
-                          f"{sums.max():.4g}); a model exported without its softmax?")
+    if (
+        p.ndim != 2
+        or p.shape[1] != BINS
+        or p.min() < -DISTRIBUTION_TOLERANCE
+        or np.abs(sums - 1).max() > DISTRIBUTION_TOLERANCE
+    ):
+        raise PynimaError(
+            f"{source}: the network's output is not a probability distribution over {BINS} bins "
+            f"(values {p.min():.4g} to {p.max():.4g}, rows summing to {sums.min():.4g} to "
+            f"{sums.max():.4g}); a model exported without its softmax?"
+        )
     return p
 
 
@@ -428,8 +490,10 @@ class Scorer:
         h, w = rgb.shape[:2]
         problems = list(notes)
         if h < CROP or w < CROP:
-            problems.append(f"{w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, so the score "
-                            f"is less reliable")
+            problems.append(
+                f"{w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, so the score "
+                f"is less reliable"
+            )
         return crops(rgb, self.crops), f"{display_name(name)}: {'; '.join(problems)}" if problems else None
 
     def inputs(self, image, max_value: float | None = None) -> np.ndarray:
@@ -443,11 +507,13 @@ class Scorer:
         """(N, 10) distributions, each averaged over its image's crops. ``inputs``: per image, its network input
         (float, from ``inputs``) or its uint8 crops (normalized here, a chunk at a time). The network gets at most
         MAX_PIXELS_PER_PASS pixels (MAX_CROPS_PER_PASS crops) per call, or one whole image if it is larger."""
+
         def run(x: np.ndarray) -> np.ndarray:
             if x.dtype == np.uint8:
                 x = normalize(x, self.engine.mean, self.engine.std)
-            return check_distributions(np.asarray(self.engine(x), np.float64),
-                                       getattr(self.engine, "source", "the network"))
+            return check_distributions(
+                np.asarray(self.engine(x), np.float64), getattr(self.engine, "source", "the network")
+            )
 
         # inputs of one spatial size share network calls (224 crops always; whole images when sizes repeat)
         by_size: dict[tuple[int, ...], list[int]] = {}
@@ -456,9 +522,10 @@ class Scorer:
         per_image: list[np.ndarray | None] = [None] * len(inputs)
         for members in by_size.values():
             every = np.concatenate([inputs[i] for i in members])
-            step = max(1, MAX_PIXELS_PER_PASS // math.prod(every.shape[1:3] if every.dtype == np.uint8
-                                                            else every.shape[2:]))
-            p = np.concatenate([run(every[i: i + step]) for i in range(0, len(every), step)])
+            step = max(
+                1, MAX_PIXELS_PER_PASS // math.prod(every.shape[1:3] if every.dtype == np.uint8 else every.shape[2:])
+            )
+            p = np.concatenate([run(every[i : i + step]) for i in range(0, len(every), step)])
             for i, part in zip(members, np.split(p, np.cumsum([len(inputs[i]) for i in members])[:-1]), strict=True):
                 per_image[i] = part.mean(0)
         return np.stack(per_image) if per_image else np.zeros((0, 10))
@@ -469,8 +536,10 @@ class Scorer:
         p = self.distributions(inputs)
         m, s = moments(p)
         warnings = warnings or [None] * len(p)
-        return [Score(float(a), float(b), tuple(float(v) for v in row), w)
-                for a, b, row, w in zip(m, s, p, warnings, strict=True)]
+        return [
+            Score(float(a), float(b), tuple(float(v) for v in row), w)
+            for a, b, row, w in zip(m, s, p, warnings, strict=True)
+        ]
 
     def score(self, image, max_value: float | None = None) -> Score:
         """Score one image: a path, a NumPy array or a PIL image, decoded under the policy of pynima.data.to_rgb.
@@ -505,12 +574,15 @@ class Scorer:
             images = list(images.detach().cpu().permute(0, 2, 3, 1).numpy())
         elif isinstance(images, np.ndarray):
             if images.ndim != 4:
-                raise PynimaError(f"an array batch must be (N, H, W, C), got shape {images.shape}; score one "
-                                  f"image with Scorer.score")
+                raise PynimaError(
+                    f"an array batch must be (N, H, W, C), got shape {images.shape}; score one image with Scorer.score"
+                )
             images = list(images)
         elif isinstance(images, (str, os.PathLike)) or not isinstance(images, (list, tuple)):
-            raise PynimaError(f"a batch is a list of images, an (N, H, W, C) array or an (N, C, H, W) tensor, got "
-                              f"{type(images).__name__}; score one image with Scorer.score")
+            raise PynimaError(
+                f"a batch is a list of images, an (N, H, W, C) array or an (N, C, H, W) tensor, got "
+                f"{type(images).__name__}; score one image with Scorer.score"
+            )
         inputs, warnings = [], []
         for i, image in enumerate(images):
             try:
@@ -531,8 +603,9 @@ class Scorer:
         except PynimaError as e:
             return str(e)
 
-    def score_paths(self, paths: Iterable[str | Path], batch_size: int = 16
-                    ) -> Iterator[tuple[Path, Score | None, str | None]]:
+    def score_paths(
+        self, paths: Iterable[str | Path], batch_size: int = 16
+    ) -> Iterator[tuple[Path, Score | None, str | None]]:
         """(path, score, None) per scored image, (path, None, problem) per file that cannot be scored, in input order.
 
         Folders are walked recursively for IMAGE_SUFFIXES (symlinked subfolders followed once, hidden names left
@@ -546,9 +619,11 @@ class Scorer:
         batch_size = int(batch_size)
         return self._score_paths(_walk(paths), batch_size)  # not a generator itself, so a bad batch_size raises here
 
-    def _score_paths(self, it: Iterator[tuple[Path, str | None]], batch_size: int
-                     ) -> Iterator[tuple[Path, Score | None, str | None]]:
+    def _score_paths(
+        self, it: Iterator[tuple[Path, str | None]], batch_size: int
+    ) -> Iterator[tuple[Path, Score | None, str | None]]:
         with ThreadPoolExecutor(self.threads) as pool:
+
             def submit() -> tuple[list[Path], list]:
                 chunk = list(islice(it, batch_size))
                 return [p for p, _ in chunk], [problem or pool.submit(self._load, p) for p, problem in chunk]
@@ -577,8 +652,13 @@ def exported_sidecar(ckpt: str | Path) -> Path | None:
 ENGINES = ("auto", "torch", "onnx", "openvino")
 
 
-def load(path: str | Path | None = None, engine: str | None = None, crops: str = DEFAULT_CROPS, bf16: bool = False,
-         device: str = "cpu") -> Scorer:
+def load(
+    path: str | Path | None = None,
+    engine: str | None = None,
+    crops: str = DEFAULT_CROPS,
+    bf16: bool = False,
+    device: str = "cpu",
+) -> Scorer:
     """A Scorer for a ``pynima train`` checkpoint or a ``pynima export`` ONNX file; with no ``path``, for the model
     bundled with pynima (``bundled_model()``).
 

@@ -27,8 +27,16 @@ from pynima.data import IMAGE_SUFFIXES, display_name, load_rgb_bytes
 from pynima.errors import PynimaError
 from pynima.predict import OnnxEngine, Scorer, _walk, bundled_model, check_crops, exported_sidecar, hidden
 
-__all__ = ["MAX_BLOCK_BATCHES", "MISSING_RAY", "ROW_GROUP", "init", "read_failures", "schema", "score_dataset",
-           "write_parquet"]
+__all__ = [
+    "MAX_BLOCK_BATCHES",
+    "MISSING_RAY",
+    "ROW_GROUP",
+    "init",
+    "read_failures",
+    "schema",
+    "score_dataset",
+    "write_parquet",
+]
 
 if TYPE_CHECKING:
     import numpy as np
@@ -56,8 +64,16 @@ def schema() -> pyarrow.Schema:
     scored; warning and error without the path they would start with (as ``pynima predict --format json``)."""
     import pyarrow as pa
 
-    return pa.schema([("path", pa.string()), ("mean", pa.float64()), ("std", pa.float64()),
-                      ("distribution", pa.list_(pa.float64())), ("warning", pa.string()), ("error", pa.string())])
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("mean", pa.float64()),
+            ("std", pa.float64()),
+            ("distribution", pa.list_(pa.float64())),
+            ("warning", pa.string()),
+            ("error", pa.string()),
+        ]
+    )
 
 
 def init(address: str | None = None) -> bool:
@@ -71,8 +87,9 @@ def init(address: str | None = None) -> bool:
         ray.init(address=address or None, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as e:  # a wrong address, no cluster at "auto"
         lines = str(e).strip().splitlines()
-        raise PynimaError(f"cannot connect to Ray at {address or 'a new local instance'}: "
-                          f"{lines[0] if lines else type(e).__name__}") from None
+        raise PynimaError(
+            f"cannot connect to Ray at {address or 'a new local instance'}: {lines[0] if lines else type(e).__name__}"
+        ) from None
     return True
 
 
@@ -138,15 +155,22 @@ def _walk_remote(source: str, fs: Any, path: str, prefix: str) -> list[tuple[str
             return [(source, path, None)]
         if info.type != pafs.FileType.Directory:
             return [(source, path, "no such file or folder")]
-        images = [i.path for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
-                  if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in IMAGE_SUFFIXES]
+        images = [
+            i.path
+            for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+            if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in IMAGE_SUFFIXES
+        ]
     except OSError as e:
         return [(source, path, f"cannot list ({_reason(e)})")]
     start = len(path.rstrip("/")) + 1
     found = [p for p in images if not any(map(hidden, p[start:].split("/")))]
     if len(found) < len(images):  # as pynima predict's folder walk: names starting with "." are left out
-        log.info("%s: left out %d hidden image file(s) (a name on their path starts with '.', such as macOS ._ files "
-                 "and .thumbnails/)", source, len(images) - len(found))
+        log.info(
+            "%s: left out %d hidden image file(s) (a name on their path starts with '.', such as macOS ._ files "
+            "and .thumbnails/)",
+            source,
+            len(images) - len(found),
+        )
     if not found:
         return [(source, path, "no images found (no file with an image suffix: .jpg, .png, .tif, .bmp, .webp...)")]
     found.sort(key=lambda p: (tuple(p.split("/")[:-1]), p.rsplit("/", 1)[-1]))
@@ -164,17 +188,27 @@ def _list(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple[pyarro
     cwd = Path.cwd()  # actors may run elsewhere: they get absolute paths, the output shows paths as given
     for source in map(str, sources):
         if filesystem is None and "://" not in source:
-            rows += [(_utf8(str(p)), os.fsencode(cwd / p), -1, _utf8(_strip(problem, p)) if problem else None)
-                     for p, problem in _walk([source])]
+            rows += [
+                (_utf8(str(p)), os.fsencode(cwd / p), -1, _utf8(_strip(problem, p)) if problem else None)
+                for p, problem in _walk([source])
+            ]
             continue
         fs, path = _filesystem(source, filesystem)
         scheme = source.split("://", 1)[0] + "://" if "://" in source else ""
         filesystems.append(fs)
-        rows += [(shown, file.encode(), len(filesystems) - 1, problem)
-                 for shown, file, problem in _walk_remote(source, fs, path, scheme)]
+        rows += [
+            (shown, file.encode(), len(filesystems) - 1, problem)
+            for shown, file, problem in _walk_remote(source, fs, path, scheme)
+        ]
     columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
-    table = pa.table({"path": pa.array(columns[0], pa.string()), "file": pa.array(columns[1], pa.binary()),
-                      "fs": pa.array(columns[2], pa.int32()), "error": pa.array(columns[3], pa.string())})
+    table = pa.table(
+        {
+            "path": pa.array(columns[0], pa.string()),
+            "file": pa.array(columns[1], pa.binary()),
+            "fs": pa.array(columns[2], pa.int32()),
+            "error": pa.array(columns[3], pa.string()),
+        }
+    )
     return table, filesystems
 
 
@@ -212,8 +246,11 @@ class _ScoreBatch:
         try:
             if fs < 0:  # a local file: exactly pynima predict's reading and decoding
                 loaded = self.scorer._load(Path(file))
-                return _strip(loaded, file) if isinstance(loaded, str) else (loaded[0], loaded[1] and _strip(
-                    loaded[1], file))
+                return (
+                    _strip(loaded, file)
+                    if isinstance(loaded, str)
+                    else (loaded[0], loaded[1] and _strip(loaded[1], file))
+                )
             try:
                 with self.filesystems[fs].open_input_stream(file) as f:
                     data = f.read()
@@ -236,16 +273,25 @@ class _ScoreBatch:
         import pyarrow as pa
 
         paths = batch["path"].to_pylist()
-        loaded = list(self.pool.map(self._load, paths, batch["file"].to_pylist(), batch["fs"].to_pylist(),
-                                    batch["error"].to_pylist()))
+        loaded = list(
+            self.pool.map(
+                self._load, paths, batch["file"].to_pylist(), batch["fs"].to_pylist(), batch["error"].to_pylist()
+            )
+        )
         good = [x for x in loaded if not isinstance(x, str)]
         scores = iter(self.scorer._scores([x for x, _ in good], [w for _, w in good]) if good else ())
         rows = [None if isinstance(x, str) else next(scores) for x in loaded]
-        return pa.table({"path": paths,
-                         "mean": [s and s.mean for s in rows], "std": [s and s.std for s in rows],
-                         "distribution": [s and list(s.distribution) for s in rows],
-                         "warning": [s and _utf8(s.warning) for s in rows],
-                         "error": [_utf8(x) if isinstance(x, str) else None for x in loaded]}, schema=schema())
+        return pa.table(
+            {
+                "path": paths,
+                "mean": [s and s.mean for s in rows],
+                "std": [s and s.std for s in rows],
+                "distribution": [s and list(s.distribution) for s in rows],
+                "warning": [s and _utf8(s.warning) for s in rows],
+                "error": [_utf8(x) if isinstance(x, str) else None for x in loaded],
+            },
+            schema=schema(),
+        )
 
 
 def _model_bytes(model: str | os.PathLike | None, crops: str) -> bytes:
@@ -255,8 +301,10 @@ def _model_bytes(model: str | os.PathLike | None, crops: str) -> bytes:
     path = bundled_model() if model is None else Path(model)
     onnx = path if path.suffix.lower() == ".onnx" else exported_sidecar(path)
     if onnx is None:
-        raise PynimaError(f"{path}: scoring on Ray runs the onnx engine, which needs an .onnx file; make one with: "
-                          f"pynima export {path}")
+        raise PynimaError(
+            f"{path}: scoring on Ray runs the onnx engine, which needs an .onnx file; make one with: "
+            f"pynima export {path}"
+        )
     check_crops(crops, OnnxEngine(onnx, threads=1))  # a missing, malformed or non-NIMA file is refused here too
     return onnx.read_bytes()
 
@@ -267,9 +315,16 @@ def _positive_int(name: str, value: object) -> int:
     return int(value)
 
 
-def score_dataset(source: str | os.PathLike | Sequence[str | os.PathLike], model: str | os.PathLike | None = None,
-                  *, crops: str = DEFAULT_CROPS, batch_size: int = 32, concurrency: int | tuple[int, int] | None = None,
-                  num_cpus: float = 1, filesystem: Any = None) -> ray.data.Dataset:
+def score_dataset(
+    source: str | os.PathLike | Sequence[str | os.PathLike],
+    model: str | os.PathLike | None = None,
+    *,
+    crops: str = DEFAULT_CROPS,
+    batch_size: int = 32,
+    concurrency: int | tuple[int, int] | None = None,
+    num_cpus: float = 1,
+    filesystem: Any = None,
+) -> ray.data.Dataset:
     """A lazy Ray Dataset of scores, one row per file (columns: ``schema()``); nothing runs until it is consumed.
 
     ``source``: local files and folders (walked as ``pynima predict`` walks them; on a cluster they must be at the
@@ -309,9 +364,18 @@ def score_dataset(source: str | os.PathLike | Sequence[str | os.PathLike], model
     blocks = [table.slice(i, rows) for i in range(0, table.num_rows, rows)] or [table]
     log.info("pynima.ray: %d files listed in %d blocks", table.num_rows, len(blocks))
     return ray.data.from_arrow(blocks).map_batches(
-        _ScoreBatch, batch_size=batch_size, batch_format="pyarrow", compute=pool, num_cpus=num_cpus,
-        fn_constructor_kwargs={"model": [ray.put(model_bytes)], "crops": crops, "threads": max(1, int(num_cpus)),
-                               "filesystems": filesystems})
+        _ScoreBatch,
+        batch_size=batch_size,
+        batch_format="pyarrow",
+        compute=pool,
+        num_cpus=num_cpus,
+        fn_constructor_kwargs={
+            "model": [ray.put(model_bytes)],
+            "crops": crops,
+            "threads": max(1, int(num_cpus)),
+            "filesystems": filesystems,
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------- output

@@ -104,11 +104,13 @@ class _Doc:
         # Markdown: the figures (file name -> PNG) go into ``folder``, beside the report, and are linked
         self.fmt, self.parts, self.figures, self.folder = fmt, [], {}, folder
         if fmt == "html":
-            self.parts.append(f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-                              "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
-                              "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
-                              "text-align:right}img{max-width:100%}</style></head><body>"
-                              f"<h1>{html.escape(title)}</h1>")
+            self.parts.append(
+                f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+                "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
+                "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
+                "text-align:right}img{max-width:100%}</style></head><body>"
+                f"<h1>{html.escape(title)}</h1>"
+            )
         else:
             self.parts.append(f"# {title}\n")
 
@@ -121,18 +123,30 @@ class _Doc:
     def table(self, head: list[str], rows: list[list]) -> None:
         cells = [[str(c) for c in r] for r in rows]
         if self.fmt == "html":
-            self.parts.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"
-                              + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                                        for r in cells) + "</table>")
+            self.parts.append(
+                "<table><tr>"
+                + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in cells)
+                + "</table>"
+            )
         else:
-            self.parts.append("\n| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
-                              + "".join("| " + " | ".join(r) + " |\n" for r in cells))
+            self.parts.append(
+                "\n| "
+                + " | ".join(head)
+                + " |\n|"
+                + "---|" * len(head)
+                + "\n"
+                + "".join("| " + " | ".join(r) + " |\n" for r in cells)
+            )
 
     def image(self, png: bytes, alt: str) -> None:
         if self.fmt == "html":
             uri = "data:image/png;base64," + base64.b64encode(png).decode()
-            self.parts.append(f"<figure><img alt='{html.escape(alt)}' src='{uri}'><figcaption>{html.escape(alt)}"
-                              "</figcaption></figure>")
+            self.parts.append(
+                f"<figure><img alt='{html.escape(alt)}' src='{uri}'><figcaption>{html.escape(alt)}"
+                "</figcaption></figure>"
+            )
         else:
             name = f"figure{len(self.figures) + 1}.png"
             self.figures[name] = png
@@ -153,13 +167,20 @@ def _run(doc: _Doc, d: Path) -> None:
     size = f"{m['n_images']} images" + (f" of {m['n_references']} references" if m.get("n_references") else "")
     doc.heading(f"Test metrics ({size}, {m['part']})")
     doc.para(f"Labels: {m.get('labels', 'not recorded (an evaluation older than this report)')}. Data: {m['data']}.")
-    doc.table(["metric", "value", "95% low", "95% high"],
-              [[k, f"{m[k]['value']:.4f}", f"{m[k]['ci_low']:.4f}", f"{m[k]['ci_high']:.4f}"]
-               for k in METRIC_ORDER if k in m])
+    doc.table(
+        ["metric", "value", "95% low", "95% high"],
+        [
+            [k, f"{m[k]['value']:.4f}", f"{m[k]['ci_low']:.4f}", f"{m[k]['ci_high']:.4f}"]
+            for k in METRIC_ORDER
+            if k in m
+        ],
+    )
     doc.para(m.get("interval", ""))
     truth = "pseudo-labels" if m.get("labels", "").startswith("pseudo") else "human MOS"
-    for name, alt in (("loss_curve.png", "loss curves (train and validation EMD per epoch)"),
-                      ("scatter.png", f"predicted mean score against {truth}")):
+    for name, alt in (
+        ("loss_curve.png", "loss curves (train and validation EMD per epoch)"),
+        ("scatter.png", f"predicted mean score against {truth}"),
+    ):
         if (d / name).is_file():
             doc.image((d / name).read_bytes(), alt)
     if m.get("per_type_srcc"):
@@ -167,9 +188,13 @@ def _run(doc: _Doc, d: Path) -> None:
         doc.image(per_type_chart(m["per_type_srcc"], "test SRCC per distortion type"), "SRCC per distortion type")
         rows = sorted(m["per_type_srcc"].items(), key=lambda t: type_order(t[0]))
         interval = lambda v, k: f"{v[k]:.3f}" if k in v else ""  # noqa: E731 - evaluations before the intervals
-        doc.table(["type", "name", "n", "SRCC", "95% low", "95% high"],
-                  [[k, v["name"], v["n"], f"{v['srcc']:.4f}", interval(v, "ci_low"), interval(v, "ci_high")]
-                   for k, v in rows])
+        doc.table(
+            ["type", "name", "n", "SRCC", "95% low", "95% high"],
+            [
+                [k, v["name"], v["n"], f"{v['srcc']:.4f}", interval(v, "ci_low"), interval(v, "ci_high")]
+                for k, v in rows
+            ],
+        )
         doc.para(m.get("per_type_interval", ""))
     _config_table(doc, cfg)
 
@@ -181,22 +206,36 @@ def _benchmark(doc: _Doc, d: Path) -> None:
     summary = json.loads((d / "summary.json").read_text()) if (d / "summary.json").is_file() else summarize(d)
     doc.heading(f"Summary over {summary['splits_finished']} of {summary['repeats']} splits")
     s = summary["metrics"]
-    doc.table(["metric", "median", "q25", "q75", "IQR", "95% low", "95% high"],
-              [[k] + [f"{s[k][c]:.4f}" for c in ("median", "q25", "q75", "iqr", "ci_low", "ci_high")]
-               for k in METRICS])
+    doc.table(
+        ["metric", "median", "q25", "q75", "IQR", "95% low", "95% high"],
+        [[k] + [f"{s[k][c]:.4f}" for c in ("median", "q25", "q75", "iqr", "ci_low", "ci_high")] for k in METRICS],
+    )
     doc.para(summary["interval"])
     doc.heading("Per split")
-    doc.table(["split", "seed", "test refs", "n"] + list(METRICS) + ["epochs", "seconds"],
-              [[r["split"], r["seed"], r["test_refs"], r["n_test"]] + [f"{r[k]:.4f}" for k in METRICS]
-               + [r["epochs"], r["seconds"]] for r in summary["rows"]])
+    doc.table(
+        ["split", "seed", "test refs", "n"] + list(METRICS) + ["epochs", "seconds"],
+        [
+            [r["split"], r["seed"], r["test_refs"], r["n_test"]]
+            + [f"{r[k]:.4f}" for k in METRICS]
+            + [r["epochs"], r["seconds"]]
+            for r in summary["rows"]
+        ],
+    )
     doc.image(_per_split_chart(summary["rows"]), "test SRCC and PLCC of each split")
     if summary.get("cross"):
         doc.heading("Cross-dataset: every split's model on other datasets")
-        doc.table(["dataset", "format", "images", "models", "SRCC median", "SRCC 95%", "PLCC median", "PLCC 95%"],
-                  [[name, c["format"], c["n_images"], c["splits"]]
-                   + [v for k in ("srcc", "plcc") for v in (f"{c[k]['median']:.4f}",
-                                                             f"[{c[k]['ci_low']:.3f}, {c[k]['ci_high']:.3f}]")]
-                   for name, c in summary["cross"].items()])
+        doc.table(
+            ["dataset", "format", "images", "models", "SRCC median", "SRCC 95%", "PLCC median", "PLCC 95%"],
+            [
+                [name, c["format"], c["n_images"], c["splits"]]
+                + [
+                    v
+                    for k in ("srcc", "plcc")
+                    for v in (f"{c[k]['median']:.4f}", f"[{c[k]['ci_low']:.3f}, {c[k]['ci_high']:.3f}]")
+                ]
+                for name, c in summary["cross"].items()
+            ],
+        )
         doc.para("Median over the splits' models; 95% two-level bootstrap (models, then images).")
     runs = [split_dir(d, r["split"]) for r in summary["rows"]]
     doc.image(_val_curves(runs), "validation EMD per epoch, every split")
@@ -218,14 +257,28 @@ def _search(doc: _Doc, d: Path) -> None:
     doc.heading(f"Trials ({res['sampler']} sampler, {res['trial_epochs']} epochs each, validation data only)")
     rows = sorted(res["trials"], key=lambda t: (t["val_emd"] is None, t["val_emd"] or 0))
     fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
-    doc.table(["trial", "state", "lr_head", "lr_base", "val EMD", "val SRCC", "epochs"],
-              [[t["number"], t["state"], fmt(t["lr_head"], ".3g"), fmt(t["lr_base"], ".3g"), fmt(t["val_emd"], ".4f"),
-                fmt(t["val_srcc"], ".4f"), fmt(t["epochs"], "d")] for t in rows])
+    doc.table(
+        ["trial", "state", "lr_head", "lr_base", "val EMD", "val SRCC", "epochs"],
+        [
+            [
+                t["number"],
+                t["state"],
+                fmt(t["lr_head"], ".3g"),
+                fmt(t["lr_base"], ".3g"),
+                fmt(t["val_emd"], ".4f"),
+                fmt(t["val_srcc"], ".4f"),
+                fmt(t["epochs"], "d"),
+            ]
+            for t in rows
+        ],
+    )
     if (d / "landscape.png").is_file():
         doc.image((d / "landscape.png").read_bytes(), "learning-rate landscape (validation EMD)")
     best = res["best"]
-    doc.para(f"Best: trial {best['number']}, lr_head {best['lr_head']:.3g}, lr_base {best['lr_base']:.3g}, "
-             f"validation EMD {best['val_emd']:.4f}. Final run: pynima train --config {d / 'best_config.json'}")
+    doc.para(
+        f"Best: trial {best['number']}, lr_head {best['lr_head']:.3g}, lr_base {best['lr_base']:.3g}, "
+        f"validation EMD {best['val_emd']:.4f}. Final run: pynima train --config {d / 'best_config.json'}"
+    )
     _config_table(doc, res["config"])
 
 
@@ -241,8 +294,9 @@ def write_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None 
     elif (d / "metrics.json").is_file():
         kind, build = "run", _run
     else:
-        raise PynimaError(f"{d}: not a pynima run, benchmark or search folder (no metrics.json, benchmark.json or "
-                          f"search.json)")
+        raise PynimaError(
+            f"{d}: not a pynima run, benchmark or search folder (no metrics.json, benchmark.json or search.json)"
+        )
     path = Path(out) if out else d / f"report.{fmt}"
     figures = path.parent / f"{path.stem}_files"
     doc = _Doc(fmt, f"pynima {kind}: {d}", figures.name)

@@ -50,12 +50,26 @@ def landscape(trials: list[dict], path: Path, ranges: dict[str, tuple[float, flo
     done = [t for t in trials if t["val_emd"] is not None]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     if done:
-        sc = ax.scatter([t["lr_head"] for t in done], [t["lr_base"] for t in done], c=[t["val_emd"] for t in done],
-                        cmap="viridis_r", s=40, edgecolors="k", linewidths=0.3)
+        sc = ax.scatter(
+            [t["lr_head"] for t in done],
+            [t["lr_base"] for t in done],
+            c=[t["val_emd"] for t in done],
+            cmap="viridis_r",
+            s=40,
+            edgecolors="k",
+            linewidths=0.3,
+        )
         fig.colorbar(sc, ax=ax, label="best validation EMD (lower is better)")
         best = min(done, key=lambda t: t["val_emd"])
-        ax.scatter([best["lr_head"]], [best["lr_base"]], s=200, facecolors="none", edgecolors="r", linewidths=1.5,
-                   label=f"best (trial {best['number']})")
+        ax.scatter(
+            [best["lr_head"]],
+            [best["lr_base"]],
+            s=200,
+            facecolors="none",
+            edgecolors="r",
+            linewidths=1.5,
+            label=f"best (trial {best['number']})",
+        )
         ax.legend(loc="best", fontsize=8)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -70,9 +84,16 @@ def landscape(trials: list[dict], path: Path, ranges: dict[str, tuple[float, flo
     plt.close(fig)
 
 
-def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tuple[float, float] = DEFAULT_LR_HEAD,
-               lr_base_range: tuple[float, float] = DEFAULT_LR_BASE, storage: str | Path | None = None,
-               study_name: str = "pynima", progress: bool = False) -> dict:
+def run_search(
+    cfg,
+    trials: int = 20,
+    sampler: str = "random",
+    lr_head_range: tuple[float, float] = DEFAULT_LR_HEAD,
+    lr_base_range: tuple[float, float] = DEFAULT_LR_BASE,
+    storage: str | Path | None = None,
+    study_name: str = "pynima",
+    progress: bool = False,
+) -> dict:
     """Run (or resume) a search until ``trials`` trials have completed; returns what search.json holds.
 
     ``cfg`` is the ``TrainConfig`` every trial uses (its ``epochs`` is the short per-trial budget, its ``out`` the
@@ -88,8 +109,10 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
         raise PynimaError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if cfg.devices != 1 or cfg.num_nodes != 1:
         # the trials' decisions (Optuna's storage, the pruned runs) are one process's; short trials gain little
-        raise PynimaError(f"pynima search trains each trial in one process (devices 1, one node), got devices "
-                          f"{cfg.devices!r} on {cfg.num_nodes} node(s); train the best configuration distributed")
+        raise PynimaError(
+            f"pynima search trains each trial in one process (devices 1, one node), got devices "
+            f"{cfg.devices!r} on {cfg.num_nodes} node(s); train the best configuration distributed"
+        )
     ranges = {"lr_head": tuple(map(float, lr_head_range)), "lr_base": tuple(map(float, lr_base_range))}
     for name, (lo, hi) in ranges.items():
         if not 0 < lo < hi:
@@ -103,20 +126,33 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
     base = replace(cfg, split_file=str(split_file), lr_head=None, lr_base=None, export_onnx=False)
 
     identity = {k: v for k, v in asdict(base).items() if k not in ("out", "num_workers", "export_onnx")} | {
-        "ratios": list(base.ratios), "sampler": sampler, "ranges": {k: list(v) for k, v in ranges.items()}}
+        "ratios": list(base.ratios),
+        "sampler": sampler,
+        "ranges": {k: list(v) for k, v in ranges.items()},
+    }
     storage = Path(storage) if storage else out / "study.db"
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is our one line, not its traceback
-    sampler_obj = (optuna.samplers.RandomSampler(seed=cfg.seed) if sampler == "random"
-                   else optuna.samplers.TPESampler(seed=cfg.seed))
-    study = optuna.create_study(study_name=study_name, storage=f"sqlite:///{storage.resolve()}", direction="minimize",
-                                sampler=sampler_obj, load_if_exists=True)
+    sampler_obj = (
+        optuna.samplers.RandomSampler(seed=cfg.seed)
+        if sampler == "random"
+        else optuna.samplers.TPESampler(seed=cfg.seed)
+    )
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=f"sqlite:///{storage.resolve()}",
+        direction="minimize",
+        sampler=sampler_obj,
+        load_if_exists=True,
+    )
     saved = study.user_attrs.get("config")
     if saved is None:
         study.set_user_attr("config", identity)
     elif saved != identity:
         changed = sorted(k for k in set(saved) | set(identity) if saved.get(k) != identity.get(k))
-        raise PynimaError(f"{storage}: study {study_name!r} was run with another configuration (differs in "
-                          f"{', '.join(changed)}); use another --out, --storage or --study")
+        raise PynimaError(
+            f"{storage}: study {study_name!r} was run with another configuration (differs in "
+            f"{', '.join(changed)}); use another --out, --storage or --study"
+        )
     for t in study.trials:  # cut off by an interruption: count it as failed, a new trial replaces it
         if t.state == optuna.trial.TrialState.RUNNING:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
@@ -141,38 +177,77 @@ def run_search(cfg, trials: int = 20, sampler: str = "random", lr_head_range: tu
         for ckpt in d.glob("*.ckpt"):
             ckpt.unlink()
         srcc = "n/a" if val_srcc is None else f"{val_srcc:.4f}"
-        log.info("trial %3d: lr_head %.3g  lr_base %.3g  val EMD %.4f  val SRCC %s  (%.0f s)", trial.number, lr_head,
-                 lr_base, val_emd, srcc, info["seconds"])
+        log.info(
+            "trial %3d: lr_head %.3g  lr_base %.3g  val EMD %.4f  val SRCC %s  (%.0f s)",
+            trial.number,
+            lr_head,
+            lr_base,
+            val_emd,
+            srcc,
+            info["seconds"],
+        )
         return val_emd
 
     complete = optuna.trial.TrialState.COMPLETE
     remaining = trials - sum(t.state == complete for t in study.trials)
-    log.info("study %r in %s: %d trials done, %d to run", study_name, storage, trials - max(remaining, 0),
-             max(remaining, 0))
+    log.info(
+        "study %r in %s: %d trials done, %d to run", study_name, storage, trials - max(remaining, 0), max(remaining, 0)
+    )
     if remaining > 0:
         # a diverged trial (NaN loss) fails, logged, and the search goes on: it is a learning rate not to pick
         study.optimize(objective, n_trials=remaining, catch=(NonFiniteError,))
 
-    rows = [{"number": t.number, "state": t.state.name, "lr_head": t.params.get("lr_head"),
-             "lr_base": t.params.get("lr_base"), "val_emd": t.value, "val_srcc": t.user_attrs.get("val_srcc"),
-             "epochs": t.user_attrs.get("epochs"), "seconds": t.user_attrs.get("seconds"),
-             "error": t.user_attrs.get("error")} for t in study.trials]
+    rows = [
+        {
+            "number": t.number,
+            "state": t.state.name,
+            "lr_head": t.params.get("lr_head"),
+            "lr_base": t.params.get("lr_base"),
+            "val_emd": t.value,
+            "val_srcc": t.user_attrs.get("val_srcc"),
+            "epochs": t.user_attrs.get("epochs"),
+            "seconds": t.user_attrs.get("seconds"),
+            "error": t.user_attrs.get("error"),
+        }
+        for t in study.trials
+    ]
     if not any(t.state == complete for t in study.trials):
-        raise PynimaError(f"{out}: no trial finished ({len(study.trials)} failed: diverged or interrupted); narrow "
-                          f"--lr-head-range and --lr-base-range")
+        raise PynimaError(
+            f"{out}: no trial finished ({len(study.trials)} failed: diverged or interrupted); narrow "
+            f"--lr-head-range and --lr-base-range"
+        )
     best = study.best_trial
     default_epochs = next(f.default for f in fields(TrainConfig) if f.name == "epochs")
-    best_cfg = asdict(replace(base, out=str(out / "best"), lr_head=best.params["lr_head"],
-                              lr_base=best.params["lr_base"], epochs=default_epochs, export_onnx=cfg.export_onnx))
-    best_cfg = best_cfg | {"ratios": list(base.ratios), "trial": best.number, "best_val_emd": best.value,
-                           "about": f"best of {trials} trials ({sampler} search, {base.epochs} epochs each, validation "
-                                    f"EMD); epochs reset to the default for the final run on the same split"}
+    best_cfg = asdict(
+        replace(
+            base,
+            out=str(out / "best"),
+            lr_head=best.params["lr_head"],
+            lr_base=best.params["lr_base"],
+            epochs=default_epochs,
+            export_onnx=cfg.export_onnx,
+        )
+    )
+    best_cfg = best_cfg | {
+        "ratios": list(base.ratios),
+        "trial": best.number,
+        "best_val_emd": best.value,
+        "about": f"best of {trials} trials ({sampler} search, {base.epochs} epochs each, validation "
+        f"EMD); epochs reset to the default for the final run on the same split",
+    }
     write_json(out / "best_config.json", best_cfg)
     landscape(rows, out / "landscape.png", ranges)
-    result = {"study": study_name, "storage": str(storage), "sampler": sampler,
-              "ranges": {k: list(v) for k, v in ranges.items()}, "trial_epochs": base.epochs,
-              "split_file": str(split_file), "trials": rows, "best": {"number": best.number, "val_emd": best.value,
-                                                                    **best.params}, "config": identity}
+    result = {
+        "study": study_name,
+        "storage": str(storage),
+        "sampler": sampler,
+        "ranges": {k: list(v) for k, v in ranges.items()},
+        "trial_epochs": base.epochs,
+        "split_file": str(split_file),
+        "trials": rows,
+        "best": {"number": best.number, "val_emd": best.value, **best.params},
+        "config": identity,
+    }
     write_json(out / "search.json", result)
     return result
 

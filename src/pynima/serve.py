@@ -55,10 +55,32 @@ from pynima.labels import moments
 from pynima.predict import Scorer, check_crops, crops, load
 from pynima.scale import CROP
 
-__all__ = ["ANY_ADDRESS", "Batcher", "DEFAULT_CONNECTIONS", "DEFAULT_LIMITS", "DOCS_ASSETS", "ErrorResponse",
-           "FORM_FILES", "GRACEFUL_SHUTDOWN", "KNOWN_PATHS", "LOOPBACK_HOSTS", "OTHER_FILES", "PAGE",
-           "PARENT_ENV", "PROBES", "RETRY_AFTER", "SCORE_BODY", "SETTINGS_ENV", "ScoreResponse", "ScoredImage",
-           "WATCH_INTERVAL", "app_from_environment", "create_app", "default_allowed_hosts", "serve"]
+__all__ = [
+    "ANY_ADDRESS",
+    "Batcher",
+    "DEFAULT_CONNECTIONS",
+    "DEFAULT_LIMITS",
+    "DOCS_ASSETS",
+    "ErrorResponse",
+    "FORM_FILES",
+    "GRACEFUL_SHUTDOWN",
+    "KNOWN_PATHS",
+    "LOOPBACK_HOSTS",
+    "OTHER_FILES",
+    "PAGE",
+    "PARENT_ENV",
+    "PROBES",
+    "RETRY_AFTER",
+    "SCORE_BODY",
+    "SETTINGS_ENV",
+    "ScoreResponse",
+    "ScoredImage",
+    "WATCH_INTERVAL",
+    "app_from_environment",
+    "create_app",
+    "default_allowed_hosts",
+    "serve",
+]
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +162,16 @@ class _Metrics:
 
         self.registry = CollectorRegistry()
         self.requests = Counter("pynima_requests", "HTTP requests", ["path", "status"], registry=self.registry)
-        self.latency = Histogram("pynima_request_seconds", "request latency", ["path"], registry=self.registry,
-                                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.batch_images = Histogram("pynima_batch_images", "images per network call", registry=self.registry,
-                                      buckets=(1, 2, 4, 8, 16, 32, 64))
+        self.latency = Histogram(
+            "pynima_request_seconds",
+            "request latency",
+            ["path"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.batch_images = Histogram(
+            "pynima_batch_images", "images per network call", registry=self.registry, buckets=(1, 2, 4, 8, 16, 32, 64)
+        )
         self.images = Counter("pynima_images", "images scored or refused", ["result"], registry=self.registry)
 
 
@@ -172,12 +200,18 @@ def _check_pixels(pixels: int, limits: Limits, budget: _PixelBudget) -> None:
     """Take ``pixels`` from ``budget`` for a request, or _Refused: 413 over the request's limit, 503 (Retry-After)
     while the requests in flight hold the rest of the budget."""
     if pixels > limits.max_request_pixels:
-        raise _Refused(413, f"the images of this request have {pixels:,} pixels, over the limit of "
-                            f"{limits.max_request_pixels:,} per request: send fewer or smaller images")
+        raise _Refused(
+            413,
+            f"the images of this request have {pixels:,} pixels, over the limit of "
+            f"{limits.max_request_pixels:,} per request: send fewer or smaller images",
+        )
     if not budget.take(pixels):
-        raise _Refused(503, f"busy: the requests in flight are decoding {budget.used:,} pixels of the "
-                            f"{budget.limit:,} the server allows at once; retry in {RETRY_AFTER} s",
-                       {"Retry-After": str(RETRY_AFTER)})
+        raise _Refused(
+            503,
+            f"busy: the requests in flight are decoding {budget.used:,} pixels of the "
+            f"{budget.limit:,} the server allows at once; retry in {RETRY_AFTER} s",
+            {"Retry-After": str(RETRY_AFTER)},
+        )
 
 
 def _status(problem: str) -> int:
@@ -198,8 +232,9 @@ class ScoredImage(BaseModel):
     name: str = Field(description="the upload's file name")
     mean: float | None = Field(None, description="predicted mean opinion score, 0 (worst) to 9 (best)")
     std: float | None = Field(None, description="spread: the standard deviation of the predicted opinions")
-    distribution: list[float] | None = Field(None, min_length=10, max_length=10,
-                                             description="predicted share of opinions for each score 0-9")
+    distribution: list[float] | None = Field(
+        None, min_length=10, max_length=10, description="predicted share of opinions for each score 0-9"
+    )
     warning: str | None = Field(None, description="scored, but less reliably (an image smaller than the crop)")
     error: str | None = Field(None, description="not scored: why (not an image, truncated, too large, ...)")
 
@@ -218,12 +253,26 @@ class ErrorResponse(BaseModel):
 
 
 # what POST /v1/score reads (it parses the body itself, to budget pixels before decoding): declared for /docs
-SCORE_BODY = {"required": True, "content": {
-    "multipart/form-data": {"schema": {"type": "object", "required": ["files"], "properties": {
-        "files": {"type": "array", "items": {"type": "string", "format": "binary"},
-                  "description": "images (any field name works)"}}}},
-    "image/*": {"schema": {"type": "string", "format": "binary", "description": "one image as the raw body"}},
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+SCORE_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["files"],
+                "properties": {
+                    "files": {
+                        "type": "array",
+                        "items": {"type": "string", "format": "binary"},
+                        "description": "images (any field name works)",
+                    }
+                },
+            }
+        },
+        "image/*": {"schema": {"type": "string", "format": "binary", "description": "one image as the raw body"}},
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
 
 
 def _image_pixels(data: bytes) -> int:
@@ -268,9 +317,17 @@ def _error_body(message: str) -> bytes:
 async def _refuse(send, status: int, message: str) -> None:
     """Answer ``{"error": message}`` with ``status`` and close the connection."""
     body = _error_body(message)
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -320,8 +377,12 @@ class _TrustedHosts(TrustedHostMiddleware):
         if host and any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in self.allowed_hosts):
             await self.app(scope, receive, send)
             return
-        await _refuse(send, 400, f"Host header {given!r} is not a name this server answers to "
-                                 f"({', '.join(self.allowed_hosts)}); if it is, start it with --allowed-hosts")
+        await _refuse(
+            send,
+            400,
+            f"Host header {given!r} is not a name this server answers to "
+            f"({', '.join(self.allowed_hosts)}); if it is, start it with --allowed-hosts",
+        )
 
 
 class _SameOrigin:
@@ -338,8 +399,12 @@ class _SameOrigin:
         if origin is None or scope["method"] in ("GET", "HEAD", "OPTIONS") or self._allowed(origin, scope):
             await self.app(scope, receive, send)
             return
-        await _refuse(send, 403, f"cross-origin request from {origin} refused: this server answers pages of its "
-                                 f"own origin only, unless started with --cors {origin}")
+        await _refuse(
+            send,
+            403,
+            f"cross-origin request from {origin} refused: this server answers pages of its "
+            f"own origin only, unless started with --cors {origin}",
+        )
 
     def _allowed(self, origin: str, scope) -> bool:
         if origin in self.cors or "*" in self.cors:
@@ -382,8 +447,9 @@ class _Guard:
     async def _guarded(self, scope, receive, send):
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limits.max_body:
-            return await _refuse(send, 413, f"request body of {int(length):,} bytes is over the limit of "
-                                            f"{self.limits.max_body:,}")
+            return await _refuse(
+                send, 413, f"request body of {int(length):,} bytes is over the limit of {self.limits.max_body:,}"
+            )
         seen, deadline = 0, time.monotonic() + self.limits.body_timeout
 
         async def limited():
@@ -412,17 +478,20 @@ class _Guard:
                 await _refuse(send, e.status, str(e))
 
 
-
 def _check_settings(max_batch: int, max_wait: float, limits: Limits, allowed_hosts: Sequence[str]) -> None:
     """A PynimaError for settings create_app cannot work with."""
     if max_batch < 1 or max_wait < 0 or min(limits.max_files, limits.max_body, limits.max_request_pixels) < 1:
-        raise PynimaError("max_batch, max_files, max_body and the pixel limits must be positive and max_wait at "
-                          "least 0")
+        raise PynimaError(
+            "max_batch, max_files, max_body and the pixel limits must be positive and max_wait at least 0"
+        )
     if limits.max_request_pixels > limits.max_inflight_pixels:
-        raise PynimaError(f"the pixels of one request ({limits.max_request_pixels:,}) cannot be over those of all "
-                          f"requests in flight ({limits.max_inflight_pixels:,})")
-    wrong = [h for h in allowed_hosts if not h or "*" in h[1:] or (h.startswith("*") and h != "*"
-                                                                   and not h.startswith("*."))]
+        raise PynimaError(
+            f"the pixels of one request ({limits.max_request_pixels:,}) cannot be over those of all "
+            f"requests in flight ({limits.max_inflight_pixels:,})"
+        )
+    wrong = [
+        h for h in allowed_hosts if not h or "*" in h[1:] or (h.startswith("*") and h != "*" and not h.startswith("*."))
+    ]
     if wrong:
         raise PynimaError(f"allowed hosts are names, addresses, *.domain or *, not {', '.join(map(repr, wrong))}")
 
@@ -432,9 +501,16 @@ def _model_name(scorer: Scorer, model: str | Path | None) -> str:
     return scorer.engine.metadata.get("pynima_name") or (Path(model).name if model else "bundled")
 
 
-def create_app(model: str | Path | None = None, engine: str | None = None, max_batch: int = 32,
-               max_wait: float = 0.005, limits: Limits = DEFAULT_LIMITS, cors: Sequence[str] = (),
-               allowed_hosts: Sequence[str] | None = None, device: str = "cpu"):
+def create_app(
+    model: str | Path | None = None,
+    engine: str | None = None,
+    max_batch: int = 32,
+    max_wait: float = 0.005,
+    limits: Limits = DEFAULT_LIMITS,
+    cors: Sequence[str] = (),
+    allowed_hosts: Sequence[str] | None = None,
+    device: str = "cpu",
+):
     """The FastAPI app scoring with ``model`` (default: the bundled model) on ``engine`` and ``device`` (as
     ``pynima.load``).
     ``cors``: origins allowed to call it from a browser page elsewhere (none by default). ``allowed_hosts``: the
@@ -452,8 +528,7 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
     metrics = _Metrics()
     budget = _PixelBudget(limits.max_inflight_pixels)
     state = {"ready": False}
-    batcher = Batcher(scorer, max_batch, max_wait,
-                      on_batch=lambda images, _crops: metrics.batch_images.observe(images))
+    batcher = Batcher(scorer, max_batch, max_wait, on_batch=lambda images, _crops: metrics.batch_images.observe(images))
 
     @asynccontextmanager
     async def lifespan(app):
@@ -466,15 +541,19 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
         state["ready"] = False
         await batcher.stop()
 
-    app = FastAPIOffline(title="pynima", version=pynima.__version__, lifespan=lifespan, redoc_url=None,
-                         static_url=DOCS_ASSETS,
-                         description="Blind image quality assessment with NIMA: the distribution of opinion scores "
-                                     "(0-9, higher is better) of each uploaded image.")
+    app = FastAPIOffline(
+        title="pynima",
+        version=pynima.__version__,
+        lifespan=lifespan,
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
+        description="Blind image quality assessment with NIMA: the distribution of opinion scores "
+        "(0-9, higher is better) of each uploaded image.",
+    )
     if cors:
         from fastapi.middleware.cors import CORSMiddleware
 
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"],
-                           allow_headers=["*"])
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"], allow_headers=["*"])
 
     async def score_one(name: str, data: bytes, mode: str) -> dict:
         batcher.expect()
@@ -492,8 +571,10 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
         metrics.images.labels("scored").inc()
         result = {"name": name, "mean": float(mean), "std": float(std), "distribution": [float(v) for v in p]}
         if h < CROP or w < CROP:
-            result["warning"] = (f"{name}: {w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, "
-                                 f"so the score is less reliable")
+            result["warning"] = (
+                f"{name}: {w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, "
+                f"so the score is less reliable"
+            )
         return result
 
     async def read_images(request: Request) -> list[tuple[str, bytes]]:
@@ -514,19 +595,30 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
             return [(name, await v.read()) for name, v in uploads]
         if content_type.startswith("image/") or content_type == "application/octet-stream":
             return [(request.headers.get("x-filename", "image"), await request.body())]
-        raise _Refused(415, f"send images as multipart/form-data files or as an image/* body, not "
-                            f"{content_type or 'no content type'}")
+        raise _Refused(
+            415,
+            f"send images as multipart/form-data files or as an image/* body, not {content_type or 'no content type'}",
+        )
 
-    @app.post("/v1/score", summary="score uploaded images",
-              description="Multipart form files (any field name, up to the file limit), or one image as the raw "
-                          "body with an image/* content type. Per image: name, mean, std, the 10-bin distribution, "
-                          "or an error.",
-              openapi_extra={"requestBody": SCORE_BODY},
-              responses={200: {"model": ScoreResponse}, 400: {"model": ErrorResponse},
-                         413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
-                         422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})
-    async def score(request: Request,
-                    crops_mode: Literal[CROP_MODES + tuple(CROP_SPELLINGS)] = Query(DEFAULT_CROPS, alias="crops")):
+    @app.post(
+        "/v1/score",
+        summary="score uploaded images",
+        description="Multipart form files (any field name, up to the file limit), or one image as the raw "
+        "body with an image/* content type. Per image: name, mean, std, the 10-bin distribution, "
+        "or an error.",
+        openapi_extra={"requestBody": SCORE_BODY},
+        responses={
+            200: {"model": ScoreResponse},
+            400: {"model": ErrorResponse},
+            413: {"model": ErrorResponse},
+            415: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
+    )
+    async def score(
+        request: Request, crops_mode: Literal[CROP_MODES + tuple(CROP_SPELLINGS)] = Query(DEFAULT_CROPS, alias="crops")
+    ):
         try:
             check_crops(crops_mode, scorer.engine)
             crops_mode = crop_mode(crops_mode)
@@ -561,15 +653,27 @@ def create_app(model: str | Path | None = None, engine: str | None = None, max_b
     @app.get("/v1/model", summary="what model scores")
     async def model_info():
         meta = scorer.engine.metadata
-        return {"name": name, "version": meta.get("pynima_model_version"),
-                "backbone": getattr(scorer.engine, "backbone", meta.get("pynima_backbone")),
-                "engine": scorer.engine.name, "pynima": pynima.__version__,
-                "input": {"crop": CROP, "crops": list(CROP_MODES), "default_crops": DEFAULT_CROPS,
-                          "scale": "mean opinion score 0-9 (TID2013's), 10 bins"},
-                "limits": {"max_body_bytes": limits.max_body, "max_files": limits.max_files,
-                           "max_request_pixels": limits.max_request_pixels,
-                           "max_inflight_pixels": limits.max_inflight_pixels},
-                "card": meta.get("pynima_card"), "anchors": meta.get("pynima_anchors")}
+        return {
+            "name": name,
+            "version": meta.get("pynima_model_version"),
+            "backbone": getattr(scorer.engine, "backbone", meta.get("pynima_backbone")),
+            "engine": scorer.engine.name,
+            "pynima": pynima.__version__,
+            "input": {
+                "crop": CROP,
+                "crops": list(CROP_MODES),
+                "default_crops": DEFAULT_CROPS,
+                "scale": "mean opinion score 0-9 (TID2013's), 10 bins",
+            },
+            "limits": {
+                "max_body_bytes": limits.max_body,
+                "max_files": limits.max_files,
+                "max_request_pixels": limits.max_request_pixels,
+                "max_inflight_pixels": limits.max_inflight_pixels,
+            },
+            "card": meta.get("pynima_card"),
+            "anchors": meta.get("pynima_anchors"),
+        }
 
     @app.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def prometheus():
@@ -611,8 +715,10 @@ class _H11(H11Protocol):
     def _head_timed_out(self) -> None:
         if self.conn.their_state is h11.IDLE and not self.transport.is_closing():  # still no complete head
             body = _error_body(f"request headers not received within {self.config.header_timeout:g} s")
-            self.transport.write(b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
-                                 b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body))
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+            )
             self.transport.close()
 
 
@@ -639,8 +745,9 @@ def _fit_open_files(connections: int) -> int:
         soft = need if hard == resource.RLIM_INFINITY else min(need, hard)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     if soft != resource.RLIM_INFINITY and soft < need:
-        log.warning("pynima serve: at most %d connections fit this process's limit of %d open files",
-                    soft - OTHER_FILES, soft)
+        log.warning(
+            "pynima serve: at most %d connections fit this process's limit of %d open files", soft - OTHER_FILES, soft
+        )
         return max(1, soft - OTHER_FILES)
     return connections
 
@@ -679,6 +786,7 @@ def _exit_with_parent(parent: int) -> None:
     """Start a thread that stops this worker process when ``parent``, uvicorn's supervisor, is gone: killed with
     SIGKILL it cannot stop its workers, which would keep serving on the port. SIGTERM first (requests in flight are
     finished), then an exit if that has not ended it."""
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(WATCH_INTERVAL)
@@ -700,10 +808,20 @@ def app_from_environment():
     return create_app(**settings)
 
 
-def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8000, engine: str | None = None,
-          workers: int = 1, max_batch: int = 32, max_wait: float = 0.005, limits: Limits = DEFAULT_LIMITS,
-          cors: Sequence[str] = (), allowed_hosts: Sequence[str] | None = None,
-          connections: Connections = DEFAULT_CONNECTIONS, device: str = "cpu") -> None:
+def serve(
+    model: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    engine: str | None = None,
+    workers: int = 1,
+    max_batch: int = 32,
+    max_wait: float = 0.005,
+    limits: Limits = DEFAULT_LIMITS,
+    cors: Sequence[str] = (),
+    allowed_hosts: Sequence[str] | None = None,
+    connections: Connections = DEFAULT_CONNECTIONS,
+    device: str = "cpu",
+) -> None:
     """Run the service with uvicorn until SIGINT/SIGTERM (in-flight requests are finished first). The port is bound
     before anything else, so a port in use is a PynimaError before the model loads; port 0 takes a free one, which
     the log names. ``allowed_hosts``: default ``default_allowed_hosts(host)``."""
@@ -711,24 +829,36 @@ def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8000, e
 
     from uvicorn.supervisors import Multiprocess
 
-    if workers < 1 or min(connections.max_connections, connections.max_header_bytes) < 1 or min(
-            connections.header_timeout, connections.keep_alive) <= 0:
+    if (
+        workers < 1
+        or min(connections.max_connections, connections.max_header_bytes) < 1
+        or min(connections.header_timeout, connections.keep_alive) <= 0
+    ):
         raise PynimaError("workers, the connection limit, the header size and the timeouts must be positive")
     allowed_hosts = list(default_allowed_hosts(host) if allowed_hosts is None else allowed_hosts)
     _check_settings(max_batch, max_wait, limits, allowed_hosts)
     sock = _listen(host, port)
     port = sock.getsockname()[1]
     log.info("pynima serve: listening on http://%s; loading the model", _address(host, port))
-    settings = {"model": model, "engine": engine, "device": device, "max_batch": max_batch, "max_wait": max_wait,
-                "limits": asdict(limits), "cors": list(cors), "allowed_hosts": allowed_hosts}
+    settings = {
+        "model": model,
+        "engine": engine,
+        "device": device,
+        "max_batch": max_batch,
+        "max_wait": max_wait,
+        "limits": asdict(limits),
+        "cors": list(cors),
+        "allowed_hosts": allowed_hosts,
+    }
     with sock:
         if workers > 1:  # each worker process builds its own app (and model) from the environment
             os.environ[SETTINGS_ENV], os.environ[PARENT_ENV] = json.dumps(settings), str(os.getpid())
             config = _uvicorn_config("pynima.serve:app_from_environment", host, port, workers, connections)
             Multiprocess(config, sockets=[sock]).run()
             return
-        server = uvicorn.Server(_uvicorn_config(create_app(**settings | {"limits": limits}), host, port, 1,
-                                                connections))
+        server = uvicorn.Server(
+            _uvicorn_config(create_app(**settings | {"limits": limits}), host, port, 1, connections)
+        )
         server.run(sockets=[sock])
     if not server.started:
         raise PynimaError("the server did not start (its log above says why)")
@@ -737,8 +867,16 @@ def serve(model: str | None = None, host: str = "127.0.0.1", port: int = 8000, e
 def _uvicorn_config(app, host: str, port: int, workers: int, connections: Connections) -> _Config:
     """uvicorn's settings: ``app`` (an import string of a factory with workers), the h11 protocol with the head
     deadline, the connection limits, graceful shutdown."""
-    return _Config(app, connections.header_timeout, factory=workers > 1, host=host, port=port, workers=workers,
-                   http=_H11, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
-                   limit_concurrency=_fit_open_files(connections.max_connections),
-                   timeout_keep_alive=connections.keep_alive,
-                   h11_max_incomplete_event_size=connections.max_header_bytes)
+    return _Config(
+        app,
+        connections.header_timeout,
+        factory=workers > 1,
+        host=host,
+        port=port,
+        workers=workers,
+        http=_H11,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        limit_concurrency=_fit_open_files(connections.max_connections),
+        timeout_keep_alive=connections.keep_alive,
+        h11_max_incomplete_event_size=connections.max_header_bytes,
+    )

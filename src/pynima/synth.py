@@ -55,9 +55,23 @@ from pynima.files import (
     write_json,
 )
 
-__all__ = ["EMBEDDED_REFERENCES", "FORMAT_VERSION", "MANIFEST", "OUTPUTS", "PSEUDO_METRIC",
-           "PSEUDO_MOS_LOGISTIC", "PSEUDO_STD_LINEAR", "SIZE", "SynthResult", "fit_reference", "image_name",
-           "label_source", "pseudo_mos", "reference_files", "synthesize"]
+__all__ = [
+    "EMBEDDED_REFERENCES",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "OUTPUTS",
+    "PSEUDO_METRIC",
+    "PSEUDO_MOS_LOGISTIC",
+    "PSEUDO_STD_LINEAR",
+    "SIZE",
+    "SynthResult",
+    "fit_reference",
+    "image_name",
+    "label_source",
+    "pseudo_mos",
+    "reference_files",
+    "synthesize",
+]
 
 SIZE = (512, 384)  # TID2013's width, height
 MANIFEST = "pynima-synth.json"
@@ -110,7 +124,7 @@ def fit_reference(image: np.ndarray, size: tuple[int, int] = SIZE) -> np.ndarray
         iw, ih = max(w, math.ceil(iw * s)), max(h, math.ceil(ih * s))
         image = np.asarray(Image.fromarray(image).resize((iw, ih), Image.Resampling.LANCZOS))
     y, x = (ih - h) // 2, (iw - w) // 2
-    return np.ascontiguousarray(image[y: y + h, x: x + w])
+    return np.ascontiguousarray(image[y : y + h, x : x + w])
 
 
 def _package_file(package: str, rel: str) -> Path:
@@ -209,8 +223,11 @@ def _read_manifest(out: Path) -> dict | None:
 def _on_disk(out: Path, manifest: dict) -> bool:
     """Whether ``out`` holds what its manifest describes (the label files and every distorted image)."""
     folder = out / DISTORTED_DIR
-    return (all((out / f).is_file() for f in (MOS_FILE, STD_FILE)) and folder.is_dir()
-            and sum(1 for _ in folder.iterdir()) == manifest.get("images"))
+    return (
+        all((out / f).is_file() for f in (MOS_FILE, STD_FILE))
+        and folder.is_dir()
+        and sum(1 for _ in folder.iterdir()) == manifest.get("images")
+    )
 
 
 def _swap_in(new: Path, out: Path, manifest: dict) -> None:
@@ -240,8 +257,9 @@ def _swap_in(new: Path, out: Path, manifest: dict) -> None:
         else:
             write_json(out / MANIFEST, before)
         shutil.rmtree(trash, ignore_errors=True)
-        raise DatasetError(f"{out}: cannot move the new dataset into place ({e.strerror}); the old one is kept"
-                           ) from None
+        raise DatasetError(
+            f"{out}: cannot move the new dataset into place ({e.strerror}); the old one is kept"
+        ) from None
     write_json(out / MANIFEST, manifest)
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -286,8 +304,10 @@ def synthesize(
         table = {(lab.ref, lab.kind, lab.level): lab for lab in read_labels(*tables)}
         missing = [image_name(r, k, lv) for r, k, lv in _keys(len(files)) if (r, k, lv) not in table]
         if missing:
-            raise DatasetError(f"{tables[0]}: no row for {missing[0]} ({len(missing)} images of the {len(files)} "
-                               f"references have no label)")
+            raise DatasetError(
+                f"{tables[0]}: no row for {missing[0]} ({len(missing)} images of the {len(files)} "
+                f"references have no label)"
+            )
     references = []
     for f in files:  # into memory before anything is written: the references may live inside ``out``
         try:
@@ -304,8 +324,16 @@ def synthesize(
             (new / REFERENCE_DIR).mkdir()
             _build(new, references, seed, workers, progress, table)
             seconds = time.perf_counter() - t0
-            manifest = {"format": "pynima-synth", "key": key, "complete": True, "seed": seed, "labels": labels_kind,
-                        "references": [str(f) for f in files], "images": n_images, "seconds": round(seconds, 1)}
+            manifest = {
+                "format": "pynima-synth",
+                "key": key,
+                "complete": True,
+                "seed": seed,
+                "labels": labels_kind,
+                "references": [str(f) for f in files],
+                "images": n_images,
+                "seconds": round(seconds, 1),
+            }
             _swap_in(new, out, manifest)
         finally:
             shutil.rmtree(new, ignore_errors=True)
@@ -332,8 +360,9 @@ def _keys(n_refs: int) -> list[tuple[int, int, int]]:
     return [(r, k, lv) for r in range(1, n_refs + 1) for k in DISTORTIONS for lv in LEVELS]
 
 
-def _build(new: Path, references: list[np.ndarray], seed: int, workers: int | None, progress: bool,
-           table: dict) -> None:
+def _build(
+    new: Path, references: list[np.ndarray], seed: int, workers: int | None, progress: bool, table: dict
+) -> None:
     """Write the references, the distorted images and the label files into ``new``."""
     from PIL import Image
     from tqdm import tqdm
@@ -342,15 +371,16 @@ def _build(new: Path, references: list[np.ndarray], seed: int, workers: int | No
         Image.fromarray(ref).save(new / REFERENCE_DIR / f"I{i:02d}.bmp")
     # the JPEG2000-based types are the slowest: start them first so the pool ends evenly
     slow = {11: 0, 13: 0, 20: 1, 22: 1, 24: 1}
-    jobs = sorted(((r, k) for r in range(len(references)) for k in DISTORTIONS),
-                  key=lambda j: (slow.get(j[1], 2), j))
+    jobs = sorted(((r, k) for r in range(len(references)) for k in DISTORTIONS), key=lambda j: (slow.get(j[1], 2), j))
     scores: dict[tuple[int, int], list[float]] = {}
     # multiprocessing.Pool rather than ProcessPoolExecutor: leaving its block terminates the workers, so Ctrl-C or
     # SIGTERM stops synth at once; the executor waited for every queued job and left workers behind on SIGTERM
-    with multiprocessing.Pool(workers or os.cpu_count() or 1, initializer=_init_worker,
-                              initargs=(references, str(new), seed, not table)) as pool:
-        for r, k, s in tqdm(pool.imap_unordered(_make, jobs), total=len(jobs), desc="synth", unit="ref x type",
-                            disable=not progress):
+    with multiprocessing.Pool(
+        workers or os.cpu_count() or 1, initializer=_init_worker, initargs=(references, str(new), seed, not table)
+    ) as pool:
+        for r, k, s in tqdm(
+            pool.imap_unordered(_make, jobs), total=len(jobs), desc="synth", unit="ref x type", disable=not progress
+        ):
             if s is not None:
                 scores[r, k] = s
     keys = _keys(len(references))

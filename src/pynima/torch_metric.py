@@ -47,8 +47,10 @@ def nima_from_onnx(path: str | Path) -> tuple[nn.Module, tuple[float, ...], tupl
     norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     folded = [(n.input[1], n.input[2] if len(n.input) > 2 else None) for n in proto.graph.node if n.op_type == "Conv"]
     if len(folded) != len(convs) or len(norms) != len(convs):
-        raise PynimaError(f"{path}: {len(folded)} convolutions in the ONNX graph, {len(convs)} in "
-                          f"{meta['pynima_backbone']}: not an export of this network")
+        raise PynimaError(
+            f"{path}: {len(folded)} convolutions in the ONNX graph, {len(convs)} in "
+            f"{meta['pynima_backbone']}: not an export of this network"
+        )
     with torch.no_grad():
         # modules() walks the backbone in the order it runs, as the exported graph's nodes are ordered; every
         # convolution of these backbones is followed by its BatchNorm, which the export folded into it
@@ -110,7 +112,7 @@ class NIMAMetric(nn.Module):
         if self.crops == "full":
             return self.net(x)
         boxes = crop_boxes(h, w, self.crops)
-        return torch.stack([self.net(x[..., y: y + CROP, c: c + CROP]) for y, c in boxes]).mean(0)
+        return torch.stack([self.net(x[..., y : y + CROP, c : c + CROP]) for y, c in boxes]).mean(0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(self.as_loss and torch.is_grad_enabled()):
@@ -120,8 +122,12 @@ class NIMAMetric(nn.Module):
         return SCORE_RANGE[1] - score if self.as_loss else score
 
 
-def metric(device: str | torch.device = "cpu", as_loss: bool = False, crops: str = DEFAULT_CROPS,
-           model: str | Path | None = None) -> NIMAMetric:
+def metric(
+    device: str | torch.device = "cpu",
+    as_loss: bool = False,
+    crops: str = DEFAULT_CROPS,
+    model: str | Path | None = None,
+) -> NIMAMetric:
     """The bundled model (or ``model``, a ``pynima export`` ONNX file) as a torch metric, as pyiqa's
     ``create_metric`` gives one.
 

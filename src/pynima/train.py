@@ -54,13 +54,27 @@ from pynima.labels import label_distributions
 from pynima.losses import emd
 from pynima.model import create_model, mean_score, normalization, read_checkpoint
 
-__all__ = ["ANCHOR_SHARE", "CLEAN", "NIMAModule", "RUN_FILES", "build_module", "distributed_trainer",
-           "loss_curve", "lr_factor", "make_loader", "make_trainer", "one_label", "process_rank",
-           "ranking_loss", "train"]
+__all__ = [
+    "ANCHOR_SHARE",
+    "CLEAN",
+    "NIMAModule",
+    "RUN_FILES",
+    "build_module",
+    "distributed_trainer",
+    "loss_curve",
+    "lr_factor",
+    "make_loader",
+    "make_trainer",
+    "one_label",
+    "process_rank",
+    "ranking_loss",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------------------------------- the module
+
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "constant") -> float:
     """The learning rate of optimizer step ``step`` (0-based) as a fraction of the configured one: linear warm-up
@@ -96,9 +110,24 @@ class NIMAModule(L.LightningModule):
     No defaults of its own: ``build_module`` makes it from a TrainConfig, the one place where defaults live (the
     learning rates resolved there from the recipe)."""
 
-    def __init__(self, *, backbone: str, weights: str | None, pretrained: bool, optimizer: str, lr_head: float,
-                 lr_base: float, momentum: float, labels: str, vote_std: str, freeze_stages: int, schedule: str,
-                 warmup_epochs: float, ranking_weight: float, ranking_margin: float):
+    def __init__(
+        self,
+        *,
+        backbone: str,
+        weights: str | None,
+        pretrained: bool,
+        optimizer: str,
+        lr_head: float,
+        lr_base: float,
+        momentum: float,
+        labels: str,
+        vote_std: str,
+        freeze_stages: int,
+        schedule: str,
+        warmup_epochs: float,
+        ranking_weight: float,
+        ranking_margin: float,
+    ):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
         self.save_hyperparameters()
@@ -122,9 +151,11 @@ class NIMAModule(L.LightningModule):
             self.log("train_rank", rank, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + weight * rank
         if not torch.isfinite(loss):
-            raise NonFiniteError(f"training diverged: the loss is {loss.item()} at epoch {self.current_epoch}, "
-                                 f"step {self.global_step} (the network's output is not finite); lower --lr-head and "
-                                 f"--lr-base")
+            raise NonFiniteError(
+                f"training diverged: the loss is {loss.item()} at epoch {self.current_epoch}, "
+                f"step {self.global_step} (the network's output is not finite); lower --lr-head and "
+                f"--lr-base"
+            )
         return loss
 
     def validation_step(self, batch, batch_idx):
@@ -154,9 +185,11 @@ class NIMAModule(L.LightningModule):
             return
         per_image_emd, pred, mos = rows[:, 1:].T
         if not (np.isfinite(per_image_emd).all() and np.isfinite(pred).all()):
-            raise NonFiniteError(f"training diverged: {int((~np.isfinite(per_image_emd)).sum())} of {len(rows)} "
-                                 f"validation images get a non-finite prediction at epoch {self.current_epoch}; lower "
-                                 f"--lr-head and --lr-base")
+            raise NonFiniteError(
+                f"training diverged: {int((~np.isfinite(per_image_emd)).sum())} of {len(rows)} "
+                f"validation images get a non-finite prediction at epoch {self.current_epoch}; lower "
+                f"--lr-head and --lr-base"
+            )
         self.log("val_emd", float(per_image_emd.mean()), prog_bar=True)
         if len(pred) > 2 and np.ptp(pred) > 0:
             self.log("val_srcc", float(stats.spearmanr(pred, mos).statistic), prog_bar=True)
@@ -167,8 +200,10 @@ class NIMAModule(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        groups = [{"params": self.model.head.parameters(), "lr": hp.lr_head},
-                  {"params": [p for p in self.model.backbone.parameters() if p.requires_grad], "lr": hp.lr_base}]
+        groups = [
+            {"params": self.model.head.parameters(), "lr": hp.lr_head},
+            {"params": [p for p in self.model.backbone.parameters() if p.requires_grad], "lr": hp.lr_base},
+        ]
         if hp.optimizer == "sgd":
             optimizer = torch.optim.SGD(groups, momentum=hp.momentum)
         elif hp.optimizer == "adam":
@@ -183,7 +218,8 @@ class NIMAModule(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)  # the epochs budget, in optimizer steps
         warmup = round(warmup_epochs * total / max(1, self.trainer.max_epochs))
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, functools.partial(lr_factor, warmup=warmup, total=total, schedule=schedule))
+            optimizer, functools.partial(lr_factor, warmup=warmup, total=total, schedule=schedule)
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
 
@@ -227,8 +263,12 @@ def _export(ckpt: Path) -> None:
             warnings.simplefilter("ignore")
             export_onnx(ckpt, ckpt.with_suffix(".onnx"))
     except Exception as e:  # noqa: BLE001 - any exporter failure is reported, and the run stays valid
-        log.warning("ONNX export of %s skipped (%s: %s); pynima predict will use PyTorch", ckpt, type(e).__name__,
-                    str(e).splitlines()[0][:200])
+        log.warning(
+            "ONNX export of %s skipped (%s: %s); pynima predict will use PyTorch",
+            ckpt,
+            type(e).__name__,
+            str(e).splitlines()[0][:200],
+        )
 
 
 class _AtomicCheckpointIO(TorchCheckpointIO):
@@ -291,8 +331,14 @@ def _seed_process(seed: int, rank: int) -> None:
     torch.manual_seed(int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1))
 
 
-def make_trainer(precision: str = "32", accelerator: str = "auto", devices: int | str = 1, num_nodes: int = 1,
-                 strategy: str = "auto", **options) -> L.Trainer:
+def make_trainer(
+    precision: str = "32",
+    accelerator: str = "auto",
+    devices: int | str = 1,
+    num_nodes: int = 1,
+    strategy: str = "auto",
+    **options,
+) -> L.Trainer:
     """The Lightning Trainer pynima trains with (``bench/train_step.py`` times this one too): seeded runs repeat
     exactly (``deterministic=True``), checkpoints are written atomically. ``accelerator``, ``devices``, ``num_nodes``
     and ``strategy`` are Lightning's: with more than one process the strategy (ddp by default) launches the others,
@@ -303,9 +349,19 @@ def make_trainer(precision: str = "32", accelerator: str = "auto", devices: int 
     banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
     level, _ = banner.level, banner.setLevel(logging.WARNING)
     try:
-        trainer = L.Trainer(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy=strategy,
-                            deterministic=True, precision=precision, log_every_n_steps=1, enable_model_summary=False,
-                            use_distributed_sampler=False, plugins=[_AtomicCheckpointIO()], **options)
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+            deterministic=True,
+            precision=precision,
+            log_every_n_steps=1,
+            enable_model_summary=False,
+            use_distributed_sampler=False,
+            plugins=[_AtomicCheckpointIO()],
+            **options,
+        )
     finally:
         banner.setLevel(level)
     if trainer.strategy.root_device.type == "cuda":
@@ -322,9 +378,25 @@ def make_trainer(precision: str = "32", accelerator: str = "auto", devices: int 
 
 # what train() (and pynima report, and older pynima versions: best-v1.ckpt) writes into a run folder, as glob
 # patterns; --overwrite removes exactly these, and nothing else
-RUN_FILES = ("config.json", "split.json", "metrics.csv", "hparams.yaml", "best.ckpt", "last.ckpt", "best.onnx",
-             "train.json", "loss_curve.png", "metrics.json", "predictions.csv", "scatter.png", "report.html",
-             "report.md", "best-v*.ckpt", "last-v*.ckpt", "best-v*.onnx")
+RUN_FILES = (
+    "config.json",
+    "split.json",
+    "metrics.csv",
+    "hparams.yaml",
+    "best.ckpt",
+    "last.ckpt",
+    "best.onnx",
+    "train.json",
+    "loss_curve.png",
+    "metrics.json",
+    "predictions.csv",
+    "scatter.png",
+    "report.html",
+    "report.md",
+    "best-v*.ckpt",
+    "last-v*.ckpt",
+    "best-v*.onnx",
+)
 
 
 def _prepare_run_folder(out: Path, split_file: Path | None, overwrite: bool) -> None:
@@ -334,11 +406,15 @@ def _prepare_run_folder(out: Path, split_file: Path | None, overwrite: bool) -> 
     old = sorted({p for pattern in RUN_FILES for p in out.glob(pattern) if p.resolve() != given})
     names = ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else "")
     if old and not (out / RUN_MARKER).is_file():
-        raise PynimaError(f"{out}: holds files pynima did not write as a run ({names}); pynima train writes into an "
-                          f"empty folder or its own run only: choose another --out")
+        raise PynimaError(
+            f"{out}: holds files pynima did not write as a run ({names}); pynima train writes into an "
+            f"empty folder or its own run only: choose another --out"
+        )
     if old and not overwrite:
-        raise PynimaError(f"{out}: holds a run already ({names}); continue it with --resume {out}, replace it with "
-                          f"--overwrite, or choose another --out")
+        raise PynimaError(
+            f"{out}: holds a run already ({names}); continue it with --resume {out}, replace it with "
+            f"--overwrite, or choose another --out"
+        )
     for p in old:
         p.unlink()
     write_text(out / RUN_MARKER, "a pynima train run: pynima train --overwrite may replace its files\n")
@@ -357,40 +433,61 @@ def one_label(mos: float, std: float, labels: str, vote: str) -> np.ndarray:
     return label_distributions([Record(Path(), mos, std, 0, 0, 0, None)], labels, vote)[0]
 
 
-def make_loader(records: list[Record], cfg: TrainConfig, train_mode: bool, rank: int = 0, world: int = 1,
-                tid2013_types: bool = False) -> DataLoader:
+def make_loader(
+    records: list[Record],
+    cfg: TrainConfig,
+    train_mode: bool,
+    rank: int = 0,
+    world: int = 1,
+    tid2013_types: bool = False,
+) -> DataLoader:
     """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``. In a
     distributed run, process ``rank`` of ``world`` gets its shard (``EpochSampler``), padded to equal length;
     validation drops the repeats after gathering (``NIMAModule.on_validation_epoch_end``). ``tid2013_types``: the
     records number their distortion types as TID2013 does, which ``cfg.light_versions`` needs."""
     targets = label_distributions(records, cfg.labels, cfg.vote_std)
     workers = 0 if cfg.cache_images else cfg.num_workers
-    common = {"num_workers": workers, "persistent_workers": workers > 0,
-              "generator": torch.Generator().manual_seed(cfg.seed)}  # leaves the global RNG alone
+    common = {
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
+        "generator": torch.Generator().manual_seed(cfg.seed),
+    }  # leaves the global RNG alone
     transform = transforms(*normalization(cfg.backbone), train_mode)
     if train_mode and (cfg.ranking_weight > 0 or cfg.clean_label):
         items, anchors = clean_anchors(records, cfg.ranking_margin if cfg.clean_label else None, TOP)
         if len(items) == len(records):  # a dataset without reference images (camera photos, a CSV)
             (log.warning if cfg.ranking_weight > 0 else log.info)(
-                "the training part has no reference images of distorted versions: no clean images to add (EMD "
-                "alone)")
-        added = label_distributions(items[len(records):], cfg.labels, cfg.vote_std) if cfg.clean_label else \
-            np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)
+                "the training part has no reference images of distorted versions: no clean images to add (EMD alone)"
+            )
+        added = (
+            label_distributions(items[len(records) :], cfg.labels, cfg.vote_std)
+            if cfg.clean_label
+            else np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)
+        )
         targets = np.concatenate([targets, added.astype(targets.dtype)])
         light, lights = {}, None
         if cfg.light_versions and not tid2013_types:
-            log.warning("light versions need TID2013's distortion types (a tid2013-layout dataset): trained without "
-                        "them")
+            log.warning(
+                "light versions need TID2013's distortion types (a tid2013-layout dataset): trained without them"
+            )
         elif cfg.light_versions:
             clean = len(items)
             items, light, lights = light_versions(records, items, anchors)
-            targets = np.concatenate([targets, np.repeat(targets[clean - 1:clean], len(items) - clean, 0)])
+            targets = np.concatenate([targets, np.repeat(targets[clean - 1 : clean], len(items) - clean, 0)])
             log.info("light versions of %d (scene, type) pairs join training", len(light))
-        batches = AnchorBatchSampler(EpochSampler(len(records), cfg.seed, True, rank, world), cfg.batch_size,
-                                     anchors, max(1, round(cfg.batch_size * ANCHOR_SHARE)), lights)
+        batches = AnchorBatchSampler(
+            EpochSampler(len(records), cfg.seed, True, rank, world),
+            cfg.batch_size,
+            anchors,
+            max(1, round(cfg.batch_size * ANCHOR_SHARE)),
+            lights,
+        )
         label = functools.partial(one_label, labels=cfg.labels, vote=cfg.vote_std)
-        return DataLoader(IQADataset(items, targets, transform, cache=cfg.cache_images, light=light, label=label),
-                          batch_sampler=batches, **common)
+        return DataLoader(
+            IQADataset(items, targets, transform, cache=cfg.cache_images, light=light, label=label),
+            batch_sampler=batches,
+            **common,
+        )
     ds = IQADataset(records, targets, transform, cache=cfg.cache_images)
     sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world)
     return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False, **common)
@@ -402,16 +499,28 @@ def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
     from pynima.model import load_checkpoint
 
     lr_head, lr_base = cfg.learning_rates()
-    module = NIMAModule(backbone=cfg.backbone, weights=cfg.weights if pretrained else None,
-                        pretrained=pretrained and cfg.init is None, optimizer=cfg.optimizer, lr_head=lr_head,
-                        lr_base=lr_base, momentum=SGD_MOMENTUM, labels=cfg.labels, vote_std=cfg.vote_std,
-                        freeze_stages=cfg.freeze_stages, schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs,
-                        ranking_weight=cfg.ranking_weight, ranking_margin=cfg.ranking_margin)
+    module = NIMAModule(
+        backbone=cfg.backbone,
+        weights=cfg.weights if pretrained else None,
+        pretrained=pretrained and cfg.init is None,
+        optimizer=cfg.optimizer,
+        lr_head=lr_head,
+        lr_base=lr_base,
+        momentum=SGD_MOMENTUM,
+        labels=cfg.labels,
+        vote_std=cfg.vote_std,
+        freeze_stages=cfg.freeze_stages,
+        schedule=cfg.schedule,
+        warmup_epochs=cfg.warmup_epochs,
+        ranking_weight=cfg.ranking_weight,
+        ranking_margin=cfg.ranking_margin,
+    )
     if cfg.init and pretrained:
         source, hp = load_checkpoint(cfg.init)
         if hp["backbone"] != cfg.backbone:
-            raise PynimaError(f"{cfg.init}: a {hp['backbone']} model; --init needs the same --backbone "
-                              f"(got {cfg.backbone})")
+            raise PynimaError(
+                f"{cfg.init}: a {hp['backbone']} model; --init needs the same --backbone (got {cfg.backbone})"
+            )
         module.model.load_state_dict(source.state_dict())
     return module
 
@@ -421,8 +530,9 @@ def distributed_trainer(cfg: TrainConfig, **options) -> L.Trainer:
     Lightning refuses (fsdp on CPU, a GPU on a machine without one) is one PynimaError line."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    where = f"--accelerator {cfg.accelerator} --devices {cfg.devices} --num-nodes {cfg.num_nodes} " \
-            f"--strategy {cfg.strategy}"
+    where = (
+        f"--accelerator {cfg.accelerator} --devices {cfg.devices} --num-nodes {cfg.num_nodes} --strategy {cfg.strategy}"
+    )
     try:
         trainer = make_trainer(cfg.precision, cfg.accelerator, cfg.devices, cfg.num_nodes, cfg.strategy, **options)
         environment = getattr(trainer.strategy, "cluster_environment", None)
@@ -433,8 +543,10 @@ def distributed_trainer(cfg: TrainConfig, **options) -> L.Trainer:
     started = int(os.environ.get("WORLD_SIZE", 1)) if "TORCHELASTIC_RUN_ID" in os.environ else 1
     if trainer.world_size == 1 and (started > 1 or int(os.environ.get("SLURM_PROCID", 0) or 0) > 0):
         # every process would take itself for rank 0 and train alone into the same folder
-        raise PynimaError(f"{where}: this process is one of several that torchrun or srun started; give --devices "
-                          f"(processes per machine) and --num-nodes so that they make one run")
+        raise PynimaError(
+            f"{where}: this process is one of several that torchrun or srun started; give --devices "
+            f"(processes per machine) and --num-nodes so that they make one run"
+        )
     return trainer
 
 
@@ -444,8 +556,15 @@ def process_rank(cfg: TrainConfig) -> int:
     return distributed_trainer(cfg, logger=False, enable_progress_bar=False, enable_checkpointing=False).global_rank
 
 
-def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite: bool = False,
-          resume: bool = False, callbacks: list | tuple = (), split: dict | None = None) -> Path:
+def train(
+    cfg: TrainConfig,
+    progress: bool = True,
+    test: bool = True,
+    overwrite: bool = False,
+    resume: bool = False,
+    callbacks: list | tuple = (),
+    split: dict | None = None,
+) -> Path:
     """Train, keep best/last checkpoints, then evaluate the best one on the test split (unless ``test`` is False, as
     in a learning-rate search, which must never see the test images). Returns the run directory.
 
@@ -464,14 +583,24 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
     out = Path(cfg.out)
     cfg.check()
     last = out / "last.ckpt"
-    ckpt = ModelCheckpoint(dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True,
-                           enable_version_counter=False)
+    ckpt = ModelCheckpoint(
+        dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True, enable_version_counter=False
+    )
     logger = CSVLogger(out, name="", version="", flush_logs_every_n_steps=1)
     interruption = _Interruption()
     trainer = distributed_trainer(
-        cfg, max_epochs=cfg.epochs, logger=logger, enable_progress_bar=progress,
-        callbacks=[EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience), ckpt, _GlobalRNG(cfg.seed),
-                   interruption, *callbacks])
+        cfg,
+        max_epochs=cfg.epochs,
+        logger=logger,
+        enable_progress_bar=progress,
+        callbacks=[
+            EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience),
+            ckpt,
+            _GlobalRNG(cfg.seed),
+            interruption,
+            *callbacks,
+        ],
+    )
     rank, world = trainer.global_rank, trainer.world_size
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -484,8 +613,11 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
         if resume_from:
             split = read_split(out / "split.json")
         elif split is None:
-            split = (read_split(cfg.split_file) if cfg.split_file
-                     else dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed))
+            split = (
+                read_split(cfg.split_file)
+                if cfg.split_file
+                else dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed)
+            )
         parts = {part: apply_split(records, split, part) for part in ("train", "val", "test")}
         check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
         L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -500,13 +632,21 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
         if will_train and trained_with != world and (cfg.schedule != "constant" or cfg.warmup_epochs):
             # the schedule counts optimizer steps, and a step covers world x batch images: another count would
             # replay it at the wrong pace (a cosine reaching 0 early, or starting over)
-            raise PynimaError(f"{resume_from}: trained by {trained_with} process(es); resume it with the same "
-                              f"number (--devices x --num-nodes), not {world}, as its {cfg.schedule} learning-rate "
-                              f"schedule counts optimizer steps")
+            raise PynimaError(
+                f"{resume_from}: trained by {trained_with} process(es); resume it with the same "
+                f"number (--devices x --num-nodes), not {world}, as its {cfg.schedule} learning-rate "
+                f"schedule counts optimizer steps"
+            )
         lr_head, lr_base = cfg.learning_rates()
         # the loaders too are made before an old run is replaced: whatever can fail before training has been tried
-        loaders = (make_loader(parts["train"], cfg, True, rank, world, dataset.format == "tid2013"),
-                   make_loader(parts["val"], cfg, False, rank, world)) if will_train else ()
+        loaders = (
+            (
+                make_loader(parts["train"], cfg, True, rank, world, dataset.format == "tid2013"),
+                make_loader(parts["val"], cfg, False, rank, world),
+            )
+            if will_train
+            else ()
+        )
         if rank == 0:
             if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
                 _prepare_run_folder(out, Path(cfg.split_file) if cfg.split_file else None, overwrite)
@@ -521,9 +661,16 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
                         logger.experiment.metrics = history
                         logger.experiment.metrics_keys = sorted(set().union(*history))
                         logger.experiment.save()
-            log.info("training on %s: %d process(es) x batch %d = effective batch %d; learning rates as given "
-                     "(head %g, backbone %g)", trainer.strategy.root_device.type, world, cfg.batch_size,
-                     world * cfg.batch_size, lr_head, lr_base)
+            log.info(
+                "training on %s: %d process(es) x batch %d = effective batch %d; learning rates as given "
+                "(head %g, backbone %g)",
+                trainer.strategy.root_device.type,
+                world,
+                cfg.batch_size,
+                world * cfg.batch_size,
+                lr_head,
+                lr_base,
+            )
         if will_train:
             with warnings.catch_warnings():
                 # the run directory holds split.json and config.json before Lightning writes to it; that is intended
@@ -545,10 +692,18 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
             if rank != 0:
                 return out
             loss_curve(out / "metrics.csv", out / "loss_curve.png")
-            write_json(trained, {"epochs": trainer.current_epoch, "best_val_emd": float(ckpt.best_model_score),
-                                 "seconds": round(time.perf_counter() - t0, 1),
-                                 "device": str(trainer.strategy.root_device), "resumed": resume_from is not None,
-                                 "processes": world, "effective_batch_size": world * cfg.batch_size})
+            write_json(
+                trained,
+                {
+                    "epochs": trainer.current_epoch,
+                    "best_val_emd": float(ckpt.best_model_score),
+                    "seconds": round(time.perf_counter() - t0, 1),
+                    "device": str(trainer.strategy.root_device),
+                    "resumed": resume_from is not None,
+                    "processes": world,
+                    "effective_batch_size": world * cfg.batch_size,
+                },
+            )
         if rank != 0:
             return out
         best = out / "best.ckpt"
@@ -557,7 +712,17 @@ def train(cfg: TrainConfig, progress: bool = True, test: bool = True, overwrite:
         if test and parts["test"]:  # a split may have no test part (a final model trained on every reference)
             from pynima.evaluate import evaluate_checkpoint
 
-            evaluate_checkpoint(best, cfg.data, out, split=split, part="test", crops=cfg.test_crops,
-                                allow_out_of_range=cfg.allow_out_of_range, format=cfg.format, scale=cfg.scale,
-                                replace=True, undefined_ok=True)  # the run's own (a resumed run evaluates again)
+            evaluate_checkpoint(
+                best,
+                cfg.data,
+                out,
+                split=split,
+                part="test",
+                crops=cfg.test_crops,
+                allow_out_of_range=cfg.allow_out_of_range,
+                format=cfg.format,
+                scale=cfg.scale,
+                replace=True,
+                undefined_ok=True,
+            )  # the run's own (a resumed run evaluates again)
     return out
