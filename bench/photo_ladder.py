@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
+from itertools import pairwise
 
 import numpy as np
 
@@ -68,7 +69,7 @@ def ladders(image: np.ndarray) -> dict[str, list[tuple[str, np.ndarray]]]:
 
 def in_order(scores: list[float]) -> bool:
     """Strictly falling, best version first."""
-    return all(a > b for a, b in zip(scores, scores[1:], strict=True))
+    return all(a > b for a, b in pairwise(scores))
 
 
 def score_ladders(scorer, images: dict[str, np.ndarray]) -> dict[str, dict[str, list[tuple[str, float]]]]:

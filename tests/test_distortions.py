@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -34,9 +36,9 @@ def assert_severity_grows(kind, quality):
     if kind in LEVEL_SIGNS:
         assert q[0] > q[2] > q[4] and q[1] > q[3], (kind, q)
     elif kind == 15:
-        assert all(a < b for a, b in zip(q, q[1:], strict=True)), (kind, q)
+        assert all(a < b for a, b in pairwise(q)), (kind, q)
     else:
-        assert all(a > b for a, b in zip(q, q[1:], strict=True)), (kind, q)
+        assert all(a > b for a, b in pairwise(q)), (kind, q)
 
 
 @pytest.mark.parametrize("kind", list(DISTORTIONS))
@@ -67,9 +69,9 @@ def test_level_table_is_complete_and_ordered():
             mags = mags[0::2] + mags[1::2]
             assert mags[0] < mags[1] < mags[2] and mags[3] < mags[4], row
         elif kind == 15:
-            assert all(a > b for a, b in zip(mags, mags[1:], strict=True)), (kind, row)
+            assert all(a > b for a, b in pairwise(mags)), (kind, row)
         else:
-            assert all(a < b for a, b in zip(mags, mags[1:], strict=True)), (kind, row)
+            assert all(a < b for a, b in pairwise(mags)), (kind, row)
     assert [v > 0 for v in table[17]] == [False, True, False, True, False]
 
 

@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -57,7 +58,7 @@ def test_the_label_source_is_recorded(pseudo, tmp_path):
 def test_pseudo_mos_falls_with_level(pseudo):
     recs = read_tid2013(pseudo.out)
     by_level = [np.mean([r.mos for r in recs if r.level == lv and r.kind not in (15, 17)]) for lv in range(1, 6)]
-    assert all(a > b for a, b in zip(by_level, by_level[1:], strict=True)), by_level
+    assert all(a > b for a, b in pairwise(by_level)), by_level
 
 
 def test_second_run_is_cached_and_writes_nothing(pseudo, refs_dir):

@@ -761,19 +761,8 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from pynima import __version__
-    from pynima.config import CROP_MODES, DEFAULT_CROPS, crop_mode
-    from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
-
-    parser = Parser(
-        prog="pynima",
-        description="Blind image quality assessment with NIMA: scores from 0 (worst) to 9 (best); higher is better.",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log everything pynima does (on stderr)")
-    parser.add_argument("--version", action="version", version=f"pynima {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def _add_docs(sub) -> None:
+    """pynima docs: its options."""
     p = sub.add_parser(
         "docs",
         help="read the documentation offline: the topics, or one of them",
@@ -783,6 +772,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("topic", nargs="?", help="a topic (model-card, datasets, serving, ...); none lists them")
     p.set_defaults(func=_docs)
 
+
+def _add_synth(sub) -> None:
+    """pynima synth: its options."""
     p = sub.add_parser(
         "synth",
         help="write a TID2013-layout dataset (24 distortions x 5 levels per reference)",
@@ -809,6 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 
+
+def _add_train(sub) -> None:
+    """pynima train: its options."""
     p = sub.add_parser(
         "train",
         help="train NIMA on a TID2013-layout dataset, then evaluate on its test split",
@@ -829,6 +824,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_train)
 
+
+def _add_benchmark(sub) -> None:
+    """pynima benchmark: its options."""
     p = sub.add_parser(
         "benchmark",
         argument_default=argparse.SUPPRESS,
@@ -857,6 +855,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the scale of the CSV files among --cross (as --scale)",
     )
     p.set_defaults(func=_benchmark)
+
+
+def _add_search(sub) -> None:
+    """pynima search: its options."""
+    from pynima.search import DEFAULT_LR_BASE, DEFAULT_LR_HEAD  # light: optuna is imported when a search runs
 
     p = sub.add_parser(
         "search",
@@ -889,6 +892,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default="pynima", help="study name inside the storage (default pynima)")
     p.set_defaults(func=_search)
 
+
+def _add_report(sub) -> None:
+    """pynima report: its options."""
     p = sub.add_parser(
         "report",
         help="a report of a run, benchmark or search: one self-contained HTML file, or "
@@ -898,6 +904,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["html", "md"], default="html")
     p.add_argument("--out", help="report file (default RUN_DIR/report.html or .md)")
     p.set_defaults(func=_report)
+
+
+def _add_evaluate(sub) -> None:
+    """pynima evaluate: its options."""
+    from pynima.config import CROP_MODES, DEFAULT_CROPS, crop_mode
 
     p = sub.add_parser("evaluate", help="metrics of a model on any supported dataset (or one part of a split)")
     p.add_argument("ckpt", metavar="MODEL", help="a pynima checkpoint, or an exported .onnx")
@@ -921,6 +932,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_evaluate, format=None, scale=None)
 
+
+def _add_export(sub) -> None:
+    """pynima export: its options."""
     p = sub.add_parser(
         "export",
         help="export a checkpoint to ONNX (dynamic batch and image size), optionally int8-quantized",
@@ -945,6 +959,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="with --data: only this part of the split")
     p.add_argument("--part", choices=["train", "val", "test"], default="test")
     p.set_defaults(func=_export)
+
+
+def _add_predict(sub) -> None:
+    """pynima predict: its options."""
+    from pynima.config import CROP_MODES, DEFAULT_CROPS, crop_mode
 
     p = sub.add_parser(
         "predict",
@@ -1020,7 +1039,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--crops", type=crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
     p.set_defaults(func=_predict)
-    _add_serve(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pynima import __version__
+
+    parser = Parser(
+        prog="pynima",
+        description="Blind image quality assessment with NIMA: scores from 0 (worst) to 9 (best); higher is better.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log everything pynima does (on stderr)")
+    parser.add_argument("--version", action="version", version=f"pynima {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (
+        _add_docs,
+        _add_synth,
+        _add_train,
+        _add_benchmark,
+        _add_search,
+        _add_report,
+        _add_evaluate,
+        _add_export,
+        _add_predict,
+        _add_serve,
+    ):
+        add(sub)
     for command in sub.choices.values():  # -v also after the command (pynima predict -v ...)
         command.add_argument(
             "-v",
