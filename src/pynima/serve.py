@@ -501,144 +501,34 @@ def _model_name(scorer: Scorer, model: str | Path | None) -> str:
     return scorer.engine.metadata.get("pynima_name") or (Path(model).name if model else "bundled")
 
 
-def create_app(
-    model: str | Path | None = None,
-    engine: str | None = None,
-    max_batch: int = 32,
-    max_wait: float = 0.005,
-    limits: Limits = DEFAULT_LIMITS,
-    cors: Sequence[str] = (),
-    allowed_hosts: Sequence[str] | None = None,
-    device: str = "cpu",
-):
-    """The FastAPI app scoring with ``model`` (default: the bundled model) on ``engine`` and ``device`` (as
-    ``pynima.load``).
-    ``cors``: origins allowed to call it from a browser page elsewhere (none by default). ``allowed_hosts``: the
-    Host headers it answers to (Starlette's patterns; default: the loopback names)."""
-    from contextlib import asynccontextmanager
+async def read_images(request: Request, limits: Limits) -> list[tuple[str, bytes]]:
+    """(name, bytes) of each uploaded image of a POST /v1/score; _Refused for what is not an upload of images, or for
+    more files than ``limits`` allow."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        try:
+            form = await request.form(max_files=max(FORM_FILES, limits.max_files), max_fields=limits.max_files)
+        except _Refused:
+            raise
+        except Exception as e:  # noqa: BLE001 - Starlette's HTTPException for too many parts or bad syntax
+            raise _multipart_refusal(e, limits.max_files) from None
+        uploads = [(getattr(v, "filename", None) or k, v) for k, v in form.multi_items() if hasattr(v, "read")]
+        if not uploads:
+            raise _Refused(400, "no image files in the form")
+        if len(uploads) > limits.max_files:
+            raise _too_many_files(len(uploads), limits.max_files)
+        return [(name, await v.read()) for name, v in uploads]
+    if content_type.startswith("image/") or content_type == "application/octet-stream":
+        return [(request.headers.get("x-filename", "image"), await request.body())]
+    raise _Refused(
+        415,
+        f"send images as multipart/form-data files or as an image/* body, not {content_type or 'no content type'}",
+    )
 
-    from starlette.concurrency import run_in_threadpool
 
+def _add_read_routes(app, scorer: Scorer, name: str, limits: Limits, metrics: _Metrics, state: dict) -> None:
+    """The GET routes of ``create_app``: probes, the model's description, Prometheus metrics and the page."""
     import pynima
-
-    allowed_hosts = list(LOOPBACK_HOSTS if allowed_hosts is None else allowed_hosts)
-    _check_settings(max_batch, max_wait, limits, allowed_hosts)
-    scorer = load(model, engine=engine, device=device)
-    name = _model_name(scorer, model)
-    metrics = _Metrics()
-    budget = _PixelBudget(limits.max_inflight_pixels)
-    state = {"ready": False}
-    batcher = Batcher(scorer, max_batch, max_wait, on_batch=lambda images, _crops: metrics.batch_images.observe(images))
-
-    @asynccontextmanager
-    async def lifespan(app):
-        batcher.start()
-        # warm-up: the first network call allocates; /readyz says ready only after it
-        await batcher.distribution(np.zeros((1, CROP, CROP, 3), np.uint8))
-        state["ready"] = True
-        log.info("pynima serve: ready (%s on %s)", name, scorer.engine.name)
-        yield
-        state["ready"] = False
-        await batcher.stop()
-
-    app = FastAPIOffline(
-        title="pynima",
-        version=pynima.__version__,
-        lifespan=lifespan,
-        redoc_url=None,
-        static_url=DOCS_ASSETS,
-        description="Blind image quality assessment with NIMA: the distribution of opinion scores "
-        "(0-9, higher is better) of each uploaded image.",
-    )
-    if cors:
-        from fastapi.middleware.cors import CORSMiddleware
-
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"], allow_headers=["*"])
-
-    async def score_one(name: str, data: bytes, mode: str) -> dict:
-        batcher.expect()
-        try:
-            rgb = await run_in_threadpool(decode_rgb, data, name)
-        except BaseException as e:
-            batcher.cancel()
-            if not isinstance(e, DatasetError):
-                raise
-            metrics.images.labels("refused").inc()
-            return {"name": name, "error": str(e), "status": _status(str(e))}
-        h, w = rgb.shape[:2]
-        p = await batcher.distribution(crops(rgb, mode), expected=True)
-        mean, std = moments(p)
-        metrics.images.labels("scored").inc()
-        result = {"name": name, "mean": float(mean), "std": float(std), "distribution": [float(v) for v in p]}
-        if h < CROP or w < CROP:
-            result["warning"] = (
-                f"{name}: {w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, "
-                f"so the score is less reliable"
-            )
-        return result
-
-    async def read_images(request: Request) -> list[tuple[str, bytes]]:
-        """(name, bytes) of each uploaded image; _Refused for what is not an upload of images."""
-        content_type = request.headers.get("content-type", "")
-        if content_type.startswith("multipart/form-data"):
-            try:
-                form = await request.form(max_files=max(FORM_FILES, limits.max_files), max_fields=limits.max_files)
-            except _Refused:
-                raise
-            except Exception as e:  # noqa: BLE001 - Starlette's HTTPException for too many parts or bad syntax
-                raise _multipart_refusal(e, limits.max_files) from None
-            uploads = [(getattr(v, "filename", None) or k, v) for k, v in form.multi_items() if hasattr(v, "read")]
-            if not uploads:
-                raise _Refused(400, "no image files in the form")
-            if len(uploads) > limits.max_files:
-                raise _too_many_files(len(uploads), limits.max_files)
-            return [(name, await v.read()) for name, v in uploads]
-        if content_type.startswith("image/") or content_type == "application/octet-stream":
-            return [(request.headers.get("x-filename", "image"), await request.body())]
-        raise _Refused(
-            415,
-            f"send images as multipart/form-data files or as an image/* body, not {content_type or 'no content type'}",
-        )
-
-    @app.post(
-        "/v1/score",
-        summary="score uploaded images",
-        description="Multipart form files (any field name, up to the file limit), or one image as the raw "
-        "body with an image/* content type. Per image: name, mean, std, the 10-bin distribution, "
-        "or an error.",
-        openapi_extra={"requestBody": SCORE_BODY},
-        responses={
-            200: {"model": ScoreResponse},
-            400: {"model": ErrorResponse},
-            413: {"model": ErrorResponse},
-            415: {"model": ErrorResponse},
-            422: {"model": ErrorResponse},
-            503: {"model": ErrorResponse},
-        },
-    )
-    async def score(
-        request: Request, crops_mode: Literal[CROP_MODES + tuple(CROP_SPELLINGS)] = Query(DEFAULT_CROPS, alias="crops")
-    ):
-        try:
-            check_crops(crops_mode, scorer.engine)
-            crops_mode = crop_mode(crops_mode)
-        except PynimaError as e:
-            return JSONResponse({"error": str(e)}, 422)
-        try:
-            items = await read_images(request)
-            pixels = sum(await run_in_threadpool(lambda: [_image_pixels(data) for _, data in items]))
-            _check_pixels(pixels, limits, budget)
-        except _Refused as e:
-            return JSONResponse({"error": str(e)}, e.status, e.headers)
-        try:
-            results = await asyncio.gather(*(score_one(name, data, crops_mode) for name, data in items))
-        finally:
-            budget.give(pixels)
-        if len(results) == 1 and "error" in results[0]:
-            return JSONResponse({"error": results[0]["error"], "results": results}, results[0].pop("status"))
-        for r in results:
-            r.pop("status", None)
-        return {"results": results}
 
     @app.get("/healthz", summary="liveness")
     async def healthz():
@@ -685,6 +575,138 @@ def create_app(
     async def page():
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
+
+async def score_one(batcher: Batcher, metrics: _Metrics, name: str, data: bytes, mode: str) -> dict:
+    """One upload's result row: decoded in a thread, scored in the batcher's next network call; a refused image
+    gets its error and the HTTP status it would have alone."""
+    from starlette.concurrency import run_in_threadpool
+
+    batcher.expect()
+    try:
+        rgb = await run_in_threadpool(decode_rgb, data, name)
+    except BaseException as e:
+        batcher.cancel()
+        if not isinstance(e, DatasetError):
+            raise
+        metrics.images.labels("refused").inc()
+        return {"name": name, "error": str(e), "status": _status(str(e))}
+    h, w = rgb.shape[:2]
+    p = await batcher.distribution(crops(rgb, mode), expected=True)
+    mean, std = moments(p)
+    metrics.images.labels("scored").inc()
+    result = {"name": name, "mean": float(mean), "std": float(std), "distribution": [float(v) for v in p]}
+    if h < CROP or w < CROP:
+        result["warning"] = (
+            f"{name}: {w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, "
+            f"so the score is less reliable"
+        )
+    return result
+
+
+def _add_score_route(
+    app, scorer: Scorer, batcher: Batcher, metrics: _Metrics, limits: Limits, budget: _PixelBudget
+) -> None:
+    """POST /v1/score of ``create_app``: uploads refused or admitted against the limits and the pixel budget, then
+    scored together."""
+    from starlette.concurrency import run_in_threadpool
+
+    @app.post(
+        "/v1/score",
+        summary="score uploaded images",
+        description="Multipart form files (any field name, up to the file limit), or one image as the raw "
+        "body with an image/* content type. Per image: name, mean, std, the 10-bin distribution, "
+        "or an error.",
+        openapi_extra={"requestBody": SCORE_BODY},
+        responses={
+            200: {"model": ScoreResponse},
+            400: {"model": ErrorResponse},
+            413: {"model": ErrorResponse},
+            415: {"model": ErrorResponse},
+            422: {"model": ErrorResponse},
+            503: {"model": ErrorResponse},
+        },
+    )
+    async def score(
+        request: Request, crops_mode: Literal[CROP_MODES + tuple(CROP_SPELLINGS)] = Query(DEFAULT_CROPS, alias="crops")
+    ):
+        try:
+            check_crops(crops_mode, scorer.engine)
+            crops_mode = crop_mode(crops_mode)
+        except PynimaError as e:
+            return JSONResponse({"error": str(e)}, 422)
+        try:
+            items = await read_images(request, limits)
+            pixels = sum(await run_in_threadpool(lambda: [_image_pixels(data) for _, data in items]))
+            _check_pixels(pixels, limits, budget)
+        except _Refused as e:
+            return JSONResponse({"error": str(e)}, e.status, e.headers)
+        try:
+            results = await asyncio.gather(
+                *(score_one(batcher, metrics, name, data, crops_mode) for name, data in items)
+            )
+        finally:
+            budget.give(pixels)
+        if len(results) == 1 and "error" in results[0]:
+            return JSONResponse({"error": results[0]["error"], "results": results}, results[0].pop("status"))
+        for r in results:
+            r.pop("status", None)
+        return {"results": results}
+
+
+def create_app(
+    model: str | Path | None = None,
+    engine: str | None = None,
+    max_batch: int = 32,
+    max_wait: float = 0.005,
+    limits: Limits = DEFAULT_LIMITS,
+    cors: Sequence[str] = (),
+    allowed_hosts: Sequence[str] | None = None,
+    device: str = "cpu",
+):
+    """The FastAPI app scoring with ``model`` (default: the bundled model) on ``engine`` and ``device`` (as
+    ``pynima.load``).
+    ``cors``: origins allowed to call it from a browser page elsewhere (none by default). ``allowed_hosts``: the
+    Host headers it answers to (Starlette's patterns; default: the loopback names)."""
+    from contextlib import asynccontextmanager
+
+    import pynima
+
+    allowed_hosts = list(LOOPBACK_HOSTS if allowed_hosts is None else allowed_hosts)
+    _check_settings(max_batch, max_wait, limits, allowed_hosts)
+    scorer = load(model, engine=engine, device=device)
+    name = _model_name(scorer, model)
+    metrics = _Metrics()
+    budget = _PixelBudget(limits.max_inflight_pixels)
+    state = {"ready": False}
+    batcher = Batcher(scorer, max_batch, max_wait, on_batch=lambda images, _crops: metrics.batch_images.observe(images))
+
+    @asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        # warm-up: the first network call allocates; /readyz says ready only after it
+        await batcher.distribution(np.zeros((1, CROP, CROP, 3), np.uint8))
+        state["ready"] = True
+        log.info("pynima serve: ready (%s on %s)", name, scorer.engine.name)
+        yield
+        state["ready"] = False
+        await batcher.stop()
+
+    app = FastAPIOffline(
+        title="pynima",
+        version=pynima.__version__,
+        lifespan=lifespan,
+        redoc_url=None,
+        static_url=DOCS_ASSETS,
+        description="Blind image quality assessment with NIMA: the distribution of opinion scores "
+        "(0-9, higher is better) of each uploaded image.",
+    )
+    if cors:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["GET", "POST"], allow_headers=["*"])
+
+    _add_score_route(app, scorer, batcher, metrics, limits, budget)
+    _add_read_routes(app, scorer, name, limits, metrics, state)
     return _Guard(_TrustedHosts(_SameOrigin(app, cors), allowed_hosts=allowed_hosts), limits, metrics)
 
 
