@@ -83,15 +83,35 @@ def score_ladders(scorer, images: dict[str, np.ndarray]) -> dict[str, dict[str, 
     }
 
 
+def anchors(result: dict[str, dict[str, list[tuple[str, float]]]]) -> str:
+    """One line of what typical versions of these photos score (their range over the photos), for a model's metadata
+    (``pynima_anchors``, shown by pynima serve's page): the clean photo, the lightest and heaviest JPEG, blur and
+    noise."""
+
+    def spread(ladder: str, version: str) -> str:
+        values = [dict(table[ladder])[version] for table in result.values()]
+        return f"{min(values):.1f}-{max(values):.1f}"
+
+    return (
+        f"On {len(result)} scikit-image photos: clean {spread('noise', 'clean')}, JPEG quality 95 "
+        f"{spread('jpeg', 'q95')} and 10 {spread('jpeg', 'q10')}, blur sigma 1 {spread('blur', 'sigma 1')} and 4 "
+        f"{spread('blur', 'sigma 4')}, noise sigma 5 {spread('noise', 'sigma 5')} and 30 {spread('noise', 'sigma 30')}."
+    )
+
+
 def main() -> None:
     import pynima
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", nargs="?", help="a checkpoint or .onnx (default: the bundled model)")
     ap.add_argument("--crops", default=None, help="centre, grid or full (default: pynima's default)")
+    ap.add_argument("--anchors", action="store_true", help="print only the anchors line (what typical versions score)")
     args = ap.parse_args()
     scorer = pynima.load(args.model, crops=args.crops)
     result = score_ladders(scorer, photos())
+    if args.anchors:
+        print(anchors(result))
+        return
     ordered = {ladder: 0 for ladder in ("noise", "jpeg", "blur")}
     for name, table in result.items():
         for ladder, versions in table.items():

@@ -10,6 +10,7 @@
 set -euo pipefail
 SHARED=${1:-../shared/data}
 PYNIMA=${PYNIMA:-.venv/bin/pynima}
+PYTHON=${PYTHON:-.venv/bin/python}
 OUT=src/pynima/nima-tid2013-lite0.onnx
 
 # 1. the human labels: TID2013's references 01-19 re-synthesized from their Kodak sources (cached)
@@ -19,8 +20,11 @@ OUT=src/pynima/nima-tid2013-lite0.onnx
 #    recipe that won it: the default (pynima) recipe, clean references as labelled items, for 4 epochs from
 #    ImageNet weights; exported with a dynamic image size, so --crops full works
 "$PYNIMA" train data/tid2013-resynth --ratios 0.85 0.15 0 --epochs 4 --seed 0 --out runs/bundled-pynima --quiet
-# 3. export, with what the model is in its metadata
+# 3. what typical versions of six photos it never saw score with it (shown by pynima serve's page), then the export
+#    with what the model is in its metadata
+ANCHORS=$("$PYTHON" bench/photo_ladder.py runs/bundled-pynima/best.onnx --anchors)  # the export train leaves
 "$PYNIMA" export runs/bundled-pynima/best.ckpt --out "$OUT" \
+    --metadata anchors="$ANCHORS" \
     --metadata name=nima-tid2013-lite0 \
     --metadata model_version=3 \
     --metadata data="re-synthesized TID2013 references 01-19 (Kodak sources, TID2013 human MOS)" \

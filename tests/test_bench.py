@@ -207,6 +207,8 @@ def test_photo_ladder(run):
     out = bench("photo_ladder.py", run / "best.ckpt", "--crops", "full")
     ladders = [line.split()[1] for line in out.splitlines() if not line.startswith("in order")]
     assert ladders.count("noise") == ladders.count("jpeg") == ladders.count("blur") == 6
+    line = bench("photo_ladder.py", run / "best.ckpt", "--anchors").strip()
+    assert line.startswith("On 6 scikit-image photos: clean ") and line.count("-") >= 7 and "\n" not in line
     assert "in order: noise" in out and "(crops full)" in out
 
 
