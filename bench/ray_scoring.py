@@ -80,7 +80,7 @@ def ray_run(source: Path | list[Path], out: Path, actors: int, cpus: int, batch:
 
 def listing_rate(n: int) -> float:
     """Files per second the driver lists (pynima.ray's listing of a local folder of ``n`` empty .jpg files)."""
-    from pynima.ray import _list
+    from pynima.ray import list_sources
 
     with tempfile.TemporaryDirectory(prefix="pynima-listing-") as tmp:
         for i in range(n):
@@ -88,7 +88,7 @@ def listing_rate(n: int) -> float:
             sub.mkdir(exist_ok=True)
             (sub / f"f{i:06d}.jpg").touch()
         t0 = time.perf_counter()
-        table, _ = _list([tmp], None)
+        table, _ = list_sources([tmp], None)
         seconds = time.perf_counter() - t0
     assert table.num_rows == n
     return n / seconds

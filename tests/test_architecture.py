@@ -140,3 +140,17 @@ def test_a_command_that_needs_a_missing_extra_says_which_one(tmp_path):
         r.stderr.strip() == "pynima train: error: needs torch, which the core install leaves out: "
         "pip install 'pynima[train]'"
     )
+
+
+def test_no_module_imports_a_private_name_of_another():
+    """A name with a leading underscore is its module's own business: other modules use public seams."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("pynima"):
+                found += [
+                    f"{path.name} imports {a.name} from {node.module}"
+                    for a in node.names
+                    if a.name.startswith("_") and not a.name.startswith("__")
+                ]
+    assert not found, found

@@ -272,12 +272,12 @@ def test_each_process_draws_its_own_dropout():
 
     import torch
 
-    from pynima.train import _GlobalRNG
+    from pynima.train import GlobalRNG
 
     draws = []
     for world, rank in ((2, 0), (2, 1), (1, 0)):
         torch.manual_seed(0)
-        _GlobalRNG(seed=0).on_train_start(SimpleNamespace(world_size=world, global_rank=rank), None)
+        GlobalRNG(seed=0).on_train_start(SimpleNamespace(world_size=world, global_rank=rank), None)
         draws.append(torch.rand(4))
     torch.manual_seed(0)
     assert not torch.equal(draws[0], draws[1]) and torch.equal(draws[2], torch.rand(4))

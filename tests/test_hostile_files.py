@@ -236,11 +236,11 @@ def test_folder_walk_follows_links_once_and_leaves_out_hidden_names(picture, tmp
     rows = list(Scorer(FakeEngine()).score_paths([top, top / "._a.png"]))  # a hidden file named: still tried
     assert [e is None for _, _, e in rows] == [True, True, True, False] and "cannot decode" in rows[-1][2]
     pytest.importorskip("pyarrow")
-    from pynima.ray import _list
+    from pynima.ray import list_sources
 
     for link in (top / "linked", top / "trip" / "loop", top / "trip-link"):  # pyarrow's listing follows links
         link.unlink()  # with no guard: a loop there multiplies paths until the OS refuses one
-    remote, _ = _list([f"file://{top}"], None)  # the object-storage listing of --ray leaves them out too
+    remote, _ = list_sources([f"file://{top}"], None)  # the object-storage listing of --ray leaves them out too
     listed = [p.removeprefix(f"file://{top}/") for p in remote["path"].to_pylist()]
     assert listed == ["a.png", "trip/b.png"]
 
@@ -339,11 +339,11 @@ def test_odd_file_names_are_rows_on_ray_too(odd_names, tmp_path):
     pa = pytest.importorskip("pyarrow")
     from concurrent.futures import ThreadPoolExecutor
 
-    from pynima.ray import _list, _ScoreBatch, schema
+    from pynima.ray import ScoreBatch, list_sources, schema
 
     os.mkfifo(odd_names / "pipe.png")
-    table, _ = _list([odd_names], None)
-    actor = object.__new__(_ScoreBatch)  # its constructor reads the model from Ray's object store
+    table, _ = list_sources([odd_names], None)
+    actor = object.__new__(ScoreBatch)  # its constructor reads the model from Ray's object store
     actor.scorer, actor.filesystems, actor.pool = Scorer(FakeEngine()), [], ThreadPoolExecutor(1)
     out = actor(table)
     assert out.schema == schema() and out.num_rows == 6

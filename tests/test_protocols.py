@@ -220,10 +220,10 @@ def test_train_config_round_trips_through_its_file(bench, tmp_path, capsys):
 def test_cli_config_file_never_picks_the_output_folder(bench, tmp_path):
     import argparse
 
-    from pynima.cli import _config
+    from pynima.cli import config_from_args
 
     run = split_dir(bench.out, 0)
-    cfg = _config(argparse.Namespace(config=str(run / "config.json")))
+    cfg = config_from_args(argparse.Namespace(config=str(run / "config.json")))
     assert cfg.out == "runs/nima" and cfg.split_file == str(run / "split.json") and cfg.seed == bench.seed
-    cfg = _config(argparse.Namespace(config=str(run / "config.json"), out=str(tmp_path), epochs=7))
+    cfg = config_from_args(argparse.Namespace(config=str(run / "config.json"), out=str(tmp_path), epochs=7))
     assert cfg.out == str(tmp_path) and cfg.epochs == 7

@@ -17,7 +17,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 import pynima  # noqa: E402
 from pynima.cli import main  # noqa: E402
-from pynima.ray import _list, _ScoreBatch, read_failures, schema, score_dataset, write_parquet  # noqa: E402
+from pynima.ray import ScoreBatch, list_sources, read_failures, schema, score_dataset, write_parquet  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -120,8 +120,8 @@ def test_scores_equal_pynima_predict_and_every_file_is_a_row(local_ray, folders)
 
 def test_remote_listing_keeps_pynima_predicts_order(folders):
     mixed, _ = folders
-    local, _ = _list([mixed], None)
-    remote, _ = _list([f"file://{mixed}"], None)
+    local, _ = list_sources([mixed], None)
+    remote, _ = list_sources([f"file://{mixed}"], None)
     assert [p for p in local["path"].to_pylist() if not p.endswith("gone.jpg")] == [
         p.removeprefix("file://") for p in remote["path"].to_pylist()
     ]
@@ -134,7 +134,7 @@ def test_a_file_that_vanishes_from_object_storage_is_an_error_row(local_ray, fol
     from pynima.predict import bundled_model
 
     mixed, _ = folders
-    actor = _ScoreBatch([ray.put(bundled_model().read_bytes())], "centre", 1, [LocalFileSystem()])
+    actor = ScoreBatch([ray.put(bundled_model().read_bytes())], "centre", 1, [LocalFileSystem()])
     batch = pa.table(
         {
             "path": ["s3://b/gone.jpg", "s3://b/big.jpg"],

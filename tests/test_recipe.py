@@ -107,10 +107,10 @@ def test_a_recipe_fills_only_what_is_not_given(tmp_path):
 
 
 def test_the_cli_recipe_option_reaches_the_config():
-    from pynima.cli import _config, build_parser
+    from pynima.cli import build_parser, config_from_args
 
     def config(*argv):
-        return _config(build_parser().parse_args(["train", "data", *argv]))
+        return config_from_args(build_parser().parse_args(["train", "data", *argv]))
 
     assert config().recipe == "pynima" and config().schedule == RECIPES["pynima"]["schedule"]
     paper = config("--recipe", "paper")

@@ -239,7 +239,7 @@ def test_bad_images_are_found_before_training(tiny, tmp_path):
 
 def test_an_image_that_fails_in_a_loader_worker_is_one_line(tiny, tmp_path):
     """A truncated JPEG passes the header check; decoding it in a DataLoader worker fails with its name."""
-    from pynima.train import _unwrap_loader_error
+    from pynima.train import unwrap_loader_error
 
     data = tmp_path / "data"
     (data / "distorted_images").mkdir(parents=True)
@@ -259,7 +259,7 @@ def test_an_image_that_fails_in_a_loader_worker_is_one_line(tiny, tmp_path):
         "Caught DatasetError in DataLoader worker process 0.\nOriginal Traceback (most recent "
         "call last):\n  File x\npynima.data.DatasetError: /a/b.png: cannot decode image (x)\n"
     )
-    assert str(_unwrap_loader_error(wrapped)) == "/a/b.png: cannot decode image (x)"
+    assert str(unwrap_loader_error(wrapped)) == "/a/b.png: cannot decode image (x)"
 
 
 KILLER = """
@@ -421,7 +421,7 @@ def test_only_a_pynima_nima_onnx_file_is_accepted(run, tmp_path):
     from onnx import TensorProto, helper
 
     import pynima
-    from pynima.export import _add_metadata, export_onnx
+    from pynima.export import add_metadata, export_onnx
 
     meta = {"pynima_backbone": "tf_efficientnet_lite0", "pynima_mean": "0.5,0.5,0.5", "pynima_std": "0.5,0.5,0.5"}
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])
@@ -431,12 +431,12 @@ def test_only_a_pynima_nima_onnx_file_is_accepted(run, tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), other)
     with pytest.raises(PynimaError, match="no pynima metadata"):
         pynima.load(other)
-    _add_metadata(other, meta)
+    add_metadata(other, meta)
     for engine in ("onnx", "openvino"):
         with pytest.raises(PynimaError, match="not a NIMA network"):
             pynima.load(other, engine=engine)
     good = export_onnx(run / "best.ckpt", tmp_path / "nima.onnx")
-    _add_metadata(good, meta | {"pynima_std": "0.5,zero,0.5"})
+    add_metadata(good, meta | {"pynima_std": "0.5,zero,0.5"})
     with pytest.raises(PynimaError, match="malformed pynima metadata"):
         pynima.load(good)
 
@@ -462,7 +462,7 @@ def test_a_failed_export_leaves_no_partial_file(run, tmp_path, monkeypatch):
     def crash(path, meta):
         raise KeyboardInterrupt  # as a kill between writing the graph and its metadata
 
-    monkeypatch.setattr(pynima.export, "_add_metadata", crash)
+    monkeypatch.setattr(pynima.export, "add_metadata", crash)
     with pytest.raises(KeyboardInterrupt):
         pynima.export.export_onnx(run / "best.ckpt", target)
     assert target.read_bytes() == b"the previous export" and os.listdir(tmp_path) == ["best.onnx"]

@@ -8,12 +8,12 @@ scorer.score("photo.jpg").mean      # predicted mean opinion score, 0-9
 __version__ = "0.1.0"
 
 
-def load(path=None, engine=None, crops=None, bf16=False):
+def load(path=None, engine=None, crops=None, bf16=False, device="cpu"):
     """A Scorer for a ``pynima train`` checkpoint, a ``pynima export`` ONNX file, or (no ``path``) the model bundled
-    with pynima (see pynima.predict.load)."""
+    with pynima, on ``device`` (cpu, cuda[:N], mps; see pynima.predict.load)."""
     from pynima.predict import load as _load
 
-    return _load(path, engine=engine, bf16=bf16, **({"crops": crops} if crops else {}))
+    return _load(path, engine=engine, bf16=bf16, device=device, **({"crops": crops} if crops else {}))
 
 
 def metric(device="cpu", as_loss=False, crops=None, model=None):

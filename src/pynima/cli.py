@@ -89,7 +89,7 @@ def _docs(args: argparse.Namespace) -> None:
     print(topics[args.topic.removesuffix(".md")].read_text(encoding="utf-8"), end="")
 
 
-def _config(args: argparse.Namespace, **defaults):
+def config_from_args(args: argparse.Namespace, **defaults):
     """The TrainConfig of a command: TrainConfig's defaults, then ``defaults``, then --config FILE, then the options
     given on the command line (omitted options are absent from ``args``: see _add_train_options)."""
     from dataclasses import fields
@@ -136,7 +136,7 @@ def _train(args: argparse.Namespace) -> None:
         cfg = TrainConfig.from_file(run / "config.json", out=str(run), **overrides)
         out = train(cfg, progress=progress, resume=True)
     else:
-        cfg = _config(args)
+        cfg = config_from_args(args)
         out = train(cfg, progress=progress, overwrite=getattr(args, "overwrite", False))
     if process_rank(cfg) != 0:  # the other processes of a distributed run trained; rank 0 reports
         return
@@ -152,7 +152,7 @@ def _benchmark(args: argparse.Namespace) -> None:
     from pynima.benchmark import format_summary, run_benchmark
     from pynima.data import split_ratios
 
-    cfg = _config(args, out="runs/benchmark", ratios=split_ratios((0.8, 0.2)))
+    cfg = config_from_args(args, out="runs/benchmark", ratios=split_ratios((0.8, 0.2)))
     summary = run_benchmark(
         cfg,
         repeats=args.repeats,
@@ -169,7 +169,7 @@ def _search(args: argparse.Namespace) -> None:
 
     from pynima.search import format_trials, run_search
 
-    cfg = _config(args, out="runs/search", epochs=3)
+    cfg = config_from_args(args, out="runs/search", epochs=3)
     result = run_search(
         cfg,
         trials=args.trials,

@@ -67,7 +67,9 @@ __all__ = [
     "mean_squared_error",
     "open_image",
     "parse_name",
+    "problems_error",
     "read_labels",
+    "read_lines",
     "read_split",
     "read_tid2013",
     "split_ratios",
@@ -189,12 +191,12 @@ def parse_name(name: str) -> tuple[int, int, int] | None:
     return ref, kind, level
 
 
-def _problems(problems: list[str]) -> DatasetError:
+def problems_error(problems: list[str]) -> DatasetError:
     more = f" ({len(problems)} problems in all; the first is shown)" if len(problems) > 1 else ""
     return DatasetError(problems[0] + more)
 
 
-def _lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -221,7 +223,7 @@ def read_labels(mos_file: str | Path, std_file: str | Path, allow_out_of_range: 
     A MOS outside TID2013's 0-9 scale (``MOS_RANGE``) is a problem unless ``allow_out_of_range``: a file on another
     scale (0-100, 1-5 DMOS) would otherwise train and evaluate silently wrong."""
     mos_file, std_file = Path(mos_file), Path(std_file)
-    mos_lines, std_lines = _lines(mos_file), _lines(std_file)
+    mos_lines, std_lines = read_lines(mos_file), read_lines(std_file)
     problems: list[str] = []
     if len(mos_lines) != len(std_lines):
         problems.append(f"{std_file}: {len(std_lines)} rows but {mos_file.name} has {len(mos_lines)}")
@@ -252,7 +254,7 @@ def read_labels(mos_file: str | Path, std_file: str | Path, allow_out_of_range: 
     if not labels and not problems:
         problems.append(f"{mos_file}: no rows")
     if problems:
-        raise _problems(problems)
+        raise problems_error(problems)
     return labels
 
 
@@ -284,7 +286,7 @@ def read_tid2013(root: str | Path, allow_out_of_range: bool = False) -> list[Rec
         ref = next((references[n] for n in (f"i{lab.ref:02d}.bmp", f"i{lab.ref:02d}.png") if n in references), None)
         records.append(Record(path, lab.mos, lab.mos_std, lab.ref, lab.kind, lab.level, ref))
     if problems:
-        raise _problems(problems)
+        raise problems_error(problems)
     return records
 
 
@@ -810,7 +812,7 @@ def check_images(records: list[Record], threads: int = 4) -> None:
     with ThreadPoolExecutor(threads) as pool:
         problems = [p for p in pool.map(problem, records) if p]
     if problems:
-        raise _problems(problems)
+        raise problems_error(problems)
 
 
 # ---------------------------------------------------------------------------------------------- splits

@@ -30,9 +30,9 @@ from pynima.data import (
     VAL_CARVE,
     DatasetError,
     Record,
-    _lines,
-    _problems,
     make_split,
+    problems_error,
+    read_lines,
     read_tid2013,
 )
 from pynima.scale import SCORE_RANGE
@@ -205,7 +205,7 @@ def _record(
 
 def _finish(records: list[Record], problems: list[str], what: Path) -> list[Record]:
     if problems:
-        raise _problems(problems)
+        raise problems_error(problems)
     if not records:
         raise DatasetError(f"{what}: no images listed")
     return records
@@ -360,7 +360,7 @@ def _koniq_split(sets: Path, names: set[str]) -> dict:
         else:
             parts[part].append(row["image_name"])
     if problems:
-        raise _problems(problems)
+        raise problems_error(problems)
     return {"mode": "official", "source": sets.name, **parts}
 
 
@@ -670,7 +670,7 @@ def read_spaq(root: Path, workers: int = 4) -> Dataset:
         else:
             listed.append((name, score, path))
     if problems:
-        raise _problems(problems)
+        raise problems_error(problems)
     resized = _resize_once([p for _, _, p in listed], root / SPAQ_CACHE, workers)
     records = [
         _record(small, score, scale, ref=name, name=name)
@@ -716,7 +716,7 @@ def _resize_once(paths: list[Path], cache: Path, workers: int) -> list[Path]:
         done = list(pool.map(one, paths))
     problems = [e for _, e in done if e]
     if problems:
-        raise _problems(problems)
+        raise problems_error(problems)
     return [p for p, _ in done]
 
 
@@ -728,7 +728,7 @@ def read_ava(root: Path) -> Dataset:
     the challenge id (space-separated); images ``images/<id>.jpg``. The score is the mean vote (1-10)."""
     scale = Scale(1.0, 10.0)
     label_file = root / "AVA.txt"
-    lines = _lines(label_file)
+    lines = read_lines(label_file)
     folder = _first_dir(root, ("images",))
     images = _files(folder)
     levels = np.arange(1, 11)

@@ -19,14 +19,14 @@ import numpy as np
 from pynima.errors import PynimaError
 from pynima.files import atomic_path, temporary_sibling
 
-__all__ = ["OPSET", "RESERVED_METADATA", "export_onnx", "quantize_int8"]
+__all__ = ["OPSET", "RESERVED_METADATA", "add_metadata", "export_onnx", "quantize_int8"]
 
 OPSET = 18
 # metadata every export writes and scoring reads: --metadata may not replace them
 RESERVED_METADATA = ("backbone", "mean", "std", "version", "source")
 
 
-def _add_metadata(path: Path, meta: dict[str, str]) -> None:
+def add_metadata(path: Path, meta: dict[str, str]) -> None:
     import onnx
 
     model = onnx.load(str(path))
@@ -102,7 +102,7 @@ def export_onnx(ckpt: str | Path, out: str | Path | None = None, metadata: dict[
     model = engine.model.to(memory_format=torch.contiguous_format)
     with atomic_path(out) as tmp:
         _export_any_size(model, tmp)
-        _add_metadata(
+        add_metadata(
             tmp,
             {
                 "pynima_backbone": engine.backbone,
@@ -160,9 +160,7 @@ def quantize_int8(fp32: str | Path, calibration: list[Path], out: str | Path | N
                 calibrate_method=CalibrationMethod.MinMax,
                 nodes_to_exclude=softmax,
             )
-            _add_metadata(
-                tmp, meta | {"pynima_quantization": f"int8 static QDQ, {len(calibration)} calibration images"}
-            )
+            add_metadata(tmp, meta | {"pynima_quantization": f"int8 static QDQ, {len(calibration)} calibration images"})
     finally:
         prepped.unlink(missing_ok=True)
     return out

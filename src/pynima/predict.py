@@ -65,6 +65,7 @@ __all__ = [
     "normalize",
     "onnx_providers",
     "torch_device",
+    "walk_paths",
 ]
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class Score:
     warning: str | None = None  # e.g. the image was smaller than the crop and was padded
 
 
-def _walk(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
+def walk_paths(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
     """(file, None) for files as given and image files under folders (recursively, sorted); (path, problem) for a
     path that does not exist, a folder without images and a subfolder that cannot be listed. See _walk_folder."""
     for p in map(Path, paths):
@@ -176,7 +177,7 @@ def _first_visit(folder: Path, seen: set[str]) -> bool:
 
 def iter_image_paths(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Files as given, and image files under folders (recursively, sorted); what cannot be listed is left out."""
-    return (p for p, problem in _walk(paths) if problem is None)
+    return (p for p, problem in walk_paths(paths) if problem is None)
 
 
 # ---------------------------------------------------------------------------------------------- preprocessing
@@ -530,7 +531,7 @@ class Scorer:
                 per_image[i] = part.mean(0)
         return np.stack(per_image) if per_image else np.zeros((0, 10))
 
-    def _scores(self, inputs: list[np.ndarray], warnings: list[str | None] | None = None) -> list[Score]:
+    def scores(self, inputs: list[np.ndarray], warnings: list[str | None] | None = None) -> list[Score]:
         from pynima.labels import moments
 
         p = self.distributions(inputs)
@@ -551,7 +552,7 @@ class Scorer:
         x, warning = self._crops(image, max_value)
         if warning:
             log.warning(warning)
-        return self._scores([x], [warning])[0]
+        return self.scores([x], [warning])[0]
 
     def __call__(self, images, max_value: float | None = None) -> list[Score]:
         """Score a batch in one go, as torchmetrics and pyiqa metrics are called.
@@ -595,9 +596,9 @@ class Scorer:
                 log.warning(warning)
             inputs.append(x)
             warnings.append(warning)
-        return self._scores(inputs, warnings) if inputs else []
+        return self.scores(inputs, warnings) if inputs else []
 
-    def _load(self, path: Path) -> tuple[np.ndarray, str | None] | str:
+    def prepare(self, path: Path) -> tuple[np.ndarray, str | None] | str:
         try:
             return self._crops(path)
         except PynimaError as e:
@@ -617,7 +618,8 @@ class Scorer:
         if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
             raise PynimaError(f"batch_size must be a positive integer, got {batch_size!r}")
         batch_size = int(batch_size)
-        return self._score_paths(_walk(paths), batch_size)  # not a generator itself, so a bad batch_size raises here
+        # not a generator itself, so a bad batch_size raises here
+        return self._score_paths(walk_paths(paths), batch_size)
 
     def _score_paths(
         self, it: Iterator[tuple[Path, str | None]], batch_size: int
@@ -626,7 +628,7 @@ class Scorer:
 
             def submit() -> tuple[list[Path], list]:
                 chunk = list(islice(it, batch_size))
-                return [p for p, _ in chunk], [problem or pool.submit(self._load, p) for p, problem in chunk]
+                return [p for p, _ in chunk], [problem or pool.submit(self.prepare, p) for p, problem in chunk]
 
             pending = submit()
             while pending[0]:
@@ -634,7 +636,7 @@ class Scorer:
                 pending = submit()  # the next batch decodes while this one runs through the network
                 loaded = [f if isinstance(f, str) else f.result() for f in futures]
                 good = [x for x in loaded if not isinstance(x, str)]
-                scores = iter(self._scores([x for x, _ in good], [w for _, w in good])) if good else iter(())
+                scores = iter(self.scores([x for x, _ in good], [w for _, w in good])) if good else iter(())
                 for path, x in zip(chunk, loaded, strict=True):
                     yield (path, None, x) if isinstance(x, str) else (path, next(scores), None)
 

@@ -25,13 +25,15 @@ from typing import TYPE_CHECKING, Any
 from pynima.config import DEFAULT_CROPS
 from pynima.data import IMAGE_SUFFIXES, display_name, load_rgb_bytes
 from pynima.errors import PynimaError
-from pynima.predict import OnnxEngine, Scorer, _walk, bundled_model, check_crops, exported_sidecar, hidden
+from pynima.predict import OnnxEngine, Scorer, bundled_model, check_crops, exported_sidecar, hidden, walk_paths
 
 __all__ = [
     "MAX_BLOCK_BATCHES",
     "MISSING_RAY",
     "ROW_GROUP",
+    "ScoreBatch",
     "init",
+    "list_sources",
     "read_failures",
     "schema",
     "score_dataset",
@@ -177,7 +179,7 @@ def _walk_remote(source: str, fs: Any, path: str, prefix: str) -> list[tuple[str
     return [(prefix + p, p, None) for p in found]
 
 
-def _list(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple[pyarrow.Table, list[Any]]:
+def list_sources(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple[pyarrow.Table, list[Any]]:
     """The files to score as a table (path: as shown, see _utf8; file: what an actor opens, as bytes (a local name
     need not be UTF-8); fs: index into the returned filesystems, -1 for a local file; error: why the row cannot be
     scored, null if it can) and the filesystems."""
@@ -190,7 +192,7 @@ def _list(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple[pyarro
         if filesystem is None and "://" not in source:
             rows += [
                 (_utf8(str(p)), os.fsencode(cwd / p), -1, _utf8(_strip(problem, p)) if problem else None)
-                for p, problem in _walk([source])
+                for p, problem in walk_paths([source])
             ]
             continue
         fs, path = _filesystem(source, filesystem)
@@ -215,7 +217,7 @@ def _list(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple[pyarro
 # ---------------------------------------------------------------------------------------------- scoring
 
 
-class _ScoreBatch:
+class ScoreBatch:
     """A Ray Data actor: the ONNX model loaded once, then batches of listed files -> rows of ``schema()``.
 
     Files are read here, not by ``ray.data.read_binary_files``: in Ray 2.60 that fails the whole job when a listed
@@ -237,15 +239,15 @@ class _ScoreBatch:
         self.pool = ThreadPoolExecutor(threads)  # decoding: Pillow releases the GIL
 
     def _load(self, shown: str, file: bytes | str, fs: int, error: str | None) -> tuple[np.ndarray, str | None] | str:
-        """(crops, warning) of one file, or its error without the path. ``file``: bytes from _list (a local name as
-        os.fsencode gives it), or text."""
+        """(crops, warning) of one file, or its error without the path. ``file``: bytes from list_sources (a local
+        name as os.fsencode gives it), or text."""
         if error is not None:
             return error
         if isinstance(file, bytes):
             file = os.fsdecode(file) if fs < 0 else file.decode()
         try:
             if fs < 0:  # a local file: exactly pynima predict's reading and decoding
-                loaded = self.scorer._load(Path(file))
+                loaded = self.scorer.prepare(Path(file))
                 return (
                     _strip(loaded, file)
                     if isinstance(loaded, str)
@@ -279,7 +281,7 @@ class _ScoreBatch:
             )
         )
         good = [x for x in loaded if not isinstance(x, str)]
-        scores = iter(self.scorer._scores([x for x, _ in good], [w for _, w in good]) if good else ())
+        scores = iter(self.scorer.scores([x for x, _ in good], [w for _, w in good]) if good else ())
         rows = [None if isinstance(x, str) else next(scores) for x in loaded]
         return pa.table(
             {
@@ -354,7 +356,7 @@ def score_dataset(
     if not sources:
         raise PynimaError("no images given to score")
     model_bytes = _model_bytes(model, crops)
-    table, filesystems = _list(sources, filesystem)
+    table, filesystems = list_sources(sources, filesystem)
     init()
     # Blocks of whole batches, enough of them for each actor to get several (so a slow file does not hold up the
     # pool's end), but at most MAX_BLOCK_BATCHES batches each (so an autoscaling pool has blocks to spread).
@@ -364,7 +366,7 @@ def score_dataset(
     blocks = [table.slice(i, rows) for i in range(0, table.num_rows, rows)] or [table]
     log.info("pynima.ray: %d files listed in %d blocks", table.num_rows, len(blocks))
     return ray.data.from_arrow(blocks).map_batches(
-        _ScoreBatch,
+        ScoreBatch,
         batch_size=batch_size,
         batch_format="pyarrow",
         compute=pool,

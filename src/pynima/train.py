@@ -57,6 +57,7 @@ from pynima.model import create_model, mean_score, normalization, read_checkpoin
 __all__ = [
     "ANCHOR_SHARE",
     "CLEAN",
+    "GlobalRNG",
     "NIMAModule",
     "RUN_FILES",
     "build_module",
@@ -69,6 +70,7 @@ __all__ = [
     "process_rank",
     "ranking_loss",
     "train",
+    "unwrap_loader_error",
 ]
 
 log = logging.getLogger(__name__)
@@ -293,7 +295,7 @@ class _Interruption(L.Callback):
             self.exception = exception
 
 
-class _GlobalRNG(L.Callback):
+class GlobalRNG(L.Callback):
     """Keeps torch's global RNG state (the head's dropout draws from it) in every checkpoint and puts it back at the
     start of the first epoch after ``--resume``. Between a checkpoint and the next epoch nothing else draws from it
     (the samplers, augmentation and loaders have seeds of their own), so the resumed run continues exactly."""
@@ -420,7 +422,7 @@ def _prepare_run_folder(out: Path, split_file: Path | None, overwrite: bool) -> 
     write_text(out / RUN_MARKER, "a pynima train run: pynima train --overwrite may replace its files\n")
 
 
-def _unwrap_loader_error(e: Exception) -> PynimaError:
+def unwrap_loader_error(e: Exception) -> PynimaError:
     """A DatasetError raised in a DataLoader worker comes back with the worker's traceback in its message; keep the
     line that names the file."""
     lines = [ln for ln in str(e).splitlines() if "DatasetError: " in ln]
@@ -596,7 +598,7 @@ def train(
         callbacks=[
             EarlyStopping(monitor="val_emd", mode="min", patience=cfg.patience),
             ckpt,
-            _GlobalRNG(cfg.seed),
+            GlobalRNG(cfg.seed),
             interruption,
             *callbacks,
         ],
@@ -684,7 +686,7 @@ def train(
                     with contextlib.redirect_stdout(sys.stderr):
                         trainer.fit(module, *loaders, ckpt_path=resume_from, weights_only=True)
                 except DatasetError as e:
-                    raise _unwrap_loader_error(e) from None
+                    raise unwrap_loader_error(e) from None
                 except SystemExit:
                     if interruption.exception is not None:  # Ctrl-C or SIGTERM, not a finished run
                         raise interruption.exception from None
