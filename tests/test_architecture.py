@@ -154,3 +154,12 @@ def test_no_module_imports_a_private_name_of_another():
                     if a.name.startswith("_") and not a.name.startswith("__")
                 ]
     assert not found, found
+
+
+def test_the_modules_table_of_the_docs_is_the_layer_list():
+    """docs/architecture.md's table names every module with the layer this test enforces, and no other."""
+    import re
+
+    text = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
+    documented = {m: int(layer) for layer, m in re.findall(r"^\| (\d+) \| `(\w+)` \|", text, re.M)}
+    assert documented == {m: layer for m, layer in LAYERS.items() if m != "__main__"}
