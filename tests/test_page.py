@@ -166,7 +166,7 @@ def test_the_api_page_works_offline_and_can_upload(server, browser):
     WebDriverWait(browser, 60).until(
         lambda d: any("/v1/score" in e.text for e in d.find_elements(By.CSS_SELECTOR, ".opblock-summary-path"))
     )
-    operation = next(e for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-post"))
+    operation = browser.find_element(By.CSS_SELECTOR, ".opblock-post")
     operation.find_element(By.CSS_SELECTOR, ".opblock-summary").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".try-out__btn"))
     browser.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
