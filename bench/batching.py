@@ -24,7 +24,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from pynima.predict import Scorer, bundled_model, load, normalize
+from pynima.scoring.models import bundled_model, load
+from pynima.scoring.preprocess import normalize
+from pynima.scoring.scorer import Scorer
 
 BATCHES = (1, 4, 16, 32)
 

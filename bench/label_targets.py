@@ -1,4 +1,4 @@
-"""What each TID2013 mos_std -> vote std choice does to the training targets (pynima.labels).
+"""What each TID2013 mos_std -> vote std choice does to the training targets (pynima.model.labels).
 
     python bench/label_targets.py [--labels DIR]     # default ../shared/data/tid2013-labels
 
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pynima.data import read_labels
-from pynima.labels import moments, targets, vote_std
-from pynima.losses import emd
+from pynima.datasets.tid2013 import read_labels
+from pynima.model.labels import moments, targets, vote_std
+from pynima.model.losses import emd
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

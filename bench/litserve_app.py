@@ -11,8 +11,9 @@ import argparse
 import litserve as ls
 import numpy as np
 
-from pynima.data import decode_rgb
-from pynima.predict import crops, load
+from pynima.images import decode_rgb
+from pynima.scoring.models import load
+from pynima.scoring.preprocess import crops
 
 
 class NimaAPI(ls.LitAPI):

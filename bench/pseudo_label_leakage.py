@@ -1,7 +1,7 @@
 """Does fitting the pseudo-label mapping on all 19 references leak the test references into a benchmark?
 
 ``pynima synth`` labels pretraining images by FSIMc mapped to TID2013's scale with one logistic
-(``pynima.synth.PSEUDO_MOS_LOGISTIC``), fitted on the human MOS of all 19 re-synthesized references. A benchmark
+(``pynima.synth.build.PSEUDO_MOS_LOGISTIC``), fitted on the human MOS of all 19 re-synthesized references. A benchmark
 whose test references were among those 19 could in principle profit from that. This refits the logistic on each
 benchmark split's non-test references only and prints how far the pseudo-labels of the pretraining images move
 against the shipped mapping. Both mappings are monotone, so the order of the pseudo-labels is identical; only their
@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 from synth_fidelity import fit_logistic, logistic
 
-from pynima.data import load_rgb, read_tid2013
+from pynima.datasets.tid2013 import read_tid2013
 from pynima.files import read_json
-from pynima.synth import PSEUDO_MOS_LOGISTIC
+from pynima.images import load_rgb
+from pynima.synth.build import PSEUDO_MOS_LOGISTIC
 
 
 def fsimc_of_pseudo_labels(mos: np.ndarray) -> np.ndarray:
@@ -32,7 +33,7 @@ def fsimc_of_pseudo_labels(mos: np.ndarray) -> np.ndarray:
 
 def fsimc(records) -> np.ndarray:
     """FSIMc of each record against its reference image (the labelled dataset's reference_images/)."""
-    from pynima.fullref import fr_scores
+    from pynima.synth.fullref import fr_scores
 
     q = np.zeros(len(records))
     by_ref: dict = {}

@@ -5,11 +5,12 @@
 
 * baseline: ``pynima.load().score_paths`` over the folder (what ``pynima predict`` does: the bundled ONNX model,
   decoding in a thread pool, every core), after a warm-up batch;
-* Ray: a local instance with every core (``ray.init(num_cpus=os.cpu_count())``), then ``pynima.ray.score_dataset``
-  run into a Parquet file by ``pynima.ray.write_parquet``, once per configuration ``AxC`` (A actors of C CPUs each).
-  Each run starts its actors afresh, so it is timed on the folder and on one image: the difference is the rate once
-  the actors are up (what a long job sees), the one-image time the fixed cost of a run (actors, model, scheduling);
-* the driver's listing rate (``pynima.ray`` lists files on the driver before anything runs), on a folder of
+* Ray: a local instance with every core (``ray.init(num_cpus=os.cpu_count())``), then
+  ``pynima.scoring.cluster.score_dataset`` run into a Parquet file by ``pynima.scoring.cluster.write_parquet``, once per
+  configuration ``AxC`` (A actors of C CPUs each). Each run starts its actors afresh, so it is timed on the folder and
+  on one image: the difference is the rate once the actors are up (what a long job sees), the one-image time the fixed
+  cost of a run (actors, model, scheduling);
+* the driver's listing rate (``pynima.scoring.cluster`` lists files on the driver before anything runs), on a folder of
   ``--listing-files`` empty .jpg files, and the Parquet bytes per row.
 
 Without --folder, the images are ``--images`` JPEGs of 512x384 (TID2013's size, quality 90), windows of the photos
@@ -29,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 import pynima
-from pynima.predict import iter_image_paths
+from pynima.scoring.paths import iter_image_paths
 
 SIZE = (512, 384)
 
@@ -38,8 +39,8 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> None:
     """``n`` JPEGs of 512x384, random windows of the photos ``pynima synth`` embeds."""
     from PIL import Image
 
-    from pynima.data import load_rgb
-    from pynima.synth import fit_reference, reference_files
+    from pynima.images import load_rgb
+    from pynima.synth.build import fit_reference, reference_files
 
     photos = [fit_reference(load_rgb(f), (640, 480)) for f in reference_files(None)]
     rng = np.random.default_rng(seed)
@@ -65,8 +66,8 @@ def baseline(paths: list[Path], batch: int, repeats: int) -> float:
 
 
 def ray_run(source: Path | list[Path], out: Path, actors: int, cpus: int, batch: int, repeats: int) -> float:
-    """Seconds for one pynima.ray run into a Parquet file (median): listing, actors, scoring, writing."""
-    from pynima.ray import score_dataset, write_parquet
+    """Seconds for one pynima.scoring.cluster run into a Parquet file (median): listing, actors, scoring, writing."""
+    from pynima.scoring.cluster import score_dataset, write_parquet
 
     times = []
     for _ in range(repeats):
@@ -79,8 +80,9 @@ def ray_run(source: Path | list[Path], out: Path, actors: int, cpus: int, batch:
 
 
 def listing_rate(n: int) -> float:
-    """Files per second the driver lists (pynima.ray's listing of a local folder of ``n`` empty .jpg files)."""
-    from pynima.ray import list_sources
+    """Files per second the driver lists (pynima.scoring.cluster's listing of a local folder of ``n`` empty .jpg
+    files)."""
+    from pynima.scoring.cluster import list_sources
 
     with tempfile.TemporaryDirectory(prefix="pynima-listing-") as tmp:
         for i in range(n):

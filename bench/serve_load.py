@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         from PIL import Image
         from skimage import data
 
-        from pynima.synth import fit_reference
+        from pynima.synth.build import fit_reference
 
         buf = io.BytesIO()
         Image.fromarray(fit_reference(data.astronaut())).save(buf, format="JPEG", quality=90)

@@ -52,8 +52,8 @@ def lossless_differences(scorer, image: np.ndarray, folder: Path) -> float:
 
 def main() -> None:
     import pynima
-    from pynima.data import load_rgb
-    from pynima.predict import iter_image_paths
+    from pynima.images import load_rgb
+    from pynima.scoring.paths import iter_image_paths
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model", nargs="?", help="a checkpoint or .onnx (default: the bundled model)")

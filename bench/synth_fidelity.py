@@ -8,7 +8,7 @@ land near them (target: overall within 0.05, and FSIMc >= 0.3 on every type).
     python bench/synth_fidelity.py [--kodak DIR] [--labels DIR] [--out DIR] [--fit] [--markdown]
 
 ``--fit`` also fits the pseudo-MOS mapping (FSIMc -> MOS logistic, MOS -> std line) used by ``pynima synth`` without
-label tables, and prints the constants to paste into ``pynima/synth.py``.
+label tables, and prints the constants to paste into ``pynima/synth/build.py``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from pynima.data import read_tid2013
-from pynima.distortions import DISTORTIONS
-from pynima.fullref import FR_METRICS
-from pynima.synth import MANIFEST, synthesize
+from pynima.datasets.tid2013 import read_tid2013
+from pynima.synth.build import MANIFEST, synthesize
+from pynima.synth.distortions import DISTORTIONS
+from pynima.synth.fullref import FR_METRICS
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -38,8 +38,8 @@ LITERATURE = {"psnr": 0.6396, "ssim": 0.7417, "ms_ssim": 0.7859, "fsim": 0.8015,
 def _score_ref(args: tuple[str, list[str]]) -> dict[str, list[float]]:
     import torch
 
-    from pynima.data import load_rgb
-    from pynima.fullref import fr_scores
+    from pynima.images import load_rgb
+    from pynima.synth.fullref import fr_scores
 
     torch.set_num_threads(1)
     ref, paths = args
@@ -72,7 +72,7 @@ def srcc(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def logistic(x: np.ndarray, lo: float, hi: float, mid: float, scale: float) -> np.ndarray:
-    """The form of pynima.synth.PSEUDO_MOS_LOGISTIC."""
+    """The form of pynima.synth.build.PSEUDO_MOS_LOGISTIC."""
     return lo + (hi - lo) / (1 + np.exp(-(x - mid) / scale))
 
 

@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from pynima.config import CROP_MODES
-from pynima.data import read_split
-from pynima.evaluate import evaluate_checkpoint
-from pynima.export import export_onnx
+from pynima.datasets.splits import read_split
+from pynima.evaluation.evaluate import evaluate_checkpoint
+from pynima.evaluation.metrics import RANKING_ORDER
 from pynima.files import read_json, write_json
-from pynima.metrics import RANKING_ORDER
+from pynima.scoring.export import export_onnx
 
 MODES = ("centre", "grid")
 

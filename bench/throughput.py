@@ -8,7 +8,7 @@ bundled with scikit-image and matplotlib that pynima synth uses, quality 90):
 
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, each image decoded by PIL and resized to 224x224,
   eager PyTorch, fp32, NCHW, one image decoded after another;
-* pynima engines (pynima.predict.Scorer: centre 224 crop at native resolution, decoding in a thread pool):
+* pynima engines (pynima.scoring.scorer.Scorer: centre 224 crop at native resolution, decoding in a thread pool):
   ``torch`` (eager, channels_last), ``torch-bf16`` (the same under bfloat16 autocast), ``onnx`` (ONNX Runtime
   fp32), ``openvino`` (OpenVINO, fp32 forced), ``openvino-bf16`` and ``onnx-int8`` (static int8);
 * the model's FLOPs per image (torch.utils.flop_counter) and this machine's fp32 GEMM rate (torch.mm, 4096^2), so
@@ -36,7 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pynima.predict import Scorer, TorchEngine, exported_sidecar, load
+from pynima.scoring.engines import TorchEngine
+from pynima.scoring.models import exported_sidecar, load
+from pynima.scoring.scorer import Scorer
 
 SIZE = (512, 384)
 
@@ -45,8 +47,8 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
     """``n`` JPEGs of 512x384: random windows (and flips) of the photos ``pynima synth`` embeds."""
     from PIL import Image
 
-    from pynima.data import load_rgb
-    from pynima.synth import fit_reference, reference_files
+    from pynima.images import load_rgb
+    from pynima.synth.build import fit_reference, reference_files
 
     photos = [load_rgb(f) for f in reference_files(None)]
     photos = [p if p.shape[0] >= 450 and p.shape[1] >= 600 else fit_reference(p, (600, 450)) for p in photos]
@@ -117,9 +119,9 @@ def network_rate(scorer: Scorer, batch: int, reps: int = 8) -> float:
 
 
 def preprocessing_ms(scorer: Scorer, paths: list[Path]) -> tuple[float, float]:
-    """Milliseconds per image, one thread: decoding (pynima.data.load_rgb), then crop and normalize."""
-    from pynima.data import load_rgb
-    from pynima.predict import crops, normalize
+    """Milliseconds per image, one thread: decoding (pynima.images.load_rgb), then crop and normalize."""
+    from pynima.images import load_rgb
+    from pynima.scoring.preprocess import crops, normalize
 
     t0 = time.perf_counter()
     images = [load_rgb(p) for p in paths]
@@ -162,7 +164,7 @@ def cold_start(model: Path, image: Path, *extra: str, reps: int = 3) -> float:
 
 def save_untrained_checkpoint(backbone: str, path: Path) -> Path:
     """A checkpoint in pynima's layout (hyper_parameters + state_dict) for a randomly initialised model."""
-    from pynima.model import create_model
+    from pynima.model.network import create_model
 
     model = create_model(backbone, pretrained=False)
     torch.save(
@@ -187,7 +189,7 @@ def main() -> None:
     ap.add_argument("--split-file")
     args = ap.parse_args()
 
-    from pynima.export import export_onnx, quantize_int8
+    from pynima.scoring.export import export_onnx, quantize_int8
 
     tmp = Path(tempfile.mkdtemp(prefix="pynima-throughput-"))
     paths = make_jpegs(tmp, args.images)
@@ -258,7 +260,8 @@ def main() -> None:
 
         from scipy import stats
 
-        from pynima.data import apply_split, read_tid2013
+        from pynima.datasets.splits import apply_split
+        from pynima.datasets.tid2013 import read_tid2013
 
         records = apply_split(read_tid2013(args.data), json.loads(Path(args.split_file).read_text()), "test")
         mos = np.array([r.mos for r in records])

@@ -8,8 +8,8 @@ Both train on the same folder of 512x384 BMPs (TID2013's format, made from the p
 * baseline: torchvision ``mobilenet_v2`` with NIMA's head, NCHW fp32; images resized to 256 then randomly cropped to
   224 and flipped (the reference implementation's transform);
 * pynima: ``pynima train``'s own loop: ``NIMAModule``, its transforms and optimizers, run by the Lightning Trainer
-  that ``pynima train`` uses (``pynima.train.make_trainer``: deterministic, channels_last). Variants: as at the start
-  of the speed work (NCHW, and PyTorch's NaN-filling of new tensors that ``deterministic=True`` turns on), with
+  that ``pynima train`` uses (``pynima.training.train.make_trainer``: deterministic, channels_last). Variants: as at the
+  start of the speed work (NCHW, and PyTorch's NaN-filling of new tensors that ``deterministic=True`` turns on), with
   channels_last but still NaN-filling, the default now, and with bf16 autocast (``--precision bf16-mixed``), the
   decoded-image cache (``--cache-images``) and the stem and first two stages frozen (``--freeze-stages 2``).
 
@@ -47,7 +47,7 @@ def make_bmps(folder: Path, n: int) -> list[Path]:
 
 class _Folder:
     """The baseline's dataset, written as the reference implementation reads images (PIL, torchvision transforms);
-    pynima's side uses the package's own loader (``pynima.train.make_loader``)."""
+    pynima's side uses the package's own loader (``pynima.training.items.make_loader``)."""
 
     def __init__(self, paths, transform):
         self.paths, self.transform = paths, transform
@@ -86,7 +86,7 @@ def _forever(loader):
 def baseline(paths, batch: int, steps: int) -> float:
     from torchvision import transforms
 
-    from pynima.losses import emd
+    from pynima.model.losses import emd
 
     model = baseline_model().train()
     tf = transforms.Compose(
@@ -149,10 +149,12 @@ def pynima_step(
     fill: bool = False,
 ) -> float:
     """``steps`` timed training steps of ``pynima train``'s own loop: its LightningModule, dataset, transforms and
-    Lightning Trainer (``pynima.train.make_trainer``), stopped after 2 + ``steps`` batches."""
+    Lightning Trainer (``pynima.training.train.make_trainer``), stopped after 2 + ``steps`` batches."""
     from pynima.config import TrainConfig
-    from pynima.data import Record
-    from pynima.train import build_module, make_loader, make_trainer
+    from pynima.datasets.record import Record
+    from pynima.training.items import make_loader
+    from pynima.training.module import build_module
+    from pynima.training.train import make_trainer
 
     cfg = TrainConfig(
         data=str(paths[0].parent),

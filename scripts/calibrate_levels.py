@@ -1,8 +1,8 @@
 """Write src/pynima/tid2013_levels.json: one strength per TID2013 (type, level).
 
-For every PSNR-calibrated type, the strength that meets each level's PSNR target (pynima.distortions.PSNR_TARGETS) is
-solved on each calibration image, and the median over images is the level's strength: like TID2013, one parameter
-set per level for all images. Types 15 and 18 have design tables (see pynima.distortions).
+For every PSNR-calibrated type, the strength that meets each level's PSNR target (pynima.synth.distortions.PSNR_TARGETS)
+is solved on each calibration image, and the median over images is the level's strength: like TID2013, one parameter
+set per level for all images. Types 15 and 18 have design tables (see pynima.synth.distortions).
 
     python scripts/calibrate_levels.py [--refs DIR]    # default: ../shared/data/kodak (TID2013's sources 01-19)
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pynima.data import load_rgb
-from pynima.distortions import DISTORTIONS, LEVEL_SIGNS, LEVELS, LEVELS_FILE, PSNR_TARGETS, strength_for_psnr
-from pynima.synth import fit_reference, reference_files
+from pynima.images import load_rgb
+from pynima.synth.build import fit_reference, reference_files
+from pynima.synth.distortions import DISTORTIONS, LEVEL_SIGNS, LEVELS, LEVELS_FILE, PSNR_TARGETS, strength_for_psnr
 
 DESIGN_TABLES = {
     15: [32, 20, 12, 7, 4],  # blocks per 512x384; TID2013's MOS rises with level for this type
@@ -59,7 +59,7 @@ def main() -> None:
     LEVELS_FILE.write_text(
         json.dumps(
             {
-                "about": "Strength of each TID2013 (type, level) for pynima.distortions; written by "
+                "about": "Strength of each TID2013 (type, level) for pynima.synth.distortions; written by "
                 "scripts/calibrate_levels.py: the median over the calibration images of the strength meeting "
                 "each level's PSNR target (magnitudes; types 16 and 17 alternate sign by level).",
                 "psnr_targets": list(PSNR_TARGETS),

@@ -6,8 +6,9 @@ another reader. A model's SRCC on every view of one dataset must be equal; a dif
 
 writes OUT/NAME.csv (the generic CSV reader; scale 0-9: ``--scale 0 9``) and OUT/NAME-kadid/ (KADID-10k's layout:
 dmos.csv on its 1-5 scale, images/I01_01_01.png). Each image's std becomes the std of the votes as
-``pynima.labels.vote_std`` reads TID2013's ``mos_std`` (the default "sem"), so the max-entropy targets are the same in
-every view. KADID's names need .png: the links keep the .bmp content under a .png name (Pillow reads by content).
+``pynima.model.labels.vote_std`` reads TID2013's ``mos_std`` (the default "sem"), so the max-entropy targets are the
+same in every view. KADID's names need .png: the links keep the .bmp content under a .png name (Pillow reads by
+content).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-from pynima.data import read_tid2013
+from pynima.datasets.tid2013 import read_tid2013
 from pynima.files import atomic_path
-from pynima.labels import vote_std
+from pynima.model.labels import vote_std
 
 
 def main(argv: list[str] | None = None) -> int:

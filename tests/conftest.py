@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pynima.distortions import distort
+from pynima.synth.distortions import distort
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PYNIMA_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -24,7 +24,7 @@ def photos() -> list[np.ndarray]:
     """Two natural test images at TID2013's size (crops of scikit-image's bundled photos)."""
     from skimage import data
 
-    from pynima.synth import fit_reference
+    from pynima.synth.build import fit_reference
 
     return [fit_reference(data.astronaut()), fit_reference(data.coffee())]
 
@@ -67,7 +67,8 @@ def tiny_refs(tmp_path_factory, photos):
 @pytest.fixture(scope="session")
 def run(tiny, tmp_path_factory):
     """A model trained 3 epochs on ``tiny`` (a complete run directory)."""
-    from pynima.train import TrainConfig, train
+    from pynima.config import TrainConfig
+    from pynima.training.train import train
 
     out = tmp_path_factory.mktemp("run")
     cfg = TrainConfig(

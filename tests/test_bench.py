@@ -117,7 +117,7 @@ def test_synth_fidelity_and_pseudo_label_leakage(shared_labels, tmp_path):
         "--fit",
     )
     assert "fsimc" in out and "PSEUDO_MOS_LOGISTIC" in out
-    from pynima.synth import synthesize
+    from pynima.synth.build import synthesize
 
     synthesize(tmp_path / "pseudo", refs=tmp_path / "kodak", progress=False)
     names = sorted(p.name for p in (tmp_path / "resynth" / "distorted_images").iterdir())

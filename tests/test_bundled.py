@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 import pynima
-from pynima.distortions import distort
 from pynima.errors import PynimaError
-from pynima.predict import BUNDLED_MODEL, bundled_model
+from pynima.scoring.models import BUNDLED_MODEL, bundled_model
+from pynima.synth.distortions import distort
 
 
 def test_the_bundled_model_ships_inside_the_package_and_says_what_it_is():
@@ -85,8 +85,8 @@ def test_predict_with_a_model_and_no_images_is_a_usage_error(tmp_path):
 
 
 def test_a_missing_bundled_model_is_one_clear_error(monkeypatch):
-    import pynima.predict
+    import pynima.scoring.models
 
-    monkeypatch.setattr(pynima.predict, "BUNDLED_MODEL", "absent.onnx")
+    monkeypatch.setattr(pynima.scoring.models, "BUNDLED_MODEL", "absent.onnx")
     with pytest.raises(PynimaError, match="no bundled model"):
         pynima.load()

@@ -19,7 +19,7 @@ from PIL import Image
 
 import pynima
 from pynima.cli import main
-from pynima.predict import Scorer
+from pynima.scoring.scorer import Scorer
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pynima.data import DatasetError, load_rgb, parse_name, read_labels, read_tid2013
+from pynima.datasets.tid2013 import parse_name, read_labels, read_tid2013
+from pynima.errors import DatasetError
+from pynima.images import load_rgb
 
 
 def write_labels(root, rows, stds, crlf=True):

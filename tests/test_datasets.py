@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pynima.data import DatasetError
-from pynima.datasets import MODEL_SCALE, Scale, dataset_split, detect_format, read_dataset
-from pynima.labels import label_distributions, moments, rebin_votes
+from pynima.datasets.record import MODEL_SCALE, Scale
+from pynima.datasets.registry import detect_format, read_dataset
+from pynima.datasets.splits import dataset_split
+from pynima.errors import DatasetError
+from pynima.model.labels import label_distributions, moments, rebin_votes
 
 
 def image(path: Path, seed: int = 0, size: tuple[int, int] = (48, 40)) -> Path:
@@ -425,10 +427,11 @@ def test_one_epoch_on_vote_histograms(layout, tmp_path):
     """Training reads the layout, splits it officially, trains on the vote histograms and reports the test part on
     the dataset's own scale."""
     from pynima.config import TrainConfig
-    from pynima.data import apply_split, read_split
-    from pynima.evaluate import read_predictions
+    from pynima.datasets.splits import apply_split, read_split
+    from pynima.evaluation.evaluate import read_predictions
     from pynima.files import read_json
-    from pynima.train import make_loader, train
+    from pynima.training.items import make_loader
+    from pynima.training.train import train
 
     if layout == "koniq10k":
         root, scale = koniq(tmp_path / "data", sets=True), (1, 5)

@@ -3,7 +3,7 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from pynima.distortions import DISTORTIONS, LEVEL_SIGNS, LEVELS, distort, level_strengths, psnr, strength_for_psnr
+from pynima.synth.distortions import DISTORTIONS, LEVEL_SIGNS, LEVELS, distort, level_strengths, psnr, strength_for_psnr
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_severity_is_monotone_in_level(kind, photos, outputs):
 @pytest.mark.parametrize("kind", list(DISTORTIONS))
 def test_fsimc_also_falls_with_level(kind, photos, outputs):
     """A perceptual metric agrees with PSNR on the ordering (FSIMc averaged over the two photos)."""
-    from pynima.fullref import fr_scores
+    from pynima.synth.fullref import fr_scores
 
     q = np.mean(
         [fr_scores(img, [outputs[i, kind, lv] for lv in LEVELS], ["fsimc"])["fsimc"] for i, img in enumerate(photos)],

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from pynima.config import TrainConfig
-from pynima.data import EpochSampler, read_split
+from pynima.datasets.splits import read_split
 from pynima.errors import PynimaError
 from pynima.files import read_csv
+from pynima.training.items import EpochSampler
 
 pytestmark = pytest.mark.distributed
 
@@ -53,7 +54,7 @@ def test_options_are_checked():
 
 
 def test_search_refuses_several_processes(tiny, tmp_path):
-    from pynima.search import run_search
+    from pynima.training.search import run_search
 
     with pytest.raises(PynimaError, match="one process"):
         run_search(TrainConfig(data=str(tiny), out=str(tmp_path / "s"), devices=2), trials=1)
@@ -62,7 +63,7 @@ def test_search_refuses_several_processes(tiny, tmp_path):
 def test_two_processes_train_once_and_validate_on_the_whole_set(tiny, tmp_path):
     """Lightning launches the second process; the run writes one set of outputs, and its validation metrics (over
     both processes' shards) equal a one-process evaluation of the saved checkpoint on the same images."""
-    from pynima.evaluate import evaluate_checkpoint
+    from pynima.evaluation.evaluate import evaluate_checkpoint
 
     out = tmp_path / "ddp"
     r = _run(
@@ -230,7 +231,7 @@ def _free_port() -> int:
 def test_launcher_and_option_mismatches_are_one_line(monkeypatch):
     """Under torchrun (its variables set here, rank 0 of 2), --devices must make the same count: 1 would have each
     process train alone into the same folder, 4 would fail only inside fit, after an old run was replaced."""
-    from pynima.train import distributed_trainer
+    from pynima.training.train import distributed_trainer
 
     torchrun = {
         "TORCHELASTIC_RUN_ID": "t",
@@ -253,7 +254,7 @@ def test_launcher_and_option_mismatches_are_one_line(monkeypatch):
 
 def test_resume_with_another_process_count_is_refused(run, tmp_path):
     """The schedule counts optimizer steps, which depend on the number of processes."""
-    from pynima.train import train
+    from pynima.training.train import train
 
     unfinished = tmp_path / "unfinished"
     shutil.copytree(run, unfinished)
@@ -272,7 +273,7 @@ def test_each_process_draws_its_own_dropout():
 
     import torch
 
-    from pynima.train import GlobalRNG
+    from pynima.training.train import GlobalRNG
 
     draws = []
     for world, rank in ((2, 0), (2, 1), (1, 0)):

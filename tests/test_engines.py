@@ -9,8 +9,12 @@ import pytest
 from PIL import Image
 
 from pynima.errors import PynimaError
-from pynima.export import export_onnx, quantize_int8
-from pynima.predict import CROP, OnnxEngine, Scorer, TorchEngine, crop_boxes, crops, load, normalize
+from pynima.scale import CROP
+from pynima.scoring.engines import OnnxEngine, TorchEngine
+from pynima.scoring.export import export_onnx, quantize_int8
+from pynima.scoring.models import load
+from pynima.scoring.preprocess import crop_boxes, crops, normalize
+from pynima.scoring.scorer import Scorer
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,7 @@ def test_export_metadata_says_what_the_model_is(run, onnx_file, tmp_path):
 
 
 def test_centre_crop_matches_torchvision_and_training_transform(photos):
-    from pynima.data import transforms
+    from pynima.training.items import transforms
 
     image = photos[0][:383, :511]  # odd sizes exercise the rounding
     mean, std = (0.5,) * 3, (0.4, 0.5, 0.6)
@@ -64,7 +68,7 @@ def test_onnx_matches_pytorch(run, tiny, onnx_file, mode):
 
 def test_evaluation_uses_the_prediction_path(run, tiny):
     """metrics.json of the run and the scorer agree image by image (same crops, same numbers)."""
-    from pynima.evaluate import read_predictions
+    from pynima.evaluation.evaluate import read_predictions
 
     pred = read_predictions(run / "predictions.csv")
     scorer = load(run / "best.ckpt")
@@ -251,7 +255,7 @@ def test_a_device_this_machine_lacks_is_one_line(tmp_path, capsys):
         err = capsys.readouterr().err
         assert problem in err and err.count("\n") == 1 and "Traceback" not in err, err
     if not torch.cuda.is_available():
-        from pynima.predict import torch_device
+        from pynima.scoring.engines import torch_device
 
         with pytest.raises(PynimaError, match="device cuda: not available on this machine"):
             torch_device("cuda")

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from test_hostile_files import P3, icc_profile
 
-from pynima.data import load_rgb, load_rgb_bytes
 from pynima.errors import PynimaError
+from pynima.images import load_rgb, load_rgb_bytes
 
 
 def _encode(image: Image.Image, fmt: str, **options) -> bytes:
@@ -109,7 +109,7 @@ def service():
     """The service on the bundled model, in process (Starlette's TestClient), at a Host it answers to."""
     from starlette.testclient import TestClient
 
-    from pynima.serve import create_app
+    from pynima.serving.app import create_app
 
     with TestClient(create_app(), base_url="http://127.0.0.1:8000") as c:
         yield c

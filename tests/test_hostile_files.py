@@ -17,8 +17,10 @@ import pytest
 from PIL import Image, ImageCms, PngImagePlugin
 
 from pynima.cli import main
-from pynima.data import DatasetError, display_name, load_rgb, load_rgb_bytes, to_rgb
-from pynima.predict import Scorer, iter_image_paths
+from pynima.errors import DatasetError
+from pynima.images import display_name, load_rgb, load_rgb_bytes, to_rgb
+from pynima.scoring.paths import iter_image_paths
+from pynima.scoring.scorer import Scorer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -148,7 +150,7 @@ def test_a_broken_profile_is_a_warning_and_the_pixels_are_used_as_stored(picture
     notes: list[str] = []
     assert np.array_equal(load_rgb(tmp_path / "broken.png", notes), picture)
     assert len(notes) == 1 and "embedded ICC profile cannot be read" in notes[0] and "unconverted" in notes[0]
-    with caplog.at_level(logging.WARNING, logger="pynima.data"):
+    with caplog.at_level(logging.WARNING, logger="pynima.images"):
         load_rgb(tmp_path / "broken.png")  # without a list: logged, one line naming the file
     assert "broken.png: its embedded ICC profile cannot be read" in caplog.text
     (row,) = Scorer(FakeEngine()).score_paths([tmp_path / "broken.png"])
@@ -226,7 +228,7 @@ def test_folder_walk_follows_links_once_and_leaves_out_hidden_names(picture, tmp
     (top / "linked").symlink_to(elsewhere)  # a symlinked subfolder: scored
     (top / "trip" / "loop").symlink_to(top)  # a loop back to the top
     (top / "trip-link").symlink_to(top / "trip")  # a second link to a folder already walked (walked after it)
-    with caplog.at_level(logging.INFO, logger="pynima.predict"):
+    with caplog.at_level(logging.INFO, logger="pynima.scoring"):
         found = list(iter_image_paths([top]))
     assert [p.relative_to(top).as_posix() for p in found] == ["a.png", "linked/c.png", "trip/b.png"]
     lines = caplog.text.splitlines()
@@ -236,7 +238,7 @@ def test_folder_walk_follows_links_once_and_leaves_out_hidden_names(picture, tmp
     rows = list(Scorer(FakeEngine()).score_paths([top, top / "._a.png"]))  # a hidden file named: still tried
     assert [e is None for _, _, e in rows] == [True, True, True, False] and "cannot decode" in rows[-1][2]
     pytest.importorskip("pyarrow")
-    from pynima.ray import list_sources
+    from pynima.scoring.cluster import list_sources
 
     for link in (top / "linked", top / "trip" / "loop", top / "trip-link"):  # pyarrow's listing follows links
         link.unlink()  # with no guard: a loop there multiplies paths until the OS refuses one
@@ -267,7 +269,7 @@ def test_a_fifo_is_refused_unopened(picture, tmp_path):
         assert rows[name]["error"] == "not a regular file (a FIFO); not opened"
         assert f"skipped: {path}: not a regular file (a FIFO); not opened" in skipped
     script = textwrap.dedent(f"""
-        from pynima.data import check_image
+        from pynima.images import check_image
         try:
             check_image({str(folder / "pipe.png")!r})
         except Exception as e:
@@ -334,12 +336,12 @@ def test_odd_file_names_are_scored_and_shown_escaped(odd_names):
 
 
 def test_odd_file_names_are_rows_on_ray_too(odd_names, tmp_path):
-    """The driver's listing and an actor's reading (pynima.ray), without starting Ray: the listing used to fail
-    the whole job on a name that is not UTF-8."""
+    """The driver's listing and an actor's reading (pynima.scoring.cluster), without starting Ray: the listing used to
+    fail the whole job on a name that is not UTF-8."""
     pa = pytest.importorskip("pyarrow")
     from concurrent.futures import ThreadPoolExecutor
 
-    from pynima.ray import ScoreBatch, list_sources, schema
+    from pynima.scoring.cluster import ScoreBatch, list_sources, schema
 
     os.mkfifo(odd_names / "pipe.png")
     table, _ = list_sources([odd_names], None)

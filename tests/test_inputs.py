@@ -1,4 +1,4 @@
-"""The decoding policy (pynima.data: load_rgb, to_rgb, check_image) and how pynima predict treats bad input."""
+"""The decoding policy (pynima.images: load_rgb, to_rgb, check_image) and how pynima predict treats bad input."""
 
 import json
 import logging
@@ -12,9 +12,12 @@ import pytest
 from PIL import Image
 
 from pynima.cli import main
-from pynima.data import MIN_SIDE, DatasetError, check_image, load_rgb, to_rgb
-from pynima.errors import PynimaError
-from pynima.predict import MAX_CROPS_PER_PASS, Scorer, crops, load, normalize
+from pynima.errors import DatasetError, PynimaError
+from pynima.images import MIN_SIDE, check_image, load_rgb, to_rgb
+from pynima.scoring.engines import MAX_CROPS_PER_PASS
+from pynima.scoring.models import load
+from pynima.scoring.preprocess import crops, normalize
+from pynima.scoring.scorer import Scorer
 
 
 def png_bytes(width: int, height: int, bit_depth: int, color_type: int, rows: bytes) -> bytes:
@@ -232,7 +235,7 @@ def test_bad_arrays_are_refused(scorer, array, kwargs, problem):
 
 def test_small_image_is_padded_with_a_warning(scorer, upright, caplog):
     small = upright[:64, :256]
-    with caplog.at_level(logging.WARNING, logger="pynima.predict"):
+    with caplog.at_level(logging.WARNING, logger="pynima.scoring"):
         s = scorer.score(small)
     assert s.warning and "256x64 is smaller than the 224x224 crop" in s.warning
     assert "256x64" in caplog.text and 0 <= s.mean <= 9

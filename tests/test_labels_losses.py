@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from pynima.labels import max_entropy, moments, std_range, targets, vote_std
-from pynima.losses import emd
+from pynima.model.labels import max_entropy, moments, std_range, targets, vote_std
+from pynima.model.losses import emd
 
 FEASIBLE = [
     (m, s)
@@ -118,10 +118,10 @@ def test_constant_predictions_give_undefined_correlations_not_a_crash(caplog):
     correlations NaN with a warning, RMSE and EMD still real numbers."""
     import logging
 
-    from pynima.metrics import evaluate_scores
+    from pynima.evaluation.metrics import evaluate_scores
 
     true = np.linspace(1, 8, 40)
-    with caplog.at_level(logging.WARNING, logger="pynima.metrics"):
+    with caplog.at_level(logging.WARNING, logger="pynima.evaluation"):
         m = evaluate_scores(np.full(40, 4.5), true, np.full(40, 0.2), n_boot=50)
     assert all(np.isnan(m[k]["value"]) and np.isnan(m[k]["ci_low"]) for k in ("srcc", "plcc", "krcc", "plcc_logistic"))
     assert m["rmse"]["value"] == pytest.approx(np.sqrt(np.mean((4.5 - true) ** 2)))

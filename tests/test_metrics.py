@@ -1,4 +1,4 @@
-"""pynima.metrics against hand computations on constructed data: the values a paper's table would quote."""
+"""pynima.evaluation.metrics against hand computations on constructed data: the values a paper's table would quote."""
 
 import math
 from itertools import combinations
@@ -6,7 +6,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from pynima.metrics import evaluate_scores, point_metrics, within_reference
+from pynima.evaluation.metrics import evaluate_scores, point_metrics, within_reference
 
 # the same six images scored by hand: no ties, so SRCC has its closed form
 PRED = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
@@ -98,7 +98,7 @@ def test_within_reference_measures_by_hand():
 
 
 def test_spearman_interval_is_fishers_z_with_fiellers_variance():
-    from pynima.metrics import spearman_interval
+    from pynima.evaluation.metrics import spearman_interval
 
     low, high = spearman_interval(0.5, 28)  # z = atanh(0.5) = 0.5493, half-width 1.96 * sqrt(1.06 / 25) = 0.4036
     assert (low, high) == pytest.approx((math.tanh(0.549306 - 0.403589), math.tanh(0.549306 + 0.403589)), abs=1e-5)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pynima.errors import PynimaError
-from pynima.model import NIMA, create_model, imagenet_backbone, mean_score, normalization, std_score
+from pynima.model.network import NIMA, create_model, imagenet_backbone, mean_score, normalization, std_score
 
 
 def _prep(img: np.ndarray, mean, std) -> torch.Tensor:

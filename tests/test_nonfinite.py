@@ -92,7 +92,7 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_load_and_evaluate(run, tiny
 
 def test_a_diverged_training_run_stops_with_one_line_instead_of_a_perfect_score(tiny, tmp_path):
     """lr 1e30 used to end with validation EMD 0.0: a NaN sample counted as a perfect prediction."""
-    from pynima.train import train
+    from pynima.training.train import train
 
     cfg = TrainConfig(
         data=str(tiny),
@@ -112,11 +112,11 @@ def test_a_diverged_training_run_stops_with_one_line_instead_of_a_perfect_score(
 def test_a_search_counts_a_diverged_trial_as_failed_not_best(tiny, tmp_path, caplog):
     import logging
 
-    from pynima.search import run_search
+    from pynima.training.search import run_search
 
     cfg = TrainConfig(data=str(tiny), out=str(tmp_path / "s"), epochs=1, batch_size=8, num_workers=0)
     with (
-        caplog.at_level(logging.WARNING, logger="pynima.search"),
+        caplog.at_level(logging.WARNING, logger="pynima.training.search"),
         pytest.raises(PynimaError, match="no trial finished"),
     ):
         run_search(cfg, trials=1, lr_head_range=(1e29, 1e30), lr_base_range=(1e29, 1e30))

@@ -8,8 +8,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pynima.data import MOS_RANGE, DatasetError, read_labels
-from pynima.labels import BINS, NEAR_MIN_STD, max_entropy, std_range
+from pynima.datasets.tid2013 import MOS_RANGE, read_labels
+from pynima.errors import DatasetError
+from pynima.model.labels import NEAR_MIN_STD, max_entropy, std_range
+from pynima.scale import BINS
 
 KEYS = st.tuples(st.integers(1, 99), st.integers(1, 24), st.integers(1, 5))
 ROW = st.tuples(

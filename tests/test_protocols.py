@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pynima.benchmark import run_benchmark, split_dir
 from pynima.cli import main
-from pynima.data import make_split, read_tid2013, split_ratios
+from pynima.config import TrainConfig
+from pynima.datasets.splits import make_split, split_ratios
+from pynima.datasets.tid2013 import read_tid2013
 from pynima.errors import PynimaError
-from pynima.report import write_report
-from pynima.search import run_search
-from pynima.train import TrainConfig
+from pynima.evaluation.report import write_report
+from pynima.evaluation.summary import split_dir
+from pynima.training.benchmark import run_benchmark
+from pynima.training.search import run_search
 
 FAST = dict(epochs=1, batch_size=8, num_workers=0, lr_head=3e-3, lr_base=3e-4, export_onnx=False)
 
@@ -79,7 +81,7 @@ def test_benchmark_resumes_and_refuses_another_config(bench, caplog):
     half_done = split_dir(out, 2)
     half_done.mkdir()
     (half_done / "junk").write_text("an interrupted split")
-    with caplog.at_level(logging.INFO, logger="pynima.benchmark"):
+    with caplog.at_level(logging.INFO, logger="pynima.training.benchmark"):
         summary = run_benchmark(bench, repeats=3, progress=False)
     assert [(split_dir(out, i) / "best.ckpt").stat().st_mtime_ns for i in range(2)] == kept
     assert summary["splits_finished"] == 3 and not (half_done / "junk").exists()
@@ -94,7 +96,7 @@ def test_benchmark_cross_dataset_table(bench, tiny, tmp_path):
     import shutil
     from pathlib import Path
 
-    from pynima.benchmark import format_summary
+    from pynima.evaluation.summary import format_summary
 
     other = tmp_path / "kadid"
     (other / "images").mkdir(parents=True)
@@ -220,7 +222,7 @@ def test_train_config_round_trips_through_its_file(bench, tmp_path, capsys):
 def test_cli_config_file_never_picks_the_output_folder(bench, tmp_path):
     import argparse
 
-    from pynima.cli import config_from_args
+    from pynima.cli.commands import config_from_args
 
     run = split_dir(bench.out, 0)
     cfg = config_from_args(argparse.Namespace(config=str(run / "config.json")))

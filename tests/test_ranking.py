@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from pynima.config import TrainConfig
-from pynima.data import AnchorBatchSampler, EpochSampler, clean_anchors, read_tid2013
+from pynima.datasets.tid2013 import read_tid2013
 from pynima.errors import PynimaError
-from pynima.metrics import within_reference
-from pynima.train import ranking_loss
+from pynima.evaluation.metrics import within_reference
+from pynima.training.items import AnchorBatchSampler, EpochSampler, clean_anchors
+from pynima.training.module import ranking_loss
 
 pytestmark = pytest.mark.train
 
@@ -68,7 +69,7 @@ def test_clean_references_labelled_at_their_scenes_best_version_plus_the_margin(
 
 
 def test_items_keyed_with_one_seed_get_the_same_crop(tiny_refs):
-    from pynima.data import IQADataset, transforms
+    from pynima.training.items import IQADataset, transforms
 
     record = read_tid2013(tiny_refs)[0]
     ds = IQADataset([record, record], np.zeros((2, 10), np.float32), transforms((0.5,) * 3, (0.5,) * 3, train=True))
@@ -109,8 +110,8 @@ def test_ranking_options_are_checked(bad):
 
 
 def test_evaluate_measures_within_reference_ranking_with_the_clean_images(run, tiny_refs, tiny, tmp_path):
-    from pynima.evaluate import evaluate_checkpoint, format_table, read_predictions
-    from pynima.predict import load
+    from pynima.evaluation.evaluate import evaluate_checkpoint, format_table, read_predictions
+    from pynima.scoring.models import load
 
     m = evaluate_checkpoint(run / "best.ckpt", tiny_refs, tmp_path / "refs", engine="torch")
     ranking = m["ranking"]
@@ -133,7 +134,7 @@ def test_evaluate_measures_within_reference_ranking_with_the_clean_images(run, t
 
 def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
     from pynima.files import read_csv, read_json
-    from pynima.train import train
+    from pynima.training.train import train
 
     cfg = TrainConfig(
         data=str(tiny_refs),
@@ -154,7 +155,8 @@ def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
 
 def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path):
     from pynima.files import read_csv, read_json
-    from pynima.train import make_loader, train
+    from pynima.training.items import make_loader
+    from pynima.training.train import train
 
     cfg = TrainConfig(
         data=str(tiny_refs),
@@ -182,7 +184,8 @@ def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path)
 
 
 def test_light_versions_one_per_scene_and_type_labelled_between_clean_and_level_1(tiny_refs):
-    from pynima.data import LIGHT_KINDS, light_versions, load_rgb
+    from pynima.images import load_rgb
+    from pynima.training.items import LIGHT_KINDS, light_versions
 
     records = read_tid2013(tiny_refs)
     items, anchors = clean_anchors(records, label_margin=0.2, top=9.0)
@@ -211,7 +214,7 @@ def test_light_versions_one_per_scene_and_type_labelled_between_clean_and_level_
 
 
 def test_loader_adds_light_versions_beside_the_clean_references_only_for_tid2013_types(tiny_refs, caplog):
-    from pynima.train import make_loader
+    from pynima.training.items import make_loader
 
     records = read_tid2013(tiny_refs)
     cfg = TrainConfig(data=str(tiny_refs), batch_size=8, num_workers=0, clean_label=True, light_versions=True)

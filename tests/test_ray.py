@@ -1,5 +1,5 @@
-"""pynima.ray and pynima predict --ray on a local Ray instance: the same scores as pynima predict, every file a row,
-failed files recorded and never fatal (docs/cluster-scoring.md)."""
+"""pynima.scoring.cluster and pynima predict --ray on a local Ray instance: the same scores as pynima predict, every
+file a row, failed files recorded and never fatal (docs/cluster-scoring.md)."""
 
 import json
 import os
@@ -17,7 +17,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 import pynima  # noqa: E402
 from pynima.cli import main  # noqa: E402
-from pynima.ray import ScoreBatch, list_sources, read_failures, schema, score_dataset, write_parquet  # noqa: E402
+from pynima.scoring.cluster import ScoreBatch, list_sources, read_failures, schema, score_dataset, write_parquet  # noqa: E402
 
 pytestmark = pytest.mark.ray
 
@@ -125,13 +125,13 @@ def test_remote_listing_keeps_pynima_predicts_order(folders):
     assert [p for p in local["path"].to_pylist() if not p.endswith("gone.jpg")] == [
         p.removeprefix("file://") for p in remote["path"].to_pylist()
     ]
-    assert local["path"].to_pylist() == [str(p) for p in pynima.predict.iter_image_paths([mixed])]
+    assert local["path"].to_pylist() == [str(p) for p in pynima.scoring.paths.iter_image_paths([mixed])]
 
 
 def test_a_file_that_vanishes_from_object_storage_is_an_error_row(local_ray, folders):
     from pyarrow.fs import LocalFileSystem
 
-    from pynima.predict import bundled_model
+    from pynima.scoring.models import bundled_model
 
     mixed, _ = folders
     actor = ScoreBatch([ray.put(bundled_model().read_bytes())], "centre", 1, [LocalFileSystem()])
@@ -174,7 +174,7 @@ def test_cli_on_good_images_exits_0_with_grid_crops(local_ray, folders, tmp_path
         main(
             [
                 "predict",
-                str(pynima.predict.bundled_model()),
+                str(pynima.scoring.models.bundled_model()),
                 str(good),
                 "--ray",
                 "--out",
@@ -219,7 +219,7 @@ def test_cli_usage_errors_are_one_line(folders, capsys, args, message):
 def test_without_ray_the_module_imports_and_the_cli_names_the_extra(folders, tmp_path):
     code = (
         "import sys; sys.modules['ray'] = None\n"
-        "import pynima.ray\n"
+        "import pynima.scoring.cluster\n"
         "from pynima.cli import main\n"
         f"sys.exit(main(['predict', {str(folders[1])!r}, '--ray', '--out', {str(tmp_path / 'x.parquet')!r}]))\n"
     )
@@ -229,7 +229,7 @@ def test_without_ray_the_module_imports_and_the_cli_names_the_extra(folders, tmp
         "pynima predict: error: needs Ray (ray[data]), which the core install leaves out: pip install 'pynima[ray]'"
     )
     code = (
-        "import json, sys, pynima.ray, pynima.cli\n"
+        "import json, sys, pynima.scoring.cluster, pynima.cli\n"
         "print(json.dumps(sorted(m for m in ('ray', 'pyarrow') if m in sys.modules)))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -5,10 +5,13 @@ import math
 
 import pytest
 
-from pynima.config import RECIPES
-from pynima.data import DatasetError, apply_split, make_split, read_tid2013, split_ratios
-from pynima.errors import PynimaError
-from pynima.train import TrainConfig, build_module, lr_factor, make_loader, make_trainer, train
+from pynima.config import RECIPES, TrainConfig
+from pynima.datasets.splits import apply_split, make_split, split_ratios
+from pynima.datasets.tid2013 import read_tid2013
+from pynima.errors import DatasetError, PynimaError
+from pynima.training.items import make_loader
+from pynima.training.module import build_module, lr_factor
+from pynima.training.train import make_trainer, train
 
 pytestmark = pytest.mark.train
 
@@ -107,7 +110,8 @@ def test_a_recipe_fills_only_what_is_not_given(tmp_path):
 
 
 def test_the_cli_recipe_option_reaches_the_config():
-    from pynima.cli import build_parser, config_from_args
+    from pynima.cli.commands import config_from_args
+    from pynima.cli.parser import build_parser
 
     def config(*argv):
         return config_from_args(build_parser().parse_args(["train", "data", *argv]))
@@ -121,7 +125,7 @@ def test_the_cli_recipe_option_reaches_the_config():
 
 def test_the_test_part_is_scored_with_the_configs_crops(run):
     """The run fixture keeps the defaults: its test metrics say which crops scored them."""
-    from pynima.evaluate import CROP_DESCRIPTION
+    from pynima.evaluation.evaluate import CROP_DESCRIPTION
 
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["recipe"] == "pynima" and cfg["test_crops"] == "centre"
@@ -129,7 +133,7 @@ def test_the_test_part_is_scored_with_the_configs_crops(run):
 
 
 def test_test_crops_grid_scores_the_test_part_with_the_grid(tiny, tmp_path):
-    from pynima.evaluate import CROP_DESCRIPTION
+    from pynima.evaluation.evaluate import CROP_DESCRIPTION
 
     cfg = TrainConfig(
         data=str(tiny),

@@ -14,11 +14,12 @@ import pytest
 import torch
 from PIL import Image
 
-from pynima.data import DatasetError, read_labels, read_tid2013
-from pynima.errors import PynimaError
+from pynima.config import TrainConfig
+from pynima.datasets.tid2013 import read_labels, read_tid2013
+from pynima.errors import DatasetError, PynimaError
 from pynima.files import atomic_path, folder_lock, write_json
-from pynima.synth import MANIFEST, synthesize
-from pynima.train import TrainConfig, train
+from pynima.synth.build import MANIFEST, synthesize
+from pynima.training.train import train
 
 CLI = [sys.executable, "-m", "pynima.cli"]
 
@@ -75,7 +76,7 @@ def test_synth_failure_leaves_the_old_dataset_intact(synth_inputs, tmp_path):
 
 
 def test_synth_interrupted_midway_keeps_the_old_dataset(synth_inputs, tmp_path, monkeypatch):
-    import pynima.synth
+    import pynima.synth.build
 
     refs, good, _ = synth_inputs
     out = tmp_path / "ds"
@@ -86,14 +87,14 @@ def test_synth_interrupted_midway_keeps_the_old_dataset(synth_inputs, tmp_path, 
         (new / "distorted_images" / "i01_01_1.bmp").write_bytes(b"half")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pynima.synth, "_build", crash)
+    monkeypatch.setattr(pynima.synth.build, "_build", crash)
     with pytest.raises(KeyboardInterrupt):
         synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], seed=3, progress=False)
     assert tree_digest(out) == before and not list(out.glob(".*.tmp*"))
 
 
 def test_synth_failing_mid_swap_puts_the_old_dataset_back(synth_inputs, tmp_path, monkeypatch):
-    import pynima.synth
+    import pynima.synth.build
 
     refs, good, _ = synth_inputs
     out = tmp_path / "ds"
@@ -106,7 +107,7 @@ def test_synth_failing_mid_swap_puts_the_old_dataset_back(synth_inputs, tmp_path
             raise OSError(28, "No space left on device")
         real(src, dst)
 
-    monkeypatch.setattr(pynima.synth.os, "replace", flaky)
+    monkeypatch.setattr(pynima.synth.build.os, "replace", flaky)
     with pytest.raises(DatasetError, match="the old one is kept"):
         synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], seed=2, workers=2, progress=False)
     monkeypatch.undo()
@@ -239,7 +240,7 @@ def test_bad_images_are_found_before_training(tiny, tmp_path):
 
 def test_an_image_that_fails_in_a_loader_worker_is_one_line(tiny, tmp_path):
     """A truncated JPEG passes the header check; decoding it in a DataLoader worker fails with its name."""
-    from pynima.train import unwrap_loader_error
+    from pynima.training.train import unwrap_loader_error
 
     data = tmp_path / "data"
     (data / "distorted_images").mkdir(parents=True)
@@ -257,7 +258,7 @@ def test_an_image_that_fails_in_a_loader_worker_is_one_line(tiny, tmp_path):
     assert str(target) in str(e.value) and "\n" not in str(e.value) and "Traceback" not in str(e.value)
     wrapped = DatasetError(
         "Caught DatasetError in DataLoader worker process 0.\nOriginal Traceback (most recent "
-        "call last):\n  File x\npynima.data.DatasetError: /a/b.png: cannot decode image (x)\n"
+        "call last):\n  File x\npynima.errors.DatasetError: /a/b.png: cannot decode image (x)\n"
     )
     assert str(unwrap_loader_error(wrapped)) == "/a/b.png: cannot decode image (x)"
 
@@ -265,7 +266,8 @@ def test_an_image_that_fails_in_a_loader_worker_is_one_line(tiny, tmp_path):
 KILLER = """
 import json, os, signal, sys
 import lightning as L
-from pynima.train import TrainConfig, train
+from pynima.config import TrainConfig
+from pynima.training.train import train
 
 class Kill(L.Callback):
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
@@ -354,7 +356,7 @@ def test_atomic_path_keeps_the_old_file_when_the_writer_fails(tmp_path):
 
 
 def test_benchmark_resume_keeps_only_complete_splits(run, tmp_path):
-    from pynima.benchmark import split_complete
+    from pynima.training.benchmark import split_complete
 
     d = tmp_path / "split_00"
     d.mkdir()
@@ -421,7 +423,7 @@ def test_only_a_pynima_nima_onnx_file_is_accepted(run, tmp_path):
     from onnx import TensorProto, helper
 
     import pynima
-    from pynima.export import add_metadata, export_onnx
+    from pynima.scoring.export import add_metadata, export_onnx
 
     meta = {"pynima_backbone": "tf_efficientnet_lite0", "pynima_mean": "0.5,0.5,0.5", "pynima_std": "0.5,0.5,0.5"}
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, 224, 224])
@@ -454,7 +456,7 @@ def test_a_broken_export_next_to_a_checkpoint_falls_back_to_the_checkpoint(run, 
 
 
 def test_a_failed_export_leaves_no_partial_file(run, tmp_path, monkeypatch):
-    import pynima.export
+    import pynima.scoring.export
 
     target = tmp_path / "best.onnx"
     target.write_bytes(b"the previous export")
@@ -462,9 +464,9 @@ def test_a_failed_export_leaves_no_partial_file(run, tmp_path, monkeypatch):
     def crash(path, meta):
         raise KeyboardInterrupt  # as a kill between writing the graph and its metadata
 
-    monkeypatch.setattr(pynima.export, "add_metadata", crash)
+    monkeypatch.setattr(pynima.scoring.export, "add_metadata", crash)
     with pytest.raises(KeyboardInterrupt):
-        pynima.export.export_onnx(run / "best.ckpt", target)
+        pynima.scoring.export.export_onnx(run / "best.ckpt", target)
     assert target.read_bytes() == b"the previous export" and os.listdir(tmp_path) == ["best.onnx"]
 
 

@@ -260,7 +260,7 @@ def test_sigterm_finishes_the_request_in_flight(images):
 
 
 def test_binds_localhost_by_default():
-    from pynima.cli import build_parser
+    from pynima.cli.parser import build_parser
 
     args = build_parser().parse_args(["serve"])
     assert args.host == "127.0.0.1" and args.cors == []

@@ -20,9 +20,11 @@ import pytest
 from PIL import Image
 from test_serve import start, stop
 
-import pynima.serve
+import pynima.serving.app
+from pynima.config import Limits
 from pynima.errors import PynimaError
-from pynima.serve import Limits, create_app, default_allowed_hosts
+from pynima.serving.app import create_app
+from pynima.serving.guards import default_allowed_hosts
 
 pytestmark = pytest.mark.serve
 
@@ -58,13 +60,13 @@ def jpeg(photo: np.ndarray, size: tuple[int, int] | None = None) -> bytes:
 @pytest.fixture
 def decodes(monkeypatch) -> list[str]:
     """The names of the uploads the server decodes."""
-    seen, real = [], pynima.serve.decode_rgb
+    seen, real = [], pynima.images.decode_rgb
 
     def counted(data: bytes, name: str = "image"):
         seen.append(name)
         return real(data, name)
 
-    monkeypatch.setattr(pynima.serve, "decode_rgb", counted)
+    monkeypatch.setattr(pynima.serving.app, "decode_rgb", counted)
     return seen
 
 
@@ -91,7 +93,7 @@ def test_a_request_over_its_pixel_budget_is_refused_before_decoding(photos, deco
 
 
 def test_the_servers_pixel_budget_answers_503_while_spent_and_is_given_back(photos, monkeypatch):
-    entered, release, real = threading.Event(), threading.Event(), pynima.serve.decode_rgb
+    entered, release, real = threading.Event(), threading.Event(), pynima.images.decode_rgb
 
     def held(data: bytes, name: str = "image"):  # the first upload is held in its decoding until released
         if name == "held.jpg":
@@ -99,7 +101,7 @@ def test_the_servers_pixel_budget_answers_503_while_spent_and_is_given_back(phot
             release.wait(20)
         return real(data, name)
 
-    monkeypatch.setattr(pynima.serve, "decode_rgb", held)
+    monkeypatch.setattr(pynima.serving.app, "decode_rgb", held)
     big, small = jpeg(photos[0], (512, 512)), jpeg(photos[1], (512, 384))  # 262,144 and 196,608 pixels
     result = {}
     with client(limits=Limits(max_request_pixels=300_000, max_inflight_pixels=400_000)) as c:
@@ -301,7 +303,7 @@ def test_workers_exit_when_the_supervisor_is_killed():
 def test_model_info_names_the_file_not_its_folders(tmp_path):
     import onnx
 
-    from pynima.predict import bundled_model
+    from pynima.scoring.models import bundled_model
 
     model = onnx.load(str(bundled_model()))
     kept = [p for p in model.metadata_props if p.key != "pynima_name"]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from pynima.synth import synthesize
+from pynima.synth.build import synthesize
 
 CLI = [sys.executable, "-m", "pynima.cli"]
 

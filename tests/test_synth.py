@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pynima.data import DatasetError, load_rgb, read_tid2013
-from pynima.synth import MANIFEST, fit_reference, reference_files, synthesize
+from pynima.datasets.tid2013 import read_tid2013
+from pynima.errors import DatasetError
+from pynima.images import load_rgb
+from pynima.synth.build import MANIFEST, fit_reference, reference_files, synthesize
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def test_pseudo_labelled_dataset_round_trips(pseudo):
 
 
 def test_the_label_source_is_recorded(pseudo, tmp_path):
-    from pynima.synth import label_source
+    from pynima.synth.build import label_source
 
     assert label_source(pseudo.out).startswith("pseudo-labels: FSIMc") and "not human" in label_source(pseudo.out)
     assert label_source(tmp_path) is None  # not written by synth

@@ -10,9 +10,11 @@ import torch
 from PIL import Image
 
 import pynima
-from pynima.data import make_split, read_tid2013
-from pynima.evaluate import evaluate_checkpoint
-from pynima.train import TrainConfig, train
+from pynima.config import TrainConfig
+from pynima.datasets.splits import make_split
+from pynima.datasets.tid2013 import read_tid2013
+from pynima.evaluation.evaluate import evaluate_checkpoint
+from pynima.training.train import train
 
 pytestmark = pytest.mark.train
 
@@ -56,7 +58,7 @@ def test_evaluation_outputs(run, tiny):
 
 def test_evaluation_runs_on_the_onnx_export_and_agrees_with_torch(run, tiny):
     """The run's best.onnx (written before the test evaluation) scores it; PyTorch on the checkpoint agrees."""
-    from pynima.evaluate import read_predictions
+    from pynima.evaluation.evaluate import read_predictions
 
     assert json.loads((run / "metrics.json").read_text())["engine"] == "onnx"
     split = json.loads((run / "split.json").read_text())
@@ -72,7 +74,7 @@ def test_evaluation_runs_on_the_onnx_export_and_agrees_with_torch(run, tiny):
 
 
 def test_checkpoint_loads_without_imagenet_weights(run):
-    from pynima.model import load_checkpoint
+    from pynima.model.network import load_checkpoint
 
     model, hp = load_checkpoint(run / "best.ckpt")
     assert hp["backbone"] == "tf_efficientnet_lite0" and not model.training
@@ -135,8 +137,8 @@ def test_cli_errors_are_one_line(args, tmp_path):
 
 
 def test_image_cache_gives_the_same_items(tiny):
-    from pynima.data import IQADataset, transforms
-    from pynima.labels import label_distributions
+    from pynima.model.labels import label_distributions
+    from pynima.training.items import IQADataset, transforms
 
     recs = read_tid2013(tiny)[:4]
     t = label_distributions(recs)
@@ -148,7 +150,7 @@ def test_image_cache_gives_the_same_items(tiny):
 
 
 def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
-    from pynima.model import create_model
+    from pynima.model.network import create_model
 
     cfg = TrainConfig(
         data=str(tiny),

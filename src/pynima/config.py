@@ -1,6 +1,7 @@
 """``TrainConfig``: every option of a training run, checked on construction, saved as the run's config.json.
 
-A light module (no torch): the CLI reads the defaults from here for its help texts, and ``pynima.train`` runs them.
+A light module (no torch): the CLI reads the defaults from here for its help texts, and ``pynima.training.train`` runs
+them.
 """
 
 from __future__ import annotations
@@ -65,8 +66,8 @@ def crop_mode(text: str) -> str:
 
 
 DEFAULT_CROPS = "centre"  # how predict, evaluate, serve, Ray and a run's test part score when not told
-LABELS = ("auto", "maxent", "mean-only")  # how targets are made: see pynima.labels.label_distributions
-SPLITS = ("reference", "random", "official")  # see pynima.data.make_split and pynima.datasets.dataset_split
+LABELS = ("auto", "maxent", "mean-only")  # how targets are made: see pynima.model.labels.label_distributions
+SPLITS = ("reference", "random", "official")  # see pynima.datasets.splits (make_split, dataset_split)
 # the dataset layouts pynima reads (pynima.datasets; docs/datasets.md)
 FORMATS = ("tid2013", "kadid10k", "koniq10k", "live", "csiq", "livec", "spaq", "ava", "csv")
 DEFAULT_RECIPE = "pynima"
@@ -92,15 +93,15 @@ class TrainConfig:
 
     data: str
     out: str = "runs/nima"
-    format: str | None = None  # the dataset's layout (pynima.datasets.FORMATS); None: detected from its files
-    scale: tuple[float, float] | None = None  # a CSV dataset's (worst, best) score: see pynima.datasets.Scale
+    format: str | None = None  # the dataset's layout (pynima.config.FORMATS); None: detected from its files
+    scale: tuple[float, float] | None = None  # a CSV dataset's (worst, best) score: see pynima.datasets.record.Scale
     backbone: str = "tf_efficientnet_lite0"
     weights: str | None = None
     split: str = "reference"  # or "random", or "official" (the dataset's own, KonIQ and AVA)
     split_file: str | None = None
     ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)
     labels: str = "auto"  # vote histograms where the dataset has them, else max-entropy; see LABELS
-    vote_std: str = "sem"  # see pynima.labels.vote_std
+    vote_std: str = "sem"  # see pynima.model.labels.vote_std
     optimizer: str = "adam"  # or "sgd", with SGD_MOMENTUM
     lr_head: float | None = None  # default: RECIPES[recipe][optimizer][0]
     lr_base: float | None = None  # default: RECIPES[recipe][optimizer][1]
@@ -118,16 +119,16 @@ class TrainConfig:
     schedule: str | None = None  # "constant", or "cosine": decay to 0 at the end of the epochs budget (lr_factor)
     warmup_epochs: float | None = None  # linear warm-up from 0 over this many epochs
     test_crops: str = DEFAULT_CROPS  # how the test part is scored (CROP_MODES; compared in docs/results.md)
-    # the clean reference images as ranking anchors (pynima.train.ranking_loss): a quarter of each batch's images
-    # come with their clean reference, cropped alike, which must outscore them by ranking_margin on the 0-9 scale;
-    # the hinge is added to EMD with this weight (0: EMD alone, no references)
+    # the clean reference images as ranking anchors (pynima.training.module.ranking_loss): a quarter of each batch's
+    # images come with their clean reference, cropped alike, which must outscore them by ranking_margin on the 0-9
+    # scale; the hinge is added to EMD with this weight (0: EMD alone, no references)
     ranking_weight: float = 0.0
     ranking_margin: float = 0.2
-    # the clean reference images as labelled training items (pynima.data.clean_anchors): a quarter of each batch's
-    # images come with their clean reference, labelled at its scene's highest MOS plus ranking_margin; None: the
+    # the clean reference images as labelled training items (pynima.training.items.clean_anchors): a quarter of each
+    # batch's images come with their clean reference, labelled at its scene's highest MOS plus ranking_margin; None: the
     # recipe's (pynima: on, compared in docs/results.md; a dataset without reference images trains without them)
     clean_label: bool | None = None
-    # light versions of the clean references (pynima.data.light_versions): noise, blur and JPEG lighter than
+    # light versions of the clean references (pynima.training.items.light_versions): noise, blur and JPEG lighter than
     # TID2013's level 1, made during training and labelled between the clean label and level 1; needs clean_label
     # and a TID2013-layout dataset (its type numbering)
     light_versions: bool = False

@@ -15,3 +15,7 @@ class NonFiniteError(PynimaError):
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the CLI's handler: a KeyboardInterrupt, so that every cleanup written for
     Ctrl-C (finally blocks, worker pools) runs for it too; the CLI exits 143 for it and 130 for Ctrl-C."""
+
+
+class DatasetError(PynimaError):
+    """A dataset on disk is malformed; the message names the file, the line and how many problems there are."""

@@ -1,0 +1,1 @@
+"""The NIMA network (``network``), its 10-bin training targets (``labels``) and the EMD loss (``losses``)."""

@@ -1,0 +1,366 @@
+"""What training reads: ``IQADataset`` (an image, its crop and its target distribution), its transforms, the
+seeded ``EpochSampler``, the clean references added as labelled items (``clean_anchors``, ``AnchorBatchSampler``),
+their light versions made during training, and ``make_loader``. torch is imported inside them.
+
+Transforms: training takes a random 224x224 crop at native resolution (TID2013 is 512x384; never squashed to a
+square) and a horizontal flip; evaluation takes the single centre 224x224 crop, so it is deterministic."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from pynima.config import TrainConfig
+from pynima.datasets.record import TOP, Record
+from pynima.images import load_rgb
+from pynima.model.labels import label_distributions
+from pynima.model.network import normalization
+from pynima.scale import CROP
+from pynima.training.module import ANCHOR_SHARE
+
+__all__ = [
+    "AnchorBatchSampler",
+    "EpochSampler",
+    "IQADataset",
+    "LIGHT_KINDS",
+    "LIGHT_STREAM",
+    "LightVersion",
+    "clean_anchors",
+    "light_versions",
+    "make_loader",
+    "mean_squared_error",
+    "one_label",
+    "transforms",
+]
+
+log = logging.getLogger(__name__)
+
+
+def transforms(mean: tuple[float, ...], std: tuple[float, ...], train: bool):
+    """torchvision transforms of a training item (random crop at native resolution, flip) or an evaluation item
+    (the centre crop, as ``pynima predict`` takes it), normalized with the backbone's ``mean`` and ``std``."""
+    import torch
+    from torchvision.transforms import v2
+
+    crop = [v2.RandomCrop(CROP, pad_if_needed=True), v2.RandomHorizontalFlip()] if train else [v2.CenterCrop(CROP)]
+    return v2.Compose([v2.ToImage(), *crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+
+
+class IQADataset:
+    """(image tensor, target distribution, MOS, index, unit) per record; a plain map-style dataset for DataLoader. The
+    index lets a distributed validation drop the items its sampler padded (``EpochSampler``); the unit (the key's seed,
+    -1 without one) tells the ranking term which items share a crop (``AnchorBatchSampler``). A clean reference added
+    as a ranking anchor has MOS nan: it has no label, only its place above its distorted versions.
+
+    Items are decoded by ``load_rgb``, the decoding policy ``pynima predict`` uses. An item key may be an index or
+    ``(index, seed)`` (from ``EpochSampler``): the seed then drives the random crop and flip, so the augmentation
+    does not depend on which process or RNG state decodes the item. ``cache``: decode every image once into memory
+    (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only crops and flips; otherwise each item is decoded from
+    disk."""
+
+    def __init__(
+        self,
+        records: list[Record],
+        targets: np.ndarray,
+        transform,
+        cache: bool = False,
+        light: dict[int, LightVersion] | None = None,
+        label: Callable[[float, float], np.ndarray] | None = None,
+    ):
+        import torch
+
+        self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
+        self.images = [self._decode(i) for i in range(len(records))] if cache else None
+        self.light, self.label = light or {}, label
+
+    def _decode(self, i: int):
+        import torch
+
+        image = load_rgb(self.records[i].path)
+        return torch.from_numpy(image if image.flags.writeable else image.copy()).permute(2, 0, 1)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key: int | tuple[int, int]):
+        import torch
+
+        i, seed = key if isinstance(key, tuple) else (key, None)
+        image = self.images[i] if self.images is not None else self._decode(i)
+        target, mos = self.targets[i], self.records[i].mos
+        if i in self.light:  # a light version: distorted now, from the key's seed, and labelled by its damage
+            version, mos, std = self.light[i].make(image.permute(1, 2, 0).numpy(), 0 if seed is None else seed)
+            image = torch.from_numpy(version if version.flags.writeable else version.copy()).permute(2, 0, 1)
+            target = torch.from_numpy(self.label(mos, std))
+        if seed is None:
+            x = self.transform(image)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                x = self.transform(image)
+        unit = -1 if seed is None else seed  # the ranking term pairs items of one unit (same seed: same crop)
+        return x, target, torch.tensor(mos, dtype=torch.float32), i, unit
+
+
+class EpochSampler:
+    """A DataLoader sampler yielding ``(index, seed)``: the order (shuffled or not) and the augmentation seeds are a
+    function of the run's seed and the epoch only (Lightning calls ``set_epoch``), so a run resumed at epoch E sees
+    exactly the batches the uninterrupted run saw, whatever the RNG state or the loader workers. torch's RandomSampler
+    draws from the global RNG instead, which a resumed process cannot reproduce. A plain iterable (DataLoader needs
+    no Sampler subclass), so this module does not import torch.
+
+    Distributed (``world`` > 1): every process draws the same epoch order and takes every ``world``-th item from
+    position ``rank``, so the processes share each epoch without overlap and an item keeps its augmentation seed
+    whatever the number of processes. ``pad``: repeat items from the start of the order until every process has the
+    same count, as torch's DistributedSampler does: DDP and FSDP need the same number of steps, and of forward passes,
+    on every process (validation drops the repeats by index after gathering); without it the shards differ by at
+    most one item and none is seen twice."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, pad: bool = True):
+        if not 0 <= rank < world:
+            raise ValueError(f"rank must be in [0, world), got rank {rank} of {world}")
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+        self.rank, self.world, self.pad = rank, world, pad
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        if self.pad:
+            return -(-self.n // self.world)
+        return len(range(self.rank, self.n, self.world))
+
+    def __iter__(self):
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(self.n) if self.shuffle else np.arange(self.n)
+        items = list(zip(order.tolist(), rng.integers(0, 2**62, self.n).tolist(), strict=True))
+        if self.pad and self.world > 1 and items:
+            items += (items * self.world)[: len(self) * self.world - self.n]
+        return iter(items[self.rank :: self.world])
+
+
+def clean_anchors(
+    records: list[Record], label_margin: float | None = None, top: float = math.inf
+) -> tuple[list[Record], list[int | None]]:
+    """The items of the ranking term: ``records`` followed by one clean record per reference image the dataset
+    ships, and for each of ``records`` the index of its clean record (None: the dataset has no reference file for it,
+    or the image has no distortion level, as camera photos have not).
+
+    ``label_margin`` None: the clean records have no label (MOS nan), only their place above their versions. A
+    number: they are labelled at the top of their scene's observed scale, the highest MOS among the reference's
+    versions in ``records`` plus ``label_margin``, with that version's std, capped at ``top`` (the scale's).
+    TID2013 publishes no score for its references; this is the label their place implies."""
+    items, clean = list(records), {}
+    anchors: list[int | None] = []
+    best: dict[str, Record] = {}
+    for r in records:
+        if r.level > 0 and (r.ref not in best or r.mos > best[r.ref].mos):
+            best[r.ref] = r
+    for r in records:
+        if r.level > 0 and r.reference is not None and r.ref not in clean and r.reference.is_file():
+            clean[r.ref] = len(items)
+            best_version = best[r.ref]
+            mos, std = (
+                (math.nan, math.nan)
+                if label_margin is None
+                else (min(top, best_version.mos + label_margin), best_version.mos_std)
+            )
+            items.append(
+                Record(
+                    path=r.reference,
+                    mos=mos,
+                    mos_std=std,
+                    ref=r.ref,
+                    kind=0,
+                    level=0,
+                    reference=None,
+                    name=f"reference:{r.reference.name}",
+                )
+            )
+        anchors.append(clean.get(r.ref) if r.level > 0 else None)
+    return items, anchors
+
+
+@dataclass(frozen=True)
+class LightVersion:
+    """How to make a light version of one scene's clean reference: distortion ``kind`` (``pynima.synth.distortions``,
+    TID2013's numbering) at a random strength up to ``strength`` (the type's level 1 in pynima's level table),
+    labelled between the clean label and the scene's level 1 of that type in proportion to its damage: the share of
+    level 1's mean squared error against the clean image that it has, capped at 1. Linear in MSE because, for small
+    damage, what people notice grows with the energy of the change; the labels only need to keep clean above light
+    above level 1 within one type, which any increasing map does."""
+
+    kind: int
+    strength: float
+    level1_mse: float
+    clean: tuple[float, float]  # the clean label (mos, std)
+    level1: tuple[float, float]  # the scene's level-1 label of this type (mos, std)
+
+    def make(self, image: np.ndarray, seed: int) -> tuple[np.ndarray, float, float]:
+        """(the light version, its mos, its std) of ``image``, the clean reference as (H, W, 3) uint8; the same
+        ``seed`` gives the same version."""
+        from pynima.synth.distortions import distort
+
+        image = np.ascontiguousarray(image)
+        rng = np.random.default_rng([seed, self.kind, LIGHT_STREAM])
+        strength = float(rng.uniform(0.0, self.strength))
+        version = distort(image, self.kind, strength=strength, seed=int(rng.integers(2**31)))
+        share = min(1.0, mean_squared_error(image, version) / self.level1_mse)
+        (c_mos, c_std), (m_mos, m_std) = self.clean, self.level1
+        return version, c_mos - share * (c_mos - m_mos), c_std + share * (m_std - c_std)
+
+
+LIGHT_STREAM = 7  # the random stream of light versions, apart from the crop's (the same key drives both)
+
+
+# TID2013 types whose strength 0 is the clean image and whose damage grows steadily with strength: the ones light
+# versions are made of (noise of every kind, impulse noise, blur, JPEG)
+LIGHT_KINDS = (1, 2, 3, 4, 5, 6, 8, 10, 19)
+
+
+def mean_squared_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean squared difference of two images of one shape, on 0-255."""
+    return float(np.mean((a.astype(np.float32) - b.astype(np.float32)) ** 2))
+
+
+def light_versions(
+    records: list[Record], items: list[Record], anchors: list[int | None]
+) -> tuple[list[Record], dict[int, LightVersion], list[tuple[int, ...]]]:
+    """Light versions of the clean references ``clean_anchors`` added: damage lighter than TID2013's level 1
+    (noise of std 1-5, JPEG at quality 60-100), which no labelled image shows, labelled between the clean label
+    and level 1 (``LightVersion``). Needs TID2013's type numbering (``LIGHT_KINDS``) and labelled clean items.
+
+    Returns ``items`` followed by one item per (scene, type) with a level-1 image in ``records``; their
+    ``LightVersion`` by item index; and per record, the light items it is paired with in a batch (its own type's if
+    it is one of LIGHT_KINDS, else every light item of its scene)."""
+    from pynima.synth.distortions import level_strengths
+
+    strengths = level_strengths()
+    out, light = list(items), {}
+    by_scene: dict[object, dict[int, int]] = {}
+    for i, r in enumerate(records):
+        clean = anchors[i]
+        if r.level != 1 or r.kind not in LIGHT_KINDS or clean is None or not math.isfinite(items[clean].mos):
+            continue
+        mse = mean_squared_error(load_rgb(items[clean].path), load_rgb(r.path))
+        if mse <= 0:
+            continue
+        reference = items[clean]
+        light[len(out)] = LightVersion(
+            r.kind, strengths[r.kind][0], mse, (reference.mos, reference.mos_std), (r.mos, r.mos_std)
+        )
+        by_scene.setdefault(r.ref, {})[r.kind] = len(out)
+        out.append(replace(reference, kind=r.kind, name=f"light:{r.kind}:{reference.path.name}"))
+    lights = []
+    for r in records:
+        scene = by_scene.get(r.ref, {})
+        lights.append((scene[r.kind],) if r.kind in scene else tuple(scene.values()))
+    return out, light, lights
+
+
+class AnchorBatchSampler:
+    """A DataLoader batch sampler for the ranking term: the batches of ``sampler`` (an ``EpochSampler``: the same
+    images, order and crops as training without it), each followed by the clean reference of its first ``per_batch``
+    images that have one, keyed with that image's seed, so the pair gets the same crop and flip and differs only by
+    the distortion; with ``lights`` (per image, the light versions it may be paired with: ``light_versions``), a
+    light version of the same scene too, keyed alike (``IQADataset`` gives the seed as the item's unit;
+    ``pynima.training.module.ranking_loss`` pairs by it).
+    Lightning calls ``sampler.set_epoch``; distributed, ``sampler`` is the process's shard."""
+
+    def __init__(
+        self,
+        sampler: EpochSampler,
+        batch_size: int,
+        anchors: list[int | None],
+        per_batch: int,
+        lights: list[tuple[int, ...]] | None = None,
+    ):
+        self.sampler, self.batch_size, self.anchors, self.per_batch = sampler, batch_size, anchors, per_batch
+        self.lights = lights
+
+    def __len__(self) -> int:
+        return -(-len(self.sampler) // self.batch_size)
+
+    def __iter__(self):
+        keys = list(self.sampler)
+        for start in range(0, len(keys), self.batch_size):
+            batch = keys[start : start + self.batch_size]
+            chosen = [(i, seed) for i, seed in batch if self.anchors[i] is not None][: self.per_batch]
+            paired = [(self.anchors[i], seed) for i, seed in chosen]
+            if self.lights is not None:  # and a light version of the same scene, cropped alike
+                paired += [(self.lights[i][seed % len(self.lights[i])], seed) for i, seed in chosen if self.lights[i]]
+            yield batch + paired
+
+
+def one_label(mos: float, std: float, labels: str, vote: str) -> np.ndarray:
+    """The target distribution of one item labelled (``mos``, ``std``) as ``label_distributions`` makes it; a
+    module-level function so that loader workers can unpickle it."""
+    return label_distributions([Record(Path(), mos, std, 0, 0, 0, None)], labels, vote)[0]
+
+
+def make_loader(
+    records: list[Record],
+    cfg: TrainConfig,
+    train_mode: bool,
+    rank: int = 0,
+    world: int = 1,
+    tid2013_types: bool = False,
+) -> DataLoader:
+    """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``. In a
+    distributed run, process ``rank`` of ``world`` gets its shard (``EpochSampler``), padded to equal length;
+    validation drops the repeats after gathering (``NIMAModule.on_validation_epoch_end``). ``tid2013_types``: the
+    records number their distortion types as TID2013 does, which ``cfg.light_versions`` needs."""
+    targets = label_distributions(records, cfg.labels, cfg.vote_std)
+    workers = 0 if cfg.cache_images else cfg.num_workers
+    common = {
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
+        "generator": torch.Generator().manual_seed(cfg.seed),
+    }  # leaves the global RNG alone
+    transform = transforms(*normalization(cfg.backbone), train_mode)
+    if train_mode and (cfg.ranking_weight > 0 or cfg.clean_label):
+        items, anchors = clean_anchors(records, cfg.ranking_margin if cfg.clean_label else None, TOP)
+        if len(items) == len(records):  # a dataset without reference images (camera photos, a CSV)
+            (log.warning if cfg.ranking_weight > 0 else log.info)(
+                "the training part has no reference images of distorted versions: no clean images to add (EMD alone)"
+            )
+        added = (
+            label_distributions(items[len(records) :], cfg.labels, cfg.vote_std)
+            if cfg.clean_label
+            else np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)
+        )
+        targets = np.concatenate([targets, added.astype(targets.dtype)])
+        light, lights = {}, None
+        if cfg.light_versions and not tid2013_types:
+            log.warning(
+                "light versions need TID2013's distortion types (a tid2013-layout dataset): trained without them"
+            )
+        elif cfg.light_versions:
+            clean = len(items)
+            items, light, lights = light_versions(records, items, anchors)
+            targets = np.concatenate([targets, np.repeat(targets[clean - 1 : clean], len(items) - clean, 0)])
+            log.info("light versions of %d (scene, type) pairs join training", len(light))
+        batches = AnchorBatchSampler(
+            EpochSampler(len(records), cfg.seed, True, rank, world),
+            cfg.batch_size,
+            anchors,
+            max(1, round(cfg.batch_size * ANCHOR_SHARE)),
+            lights,
+        )
+        label = functools.partial(one_label, labels=cfg.labels, vote=cfg.vote_std)
+        return DataLoader(
+            IQADataset(items, targets, transform, cache=cfg.cache_images, light=light, label=label),
+            batch_sampler=batches,
+            **common,
+        )
+    ds = IQADataset(records, targets, transform, cache=cfg.cache_images)
+    sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world)
+    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False, **common)
