@@ -75,3 +75,15 @@ def run(tiny, tmp_path_factory):
         data=str(tiny), out=str(out), epochs=3, batch_size=8, num_workers=0, lr_head=3e-3, lr_base=3e-4, seed=0
     )
     return train(cfg, progress=False)
+
+
+TRAINING_FIXTURES = {"run", "bench", "search"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Tests that use a fixture that trains (``run``: a model trained for half a minute, once per session;
+    test_protocols' ``bench`` and ``search``) belong to the slow lane, so that ``pytest -m "not slow"`` trains none."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

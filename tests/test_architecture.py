@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import pynima
 
 PACKAGE = Path(pynima.__file__).parent
@@ -116,6 +118,7 @@ def test_no_module_over_500_lines():
     assert long.get("pynima.synth.distortions", 0) < 600
 
 
+@pytest.mark.slow
 def test_each_module_imports_alone():
     """Each module imported first, in a fresh interpreter state of pynima: an import cycle would fail here."""
     code = (
@@ -129,6 +132,7 @@ def test_each_module_imports_alone():
     assert r.returncode == 0, r.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_scoring_with_an_onnx_model_needs_no_torch(run, photos, tmp_path):
     """The core install: the CLI scores with an ONNX export while every heavy package fails to import."""
     from PIL import Image

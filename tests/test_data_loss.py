@@ -66,6 +66,7 @@ def test_overwrite_never_deletes_a_folder_pynima_did_not_make_a_run(tiny, tmp_pa
     assert digest(mine) == before
 
 
+@pytest.mark.slow
 def test_evaluate_refuses_to_replace_a_runs_test_results_or_an_earlier_evaluation(run_copy, tiny, tmp_path, capsys):
     before = digest(run_copy)
     code = main(["evaluate", str(run_copy / "best.ckpt"), str(tiny), "--out", str(run_copy)])

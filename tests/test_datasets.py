@@ -423,6 +423,7 @@ def test_spaq_resizes_once_to_a_shorter_side_of_512(tmp_path):
 
 
 @pytest.mark.parametrize("layout", ["koniq10k", "ava"])
+@pytest.mark.slow
 def test_one_epoch_on_vote_histograms(layout, tmp_path):
     """Training reads the layout, splits it officially, trains on the vote histograms and reports the test part on
     the dataset's own scale."""
@@ -459,6 +460,7 @@ def test_one_epoch_on_vote_histograms(layout, tmp_path):
     assert np.allclose(p["score"], [r.score for r in ds.records if r.key in set(p["name"])], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_cross_dataset_evaluation_of_an_onnx_export(run, tmp_path):
     """pynima evaluate MODEL.onnx DATA on another layout: the scores on the model's scale and on KADID's 1-5."""
     import subprocess

@@ -21,6 +21,7 @@ def test_numbering_matches_tid2013():
 
 
 @pytest.mark.parametrize("kind", list(DISTORTIONS))
+@pytest.mark.slow
 def test_changes_image_and_keeps_shape_dtype(kind, photos, outputs):
     for i, img in enumerate(photos):
         for lv in LEVELS:
@@ -76,6 +77,7 @@ def test_level_table_is_complete_and_ordered():
 
 
 @pytest.mark.parametrize("kind", [1, 8, 10, 16, 17, 22, 23])
+@pytest.mark.slow
 def test_strength_for_psnr_meets_target(kind, photos):
     sign = LEVEL_SIGNS.get(kind, (1,) * 5)[1]
     s = strength_for_psnr(photos[0], kind, 30.0, sign=sign)

@@ -60,6 +60,7 @@ def test_search_refuses_several_processes(tiny, tmp_path):
         run_search(TrainConfig(data=str(tiny), out=str(tmp_path / "s"), devices=2), trials=1)
 
 
+@pytest.mark.slow
 def test_two_processes_train_once_and_validate_on_the_whole_set(tiny, tmp_path):
     """Lightning launches the second process; the run writes one set of outputs, and its validation metrics (over
     both processes' shards) equal a one-process evaluation of the saved checkpoint on the same images."""
@@ -170,6 +171,7 @@ def test_benchmark_under_torchrun(tiny, tmp_path):
     assert not list(out.glob("split_*/best.onnx"))
 
 
+@pytest.mark.slow
 def test_train_under_slurm(tiny, tmp_path):
     """Two processes started with the variables srun gives each task (no SLURM here): Lightning's SLURM environment
     ranks them, and rank 0 alone writes the run."""

@@ -76,6 +76,7 @@ def test_evaluation_uses_the_prediction_path(run, tiny):
     assert np.allclose(means, pred["pred_mean"], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_predict_cli_onnx_engine(run, tiny, onnx_file):
     image = tiny / "distorted_images" / "i02_08_3.bmp"
     out = {}
@@ -101,6 +102,7 @@ def test_predict_cli_onnx_engine(run, tiny, onnx_file):
     assert out["torch"] == pytest.approx(out["onnx"], abs=1e-4)
 
 
+@pytest.mark.slow
 def test_int8_model_loads_and_scores(tiny, onnx_file):
     calibration = sorted((tiny / "distorted_images").iterdir())[:16]
     int8 = quantize_int8(onnx_file, calibration)

@@ -47,6 +47,7 @@ def browser():
     driver.quit()
 
 
+@pytest.mark.slow
 def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone_width(
     server, browser, photos, tmp_path
 ):
@@ -100,6 +101,7 @@ def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone
     assert (ARTIFACTS / "page.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_the_crops_change(
     photos, browser, tmp_path
 ):
@@ -156,6 +158,7 @@ def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_th
         stop(proc)
 
 
+@pytest.mark.slow
 def test_the_api_page_works_offline_and_can_upload(server, browser):
     """/docs is Swagger UI from the package's own files (this browser reaches no CDN either way: the machine is
     offline), and the score operation declares its body, so Try it out offers a file upload."""

@@ -47,6 +47,7 @@ def test_split_ratios_carve_validation_from_train():
         split_ratios((0.5, 0.2))
 
 
+@pytest.mark.slow
 def test_benchmark_splits_are_disjoint_by_reference_and_seeded(bench, tiny):
     records = read_tid2013(tiny)
     seen_tests = []
@@ -72,6 +73,7 @@ def test_benchmark_summary_matches_its_splits(bench):
     assert len((out / "results.csv").read_text().strip().splitlines()) == 3
 
 
+@pytest.mark.slow
 def test_benchmark_resumes_and_refuses_another_config(bench, caplog):
     from dataclasses import replace
     from pathlib import Path
@@ -90,6 +92,7 @@ def test_benchmark_resumes_and_refuses_another_config(bench, caplog):
         run_benchmark(replace(bench, epochs=2), repeats=3, progress=False)
 
 
+@pytest.mark.slow
 def test_benchmark_cross_dataset_table(bench, tiny, tmp_path):
     """--cross on a finished benchmark: every split's model scored on another layout (a KADID-10k stand-in made of
     tiny's images), nothing retrained, and the summary's cross table is the median over the splits."""
@@ -122,6 +125,7 @@ def test_benchmark_cross_dataset_table(bench, tiny, tmp_path):
     assert "Cross-dataset" in report and f"| kadid | kadid10k | 8 | 2 | {cross['srcc']['median']:.4f}" in report
 
 
+@pytest.mark.slow
 def test_search_resumes_from_its_storage(search):
     import optuna
 

@@ -109,6 +109,7 @@ def test_ranking_options_are_checked(bad):
         TrainConfig(data="d", ranking_margin=bad)
 
 
+@pytest.mark.slow
 def test_evaluate_measures_within_reference_ranking_with_the_clean_images(run, tiny_refs, tiny, tmp_path):
     from pynima.evaluation.evaluate import evaluate_checkpoint, format_table, read_predictions
     from pynima.scoring.models import load
@@ -132,6 +133,7 @@ def test_evaluate_measures_within_reference_ranking_with_the_clean_images(run, t
     assert without["ordered_pairs"] is not None  # the versions are still ranked among themselves
 
 
+@pytest.mark.slow
 def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
     from pynima.files import read_csv, read_json
     from pynima.training.train import train
@@ -153,6 +155,7 @@ def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
     assert rows and math.isfinite(float(rows[0]["train_rank"])) and float(rows[0]["train_emd"]) > 0
 
 
+@pytest.mark.slow
 def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path):
     from pynima.files import read_csv, read_json
     from pynima.training.items import make_loader

@@ -95,6 +95,7 @@ def _assert_same_scores(rows: list[dict], expected: dict[str, dict], prefix: str
             np.testing.assert_allclose(row["distribution"], want["distribution"], atol=1e-6, rtol=0)
 
 
+@pytest.mark.slow
 def test_scores_equal_pynima_predict_and_every_file_is_a_row(local_ray, folders):
     mixed, _ = folders
     missing = mixed.parent / "no-such-folder"
@@ -148,6 +149,7 @@ def test_a_file_that_vanishes_from_object_storage_is_an_error_row(local_ray, fol
     assert out["error"].to_pylist() == ["no such file", None] and out["mean"][1].as_py() > 0
 
 
+@pytest.mark.slow
 def test_cli_writes_parquet_reports_skipped_files_and_refuses_an_existing_out(local_ray, folders, tmp_path, capsys):
     mixed, _ = folders
     out = tmp_path / "scores.parquet"
@@ -167,6 +169,7 @@ def test_cli_writes_parquet_reports_skipped_files_and_refuses_an_existing_out(lo
     assert "already exists" in capsys.readouterr().err and out.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_cli_on_good_images_exits_0_with_grid_crops(local_ray, folders, tmp_path, capsys):
     _, good = folders
     out = tmp_path / "deep" / "scores.parquet"

@@ -24,6 +24,7 @@ def test_lr_factor_follows_its_formula():
     assert lr_factor(0, 0, 10, "cosine") == 1.0
 
 
+@pytest.mark.slow
 def test_the_scheduler_sets_each_steps_learning_rate(tiny, tmp_path):
     """2 epochs x 5 steps, 1 warm-up epoch, cosine: the learning rate Lightning applies at each step."""
     import lightning as L
@@ -68,6 +69,7 @@ def test_init_starts_from_the_checkpoints_weights(run, tiny, tmp_path):
         build_module(TrainConfig(data=str(tiny), backbone="tf_efficientnet_lite1", init=str(run / "best.ckpt")))
 
 
+@pytest.mark.slow
 def test_a_split_without_a_test_part(tiny, tmp_path):
     records = read_tid2013(tiny)
     split = make_split(records, "reference", split_ratios([0.8, 0.2, 0]), seed=0)
@@ -132,6 +134,7 @@ def test_the_test_part_is_scored_with_the_configs_crops(run):
     assert json.loads((run / "metrics.json").read_text())["crops"] == CROP_DESCRIPTION["centre"]
 
 
+@pytest.mark.slow
 def test_test_crops_grid_scores_the_test_part_with_the_grid(tiny, tmp_path):
     from pynima.evaluation.evaluate import CROP_DESCRIPTION
 

@@ -56,6 +56,7 @@ def synth_inputs(tmp_path_factory):
     return root / "refs", good, bad
 
 
+@pytest.mark.slow
 def test_synth_failure_leaves_the_old_dataset_intact(synth_inputs, tmp_path):
     refs, good, bad = synth_inputs
     out = tmp_path / "ds"
@@ -75,6 +76,7 @@ def test_synth_failure_leaves_the_old_dataset_intact(synth_inputs, tmp_path):
     assert not list(out.glob(".*.tmp*"))
 
 
+@pytest.mark.slow
 def test_synth_interrupted_midway_keeps_the_old_dataset(synth_inputs, tmp_path, monkeypatch):
     import pynima.synth.build
 
@@ -93,6 +95,7 @@ def test_synth_interrupted_midway_keeps_the_old_dataset(synth_inputs, tmp_path, 
     assert tree_digest(out) == before and not list(out.glob(".*.tmp*"))
 
 
+@pytest.mark.slow
 def test_synth_failing_mid_swap_puts_the_old_dataset_back(synth_inputs, tmp_path, monkeypatch):
     import pynima.synth.build
 
@@ -115,6 +118,7 @@ def test_synth_failing_mid_swap_puts_the_old_dataset_back(synth_inputs, tmp_path
     assert synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], progress=False).cached
 
 
+@pytest.mark.slow
 def test_what_killed_runs_left_is_cleaned_up(synth_inputs, tmp_path):
     refs, good, _ = synth_inputs
     out = tmp_path / "ds"
@@ -129,6 +133,7 @@ def test_what_killed_runs_left_is_cleaned_up(synth_inputs, tmp_path):
     assert [p.name for p in out.glob(".*.tmp*")] == [alive.name]
 
 
+@pytest.mark.slow
 def test_synth_can_read_its_references_from_its_own_output(synth_inputs, tmp_path):
     refs, good, _ = synth_inputs
     out = tmp_path / "ds"
@@ -141,6 +146,7 @@ def test_synth_can_read_its_references_from_its_own_output(synth_inputs, tmp_pat
     assert np.array_equal(np.asarray(Image.open(out / "reference_images" / "I01.bmp")), first)
 
 
+@pytest.mark.slow
 def test_synth_cache_checks_the_files_on_disk(synth_inputs, tmp_path):
     refs, good, _ = synth_inputs
     out = tmp_path / "ds"
@@ -188,6 +194,7 @@ def tiny_config(tiny, out, **kw) -> TrainConfig:
     )
 
 
+@pytest.mark.slow
 def test_train_refuses_an_existing_run_and_overwrite_replaces_only_its_files(run, tiny, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -220,6 +227,7 @@ def test_a_locked_run_folder_is_refused(tiny, tmp_path):
         pass
 
 
+@pytest.mark.slow
 def test_bad_images_are_found_before_training(tiny, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -238,6 +246,7 @@ def test_bad_images_are_found_before_training(tiny, tmp_path):
     assert not (out / "last.ckpt").exists() and not (out / "metrics.csv").exists()
 
 
+@pytest.mark.slow
 def test_an_image_that_fails_in_a_loader_worker_is_one_line(tiny, tmp_path):
     """A truncated JPEG passes the header check; decoding it in a DataLoader worker fails with its name."""
     from pynima.training.train import unwrap_loader_error
@@ -291,6 +300,7 @@ def uninterrupted(tiny, tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("where", [(1, 0), (1, 2)], ids=["epoch-boundary", "mid-epoch"])
+@pytest.mark.slow
 def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny, tmp_path, where, uninterrupted):
     """SIGKILL at the start of epoch 1 or at its third batch; --resume then ends with the same metrics and log."""
     from dataclasses import asdict
@@ -312,6 +322,7 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny, tmp_path, wher
     assert (killed / "metrics.csv").read_text() == (uninterrupted / "metrics.csv").read_text()
 
 
+@pytest.mark.slow
 def test_resume_options_are_checked(tmp_path, run):
     r = subprocess.run(CLI + ["train", "--resume", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "no config.json" in r.stderr
@@ -327,6 +338,7 @@ def test_resume_options_are_checked(tmp_path, run):
     assert not (tmp_path / "pwned").exists()
 
 
+@pytest.mark.slow
 def test_a_failing_init_leaves_the_run_it_would_overwrite(run, tiny, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
@@ -383,6 +395,7 @@ class Payload:
         return (Path.write_text, (self.marker, "code ran"))
 
 
+@pytest.mark.slow
 def test_a_pickle_payload_checkpoint_does_not_execute(run, tmp_path):
     import pynima
 
@@ -470,6 +483,7 @@ def test_a_failed_export_leaves_no_partial_file(run, tmp_path, monkeypatch):
     assert target.read_bytes() == b"the previous export" and os.listdir(tmp_path) == ["best.onnx"]
 
 
+@pytest.mark.slow
 def test_a_missing_or_broken_split_file_is_one_line(run, tiny, tmp_path):
     broken = tmp_path / "split.json"
     broken.write_text('{"train": [')

@@ -279,6 +279,7 @@ def test_cors_is_off_by_default_and_configurable(server):
         stop(proc)
 
 
+@pytest.mark.slow
 def test_workers_each_load_the_model_and_score_the_same(images):
     proc, url = start("--workers", "2")
     try:

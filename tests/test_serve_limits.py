@@ -279,6 +279,7 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_workers_exit_when_the_supervisor_is_killed():
     proc, url = start("--workers", "2")
     port = int(url.rsplit(":", 1)[1])

@@ -114,6 +114,7 @@ def test_synth_terminated_stops_its_workers_at_once_and_reruns(refs, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+@pytest.mark.slow
 def test_synth_into_a_folder_holding_only_a_killed_builds_leftovers(refs, tmp_path):
     """A SIGKILLed synth leaves its hidden build folder; the rerun used to call the folder 'not a pynima synth
     dataset', because the emptiness check ran before the stale temporaries were cleaned up."""
@@ -132,6 +133,7 @@ def test_synth_into_a_folder_holding_only_a_killed_builds_leftovers(refs, tmp_pa
     assert (out / "pynima-synth.json").is_file() and not list(out.glob(".build.*"))
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_naming_the_file_with_its_own_exit_code(run, tmp_path):
     """A file-size limit stands for a full disk (EFBIG like ENOSPC, no root or tmpfs needed): export used to end in a
     traceback of the temporary file's cleanup, exit 1."""
@@ -214,6 +216,7 @@ def test_report_into_a_full_disk_is_one_line_and_leaves_no_partial_file(run, tmp
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
 
 
+@pytest.mark.slow
 def test_evaluate_into_a_full_disk_is_one_line_and_leaves_no_partial_file(run, tiny, tmp_path):
     out = tmp_path / "ev"
     done = subprocess.run(

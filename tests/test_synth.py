@@ -28,6 +28,7 @@ def pseudo(refs_dir, tmp_path_factory):
     return synthesize(out, refs=refs_dir, seed=0, workers=2, progress=False)
 
 
+@pytest.mark.slow
 def test_pseudo_labelled_dataset_round_trips(pseudo):
     assert not pseudo.cached and pseudo.n_images == 120
     recs = read_tid2013(pseudo.out)
@@ -135,6 +136,7 @@ def test_cli_errors_are_one_line(tmp_path):
     assert r.stderr.strip().count("\n") == 0 and "reference folder not found" in r.stderr
 
 
+@pytest.mark.slow
 def test_no_progress_bar_when_stderr_is_not_a_terminal(refs_dir, tmp_path):
     """A log file or a CI job gets the summary line, not hundreds of carriage-return updates of tqdm's bar."""
     r = subprocess.run(

@@ -110,6 +110,7 @@ def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path):
     assert len(r.stdout.strip().splitlines()) == 1 + 3 and "i01_08_5.bmp" in r.stdout and r.returncode == 1
 
 
+@pytest.mark.slow
 def test_same_seed_same_run(tiny, tmp_path):
     def once(name):
         cfg = TrainConfig(
@@ -128,6 +129,7 @@ def test_same_seed_same_run(tiny, tmp_path):
         ["predict", "{tmp}/missing.ckpt", "{tmp}"],
     ],
 )
+@pytest.mark.slow
 def test_cli_errors_are_one_line(args, tmp_path):
     cmd = [sys.executable, "-m", "pynima.cli"] + [a.format(tmp=tmp_path) for a in args]
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -149,6 +151,7 @@ def test_image_cache_gives_the_same_items(tiny):
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[2] == b[2]
 
 
+@pytest.mark.slow
 def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
     from pynima.model.network import create_model
 
@@ -189,6 +192,7 @@ def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
         ('{"data": "x", "learning_rate": 1}', "unknown config key"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_config_file_is_one_line_naming_the_key(content, problem, tmp_path):
     config = tmp_path / "config.json"
     config.write_text(content)
