@@ -84,28 +84,8 @@ def landscape(trials: list[dict], path: Path, ranges: dict[str, tuple[float, flo
     plt.close(fig)
 
 
-def run_search(
-    cfg,
-    trials: int = 20,
-    sampler: str = "random",
-    lr_head_range: tuple[float, float] = DEFAULT_LR_HEAD,
-    lr_base_range: tuple[float, float] = DEFAULT_LR_BASE,
-    storage: str | Path | None = None,
-    study_name: str = "pynima",
-    progress: bool = False,
-) -> dict:
-    """Run (or resume) a search until ``trials`` trials have completed; returns what search.json holds.
-
-    ``cfg`` is the ``TrainConfig`` every trial uses (its ``epochs`` is the short per-trial budget, its ``out`` the
-    search folder); its learning rates are ignored.
-    """
-    import optuna
-
-    from pynima.config import TrainConfig
-    from pynima.datasets.registry import read_config_dataset
-    from pynima.datasets.splits import dataset_split
-    from pynima.training.train import train
-
+def _check_ranges(cfg, sampler: str, lr_head_range, lr_base_range) -> dict[str, tuple[float, float]]:
+    """The search's learning-rate ranges, after checking them, the sampler and the one-process setting."""
     if sampler not in SAMPLERS:
         raise PynimaError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if cfg.devices != 1 or cfg.num_nodes != 1:
@@ -118,25 +98,17 @@ def run_search(
     for name, (lo, hi) in ranges.items():
         if not 0 < lo < hi:
             raise PynimaError(f"--{name.replace('_', '-')}-range needs 0 < LOW < HIGH, got {lo:g} {hi:g}")
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    split_file = Path(cfg.split_file) if cfg.split_file else out / "split.json"
-    if not cfg.split_file and not split_file.is_file():
-        dataset = read_config_dataset(cfg)
-        write_json(split_file, dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed), indent=1)
-    base = replace(cfg, split_file=str(split_file), lr_head=None, lr_base=None, export_onnx=False)
+    return ranges
 
-    identity = {k: v for k, v in asdict(base).items() if k not in ("out", "num_workers", "export_onnx")} | {
-        "ratios": list(base.ratios),
-        "sampler": sampler,
-        "ranges": {k: list(v) for k, v in ranges.items()},
-    }
-    storage = Path(storage) if storage else out / "study.db"
+
+def _open_study(storage: Path, study_name: str, sampler: str, seed: int, identity: dict):
+    """The Optuna study in ``storage``: new, or resumed when it was run with the same configuration (refused
+    otherwise); trials an interruption cut off count as failed, and new trials replace them."""
+    import optuna
+
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is our one line, not its traceback
     sampler_obj = (
-        optuna.samplers.RandomSampler(seed=cfg.seed)
-        if sampler == "random"
-        else optuna.samplers.TPESampler(seed=cfg.seed)
+        optuna.samplers.RandomSampler(seed=seed) if sampler == "random" else optuna.samplers.TPESampler(seed=seed)
     )
     study = optuna.create_study(
         study_name=study_name,
@@ -154,9 +126,17 @@ def run_search(
             f"{storage}: study {study_name!r} was run with another configuration (differs in "
             f"{', '.join(changed)}); use another --out, --storage or --study"
         )
-    for t in study.trials:  # cut off by an interruption: count it as failed, a new trial replaces it
+    for t in study.trials:
         if t.state == optuna.trial.TrialState.RUNNING:
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    return study
+
+
+def _objective(base, out: Path, ranges: dict, progress: bool):
+    """One trial: a short run at the learning rates Optuna suggests, its best validation EMD (checkpoints deleted)."""
+    import optuna
+
+    from pynima.training.train import train
 
     def objective(trial: optuna.Trial) -> float:
         lr_head = trial.suggest_float("lr_head", *ranges["lr_head"], log=True)
@@ -180,25 +160,16 @@ def run_search(
         srcc = "n/a" if val_srcc is None else f"{val_srcc:.4f}"
         log.info(
             "trial %3d: lr_head %.3g  lr_base %.3g  val EMD %.4f  val SRCC %s  (%.0f s)",
-            trial.number,
-            lr_head,
-            lr_base,
-            val_emd,
-            srcc,
-            info["seconds"],
+            *(trial.number, lr_head, lr_base, val_emd, srcc, info["seconds"]),
         )
         return val_emd
 
-    complete = optuna.trial.TrialState.COMPLETE
-    remaining = trials - sum(t.state == complete for t in study.trials)
-    log.info(
-        "study %r in %s: %d trials done, %d to run", study_name, storage, trials - max(remaining, 0), max(remaining, 0)
-    )
-    if remaining > 0:
-        # a diverged trial (NaN loss) fails, logged, and the search goes on: it is a learning rate not to pick
-        study.optimize(objective, n_trials=remaining, catch=(NonFiniteError,))
+    return objective
 
-    rows = [
+
+def _trial_rows(study) -> list[dict]:
+    """One row per trial, as search.json and the landscape plot hold them."""
+    return [
         {
             "number": t.number,
             "state": t.state.name,
@@ -212,12 +183,13 @@ def run_search(
         }
         for t in study.trials
     ]
-    if not any(t.state == complete for t in study.trials):
-        raise PynimaError(
-            f"{out}: no trial finished ({len(study.trials)} failed: diverged or interrupted); narrow "
-            f"--lr-head-range and --lr-base-range"
-        )
-    best = study.best_trial
+
+
+def _write_best_config(base, best, out: Path, trials: int, sampler: str, export_onnx: bool) -> None:
+    """best_config.json: the best trial's learning rates with the default epochs, for the final run on the same
+    split."""
+    from pynima.config import TrainConfig
+
     default_epochs = next(f.default for f in fields(TrainConfig) if f.name == "epochs")
     best_cfg = asdict(
         replace(
@@ -226,7 +198,7 @@ def run_search(
             lr_head=best.params["lr_head"],
             lr_base=best.params["lr_base"],
             epochs=default_epochs,
-            export_onnx=cfg.export_onnx,
+            export_onnx=export_onnx,
         )
     )
     best_cfg = best_cfg | {
@@ -237,6 +209,70 @@ def run_search(
         f"EMD); epochs reset to the default for the final run on the same split",
     }
     write_json(out / "best_config.json", best_cfg)
+
+
+def run_search(
+    cfg,
+    trials: int = 20,
+    sampler: str = "random",
+    lr_head_range: tuple[float, float] = DEFAULT_LR_HEAD,
+    lr_base_range: tuple[float, float] = DEFAULT_LR_BASE,
+    storage: str | Path | None = None,
+    study_name: str = "pynima",
+    progress: bool = False,
+) -> dict:
+    """Run (or resume) a learning-rate search until ``trials`` trials have completed.
+
+    Args:
+        cfg: the ``TrainConfig`` every trial uses: its ``epochs`` is the short per-trial budget, its ``out`` the
+            search folder; its learning rates are ignored.
+        trials: completed trials to reach (a resumed search runs only the missing ones).
+        sampler: "random" or "tpe" (Optuna's samplers, seeded with ``cfg.seed``).
+        lr_head_range: the head's learning-rate range, searched in log space.
+        lr_base_range: the backbone's learning-rate range, searched in log space.
+        storage: the Optuna SQLite file (default ``OUT/study.db``).
+        study_name: the study's name in ``storage``.
+        progress: show each trial's progress bar.
+
+    Returns:
+        What search.json holds: the trials, the best one, the configuration.
+    """
+    import optuna
+
+    from pynima.datasets.registry import read_config_dataset
+    from pynima.datasets.splits import dataset_split
+
+    ranges = _check_ranges(cfg, sampler, lr_head_range, lr_base_range)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    split_file = Path(cfg.split_file) if cfg.split_file else out / "split.json"
+    if not cfg.split_file and not split_file.is_file():
+        dataset = read_config_dataset(cfg)
+        write_json(split_file, dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed), indent=1)
+    base = replace(cfg, split_file=str(split_file), lr_head=None, lr_base=None, export_onnx=False)
+    identity = {k: v for k, v in asdict(base).items() if k not in ("out", "num_workers", "export_onnx")} | {
+        "ratios": list(base.ratios),
+        "sampler": sampler,
+        "ranges": {k: list(v) for k, v in ranges.items()},
+    }
+    storage = Path(storage) if storage else out / "study.db"
+    study = _open_study(storage, study_name, sampler, cfg.seed, identity)
+    complete = optuna.trial.TrialState.COMPLETE
+    remaining = trials - sum(t.state == complete for t in study.trials)
+    log.info(
+        "study %r in %s: %d trials done, %d to run", study_name, storage, trials - max(remaining, 0), max(remaining, 0)
+    )
+    if remaining > 0:
+        # a diverged trial (NaN loss) fails, logged, and the search goes on: it is a learning rate not to pick
+        study.optimize(_objective(base, out, ranges, progress), n_trials=remaining, catch=(NonFiniteError,))
+    rows = _trial_rows(study)
+    if not any(t.state == complete for t in study.trials):
+        raise PynimaError(
+            f"{out}: no trial finished ({len(study.trials)} failed: diverged or interrupted); narrow "
+            f"--lr-head-range and --lr-base-range"
+        )
+    best = study.best_trial
+    _write_best_config(base, best, out, trials, sampler, cfg.export_onnx)
     landscape(rows, out / "landscape.png", ranges)
     result = {
         "study": study_name,

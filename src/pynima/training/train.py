@@ -258,33 +258,13 @@ def process_rank(cfg: TrainConfig) -> int:
     return distributed_trainer(cfg, logger=False, enable_progress_bar=False, enable_checkpointing=False).global_rank
 
 
-def train(
-    cfg: TrainConfig,
-    progress: bool = True,
-    test: bool = True,
-    overwrite: bool = False,
-    resume: bool = False,
-    callbacks: list | tuple = (),
-    split: dict | None = None,
-) -> Path:
-    """Train, keep best/last checkpoints, then evaluate the best one on the test split (unless ``test`` is False, as
-    in a learning-rate search, which must never see the test images). Returns the run directory.
-
-    A folder that holds a run already is refused unless ``overwrite`` (start clean) or ``resume`` (continue from its
-    last.ckpt: optimizer, epoch, early stopping and RNG states; same final metrics as an uninterrupted run).
-    ``callbacks``: extra Lightning callbacks. ``split``: the split to train on (default: ``cfg.split_file``'s, or a
-    new one from ``cfg.split``, ``cfg.ratios`` and ``cfg.seed``).
-
-    Distributed (``cfg.devices`` x ``cfg.num_nodes`` > 1): every process runs this function. Rank 0 alone checks and
-    writes the run folder (lock, config, split, checkpoints, logs, ONNX export, test evaluation); the other ranks
-    read only the dataset and, when resuming, the run's split and checkpoint, and return after training."""
+def _trainer(cfg: TrainConfig, progress: bool, callbacks: list | tuple):
+    """The Trainer of a run, with the callbacks ``train`` reads back: best/last checkpoints, the CSV log and the
+    interruption (Ctrl-C, SIGTERM) catcher."""
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
-    t0 = time.perf_counter()
     out = Path(cfg.out)
-    cfg.check()
-    last = out / "last.ckpt"
     ckpt = ModelCheckpoint(
         dirpath=out, filename="best", monitor="val_emd", mode="min", save_last=True, enable_version_counter=False
     )
@@ -303,6 +283,130 @@ def train(
             *callbacks,
         ],
     )
+    return trainer, ckpt, logger, interruption
+
+
+def _read_parts(cfg: TrainConfig, split: dict | None, resume_from: Path | None, test: bool):
+    """The dataset, the split (a resumed run's own; else the one given, ``cfg.split_file``'s or a new one) and its
+    parts, every image of the parts used checked to open first."""
+    dataset = read_config_dataset(cfg)
+    if resume_from:
+        split = read_split(resume_from.parent / "split.json")
+    elif split is None:
+        split = (
+            read_split(cfg.split_file) if cfg.split_file else dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed)
+        )
+    parts = {part: apply_split(dataset.records, split, part) for part in ("train", "val", "test")}
+    check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
+    return dataset, split, parts
+
+
+def _resumed_epoch(resume_from: Path | None, world: int, cfg: TrainConfig, will_train: bool) -> int | None:
+    """The epoch of the checkpoint a run resumes from, after checking that it can be resumed with ``world``
+    processes; None for a new run."""
+    if resume_from is None:
+        return None
+    saved = read_checkpoint(resume_from)
+    epoch = saved.get("epoch")
+    if not isinstance(epoch, int):
+        raise PynimaError(f"{resume_from}: not a Lightning checkpoint of pynima train (no epoch)")
+    trained_with = saved.get("pynima_processes", 1)
+    if will_train and trained_with != world and (cfg.schedule != "constant" or cfg.warmup_epochs):
+        # the schedule counts optimizer steps, and a step covers world x batch images: another count would replay
+        # it at the wrong pace (a cosine reaching 0 early, or starting over)
+        raise PynimaError(
+            f"{resume_from}: trained by {trained_with} process(es); resume it with the same number (--devices x "
+            f"--num-nodes), not {world}, as its {cfg.schedule} learning-rate schedule counts optimizer steps"
+        )
+    return epoch
+
+
+def _restore_log(out: Path, logger, epoch: int) -> None:
+    """A resumed run's metrics.csv rows up to the checkpoint's epoch: Lightning's CSV logger starts a new file."""
+    history = [r for r in read_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
+    if history:
+        with warnings.catch_warnings():  # "previous log files will be deleted": they are the history
+            warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+            logger.experiment.metrics = history
+            logger.experiment.metrics_keys = sorted(set().union(*history))
+            logger.experiment.save()
+
+
+def _fit(trainer: L.Trainer, module, loaders: tuple, resume_from: Path | None, interruption: _Interruption) -> None:
+    """``trainer.fit`` with the warnings pynima means to cause silenced, the progress bar on stderr, and a loader's
+    or a signal's exception raised as itself."""
+    with warnings.catch_warnings():
+        # the run directory holds split.json and config.json before Lightning writes to it; that is intended
+        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+        # frozen stages (--freeze-stages) stay in eval mode on purpose
+        warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
+        # validation metrics are logged from the gathered set, the same value on every process
+        warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
+        try:
+            # Lightning's progress bar writes to stdout; results alone go there (the CLI prints them)
+            with contextlib.redirect_stdout(sys.stderr):
+                trainer.fit(module, *loaders, ckpt_path=resume_from, weights_only=True)
+        except DatasetError as e:
+            raise unwrap_loader_error(e) from None
+        except SystemExit:
+            if interruption.exception is not None:  # Ctrl-C or SIGTERM, not a finished run
+                raise interruption.exception from None
+            raise
+
+
+def _test(cfg: TrainConfig, out: Path, split: dict) -> None:
+    """The best checkpoint scored on the run's test part, into the run folder (a resumed run evaluates again)."""
+    from pynima.evaluation.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(
+        out / "best.ckpt",
+        cfg.data,
+        out,
+        split=split,
+        part="test",
+        crops=cfg.test_crops,
+        allow_out_of_range=cfg.allow_out_of_range,
+        format=cfg.format,
+        scale=cfg.scale,
+        replace=True,
+        undefined_ok=True,
+    )
+
+
+def train(
+    cfg: TrainConfig,
+    progress: bool = True,
+    test: bool = True,
+    overwrite: bool = False,
+    resume: bool = False,
+    callbacks: list | tuple = (),
+    split: dict | None = None,
+) -> Path:
+    """Train, keep best/last checkpoints, then evaluate the best one on the test split.
+
+    Distributed (``cfg.devices`` x ``cfg.num_nodes`` > 1): every process runs this function. Rank 0 alone checks and
+    writes the run folder (lock, config, split, checkpoints, logs, ONNX export, test evaluation); the other ranks
+    read only the dataset and, when resuming, the run's split and checkpoint, and return after training.
+
+    Args:
+        cfg: the run's configuration; ``cfg.out`` is the run folder.
+        progress: show Lightning's progress bar (on stderr).
+        test: score the test part at the end; False in a learning-rate search, which must never see the test images.
+        overwrite: replace a run already in ``cfg.out`` (refused otherwise).
+        resume: continue the run in ``cfg.out`` from its last.ckpt (optimizer, epoch, early stopping and RNG states;
+            the same final metrics as an uninterrupted run).
+        callbacks: extra Lightning callbacks.
+        split: the split to train on (default: ``cfg.split_file``'s, or a new one from ``cfg.split``, ``cfg.ratios``
+            and ``cfg.seed``).
+
+    Returns:
+        The run folder.
+    """
+    t0 = time.perf_counter()
+    out = Path(cfg.out)
+    cfg.check()
+    last = out / "last.ckpt"
+    trainer, ckpt, logger, interruption = _trainer(cfg, progress, callbacks)
     rank, world = trainer.global_rank, trainer.world_size
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
@@ -310,35 +414,12 @@ def train(
         if rank == 0:
             remove_stale_temporaries(out)
         resume_from = last if resume and last.is_file() else None
-        dataset = read_config_dataset(cfg)
-        records = dataset.records
-        if resume_from:
-            split = read_split(out / "split.json")
-        elif split is None:
-            split = (
-                read_split(cfg.split_file)
-                if cfg.split_file
-                else dataset_split(dataset, cfg.split, cfg.ratios, cfg.seed)
-            )
-        parts = {part: apply_split(records, split, part) for part in ("train", "val", "test")}
-        check_images([r for part in (("train", "val", "test") if test else ("train", "val")) for r in parts[part]])
+        dataset, split, parts = _read_parts(cfg, split, resume_from, test)
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         module = build_module(cfg, pretrained=resume_from is None)  # --init and --weights are read here
-        saved = read_checkpoint(resume_from) if resume_from else {}
-        epoch = saved.get("epoch")
-        if resume_from and not isinstance(epoch, int):
-            raise PynimaError(f"{resume_from}: not a Lightning checkpoint of pynima train (no epoch)")
         trained = out / "train.json"
         will_train = not (resume and trained.is_file())  # a resumed run that had finished training only evaluates
-        trained_with = saved.get("pynima_processes", 1) if resume_from else world
-        if will_train and trained_with != world and (cfg.schedule != "constant" or cfg.warmup_epochs):
-            # the schedule counts optimizer steps, and a step covers world x batch images: another count would
-            # replay it at the wrong pace (a cosine reaching 0 early, or starting over)
-            raise PynimaError(
-                f"{resume_from}: trained by {trained_with} process(es); resume it with the same "
-                f"number (--devices x --num-nodes), not {world}, as its {cfg.schedule} learning-rate "
-                f"schedule counts optimizer steps"
-            )
+        epoch = _resumed_epoch(resume_from, world, cfg, will_train)
         lr_head, lr_base = cfg.learning_rates()
         # the loaders too are made before an old run is replaced: whatever can fail before training has been tried
         loaders = (
@@ -352,79 +433,35 @@ def train(
         if rank == 0:
             if not resume:  # every input is valid: only now is an old run replaced (with overwrite)
                 _prepare_run_folder(out, Path(cfg.split_file) if cfg.split_file else None, overwrite)
-            if not resume_from:
+            if resume_from:
+                _restore_log(out, logger, epoch)
+            else:
                 write_json(out / "split.json", split, indent=1)
                 write_json(out / "config.json", asdict(cfg) | {"lr_head": lr_head, "lr_base": lr_base})
-            if resume_from:  # the log rows up to the checkpoint's epoch; Lightning's CSV logger starts a new file
-                history = [r for r in read_csv(out / "metrics.csv") if r.get("epoch") and int(r["epoch"]) <= epoch]
-                if history:
-                    with warnings.catch_warnings():  # "previous log files will be deleted": they are the history
-                        warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-                        logger.experiment.metrics = history
-                        logger.experiment.metrics_keys = sorted(set().union(*history))
-                        logger.experiment.save()
             log.info(
                 "training on %s: %d process(es) x batch %d = effective batch %d; learning rates as given "
                 "(head %g, backbone %g)",
-                trainer.strategy.root_device.type,
-                world,
-                cfg.batch_size,
-                world * cfg.batch_size,
-                lr_head,
-                lr_base,
+                *(trainer.strategy.root_device.type, world, cfg.batch_size, world * cfg.batch_size, lr_head, lr_base),
             )
         if will_train:
-            with warnings.catch_warnings():
-                # the run directory holds split.json and config.json before Lightning writes to it; that is intended
-                warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-                # frozen stages (--freeze-stages) stay in eval mode on purpose
-                warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode at the start of training.*")
-                # validation metrics are logged from the gathered set, the same value on every process
-                warnings.filterwarnings("ignore", message=".*sync_dist=True.*")
-                try:
-                    # Lightning's progress bar writes to stdout; results alone go there (the CLI prints them)
-                    with contextlib.redirect_stdout(sys.stderr):
-                        trainer.fit(module, *loaders, ckpt_path=resume_from, weights_only=True)
-                except DatasetError as e:
-                    raise unwrap_loader_error(e) from None
-                except SystemExit:
-                    if interruption.exception is not None:  # Ctrl-C or SIGTERM, not a finished run
-                        raise interruption.exception from None
-                    raise
+            _fit(trainer, module, loaders, resume_from, interruption)
             if rank != 0:
                 return out
             loss_curve(out / "metrics.csv", out / "loss_curve.png")
-            write_json(
-                trained,
-                {
-                    "epochs": trainer.current_epoch,
-                    "best_val_emd": float(ckpt.best_model_score),
-                    "seconds": round(time.perf_counter() - t0, 1),
-                    "device": str(trainer.strategy.root_device),
-                    "resumed": resume_from is not None,
-                    "processes": world,
-                    "effective_batch_size": world * cfg.batch_size,
-                },
-            )
+            summary = {
+                "epochs": trainer.current_epoch,
+                "best_val_emd": float(ckpt.best_model_score),
+                "seconds": round(time.perf_counter() - t0, 1),
+                "device": str(trainer.strategy.root_device),
+                "resumed": resume_from is not None,
+                "processes": world,
+                "effective_batch_size": world * cfg.batch_size,
+            }
+            write_json(trained, summary)
         if rank != 0:
             return out
-        best = out / "best.ckpt"
         if cfg.export_onnx:  # first, so the test evaluation runs on ONNX Runtime (pynima.evaluation.evaluate)
-            _export(best)
+            _export(out / "best.ckpt")
         if test and parts["test"]:  # a split may have no test part (a final model trained on every reference)
-            from pynima.evaluation.evaluate import evaluate_checkpoint
-
-            evaluate_checkpoint(
-                best,
-                cfg.data,
-                out,
-                split=split,
-                part="test",
-                crops=cfg.test_crops,
-                allow_out_of_range=cfg.allow_out_of_range,
-                format=cfg.format,
-                scale=cfg.scale,
-                replace=True,
-                undefined_ok=True,
-            )  # the run's own (a resumed run evaluates again)
+            _test(cfg, out, split)
     return out
