@@ -44,7 +44,7 @@ def test_the_wheel_carries_the_model_the_docs_and_the_page(tmp_path):
     with zipfile.ZipFile(wheel) as z:
         names = set(z.namelist())
         assert z.read(f"pynima/{BUNDLED_MODEL}") == bundled_model().read_bytes()
-    assert {"pynima/page.html", "pynima/docs/model-card.md", "pynima/docs/datasets.md"} <= names
+    assert {"pynima/serving/page.html", "pynima/synth/tid2013_levels.json", "pynima/docs/model-card.md"} <= names
     if (repo / ".git").exists():
         tracked = subprocess.run(
             ["git", "-C", str(repo), "ls-files", f"src/pynima/{BUNDLED_MODEL}"], capture_output=True, text=True

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Literal, get_args, get_origin, get_type_hints
 
 from pynima.errors import PynimaError
 from pynima.files import read_json
@@ -33,14 +34,38 @@ __all__ = [
     "STRATEGIES",
     "TrainConfig",
     "crop_mode",
+    "literal_choices",
 ]
 
-SCHEDULES = ("constant", "cosine")
-OPTIMIZERS = ("adam", "sgd")  # each recipe gives learning rates for both
+# The allowed values of each option, as Literal types: TrainConfig's fields are typed with them, and check(), the
+# CLI's choices and the service's schema read the values from them (the tuples below), so each list is written once.
+Schedule = Literal["constant", "cosine"]
+Optimizer = Literal["adam", "sgd"]  # each recipe gives learning rates for both
+Recipe = Literal["paper", "pynima"]
+CropMode = Literal["centre", "grid", "full"]  # how an image is scored: see pynima.scoring.preprocess
+Labels = Literal["auto", "maxent", "mean-only"]  # how targets are made: see pynima.model.labels.label_distributions
+VoteStd = Literal["sem", "fixed", "raw"]  # TID2013's mos_std -> the votes' std: see pynima.model.labels.vote_std
+Split = Literal["reference", "random", "official"]  # see pynima.datasets.splits (make_split, dataset_split)
+# the dataset layouts pynima reads (pynima.datasets, each registered under one of these; docs/datasets.md)
+Format = Literal["tid2013", "kadid10k", "koniq10k", "live", "csiq", "livec", "spaq", "ava", "csv"]
+Precision = Literal["32", "bf16-mixed"]  # "bf16-mixed": Lightning's bfloat16 autocast
+Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]  # where training runs: Lightning's (docs/distributed.md)
+Strategy = Literal["auto", "ddp", "fsdp"]
+
+SCHEDULES = get_args(Schedule)
+OPTIMIZERS = get_args(Optimizer)
+CROP_MODES = get_args(CropMode)
+LABELS = get_args(Labels)
+VOTE_STDS = get_args(VoteStd)
+SPLITS = get_args(Split)
+FORMATS = get_args(Format)
+PRECISIONS = get_args(Precision)
+ACCELERATORS = get_args(Accelerator)
+STRATEGIES = get_args(Strategy)
 # Training recipes, as data: the values a recipe gives the options a run leaves unset. Per optimizer, the (head,
 # backbone) learning rates. "paper": the reference implementation's constant rates, for reproducing its numbers.
 # "pynima": what won the paired by-reference benchmark of issue 11 (docs/results.md, "The pynima recipe").
-RECIPES: dict[str, dict] = {
+RECIPES: dict[Recipe, dict] = {
     "paper": {
         "schedule": "constant",
         "warmup_epochs": 0.0,
@@ -56,7 +81,6 @@ RECIPES: dict[str, dict] = {
         "sgd": (3e-6, 3e-7),
     },
 }
-CROP_MODES = ("centre", "grid", "full")  # how an image is scored: see pynima.predict
 CROP_SPELLINGS = {"center": "centre"}  # accepted wherever a crop mode is given, as the American spelling
 
 
@@ -65,18 +89,26 @@ def crop_mode(text: str) -> str:
     return CROP_SPELLINGS.get(text, text)
 
 
-DEFAULT_CROPS = "centre"  # how predict, evaluate, serve, Ray and a run's test part score when not told
-LABELS = ("auto", "maxent", "mean-only")  # how targets are made: see pynima.model.labels.label_distributions
-SPLITS = ("reference", "random", "official")  # see pynima.datasets.splits (make_split, dataset_split)
-# the dataset layouts pynima reads (pynima.datasets; docs/datasets.md)
-FORMATS = ("tid2013", "kadid10k", "koniq10k", "live", "csiq", "livec", "spaq", "ava", "csv")
-DEFAULT_RECIPE = "pynima"
-# where training runs: Lightning's Trainer options (docs/distributed.md)
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-STRATEGIES = ("auto", "ddp", "fsdp")
+DEFAULT_CROPS: CropMode = "centre"  # how predict, evaluate, serve, Ray and a run's test part score when not told
+DEFAULT_RECIPE: Recipe = "pynima"
 
 # keys a saved config may carry besides TrainConfig's fields (written by pynima search for the record)
 IGNORED_CONFIG_KEYS = {"about", "best_val_emd", "trial"}
+
+
+def literal_choices(hint: object) -> tuple[tuple, bool]:
+    """The values of a ``Literal`` type (or of ``Literal | None``) and whether None is allowed; ``()`` for other types.
+
+    Args:
+        hint: a resolved type hint, as ``typing.get_type_hints`` returns it.
+
+    Returns:
+        (values, nullable).
+    """
+    if get_origin(hint) is Literal:
+        return get_args(hint), False
+    literals = [a for a in get_args(hint) if get_origin(a) is Literal]
+    return (get_args(literals[0]), type(None) in get_args(hint)) if literals else ((), False)
 
 
 def _number(value: object) -> bool:
@@ -93,16 +125,16 @@ class TrainConfig:
 
     data: str
     out: str = "runs/nima"
-    format: str | None = None  # the dataset's layout (pynima.config.FORMATS); None: detected from its files
+    format: Format | None = None  # the dataset's layout (pynima.config.FORMATS); None: detected from its files
     scale: tuple[float, float] | None = None  # a CSV dataset's (worst, best) score: see pynima.datasets.record.Scale
     backbone: str = "tf_efficientnet_lite0"
     weights: str | None = None
-    split: str = "reference"  # or "random", or "official" (the dataset's own, KonIQ and AVA)
+    split: Split = "reference"  # or "random", or "official" (the dataset's own, KonIQ and AVA)
     split_file: str | None = None
     ratios: tuple[float, float, float] = (0.7, 0.2, 0.1)
-    labels: str = "auto"  # vote histograms where the dataset has them, else max-entropy; see LABELS
-    vote_std: str = "sem"  # see pynima.model.labels.vote_std
-    optimizer: str = "adam"  # or "sgd", with SGD_MOMENTUM
+    labels: Labels = "auto"  # vote histograms where the dataset has them, else max-entropy; see LABELS
+    vote_std: VoteStd = "sem"  # see pynima.model.labels.vote_std
+    optimizer: Optimizer = "adam"  # or "sgd", with SGD_MOMENTUM
     lr_head: float | None = None  # default: RECIPES[recipe][optimizer][0]
     lr_base: float | None = None  # default: RECIPES[recipe][optimizer][1]
     epochs: int = 100
@@ -111,14 +143,14 @@ class TrainConfig:
     num_workers: int = 2
     seed: int = 0
     export_onnx: bool = True  # best.onnx next to best.ckpt, for the fast-starting onnx engine of pynima predict
-    precision: str = "32"  # or "bf16-mixed": Lightning's bfloat16 autocast (bench/train_step.py measures it)
+    precision: Precision = "32"  # or "bf16-mixed": Lightning's bfloat16 autocast (bench/train_step.py measures it)
     cache_images: bool = False  # decode once into memory and crop in the main process (no loader workers)
     freeze_stages: int = 0  # keep the stem and this many early backbone stages at their ImageNet weights
     allow_out_of_range: bool = False  # accept MOS outside the dataset's scale (clipped to it for the targets)
-    recipe: str = DEFAULT_RECIPE  # where the schedule, warm-up and learning rates come from when not given
-    schedule: str | None = None  # "constant", or "cosine": decay to 0 at the end of the epochs budget (lr_factor)
+    recipe: Recipe = DEFAULT_RECIPE  # where the schedule, warm-up and learning rates come from when not given
+    schedule: Schedule | None = None  # "constant", or "cosine": decay to 0 at the end of the epochs budget (lr_factor)
     warmup_epochs: float | None = None  # linear warm-up from 0 over this many epochs
-    test_crops: str = DEFAULT_CROPS  # how the test part is scored (CROP_MODES; compared in docs/results.md)
+    test_crops: CropMode = DEFAULT_CROPS  # how the test part is scored (CROP_MODES; compared in docs/results.md)
     # the clean reference images as ranking anchors (pynima.training.module.ranking_loss): a quarter of each batch's
     # images come with their clean reference, cropped alike, which must outscore them by ranking_margin on the 0-9
     # scale; the hinge is added to EMD with this weight (0: EMD alone, no references)
@@ -135,10 +167,10 @@ class TrainConfig:
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
     # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
-    accelerator: str = "auto"
+    accelerator: Accelerator = "auto"
     devices: int | str = 1  # processes per node (GPUs, or CPU processes), or "auto": every GPU of the node
     num_nodes: int = 1
-    strategy: str = "auto"
+    strategy: Strategy = "auto"
 
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
@@ -184,12 +216,33 @@ class TrainConfig:
     def check(self) -> None:
         """Refuse values that would fail late (after a run folder was replaced) or train silently wrong; one
         PynimaError naming the option. Runs on construction, so a config read from a file is checked too."""
+        self._check_types()
+        self._check_choices()  # before the flags: a wrong recipe leaves its flags unset
+        for name in ("export_onnx", "cache_images", "allow_out_of_range", "clean_label", "light_versions"):
+            if not isinstance(getattr(self, name), bool):
+                raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        self._check_numbers()
+        if self.light_versions and not self.clean_label:
+            raise PynimaError("light_versions needs clean_label: their labels lie between the clean label and level 1")
+
+    def _check_types(self) -> None:
         for name in ("data", "out", "backbone"):
             if not isinstance(getattr(self, name), str):
                 raise PynimaError(f"{name} must be a string, got {getattr(self, name)!r}")
         for name in ("weights", "split_file", "init"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise PynimaError(f"{name} must be a path or null, got {getattr(self, name)!r}")
+
+    def _check_choices(self) -> None:
+        """Every field typed with a Literal (or a Literal or None) holds one of its values."""
+        for f in fields(self):
+            choices, nullable = literal_choices(get_type_hints(type(self))[f.name])
+            value = getattr(self, f.name)
+            if choices and value not in choices and not (nullable and value is None):
+                null = " (or null: detected)" if f.name == "format" else " (or null)" if nullable else ""
+                raise PynimaError(f"{f.name} must be one of {', '.join(choices)}{null}, got {value!r}")
+
+    def _check_numbers(self) -> None:
         r = self.ratios
         if (
             not isinstance(r, (tuple, list))
@@ -202,31 +255,11 @@ class TrainConfig:
             raise PynimaError(
                 f"ratios must be train, val and test fractions (train and val above 0, summing to at most 1), got {r!r}"
             )
-        choices = {
-            "recipe": tuple(RECIPES),
-            "split": SPLITS,
-            "labels": LABELS,
-            "vote_std": ("sem", "fixed", "raw"),
-            "optimizer": OPTIMIZERS,
-            "schedule": SCHEDULES,
-            "precision": ("32", "bf16-mixed"),
-            "test_crops": CROP_MODES,
-            "accelerator": ACCELERATORS,
-            "strategy": STRATEGIES,
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise PynimaError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
-        for name in ("export_onnx", "cache_images", "allow_out_of_range", "clean_label", "light_versions"):
-            if not isinstance(getattr(self, name), bool):
-                raise PynimaError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if self.light_versions and not self.clean_label:
-            raise PynimaError("light_versions needs clean_label: their labels lie between the clean label and level 1")
         if self.devices != "auto" and not (
             isinstance(self.devices, int) and not isinstance(self.devices, bool) and self.devices >= 1
         ):
             raise PynimaError(f"devices must be a positive integer or 'auto', got {self.devices!r}")
-        for name, low in {
+        lows = {
             "epochs": 1,
             "batch_size": 1,
             "patience": 1,
@@ -234,7 +267,8 @@ class TrainConfig:
             "freeze_stages": 0,
             "num_nodes": 1,
             "seed": 0,
-        }.items():
+        }
+        for name, low in lows.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")
@@ -246,8 +280,6 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not (_number(value) and math.isfinite(value) and value > 0):
                 raise PynimaError(f"{name} must be a positive number, got {value!r}")
-        if self.format is not None and self.format not in FORMATS:
-            raise PynimaError(f"format must be one of {', '.join(FORMATS)} (or null: detected), got {self.format!r}")
         s = self.scale
         if s is not None and not (
             isinstance(s, (tuple, list))

@@ -75,9 +75,11 @@ def add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs:
         DEFAULT_RECIPE,
         LABELS,
         OPTIMIZERS,
+        PRECISIONS,
         RECIPES,
         SCHEDULES,
         SPLITS,
+        VOTE_STDS,
         TrainConfig,
         crop_mode,
     )
@@ -130,7 +132,7 @@ def add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs:
     )
     p.add_argument(
         "--vote-std",
-        choices=["sem", "fixed", "raw"],
+        choices=list(VOTE_STDS),
         help="how TID2013's mos_std becomes a vote std (default sem; see pynima.model.labels.vote_std)",
     )
 
@@ -215,7 +217,7 @@ def add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs:
     p.add_argument("--seed", type=int, help=f"seed of the split and the training (default {d['seed']})")
     p.add_argument(
         "--precision",
-        choices=["32", "bf16-mixed"],
+        choices=list(PRECISIONS),
         help="32 (default) or bf16-mixed: bfloat16 autocast; whether it is faster depends on the CPU and "
         "the backbone (measured: pynima docs performance)",
     )

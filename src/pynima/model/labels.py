@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pynima.config import LABELS
+from pynima.config import LABELS, VoteStd
 from pynima.scale import BINS
 
 __all__ = [
     "FIXED_VOTE_STD",
     "NEAR_MIN_STD",
     "TID2013_OBSERVERS",
-    "VoteStd",
     "label_distributions",
     "max_entropy",
     "moments",
@@ -50,7 +49,6 @@ if TYPE_CHECKING:
     from pynima.datasets.record import Record
 
 
-VoteStd = Literal["sem", "fixed", "raw"]
 # Votes behind each TID2013 MOS, an estimate: 985 experiments over 25 references, ~39 per reference (configurable)
 TID2013_OBSERVERS = 39
 NEAR_MIN_STD = 1e-3  # a std this close above the smallest possible gets the two-bin limit (see the docstring)
