@@ -7,58 +7,100 @@ import sys
 
 from pynima.scale import BINS
 
-__all__ = ["TABLE_HEADER", "progress_bar", "result_writer"]
+__all__ = ["TABLE_HEADER", "WRITERS", "progress_bar", "result_writer"]
 
 TABLE_HEADER = f"{'mean':>6}  {'std':>5}  path   (scores 0-9, higher is better)"
 
 
-def result_writer(fmt: str):
-    """A function that writes one result row (``None``: the end) to stdout as it comes: a table line, a CSV row, a
-    JSON Lines object, or an element of one JSON array (streamed, so nothing waits for the last image)."""
-    import csv
+def _json_writer():
+    """The rows as one JSON array, each written as it comes ("[" ... "]"; an empty list when there are none)."""
     import json
 
-    from pynima.images import display_name as shown
-
     state = {"rows": 0}
-    writer = csv.writer(sys.stdout) if fmt == "csv" else None
-    if writer:
-        writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(BINS)] + ["warning", "error"])
 
     def write(row: dict | None) -> None:
         first = state["rows"] == 0
-        if row is not None:
-            state["rows"] += 1
-        if fmt in ("json", "jsonl") and row is not None:
-            text = json.dumps(dict(row, path=str(row["path"])))
-        if fmt == "json":  # "[" ... "]" around the rows, an empty list when there are none
-            print(
-                ("[]" if first else "\n]") if row is None else ("[\n" if first else ",\n") + text,
-                end="\n" if row is None else "",
-            )
-        elif fmt == "jsonl":
-            if row is not None:
-                print(text)
-        elif writer:
-            if row is not None:
-                values = (
-                    [f"{row['mean']:.4f}", f"{row['std']:.4f}"] + [f"{v:.5f}" for v in row["distribution"]]
-                    if row["mean"] is not None
-                    else [""] * 12
-                )
-                writer.writerow([shown(row["path"])] + values + [row["warning"] or "", row["error"] or ""])
-        elif row is not None:  # the table
-            if first:
-                print(TABLE_HEADER)
-            if row["mean"] is not None:
-                note = f"  (warning: {row['warning']})" if row["warning"] else ""
-                print(f"{row['mean']:6.3f}  {row['std']:5.3f}  {shown(row['path'])}{note}")
-            else:
-                print(f"{'-':>6}  {'-':>5}  {shown(row['path'])}  (error: {row['error']})")
-        if fmt == "jsonl" or row is None:
+        if row is None:
+            print("[]" if first else "\n]")
             sys.stdout.flush()
+            return
+        state["rows"] += 1
+        print(("[\n" if first else ",\n") + json.dumps(dict(row, path=str(row["path"]))), end="")
 
     return write
+
+
+def _jsonl_writer():
+    """One JSON object per line, flushed at once."""
+    import json
+
+    def write(row: dict | None) -> None:
+        if row is not None:
+            print(json.dumps(dict(row, path=str(row["path"]))))
+        sys.stdout.flush()
+
+    return write
+
+
+def _csv_writer():
+    """A CSV header, then one row per image (empty numbers for one that failed)."""
+    import csv
+
+    from pynima.images import display_name as shown
+
+    writer = csv.writer(sys.stdout)
+    writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(BINS)] + ["warning", "error"])
+
+    def write(row: dict | None) -> None:
+        if row is None:
+            sys.stdout.flush()
+            return
+        values = (
+            [f"{row['mean']:.4f}", f"{row['std']:.4f}"] + [f"{v:.5f}" for v in row["distribution"]]
+            if row["mean"] is not None
+            else [""] * (2 + BINS)
+        )
+        writer.writerow([shown(row["path"])] + values + [row["warning"] or "", row["error"] or ""])
+
+    return write
+
+
+def _table_writer():
+    """The table: its header before the first row, one line per image with its warning or error."""
+    from pynima.images import display_name as shown
+
+    state = {"rows": 0}
+
+    def write(row: dict | None) -> None:
+        if row is None:
+            sys.stdout.flush()
+            return
+        if state["rows"] == 0:
+            print(TABLE_HEADER)
+        state["rows"] += 1
+        if row["mean"] is not None:
+            note = f"  (warning: {row['warning']})" if row["warning"] else ""
+            print(f"{row['mean']:6.3f}  {row['std']:5.3f}  {shown(row['path'])}{note}")
+        else:
+            print(f"{'-':>6}  {'-':>5}  {shown(row['path'])}  (error: {row['error']})")
+
+    return write
+
+
+WRITERS = {"table": _table_writer, "json": _json_writer, "jsonl": _jsonl_writer, "csv": _csv_writer}
+
+
+def result_writer(fmt: str):
+    """A function that writes one result row (``None``: the end) to stdout as it comes: a table line, a CSV row, a
+    JSON Lines object, or an element of one JSON array (streamed, so nothing waits for the last image).
+
+    Args:
+        fmt: one of ``WRITERS`` (predict's ``--format``).
+
+    Returns:
+        ``write(row)``, to call once per image and once with None at the end.
+    """
+    return WRITERS[fmt]()
 
 
 def progress_bar(quiet: bool):

@@ -28,6 +28,7 @@ from pynima.cli.options import (
     key_value,
     positive_int,
 )
+from pynima.cli.output import WRITERS
 
 __all__ = ["Parser", "build_parser"]
 
@@ -293,7 +294,7 @@ def _add_predict(sub) -> None:
     )
     p.add_argument(
         "--format",
-        choices=["table", "json", "jsonl", "csv"],
+        choices=list(WRITERS),
         default=None,
         help="table (default): mean, std, path; json, jsonl (JSON Lines, one object per image) and csv "
         "add the distribution and the warning and error of each input; every format is written as "

@@ -89,8 +89,8 @@ QUIET_MODULES = r"(lightning|lightning_fabric|torch|torchvision|timm|onnxscript|
 STDOUT_REFUSED = "{target} (standard output: what was written there is incomplete)"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def _prepare_process(args: argparse.Namespace) -> None:
+    """Logging to stderr, SIGTERM handled as Ctrl-C, and the libraries' deprecation notices silenced (unless -v)."""
     _log_to_stderr(args)
     # uvicorn has its own SIGTERM handling (it finishes the requests in flight); a handler is the main thread's alone
     if args.command != "serve" and threading.current_thread() is threading.main_thread():
@@ -98,6 +98,44 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verbose:  # deprecation notices of the libraries pynima runs on are for their developers
         for category in (DeprecationWarning, FutureWarning):
             warnings.filterwarnings("ignore", category=category, module=QUIET_MODULES)
+
+
+def _missing_extra(command: str, e: ModuleNotFoundError) -> int:
+    """One line naming the extra that installs a missing module, exit 2; a module no extra has is a bug: raised."""
+    extra = EXTRAS.get((e.name or "").split(".")[0])
+    if extra is None:
+        raise e
+    print(
+        f"pynima {command}: error: needs {e.name}, which the core install leaves out: pip install 'pynima[{extra}]'",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _refused_by_the_system(command: str, e: OSError, stdout) -> int:
+    """A full or read-only disk (``OS_ERRORS``): one line naming the file, exit 3; other OSErrors are raised."""
+    if e.errno not in OS_ERRORS:
+        raise e
+    where = f"{e.filename}: " if e.filename else ""
+    print(f"pynima {command}: error: {where}{e.strerror or e} (the system refused it)", file=sys.stderr)
+    if STDOUT_REFUSED.format(target="") in (e.filename or ""):  # drop what could not be written, so that
+        with contextlib.suppress(OSError, ValueError):  # Python's exit does not retry it
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+    return EXIT_OS_ERROR
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``pynima`` command.
+
+    Args:
+        argv: the arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, 1 when some inputs failed (predict) or the output pipe closed, 2 bad input, 3 a full or
+        read-only disk, 130 Ctrl-C, 143 SIGTERM.
+    """
+    args = build_parser().parse_args(argv)
+    _prepare_process(args)
     stdout = sys.stdout
     sys.stdout = _NamedStdout(stdout)
     try:
@@ -107,15 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pynima {args.command}: error: {e}", file=sys.stderr)
         return 2
     except ModuleNotFoundError as e:  # the core install scores with ONNX models only; the rest are extras
-        extra = EXTRAS.get((e.name or "").split(".")[0])
-        if extra is None:
-            raise
-        print(
-            f"pynima {args.command}: error: needs {e.name}, which the core install leaves out: "
-            f"pip install 'pynima[{extra}]'",
-            file=sys.stderr,
-        )
-        return 2
+        return _missing_extra(args.command, e)
     except Terminated:
         print("terminated", file=sys.stderr)
         return 143
@@ -126,14 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except OSError as e:
-        if e.errno not in OS_ERRORS:
-            raise
-        where = f"{e.filename}: " if e.filename else ""
-        print(f"pynima {args.command}: error: {where}{e.strerror or e} (the system refused it)", file=sys.stderr)
-        if STDOUT_REFUSED.format(target="") in (e.filename or ""):  # drop what could not be written, so that
-            with contextlib.suppress(OSError, ValueError):  # Python's exit does not retry it
-                os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
-        return EXIT_OS_ERROR
+        return _refused_by_the_system(args.command, e, stdout)
     finally:
         sys.stdout = stdout
     return int(code or 0)

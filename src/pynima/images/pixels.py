@@ -164,8 +164,8 @@ def _white_level(a: np.ndarray, max_value: float | None, name: object) -> float:
     raise fail(name, f"{a.dtype} array: pass max_value, its white level (e.g. 4095 for 12-bit data)")
 
 
-def array_to_rgb(a: np.ndarray, max_value: float | None = None, name: object = "image array") -> np.ndarray:
-    """An image array as (H, W, 3) uint8, or a one-line DatasetError; see to_rgb for the accepted arrays."""
+def _check_shape(a: np.ndarray, name: object) -> None:
+    """A one-line DatasetError for an array that is not an image of at least MIN_SIDE pixels a side, (H, W[, C])."""
     if a.size == 0:
         raise fail(name, f"empty array (shape {a.shape})")
     if a.ndim == 3 and a.shape[0] in (1, 3, 4) and a.shape[2] not in (1, 3, 4) and min(a.shape[1:]) > 4:
@@ -175,6 +175,12 @@ def array_to_rgb(a: np.ndarray, max_value: float | None = None, name: object = "
     h, w = a.shape[:2]
     if min(h, w) < MIN_SIDE:
         raise too_small(name, w, h)
+
+
+def array_to_rgb(a: np.ndarray, max_value: float | None = None, name: object = "image array") -> np.ndarray:
+    """An image array as (H, W, 3) uint8, or a one-line DatasetError; see to_rgb for the accepted arrays."""
+    _check_shape(a, name)
+    h, w = a.shape[:2]
     if a.dtype == np.bool_:
         if max_value not in (None, 1):
             raise fail(name, "a boolean array is bilevel (False black, True white); max_value does not apply")
