@@ -235,8 +235,9 @@ class TrainConfig:
 
     def _check_choices(self) -> None:
         """Every field typed with a Literal (or a Literal or None) holds one of its values."""
+        hints = get_type_hints(type(self))  # resolves every annotation: once per check, not per field
         for f in fields(self):
-            choices, nullable = literal_choices(get_type_hints(type(self))[f.name])
+            choices, nullable = literal_choices(hints[f.name])
             value = getattr(self, f.name)
             if choices and value not in choices and not (nullable and value is None):
                 null = " (or null: detected)" if f.name == "format" else " (or null)" if nullable else ""
