@@ -132,7 +132,8 @@ def main() -> None:
 def plot(points: dict[str, tuple[float, float, float]], once: dict[str, float], k: int, path: Path) -> None:
     """SRCC (circles) and PLCC (squares) of each recipe against minutes per model, one colour per recipe, in a
     legend; a recipe with a one-time cost (pretraining) is drawn a second time at minutes + that cost (the first
-    model's real price), joined by a dashed line, so the cost is on the time axis, not in a note."""
+    model's real price), joined by a dashed line, so the cost is on the time axis, not in a note.
+    """
     import matplotlib
 
     matplotlib.use("Agg")

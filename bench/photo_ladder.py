@@ -86,7 +86,8 @@ def score_ladders(scorer, images: dict[str, np.ndarray]) -> dict[str, dict[str, 
 def anchors(result: dict[str, dict[str, list[tuple[str, float]]]]) -> str:
     """One line of what typical versions of these photos score (their range over the photos), for a model's metadata
     (``pynima_anchors``, shown by pynima serve's page): the clean photo, the lightest and heaviest JPEG, blur and
-    noise."""
+    noise.
+    """
 
     def spread(ladder: str, version: str) -> str:
         values = [dict(table[ladder])[version] for table in result.values()]

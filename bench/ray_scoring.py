@@ -81,7 +81,8 @@ def ray_run(source: Path | list[Path], out: Path, actors: int, cpus: int, batch:
 
 def listing_rate(n: int) -> float:
     """Files per second the driver lists (pynima.scoring.cluster's listing of a local folder of ``n`` empty .jpg
-    files)."""
+    files).
+    """
     from pynima.scoring.cluster import list_sources
 
     with tempfile.TemporaryDirectory(prefix="pynima-listing-") as tmp:

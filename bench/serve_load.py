@@ -1,4 +1,4 @@
-"""Load on ``pynima serve`` (loopback only, bounded in count and time), in one run:
+"""Load on ``pynima serve`` (loopback only, bounded in count and time), in one run.
 
 * the offline ceiling: the same images scored in-process with ``Scorer.score_paths`` (what ``pynima predict`` does),
   on the same engine;

@@ -68,7 +68,8 @@ def make_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
 def baseline_model() -> torch.nn.Module:
     """The reference implementation's network: torchvision mobilenet_v2, classifier -> Dropout, Linear(1280, 10),
-    softmax."""
+    softmax.
+    """
     import torchvision
 
     net = torchvision.models.mobilenet_v2(weights=None)

@@ -47,7 +47,8 @@ def make_bmps(folder: Path, n: int) -> list[Path]:
 
 class _Folder:
     """The baseline's dataset, written as the reference implementation reads images (PIL, torchvision transforms);
-    pynima's side uses the package's own loader (``pynima.training.items.make_loader``)."""
+    pynima's side uses the package's own loader (``pynima.training.items.make_loader``).
+    """
 
     def __init__(self, paths, transform):
         self.paths, self.transform = paths, transform
@@ -149,7 +150,8 @@ def pynima_step(
     fill: bool = False,
 ) -> float:
     """``steps`` timed training steps of ``pynima train``'s own loop: its LightningModule, dataset, transforms and
-    Lightning Trainer (``pynima.training.train.make_trainer``), stopped after 2 + ``steps`` batches."""
+    Lightning Trainer (``pynima.training.train.make_trainer``), stopped after 2 + ``steps`` batches.
+    """
     from pynima.config import TrainConfig
     from pynima.datasets.record import Record
     from pynima.training.items import make_loader

@@ -1,6 +1,7 @@
 """The module layout of docs/architecture.md: the pipeline's import order, no cycles, a scoring path without torch."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -191,3 +192,31 @@ def test_the_modules_table_of_the_docs_is_the_layer_list():
     text = (PACKAGE.parents[1] / "docs" / "architecture.md").read_text()
     documented = {m: int(layer) for layer, m in re.findall(r"^\| (\d+) \| `(\w+)/?` \|", text, re.M)}
     assert documented == {m: layer for m, layer in LAYERS.items() if m != "__main__"}
+
+
+def test_every_third_party_import_is_a_core_dependency_or_in_an_extra():
+    """The missing-module message names the extra from pyproject.toml's metadata: a module imported in the code but
+    listed nowhere would leave a user with a traceback instead of the pip line.
+    """
+    from importlib import metadata
+
+    from pynima.cli.process import DISTRIBUTIONS, extra_for
+
+    core = {re.match(r"[A-Za-z0-9._-]+", r)[0].lower() for r in metadata.requires("pynima") if "extra" not in r}
+    names = set()
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    third_party = names - set(sys.stdlib_module_names) - {"pynima", "fsspec"}  # fsspec: tried, never needed
+    unlisted = [m for m in third_party if DISTRIBUTIONS.get(m, m).lower() not in core and extra_for(m) is None]
+    assert not unlisted, unlisted
+    assert (extra_for("torch"), extra_for("skimage"), extra_for("optuna"), extra_for("multipart")) == (
+        "train",
+        "train",
+        "search",
+        "serve",
+    )
+    assert extra_for("numpy") is None and extra_for("no_such_module") is None

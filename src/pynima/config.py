@@ -175,7 +175,8 @@ class TrainConfig:
     @classmethod
     def from_file(cls, path: str | Path, **overrides) -> TrainConfig:
         """A config saved as JSON (a run's config.json, or the best_config.json of ``pynima search``), with
-        ``overrides`` applied on top; unknown keys are an error naming the file."""
+        ``overrides`` applied on top; unknown keys are an error naming the file.
+        """
         from dataclasses import fields
 
         saved = read_json(path)
@@ -215,7 +216,8 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuse values that would fail late (after a run folder was replaced) or train silently wrong; one
-        PynimaError naming the option. Runs on construction, so a config read from a file is checked too."""
+        PynimaError naming the option. Runs on construction, so a config read from a file is checked too.
+        """
         self._check_types()
         self._check_choices()  # before the flags: a wrong recipe leaves its flags unset
         for name in ("export_onnx", "cache_images", "allow_out_of_range", "clean_label", "light_versions"):
@@ -297,7 +299,8 @@ class TrainConfig:
 @dataclass(frozen=True)
 class Limits:
     """What one request may send (see the module docstring). The pixel budgets count decoded width x height, read
-    from the images' headers: about 10 bytes of memory each while an image is decoded (RGB, before its crops)."""
+    from the images' headers: about 10 bytes of memory each while an image is decoded (RGB, before its crops).
+    """
 
     max_body: int = 33_554_432  # 32 MiB
     max_files: int = 16
@@ -311,7 +314,8 @@ class Connections:
     """What uvicorn allows a client's connection (``serve``): at most ``max_connections`` open (uvicorn's
     limit_concurrency: beyond it, a request gets its plain-text 503), ``header_timeout`` seconds to send each request
     head, ``keep_alive`` seconds idle between requests, a request head of ``max_header_bytes`` at most (h11: over it,
-    400)."""
+    400).
+    """
 
     max_connections: int = 2048
     header_timeout: float = 10.0

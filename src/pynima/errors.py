@@ -9,12 +9,14 @@ class PynimaError(Exception):
 
 class NonFiniteError(PynimaError):
     """A NaN or infinite number where a loss, a prediction or a metric must be finite (a diverged model). Never
-    counted as a score: NaN would compare as a perfect EMD of 0, or be written as bare NaN into JSON."""
+    counted as a score: NaN would compare as a perfect EMD of 0, or be written as bare NaN into JSON.
+    """
 
 
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread by the CLI's handler: a KeyboardInterrupt, so that every cleanup written for
-    Ctrl-C (finally blocks, worker pools) runs for it too; the CLI exits 143 for it and 130 for Ctrl-C."""
+    Ctrl-C (finally blocks, worker pools) runs for it too; the CLI exits 143 for it and 130 for Ctrl-C.
+    """
 
 
 class DatasetError(PynimaError):

@@ -35,7 +35,8 @@ __all__ = [
 
 def temporary_sibling(path: str | Path) -> Path:
     """A fresh hidden name next to ``path`` that keeps its suffix (writers such as matplotlib read the format from
-    it)."""
+    it).
+    """
     path = Path(path)
     return path.with_name(f".{path.stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
 
@@ -43,7 +44,8 @@ def temporary_sibling(path: str | Path) -> Path:
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path`` for a writer to fill; it is renamed onto ``path`` if the block ends
-    normally and removed if it raises, so ``path`` is only ever absent, the old file or the complete new one."""
+    normally and removed if it raises, so ``path`` is only ever absent, the old file or the complete new one.
+    """
     path = Path(path)
     tmp = temporary_sibling(path)
     try:
@@ -67,6 +69,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
+    """``text`` as UTF-8 into ``path``, atomically (``write_bytes``)."""
     write_bytes(path, text.encode())
 
 
@@ -104,7 +107,8 @@ LOCK_FILE = ".pynima.lock"
 @contextlib.contextmanager
 def folder_lock(folder: str | Path) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` (a run, a benchmark) for the block, so two pynima processes never write
-    into one folder at once; the OS releases it if the process dies, so a killed run never leaves it stuck."""
+    into one folder at once; the OS releases it if the process dies, so a killed run never leaves it stuck.
+    """
     from filelock import FileLock, Timeout
 
     from pynima.errors import PynimaError
@@ -131,7 +135,8 @@ def is_temporary(path: str | Path) -> bool:
 
 def remove_stale_temporaries(folder: str | Path) -> None:
     """Remove the temporary siblings (files or folders) that killed pynima processes left in ``folder``: those whose
-    process no longer exists. Call it while holding the folder's lock."""
+    process no longer exists. Call it while holding the folder's lock.
+    """
     import shutil
 
     for p in Path(folder).glob(".*.tmp*"):
@@ -148,7 +153,8 @@ def remove_stale_temporaries(folder: str | Path) -> None:
 
 def read_csv(path: str | Path) -> list[dict[str, str]]:
     """The rows of a CSV file with a header (Lightning's metrics.csv, a benchmark's results.csv); [] if it does
-    not exist. Values stay strings: a missing value is ""."""
+    not exist. Values stay strings: a missing value is "".
+    """
     import csv
 
     path = Path(path)

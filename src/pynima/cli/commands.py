@@ -1,5 +1,6 @@
 """The handler of each ``pynima`` command: it imports what the command needs (torch, piq, skimage...) inside, so
-``--help`` and scoring with ONNX stay light, and turns its arguments into one library call."""
+``--help`` and scoring with ONNX stay light, and turns its arguments into one library call.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from pynima.cli.output import progress_bar, result_writer
 from pynima.errors import PynimaError
 
 __all__ = [
-    "EXTRAS",
     "RESUME_OPTIONS",
     "RESUME_OVERRIDES",
     "benchmark_command",
@@ -27,45 +27,9 @@ __all__ = [
     "train_command",
 ]
 
-# the optional extra (pyproject.toml) that installs each module the core install lacks
-EXTRAS = {
-    m: "train"
-    for m in (
-        "torch",
-        "torchvision",
-        "timm",
-        "lightning",
-        "scipy",
-        "skimage",
-        "pywt",
-        "piq",
-        "matplotlib",
-        "filelock",
-        "onnx",
-        "onnxscript",
-        "openpyxl",
-    )
-}
-
-
-EXTRAS |= {"optuna": "search", "openvino": "openvino"}
-
-
-EXTRAS |= {
-    m: "serve"
-    for m in (
-        "fastapi",
-        "fastapi_offline",
-        "uvicorn",
-        "starlette",
-        "multipart",
-        "python_multipart",
-        "prometheus_client",
-    )
-}
-
 
 def synth_command(args: argparse.Namespace) -> None:
+    """pynima synth: re-synthesized TID2013-layout data from reference photos."""
     from pynima.synth.build import synthesize
 
     r = synthesize(
@@ -84,7 +48,8 @@ def synth_command(args: argparse.Namespace) -> None:
 
 def docs_command(args: argparse.Namespace) -> None:
     """pynima docs [TOPIC]: the documentation shipped inside the package (a pip install has no repository to read
-    docs/ from): the list of topics, or one topic's Markdown on stdout."""
+    docs/ from): the list of topics, or one topic's Markdown on stdout.
+    """
     from importlib.resources import files
 
     folder = files("pynima") / "docs"
@@ -105,7 +70,8 @@ def docs_command(args: argparse.Namespace) -> None:
 
 def config_from_args(args: argparse.Namespace, **defaults):
     """The TrainConfig of a command: TrainConfig's defaults, then ``defaults``, then --config FILE, then the options
-    given on the command line (omitted options are absent from ``args``: see add_train_options)."""
+    given on the command line (omitted options are absent from ``args``: see add_train_options).
+    """
     from dataclasses import fields
 
     from pynima.config import TrainConfig
@@ -132,6 +98,7 @@ RESUME_OVERRIDES = ("num_workers", "accelerator", "devices", "num_nodes", "strat
 
 
 def train_command(args: argparse.Namespace) -> None:
+    """pynima train: one model on one split (or a run resumed from its last checkpoint)."""
     from pathlib import Path
 
     from pynima.config import TrainConfig
@@ -165,6 +132,7 @@ def train_command(args: argparse.Namespace) -> None:
 
 
 def benchmark_command(args: argparse.Namespace) -> None:
+    """pynima benchmark: K seeded splits and their summary table."""
     from pynima.datasets.splits import split_ratios
     from pynima.evaluation.summary import format_summary
     from pynima.training.benchmark import run_benchmark
@@ -182,6 +150,7 @@ def benchmark_command(args: argparse.Namespace) -> None:
 
 
 def search_command(args: argparse.Namespace) -> None:
+    """pynima search: the learning-rate search and its trials table."""
     from pathlib import Path
 
     from pynima.training.search import format_trials, run_search
@@ -203,12 +172,14 @@ def search_command(args: argparse.Namespace) -> None:
 
 
 def report_command(args: argparse.Namespace) -> None:
+    """pynima report: a run's or benchmark's report (HTML or Markdown)."""
     from pynima.evaluation.report import write_report
 
     print(f"report: {write_report(args.run_dir, fmt=args.format, out=args.out)}")
 
 
 def evaluate_command(args: argparse.Namespace) -> None:
+    """pynima evaluate: a checkpoint on a dataset's test part (or all of it), with intervals."""
     from pathlib import Path
 
     from pynima.datasets.splits import read_split
@@ -239,6 +210,7 @@ def evaluate_command(args: argparse.Namespace) -> None:
 
 
 def export_command(args: argparse.Namespace) -> None:
+    """pynima export: a checkpoint as an ONNX file with its metadata, checked against PyTorch."""
     import numpy as np
 
     from pynima.scoring.engines import TorchEngine
@@ -285,6 +257,7 @@ def export_command(args: argparse.Namespace) -> None:
 
 
 def serve_command(args: argparse.Namespace) -> None:
+    """pynima serve: the HTTP service with its limits."""
     from pynima.config import Connections, Limits
     from pynima.serving.server import serve
 
@@ -332,7 +305,8 @@ def predict_command(args: argparse.Namespace) -> int:
     """Score files and folders; every input gets a row (a score or an error). Exit 0 only if all were scored.
 
     Paths are shown by display_name (one printable line: a newline, an ESC or a byte that is not UTF-8 escaped) in the
-    table, the CSV and the stderr lines; the JSON keeps the path as os.fsdecode gives it (lossless, in JSON escapes)."""
+    table, the CSV and the stderr lines; the JSON keeps the path as os.fsdecode gives it (lossless, in JSON escapes).
+    """
     from pathlib import Path
 
     from pynima.images import display_name as shown
@@ -389,7 +363,8 @@ def predict_command(args: argparse.Namespace) -> int:
 
 def _predict_on_ray(args: argparse.Namespace, model: str | None, paths: list[str]) -> int:
     """pynima predict --ray: score on Ray into a Parquet file (docs/cluster-scoring.md); the exit status of
-    pynima predict."""
+    pynima predict.
+    """
     address = args.ray or None
     if address and not (address in ("auto", "local") or ":" in address):
         raise PynimaError(

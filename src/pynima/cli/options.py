@@ -1,5 +1,6 @@
 """Option groups several commands share: the dataset, training, distributed and device options, and their
-argument types."""
+argument types.
+"""
 
 from __future__ import annotations
 
@@ -67,7 +68,8 @@ CROPS_HELP = (
 
 def add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs: int) -> None:
     """The options that become TrainConfig fields. The parser uses argument_default=SUPPRESS, so an option left out
-    is absent and the value comes from --config FILE or TrainConfig; the defaults shown are TrainConfig's."""
+    is absent and the value comes from --config FILE or TrainConfig; the defaults shown are TrainConfig's.
+    """
     from dataclasses import fields
 
     from pynima.config import (

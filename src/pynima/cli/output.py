@@ -1,5 +1,6 @@
 """How ``pynima predict`` writes results: the table (with its header), CSV, JSON and JSON Lines, and the progress
-bar on stderr."""
+bar on stderr.
+"""
 
 from __future__ import annotations
 
@@ -105,7 +106,8 @@ def result_writer(fmt: str):
 
 def progress_bar(quiet: bool):
     """A progress bar on stderr (tqdm) that shows itself only after a second, on a terminal, without --quiet; its
-    ``write`` prints a line above it (or plainly when there is no bar)."""
+    ``write`` prints a line above it (or plainly when there is no bar).
+    """
     from tqdm import tqdm
 
     return tqdm(unit=" images", file=sys.stderr, delay=1.0, disable=quiet or not sys.stderr.isatty(), leave=False)

@@ -1,5 +1,6 @@
 """The ``pynima`` argument parser, one ``add_<command>`` function per subcommand; defaults and choices come from
-``pynima.config``."""
+``pynima.config``.
+"""
 
 from __future__ import annotations
 
@@ -35,18 +36,21 @@ __all__ = ["Parser", "build_parser"]
 
 class Parser(argparse.ArgumentParser):
     """argparse with "did you mean" for a mistyped command, choice or option. Python 3.14's ``suggest_on_error``
-    does this for commands and choices only, and pynima supports 3.11, hence these few lines."""
+    does this for commands and choices only, and pynima supports 3.11, hence these few lines.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         self.option_names: list[str] = []  # before argparse's __init__, which adds -h
         super().__init__(*args, **kwargs)
 
     def add_argument(self, *args, **kwargs) -> argparse.Action:
+        """argparse's add_argument, remembering the option names for suggestions."""
         action = super().add_argument(*args, **kwargs)
         self.option_names.extend(action.option_strings)
         return action
 
     def parse_known_args(self, args=None, namespace=None):
+        """argparse's parse_known_args; an unknown option close to a known one is an error that names it."""
         namespace, extras = super().parse_known_args(args, namespace)
         for extra in extras:  # a sub-command's parser sees its own options: suggest from them, with its usage
             close = difflib.get_close_matches(extra.split("=")[0], self.option_names, n=1) if extra[:1] == "-" else []
@@ -55,6 +59,7 @@ class Parser(argparse.ArgumentParser):
         return namespace, extras
 
     def error(self, message: str):
+        """argparse's usage error, with the closest choice for an invalid one."""
         wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if wrong:
             close = difflib.get_close_matches(wrong[1], re.findall(r"'([^']*)'", wrong[2]), n=1)
@@ -344,6 +349,7 @@ def _add_predict(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``pynima`` parser: global options and one sub-parser per command, each bound to its handler."""
     from pynima import __version__
 
     parser = Parser(

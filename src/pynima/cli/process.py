@@ -2,7 +2,8 @@
 instant.
 
 This module is the process around the commands: logging to stderr, the exit codes (2 bad input, 3 a full or
-read-only disk, 130 and 143 for SIGINT and SIGTERM), and standard output that fails with one line."""
+read-only disk, 130 and 143 for SIGINT and SIGTERM), and standard output that fails with one line.
+"""
 
 from __future__ import annotations
 
@@ -10,21 +11,35 @@ import argparse
 import contextlib
 import errno
 import os
+import re
 import signal
 import sys
 import threading
 import warnings
 
-from pynima.cli.commands import EXTRAS
 from pynima.cli.parser import build_parser
 from pynima.errors import PynimaError, Terminated
 
-__all__ = ["EXIT_OS_ERROR", "OS_ERRORS", "QUIET_MODULES", "STDOUT_REFUSED", "main"]
+__all__ = ["EXIT_OS_ERROR", "OS_ERRORS", "QUIET_MODULES", "STDOUT_REFUSED", "extra_for", "main"]
+
+# the modules whose distribution is named otherwise, and those installed by a distribution that requires them
+DISTRIBUTIONS = {
+    "skimage": "scikit-image",
+    "pywt": "PyWavelets",
+    "PIL": "pillow",
+    "multipart": "python-multipart",
+    "python_multipart": "python-multipart",
+    "starlette": "fastapi",
+    "pydantic": "fastapi",
+    "h11": "uvicorn",
+    "pyarrow": "ray",
+}
 
 
 def _log_to_stderr(args: argparse.Namespace) -> None:
     """The library logs (logging.getLogger("pynima...")); the CLI shows it on stderr: progress at INFO, nothing but
-    warnings with --quiet, everything with -v. Results tables go to stdout."""
+    warnings with --quiet, everything with -v. Results tables go to stdout.
+    """
     import logging
 
     class Stderr(logging.StreamHandler):  # whatever sys.stderr is when a message comes (tests replace it)
@@ -53,7 +68,8 @@ def _terminate(signum, frame) -> None:
 class _NamedStdout:
     """``sys.stdout`` whose refused writes name where it goes (a redirect into a full disk): the error then reads as
     one line naming the file, and the final flush happens inside main, not in Python's shutdown, which would print
-    'Exception ignored' and exit 120."""
+    'Exception ignored' and exit 120.
+    """
 
     def __init__(self, stream) -> None:
         self.stream = stream
@@ -100,9 +116,41 @@ def _prepare_process(args: argparse.Namespace) -> None:
             warnings.filterwarnings("ignore", category=category, module=QUIET_MODULES)
 
 
+def _normal(name: str) -> str:
+    """A distribution's name as PEP 503 compares them: lower case, runs of -_. as one -."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def extra_for(module: str) -> str | None:
+    """The optional extra of pynima that installs ``module`` (an import name such as ``torch`` or ``skimage``).
+
+    Read from the installed package's metadata, so the extras are listed once, in pyproject.toml.
+
+    Args:
+        module: a top-level import name.
+
+    Returns:
+        The first extra that requires the module's distribution; None for a core dependency, a module no extra
+        installs, or when pynima's metadata is not installed (run from a source tree without ``pip install``).
+    """
+    from importlib import metadata
+
+    wanted = _normal(DISTRIBUTIONS.get(module, module))
+    try:
+        requirements = metadata.requires("pynima") or []
+    except metadata.PackageNotFoundError:
+        return None
+    for requirement in requirements:
+        name = re.match(r"[A-Za-z0-9._-]+", requirement)
+        extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", requirement)
+        if name and _normal(name[0]) == wanted:
+            return extra[1] if extra else None
+    return None
+
+
 def _missing_extra(command: str, e: ModuleNotFoundError) -> int:
     """One line naming the extra that installs a missing module, exit 2; a module no extra has is a bug: raised."""
-    extra = EXTRAS.get((e.name or "").split(".")[0])
+    extra = extra_for((e.name or "").split(".")[0])
     if extra is None:
         raise e
     print(

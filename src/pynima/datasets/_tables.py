@@ -1,5 +1,6 @@
 """The parsing every reader shares: text lines, CSV rows, xlsx sheets, MATLAB files, numbers, records and the
-one-line problems they raise. Private to the package (the leading underscore); its names are the readers' seam."""
+one-line problems they raise. Private to the package (the leading underscore); its names are the readers' seam.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def parse_number(text: str) -> float | None:
 
 def csv_rows(path: Path, delimiter: str = ",") -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     """(lower-cased header, [(line, row)]) of a CSV file with a header: BOM, CRLF, quoting and spaces around names
-    handled; a missing or unreadable file is a DatasetError."""
+    handled; a missing or unreadable file is a DatasetError.
+    """
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, delimiter=delimiter)
@@ -89,7 +91,8 @@ def to_float(text: object) -> float | None:
 
 def files_by_name(folder: Path, recursive: bool = False) -> dict[str, Path]:
     """Lower-cased path relative to ``folder`` -> path, of the image files in it: names are matched
-    case-insensitively, as releases and file systems disagree on case."""
+    case-insensitively, as releases and file systems disagree on case.
+    """
     if not folder.is_dir():
         return {}
     found = folder.rglob("*") if recursive else folder.iterdir()
@@ -146,7 +149,8 @@ def finish_records(records: list[Record], problems: list[str], what: Path) -> li
 
 def read_mat(path: Path, names: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """The named variables (and those of ``optional`` that it has) of a MATLAB file (v7 or older, as the LIVE
-    releases are), or a one-line DatasetError."""
+    releases are), or a one-line DatasetError.
+    """
     from scipy.io import loadmat
 
     try:
@@ -174,7 +178,8 @@ def cell_strings(cells: np.ndarray) -> list[str]:
 
 def sheet_rows(path: Path, sheet: str | None, columns: tuple[str, ...]) -> list[tuple[int, dict[str, object]]]:
     """[(row number, {column: value})] of an xlsx sheet (the first if ``sheet`` is None) below its header row: the
-    first row holding every name of ``columns`` (CSIQ's header is on row 4, columns D-I). Empty rows are left out."""
+    first row holding every name of ``columns`` (CSIQ's header is on row 4, columns D-I). Empty rows are left out.
+    """
     try:
         from openpyxl import load_workbook
     except ImportError:

@@ -22,7 +22,8 @@ SCALE = Scale(1.0, 10.0)
 @register("ava", signatures=("AVA.txt",), scale=SCALE)
 def read_ava(root: Path) -> Dataset:
     """AVA: ``AVA.txt``, one image per line: index, image id, the vote counts for scores 1..10, two semantic tag ids,
-    the challenge id (space-separated); images ``images/<id>.jpg``. The score is the mean vote (1-10)."""
+    the challenge id (space-separated); images ``images/<id>.jpg``. The score is the mean vote (1-10).
+    """
     scale = SCALE
     label_file = root / "AVA.txt"
     lines = read_lines(label_file)
@@ -62,7 +63,8 @@ def read_ava(root: Path) -> Dataset:
 
 def _ava_split(root: Path, ids: set) -> dict | None:
     """AVA's official test list (``aesthetics_image_lists/generic_test.jpgl``, one image id per line), when present:
-    those images are the test part, every other listed image the training part."""
+    those images are the test part, every other listed image the training part.
+    """
     path = root / "aesthetics_image_lists" / "generic_test.jpgl"
     if not path.is_file():
         return None

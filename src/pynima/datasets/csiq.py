@@ -32,7 +32,8 @@ def read_csiq(root: Path) -> Dataset:
     """CSIQ: ``csiq.DMOS.xlsx`` (sheet ``all_by_image``, header on row 4: image, dst_idx, dst_type, dst_lev,
     dmos_std, dmos; or ``csiq.DMOS.csv``, that sheet saved as CSV), ``dst_imgs/<type>/<image>.<TYPE>.<level>.png``
     and ``src_imgs/<image>.png``. 866 images of 30 references, 6 types; DMOS 0-1, lower is better. Folder and file
-    names are matched case-insensitively (mirrors differ); the sheet, not the folder, says which images are rated."""
+    names are matched case-insensitively (mirrors differ); the sheet, not the folder, says which images are rated.
+    """
     scale = SCALE
     xlsx, csv_file = root / "csiq.DMOS.xlsx", root / "csiq.DMOS.csv"
     if xlsx.is_file() or not csv_file.is_file():

@@ -52,7 +52,8 @@ def read_kadid10k(root: Path) -> Dataset:
     """KADID-10k: ``dmos.csv`` (dist_img, ref_img, dmos, var) and ``images/`` (I01_01_01.png: reference, type,
     level). Its "dmos" is a mean opinion score on 1-5, higher better, despite the name (the release page says so), and
     its "var" is the standard deviation of the votes, not their variance (4.57 with 0.496 is votes split 57/43
-    between 4 and 5: sqrt(0.57 * 0.43) = 0.495)."""
+    between 4 and 5: sqrt(0.57 * 0.43) = 0.495).
+    """
     scale = SCALE
     label_file = root / "dmos.csv"
     header, rows = csv_rows(label_file)

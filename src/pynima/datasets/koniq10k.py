@@ -1,5 +1,6 @@
 """KonIQ-10k (Hosu et al. 2020): ``koniq10k_scores_and_distributions.csv`` with the vote counts per score, and its
-official train/validation/test sets."""
+official train/validation/test sets.
+"""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ def read_koniq10k(root: Path) -> Dataset:
     (from the KonIQ GitHub repository, not the zip). That file has c1..c5 as fractions and the 0-100 MOS_zscore in
     its MOS column, so scores are taken from the scores file; with the sets file alone, the score is the mean vote
     on 1-5 computed from its fractions (what the scores file's MOS is). The score is the mean vote, consistent with
-    the vote histograms used as targets, not MOS_zscore."""
+    the vote histograms used as targets, not MOS_zscore.
+    """
     scale = SCALE
     scores, sets = root / KONIQ_SCORES, root / KONIQ_SETS_FILE
     label_file = scores if scores.is_file() or not sets.is_file() else sets

@@ -33,7 +33,8 @@ def read_live(root: Path) -> Dataset:
     (``refnames_all``, 1x982 cell: each entry's reference) and the DMOS: ``dmos_realigned.mat`` (``dmos_new``,
     ``dmos_std``, ``orgs``; the release's update, used when present) or ``dmos.mat`` (``dmos``, ``orgs``). The 982
     entries run through the folders in LIVE_FOLDERS order; ``orgs`` == 1 marks the 203 copies of reference images
-    inside the folders, which are left out (779 distorted images). DMOS: lower is better, about 0-100."""
+    inside the folders, which are left out (779 distorted images). DMOS: lower is better, about 0-100.
+    """
     scale = SCALE
     realigned = root / "dmos_realigned.mat"
     if realigned.is_file():

@@ -25,7 +25,8 @@ def read_livec(root: Path) -> Dataset:
     1169x1 cell of names), ``Data/AllMOS_release.mat`` and ``Data/AllStdDev_release.mat`` (1x1169; MOS 0-100, higher
     better; the std of the ~175 ratings per image). The release's first 7 entries, t1.bmp-t7.bmp in
     ``Images/trainingImages/``, were shown to subjects to train them and are not part of the database's 1162 images:
-    they are left out, as the release's readme and every published protocol do."""
+    they are left out, as the release's readme and every published protocol do.
+    """
     scale = SCALE
     data = root / "Data"
     names = cell_strings(read_mat(data / "AllImages_release.mat", ("AllImages_release",))["AllImages_release"])

@@ -1,5 +1,6 @@
 """What every reader gives: ``Record`` (one image with its labels and files), ``Scale`` (how a release's scores
-map onto the model's 0-9), ``Dataset`` (the records, their scale and the release's official split)."""
+map onto the model's 0-9), ``Dataset`` (the records, their scale and the release's official split).
+"""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ class Record:
     """One image of a dataset, with its labels and the files on disk; every reader (``pynima.datasets``) gives these.
 
     Scores are on the model's scale, TID2013's 0-9 (the 10 bins are scores 0..9); a dataset on another scale is
-    mapped onto it linearly (``pynima.datasets.record.Scale``) and its own number kept in ``score``."""
+    mapped onto it linearly (``pynima.datasets.record.Scale``) and its own number kept in ``score``.
+    """
 
     path: Path
     mos: float  # on the model's 0-9 scale
@@ -59,13 +61,15 @@ class Record:
 
 
 def problems_error(problems: list[str]) -> DatasetError:
+    """One DatasetError for a list of problems: the first, and how many there are."""
     more = f" ({len(problems)} problems in all; the first is shown)" if len(problems) > 1 else ""
     return DatasetError(problems[0] + more)
 
 
 def check_images(records: list[Record], threads: int = 4) -> None:
     """Check every record's image file from its header (``check_image``: readable, not truncated where that is
-    cheap to see, within the size limits) before any training starts; one DatasetError for all problems."""
+    cheap to see, within the size limits) before any training starts; one DatasetError for all problems.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     def problem(r: Record) -> str | None:
@@ -88,16 +92,19 @@ TOP = SCORE_RANGE[1]  # the model's scale is 0..TOP (its 10 bins are the scores 
 class Scale:
     """A dataset's score scale: the ``worst`` and ``best`` possible scores (a DMOS has worst > best), mapped linearly
     onto the model's 0-9 (worst -> 0, best -> 9). Scores beyond the ends map beyond 0-9; targets then put all their
-    mass on the end bin (``pynima.model.labels.max_entropy``)."""
+    mass on the end bin (``pynima.model.labels.max_entropy``).
+    """
 
     worst: float
     best: float
     kind: str = "MOS"  # "MOS" or "DMOS" (differential: lower is better)
 
     def to_model(self, x: float | np.ndarray) -> float | np.ndarray:
+        """A score on this scale as on the model's 0-9 scale."""
         return (x - self.worst) / (self.best - self.worst) * TOP
 
     def from_model(self, y: float | np.ndarray) -> float | np.ndarray:
+        """A score on the model's 0-9 scale as on this scale."""
         return self.worst + (self.best - self.worst) * np.asarray(y) / TOP
 
     def spread_to_model(self, s: float) -> float:
@@ -105,6 +112,7 @@ class Scale:
         return s * TOP / abs(self.best - self.worst)
 
     def describe(self) -> str:
+        """The scale in words, for logs and reports: e.g. ``MOS 0-9, higher is better``."""
         lo, hi = sorted((self.worst, self.best))
         better = "higher" if self.best > self.worst else "lower"
         return f"{self.kind} {lo:g}-{hi:g}, {better} is better"

@@ -1,6 +1,7 @@
 """The dataset readers by name: each release's module registers its reader with the files that identify the layout
 and the scale of its scores (``@register``), as timm's ``register_model`` does for architectures; ``read_dataset``
-detects the layout from those files and calls the reader."""
+detects the layout from those files and calls the reader.
+"""
 
 from __future__ import annotations
 

@@ -35,7 +35,8 @@ def read_spaq(root: Path, workers: int = 4) -> Dataset:
     Resize policy, as the SPAQ authors' code: the shorter side is resized to 512 (Lanczos, aspect kept; EXIF
     orientation applied first, as for every image pynima reads), once, into ``TestImage_512/`` next to
     ``TestImage/`` as PNG (lossless, so the resize adds no compression of its own). Later reads reuse those files;
-    an original that changes afterwards is resized again (its cached copy is older)."""
+    an original that changes afterwards is resized again (its cached copy is older).
+    """
     scale = SCALE
     label_file = root / SPAQ_LABELS
     rows = sheet_rows(label_file, None, ("image name", "mos"))
@@ -67,7 +68,8 @@ def read_spaq(root: Path, workers: int = 4) -> Dataset:
 
 def _resize_once(paths: list[Path], cache: Path, workers: int) -> list[Path]:
     """Each image with its shorter side resized to SPAQ_SIDE (never enlarged), as a PNG in ``cache``, made only when
-    missing or older than the original; written atomically. One DatasetError for every original that cannot be read."""
+    missing or older than the original; written atomically. One DatasetError for every original that cannot be read.
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from PIL import Image

@@ -1,5 +1,6 @@
 """Train/validation/test splits: by reference image (the default: no scene in two parts), by image, or the
-release's official one; written to and read from split.json."""
+release's official one; written to and read from split.json.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ VAL_CARVE = 0.15  # share of the training references held out for validation whe
 def split_ratios(values: tuple[float, ...] | list[float], val_carve: float = VAL_CARVE) -> tuple[float, float, float]:
     """(train, val, test) fractions from 3 numbers, or from 2 (train, test: the field's 80/20), in which case
     validation is carved out of the training part (``val_carve`` of it), so the test part stays as given. With 3
-    numbers the test fraction may be 0: no test part, for a final model trained on every reference."""
+    numbers the test fraction may be 0: no test part, for a final model trained on every reference.
+    """
     given = tuple(float(v) for v in values)
     if (
         len(given) not in (2, 3)
@@ -69,7 +71,8 @@ def make_split(
 
 def read_split(path: str | Path) -> dict:
     """A split file (``split.json`` of a run, or any ``--split-file``): image names per part, checked; one
-    DatasetError naming the file otherwise."""
+    DatasetError naming the file otherwise.
+    """
     from pynima.files import read_json
 
     split = read_json(path)
@@ -97,7 +100,8 @@ def apply_split(records: list[Record], split: dict, part: str) -> list[Record]:
 def dataset_split(dataset: Dataset, mode: str, ratios: tuple[float, float, float], seed: int) -> dict:
     """A split of ``dataset`` as ``pynima.datasets.splits.make_split`` writes it. ``mode`` "official": the release's own
     split (KonIQ's ``set`` column, AVA's test list); when it has no validation part, ``VAL_CARVE`` of its training
-    images are drawn for validation with ``seed``; ``ratios`` do not apply. Other modes: ``make_split``."""
+    images are drawn for validation with ``seed``; ``ratios`` do not apply. Other modes: ``make_split``.
+    """
     if mode != "official":
         return make_split(dataset.records, mode, ratios, seed)
     official = dataset.official_split

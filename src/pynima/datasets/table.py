@@ -1,5 +1,6 @@
 """A CSV file of one's own: ``path,score`` (and optional ``ref``, ``kind``, ``level``, ``std``) on a scale given
-with ``--scale LO HI``."""
+with ``--scale LO HI``.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def read_csv_dataset(path: Path, scale: tuple[float, float] | None, allow_out_of
     """A CSV file of your own: columns ``path`` (relative to the CSV's folder) and ``mos``; optional ``std`` (of
     the votes), ``ref``, ``type``, ``level``, and vote counts ``c1..cN`` (N levels spanning the scale, worst first).
     The scale must be given (``--scale WORST BEST``: ``1 5`` for a 1-5 MOS, ``100 0`` for a 0-100 DMOS): scores
-    outside it are an error unless ``allow_out_of_range``. Without ``ref`` each image is its own reference."""
+    outside it are an error unless ``allow_out_of_range``. Without ``ref`` each image is its own reference.
+    """
     if scale is None:
         raise DatasetError(
             f"{path}: a CSV dataset needs its scale: --scale WORST BEST (e.g. --scale 1 5 for a 1-5 "

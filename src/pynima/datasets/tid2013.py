@@ -9,7 +9,8 @@ TID2013 layout (Ponomarenko et al. 2015; the same for a ``pynima synth`` output)
       reference_images/      I01.BMP ... (optional for no-reference training)
 
 The real files have CRLF line ends and mixed case (``I01_01_1.bmp`` next to ``i01_01_2.bmp``, and other cases again on
-disk), so names are matched case-insensitively."""
+disk), so names are matched case-insensitively.
+"""
 
 from __future__ import annotations
 
@@ -97,7 +98,8 @@ def read_labels(mos_file: str | Path, std_file: str | Path, allow_out_of_range: 
     """Parse a ``mos_with_names.txt`` / ``mos_std.txt`` pair (TID2013 format); one DatasetError for all problems.
 
     A MOS outside TID2013's 0-9 scale (``MOS_RANGE``) is a problem unless ``allow_out_of_range``: a file on another
-    scale (0-100, 1-5 DMOS) would otherwise train and evaluate silently wrong."""
+    scale (0-100, 1-5 DMOS) would otherwise train and evaluate silently wrong.
+    """
     mos_file, std_file = Path(mos_file), Path(std_file)
     mos_lines, std_lines = read_lines(mos_file), read_lines(std_file)
     problems: list[str] = []

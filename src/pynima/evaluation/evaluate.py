@@ -1,5 +1,6 @@
 """Evaluating a checkpoint on a dataset: metrics with 95% intervals, SRCC per distortion type, a scatter plot, and the
-ranking within one reference (each reference's clean image scored)."""
+ranking within one reference (each reference's clean image scored).
+"""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ CROP_DESCRIPTION = {
 
 def predict_distributions(scorer, records: list[Record] | list[Path], batch_size: int = 32) -> np.ndarray:
     """(N, 10) predicted distributions of ``records`` (or image paths) by a ``pynima.scoring.scorer.Scorer``: the same
-    preprocessing as ``pynima predict``."""
+    preprocessing as ``pynima predict``.
+    """
     out = []
     paths = [r if isinstance(r, Path) else r.path for r in records]
     for _, score, error in scorer.score_paths(paths, batch_size=batch_size):
@@ -60,7 +62,8 @@ def write_predictions(
 ) -> None:
     """One row per image: name, reference, type, level, human MOS and predicted mean and std on the model's 0-9
     scale, EMD, then the human score and the predicted mean on the dataset's own ``scale`` (for re-analysis, e.g.
-    the split-and-image bootstrap of ``pynima benchmark``)."""
+    the split-and-image bootstrap of ``pynima benchmark``).
+    """
     import csv
 
     from pynima.model.labels import moments
@@ -99,7 +102,8 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
 
 def ranking_measures(scorer, records: list[Record], pred: np.ndarray) -> dict:
     """``pynima.evaluation.metrics.within_reference`` of ``records`` scored as ``pred``, with each reference's clean
-    image (the dataset's reference file) scored by ``scorer``; a note instead when the dataset has no levels."""
+    image (the dataset's reference file) scored by ``scorer``; a note instead when the dataset has no levels.
+    """
     from pynima.evaluation.metrics import within_reference
     from pynima.model.labels import moments
 
@@ -127,6 +131,7 @@ def ranking_measures(scorer, records: list[Record], pred: np.ndarray) -> dict:
 
 
 def format_table(metrics: dict) -> str:
+    """The metrics of ``evaluate`` as a text table, 95% intervals and the ranking measures included."""
     lines = [f"{'metric':14s} {'value':>8s}   95% interval"]
     for k in METRIC_ORDER:
         if k in metrics:
@@ -150,7 +155,8 @@ EVALUATION_FILES = ("metrics.json", "predictions.csv", "scatter.png")
 def _check_output_folder(out: Path, replace: bool) -> None:
     """Refuse to write over an earlier evaluation without ``replace``, and over a training run's test results (its
     folder carries RUN_MARKER): ``pynima evaluate --out RUN`` must not silently replace what ``pynima train``
-    measured."""
+    measured.
+    """
     old = [name for name in EVALUATION_FILES if (out / name).exists()]
     if not old or replace:
         return
@@ -192,7 +198,8 @@ def evaluate_checkpoint(
     PyTorch.
     ``replace``: write over an earlier evaluation in ``out`` (refused otherwise, as is a training run's folder).
     A dataset of fewer than 3 images, or whose labels are all equal, is refused (its correlations are undefined), unless
-    ``undefined_ok``: then they are null in metrics.json, with a warning (a training run's small test part)."""
+    ``undefined_ok``: then they are null in metrics.json, with a warning (a training run's small test part).
+    """
     import torch
     from scipy import stats
 

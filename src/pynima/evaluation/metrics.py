@@ -1,5 +1,6 @@
 """Agreement between predicted and human scores: SRCC, KRCC, PLCC (raw and after the 4-parameter logistic), RMSE, EMD,
-each with a 95% bootstrap interval (scipy.stats)."""
+each with a 95% bootstrap interval (scipy.stats).
+"""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ def point_metrics(
     pred: np.ndarray, true: np.ndarray, emd: np.ndarray | None = None, logistic: bool = True
 ) -> dict[str, float]:
     """Each metric once; ``emd`` is the per-sample EMD, averaged here. ``logistic=False`` leaves out plcc_logistic
-    (a curve fit: slow inside a bootstrap). Correlations are NaN when either side is constant (undefined)."""
+    (a curve fit: slow inside a bootstrap). Correlations are NaN when either side is constant (undefined).
+    """
     if np.ptp(pred) == 0 or np.ptp(true) == 0:
         out = {k: float("nan") for k in CORRELATIONS if logistic or k != "plcc_logistic"}
     else:
@@ -113,7 +115,8 @@ def percentile_interval(values: list[float]) -> tuple[float, float]:
 
 def spearman_interval(rho: float, n: int) -> tuple[float, float]:
     """95% interval of Spearman's rho from n pairs: Fisher's z with the variance 1.06 / (n - 3) of Fieller, Hartley and
-    Pearson (1957); cheap enough for every distortion type of every evaluation, where a bootstrap per type is not."""
+    Pearson (1957); cheap enough for every distortion type of every evaluation, where a bootstrap per type is not.
+    """
     if n <= 3 or not math.isfinite(rho):
         return math.nan, math.nan
     z, half = math.atanh(min(max(rho, -0.999999), 0.999999)), 1.959964 * math.sqrt(1.06 / (n - 3))
@@ -135,8 +138,11 @@ def within_reference(
     """How well versions of one picture are ranked, the use a no-reference model is bought for.
 
     Args:
-        pred, mos: predicted and human scores of the distorted images.
-        ref, kind, level: each image's reference, distortion type and level (level 0: none, left out).
+        pred: predicted scores of the distorted images.
+        mos: their human scores.
+        ref: each image's reference.
+        kind: each image's distortion type.
+        level: each image's distortion level (level 0: none, left out).
         clean: the predicted score of each reference's clean image, by reference; None or {} if the dataset ships
             none.
 

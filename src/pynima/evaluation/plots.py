@@ -1,5 +1,6 @@
 """Every figure pynima draws (scatter plots, loss curves, per-type and per-split charts), with matplotlib imported
-only when one is drawn, and categorical colours for distortion types."""
+only when one is drawn, and categorical colours for distortion types.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def loss_curve(metrics_csv: Path, out_png: Path) -> None:
 
 def type_colours(n: int) -> list:
     """``n`` categorical colours for distortion types, the most distinct first: tab20's dark then light halves, then
-    tab20b's (40 in all, then repeating)."""
+    tab20b's (40 in all, then repeating).
+    """
     import matplotlib
 
     tab20, tab20b = matplotlib.colormaps["tab20"].colors, matplotlib.colormaps["tab20b"].colors
@@ -115,7 +117,8 @@ def _png(fig) -> bytes:
 
 def per_type_chart(per_type: dict[str, dict], title: str) -> bytes:
     """Horizontal bars of SRCC per distortion type, each type its own categorical colour and its name, with the 95%
-    interval as an error bar where ``per_type`` has one."""
+    interval as an error bar where ``per_type`` has one.
+    """
     plt = _plt()
     kinds = sorted(per_type, key=type_order)
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(kinds) + 1.2))
@@ -136,6 +139,7 @@ def per_type_chart(per_type: dict[str, dict], title: str) -> bytes:
 
 
 def val_curves(runs: list[Path]) -> bytes:
+    """PNG of the validation EMD by epoch, one line per run (a benchmark's splits)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
     for d in runs:
@@ -150,6 +154,7 @@ def val_curves(runs: list[Path]) -> bytes:
 
 
 def per_split_chart(rows: list[dict]) -> bytes:
+    """PNG of each split's SRCC and PLCC, with the median."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for i, k in enumerate(("srcc", "plcc")):

@@ -10,7 +10,8 @@ the folder is decides the sections, results first and the configuration last:
   validation loss curves of every split, median SRCC per distortion type; configuration;
 * a search (``pynima search``): the trial table, the learning-rate landscape, the best configuration; configuration.
 
-Numbers are printed with 4 decimals, straight from the JSON files the commands wrote."""
+Numbers are printed with 4 decimals, straight from the JSON files the commands wrote.
+"""
 
 from __future__ import annotations
 

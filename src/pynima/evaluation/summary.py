@@ -1,5 +1,6 @@
 """A benchmark folder's results: which splits are complete, the median over splits with a two-level bootstrap
-interval (splits, then images), per-dataset summaries of ``--cross``, and the printed table."""
+interval (splits, then images), per-dataset summaries of ``--cross``, and the printed table.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ BENCHMARK_FILE = "benchmark.json"
 
 
 def split_dir(out: str | Path, i: int) -> Path:
+    """The folder of split ``i`` in a benchmark's output folder."""
     return Path(out) / f"split_{i:02d}"
 
 
@@ -37,7 +39,8 @@ def split_and_image_interval(
 ) -> dict[str, tuple[float, float]]:
     """95% interval of the median-over-splits of each metric, by a two-level bootstrap: resample the splits, then the
     test images within each resampled split. It therefore includes split-to-split variance as well as the sampling of
-    images. Written out because scipy.stats.bootstrap resamples a single level."""
+    images. Written out because scipy.stats.bootstrap resamples a single level.
+    """
     from pynima.evaluation.metrics import percentile_interval, point_metrics
 
     rng = np.random.default_rng(seed)
@@ -124,14 +127,16 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 def _refs(refs: np.ndarray) -> str:
     """The test part's references for results.csv: listed (in numeric order when they are numbers) up to 8, else
-    counted (a by-image split of camera photos has one per image)."""
+    counted (a by-image split of camera photos has one per image).
+    """
     unique = sorted({str(r) for r in refs}, key=lambda r: (not r.isdigit(), int(r) if r.isdigit() else 0, r))
     return " ".join(unique) if len(unique) <= 8 else f"{len(unique)} references"
 
 
 def _cross_summary(out: Path, repeats: int, n_boot: int) -> dict:
     """Per cross dataset (``split_NN/cross/NAME``): the median over splits of each metric and its two-level
-    interval, as for the test parts."""
+    interval, as for the test parts.
+    """
     from pynima.evaluation.evaluate import read_predictions
 
     names = sorted(
@@ -166,6 +171,7 @@ def _cross_summary(out: Path, repeats: int, n_boot: int) -> dict:
 
 
 def format_summary(summary: dict) -> str:
+    """A benchmark's summary as a text table: per split, the median, IQR and 95% intervals."""
     from pynima.evaluation.metrics import RANKING_ORDER
 
     cfg = summary["config"]
@@ -209,7 +215,8 @@ def format_summary(summary: dict) -> str:
 
 def split_complete(d: Path) -> bool:
     """Whether a split folder holds a finished run: its result files exist and parse, and predictions.csv has a
-    complete row per test image (a crash mid-write, or an older pynima, may have left less)."""
+    complete row per test image (a crash mid-write, or an older pynima, may have left less).
+    """
     from pynima.evaluation.evaluate import read_predictions
 
     try:

@@ -1,5 +1,6 @@
 """From an opened image or an array to 8-bit sRGB RGB: ICC profiles, 16-bit and float white levels, transparency
-composited on white, multi-page files."""
+composited on white, multi-page files.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +50,8 @@ def _to_srgb(im, icc: bytes, notes: list[str]):
     perceptual intent (for the matrix profiles of cameras and screens, Adobe RGB and Display P3, LittleCMS uses
     relative colorimetric, the only one they define). Returned as it is, with a note, if the profile cannot be read or
     applied or is for another colour space than the image's; as it is, silently, if the conversion would move no
-    colour by more than one 8-bit level (an sRGB profile)."""
+    colour by more than one 8-bit level (an sRGB profile).
+    """
     from PIL import ImageCms
 
     try:
@@ -113,7 +115,8 @@ def _pages(im, notes: list[str]) -> None:
 
 def pil_to_rgb(im, name: object, max_value: float | None = None, notes: list[str] | None = None) -> np.ndarray:
     """The decoding policy for an opened PIL image (a file or the caller's): see load_rgb. Warnings (the problem,
-    without the name) are appended to ``notes``."""
+    without the name) are appended to ``notes``.
+    """
     from PIL import Image, ImageOps
 
     notes = [] if notes is None else notes

@@ -1,5 +1,6 @@
 """The refusals the decoding policy shares: file names shown safely, one-line reasons, the header checks (pixel cap,
-minimum size) made before any pixel is decoded."""
+minimum size) made before any pixel is decoded.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ log = logging.getLogger(__name__)
 
 
 def display_name(name: object) -> str:
-    """A file name (or any text) as one printable line: characters that are not printable (newline, tab, the ESC
-    of terminal escape sequences, bidi controls) are shown as Python escapes (``\\n``, ``\\x1b``, ``\\u202e``) and the
-    bytes of a name that is not UTF-8 (surrogate-escaped by ``os.fsdecode``) as ``\\xNN``; printable text, non-ASCII
-    letters included, is kept. What every path pynima predict prints goes through."""
+    r"""A file name (or any text) as one printable line: characters that are not printable (newline, tab, the ESC
+    of terminal escape sequences, bidi controls) are shown as Python escapes (``\n``, ``\x1b``, ``\u202e``) and the
+    bytes of a name that is not UTF-8 (surrogate-escaped by ``os.fsdecode``) as ``\xNN``; printable text, non-ASCII
+    letters included, is kept. What every path pynima predict prints goes through.
+    """
     text = os.fsdecode(name) if isinstance(name, (str, bytes, os.PathLike)) else str(name)
     if text.isprintable():
         return text
@@ -32,6 +34,7 @@ def _escape(c: str) -> str:
 
 
 def fail(name: object, problem: str) -> DatasetError:
+    """The error for a problem with one file, its message starting with the file's printable name."""
     return DatasetError(f"{display_name(name)}: {problem}")
 
 
@@ -48,6 +51,7 @@ MIN_SIDE = 32  # images whose shorter side is below this are refused: too little
 
 
 def too_many_pixels(name: object, pixels: str) -> DatasetError:
+    """The error for an image over PIL's decompression-bomb limit, with how to raise it."""
     from PIL import Image
 
     return fail(
@@ -58,10 +62,12 @@ def too_many_pixels(name: object, pixels: str) -> DatasetError:
 
 
 def too_small(name: object, w: int, h: int) -> DatasetError:
+    """The error for an image whose shorter side is under ``MIN_SIDE``."""
     return fail(name, f"{w}x{h} is too small to score (shorter side under the minimum of {MIN_SIDE} px)")
 
 
 def reason(e: BaseException) -> str:
+    """An exception as one short line: its type and the first line of its message."""
     text = str(e).strip().splitlines()
     return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 

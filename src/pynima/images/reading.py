@@ -1,5 +1,6 @@
 """Opening image files and bytes: what counts as an image, and what is refused before decoding (camera raw,
-special files, formats without a codec, arithmetic-coded JPEG, decompression bombs)."""
+special files, formats without a codec, arithmetic-coded JPEG, decompression bombs).
+"""
 
 from __future__ import annotations
 
@@ -141,7 +142,8 @@ _SPECIAL = (
 
 def _refuse_special(path: Path) -> None:
     """Refuse, without opening it, a path that is not a regular file: opening a FIFO waits for a writer forever, and a
-    device can be read without end. A path that cannot be stat'ed is left to open() to report."""
+    device can be read without end. A path that cannot be stat'ed is left to open() to report.
+    """
     try:
         mode = os.stat(path).st_mode
     except (OSError, ValueError):
@@ -252,7 +254,8 @@ def load_rgb(path: str | Path, notes: list[str] | None = None) -> np.ndarray:
 
 def _decode(im, name: object, source, notes: list[str]) -> np.ndarray:
     """The pixels of an opened image under the decoding policy (pil_to_rgb); a failure is one DatasetError.
-    ``source``: the file object Pillow reads, looked at again to say why a JPEG does not decode."""
+    ``source``: the file object Pillow reads, looked at again to say why a JPEG does not decode.
+    """
     try:
         return pil_to_rgb(im, name, notes=notes)
     except DatasetError:
@@ -295,7 +298,8 @@ def _arithmetic_jpeg(source) -> bool:
 
 def decode_rgb(data: bytes, name: str = "image", notes: list[str] | None = None) -> np.ndarray:
     """``load_rgb`` for an image in memory (an upload): the same policy and the same one-line DatasetError, naming
-    ``name``. The format is sniffed from the content, never from a name."""
+    ``name``. The format is sniffed from the content, never from a name.
+    """
     source, found = io.BytesIO(data), []
     with open_image(source, name, "not an image (no image format Pillow reads, or a corrupt header)") as im:
         rgb = _decode(im, name, source, found)
@@ -306,7 +310,8 @@ def decode_rgb(data: bytes, name: str = "image", notes: list[str] | None = None)
 def load_rgb_bytes(data: bytes, path: str, notes: list[str] | None = None) -> np.ndarray:
     """``load_rgb`` for the bytes of a file read elsewhere (object storage, pynima.scoring.cluster): the same policy and
     the same one-line DatasetError as ``load_rgb`` gives for a file named ``path`` (its suffix names camera raw and
-    unsupported formats), so a file scores and fails alike wherever it is read from."""
+    unsupported formats), so a file scores and fails alike wherever it is read from.
+    """
     _refuse_raw(PurePosixPath(path), path)
     source, found = io.BytesIO(data), []
     with open_image(source, path, _unsupported(PurePosixPath(path))) as im:

@@ -90,7 +90,8 @@ def std_range(mean: float, bins: int = BINS) -> tuple[float, float]:
 def _solve(mean: float, std: float | None, bins: int, tol: float) -> np.ndarray:
     """Newton's method on the convex dual log Z(t) - t.m of the exponential family (written here because each call
     is a 1- or 2-parameter problem where a hand-rolled damped Newton step with an exact Hessian is both simpler and
-    faster than scipy.optimize's general minimisers, and the tolerance is on the moments, not on the parameters)."""
+    faster than scipy.optimize's general minimisers, and the tolerance is on the moments, not on the parameters).
+    """
     k = np.arange(bins, dtype=float)
     z = (k - mean) / bins  # centred and scaled features: keeps exp() finite and the Hessian well-conditioned
     feats = np.stack([z, z * z]) if std is not None else z[None]
@@ -164,7 +165,8 @@ def moments(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def rebin_votes(votes: Sequence[float], bins: int = BINS) -> np.ndarray:
     """Vote counts over n equally spaced score levels (worst first) as a distribution over ``bins`` bins spanning the
     same range: each level's share is split between the two bins around its position, so the mean is kept (KonIQ's 5
-    levels 1-5 sit at 0, 2.25, 4.5, 6.75 and 9 on 0-9). n == bins gives the normalised counts as they are (AVA)."""
+    levels 1-5 sit at 0, 2.25, 4.5, 6.75 and 9 on 0-9). n == bins gives the normalised counts as they are (AVA).
+    """
     v = np.asarray(votes, dtype=float)
     if v.ndim != 1 or len(v) < 2 or not np.isfinite(v).all() or (v < 0).any() or v.sum() <= 0:
         raise ValueError(f"vote counts must be 2 or more finite non-negative numbers with a positive total, got {v}")
@@ -186,7 +188,8 @@ def label_distributions(records: Sequence[Record], labels: str = "auto", vote: s
     ``rebin_votes``), else the max-entropy distribution; "maxent": max-entropy from mean and std for every record,
     votes or not; "mean-only": max-entropy from the mean alone. The std for max-entropy: the record's ``vote_sd``
     where the dataset gives the spread of the votes (KADID, KonIQ, CSIQ, LIVE Challenge), else ``vote_std`` of
-    TID2013's ``mos_std`` (``vote``), else FIXED_VOTE_STD when the dataset gives no std at all (LIVE, SPAQ)."""
+    TID2013's ``mos_std`` (``vote``), else FIXED_VOTE_STD when the dataset gives no std at all (LIVE, SPAQ).
+    """
     if labels not in LABELS:
         raise ValueError(f"labels must be one of {', '.join(LABELS)}, got {labels!r}")
     out = np.empty((len(records), BINS))

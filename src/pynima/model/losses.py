@@ -8,7 +8,7 @@ __all__ = ["emd"]
 
 
 def emd(p: torch.Tensor, q: torch.Tensor, r: float = 2.0, reduction: str = "mean") -> torch.Tensor:
-    """EMD between distributions over ordered bins (last axis), as in the NIMA paper:
+    """EMD between distributions over ordered bins (last axis), as in the NIMA paper.
 
         EMD(p, q) = ( mean_k |CDF_p(k) - CDF_q(k)|^r )^(1/r)
 

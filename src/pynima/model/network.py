@@ -83,6 +83,7 @@ class NIMA(nn.Module):
         self._frozen: list[nn.Module] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 10) probabilities of the scores 0-9 for (N, 3, H, W) normalized images."""
         return torch.softmax(self.head(self.backbone(x)), dim=-1)
 
     def freeze_stages(self, n: int) -> None:
@@ -90,7 +91,8 @@ class NIMA(nn.Module):
         no gradients, BatchNorm in eval mode (ImageNet statistics), so no backward pass runs through them.
 
         Why: the early, high-resolution stages cost most of a training step on a CPU (``bench/train_step.py``)
-        while holding few weights."""
+        while holding few weights.
+        """
         from timm.models import group_modules
 
         groups = group_modules(self.backbone, self.backbone.group_matcher(coarse=True))
@@ -104,6 +106,7 @@ class NIMA(nn.Module):
         self.train(self.training)
 
     def train(self, mode: bool = True) -> NIMA:
+        """Training or evaluation mode, keeping the frozen stages in eval mode (their BatchNorm statistics fixed)."""
         super().train(mode)
         for module in self._frozen:
             module.eval()
@@ -183,7 +186,8 @@ def create_model(
     freeze_stages: int = 0,
 ) -> NIMA:
     """NIMA on an ImageNet backbone (see the module docstring for where weights come from); ``freeze_stages``: see
-    ``NIMA.freeze_stages`` (0, the default, trains every layer)."""
+    ``NIMA.freeze_stages`` (0, the default, trains every layer).
+    """
     net = imagenet_backbone(backbone, weights, pretrained)
     num_features = net.num_features
     net.reset_classifier(0)  # pooled features out
@@ -202,7 +206,8 @@ def normalization(backbone: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
 def read_checkpoint(path: str | Path, what: str = "checkpoint") -> dict:
     """The content of a ``.ckpt``/``.pth`` file, read with ``torch.load(weights_only=True)``: tensors and plain data
     only, so a file that carries a pickled program is refused instead of run (model files get shared). Every failure
-    is one PynimaError line naming the file."""
+    is one PynimaError line naming the file.
+    """
     import pickle
 
     path = Path(path)

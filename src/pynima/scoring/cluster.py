@@ -67,7 +67,8 @@ def _ray() -> Any:
 
 def schema() -> pyarrow.Schema:
     """The columns of a scored dataset and of the Parquet file: null scores on an error row, a null error when
-    scored; warning and error without the path they would start with (as ``pynima predict --format json``)."""
+    scored; warning and error without the path they would start with (as ``pynima predict --format json``).
+    """
     import pyarrow as pa
 
     return pa.schema(
@@ -85,7 +86,8 @@ def schema() -> pyarrow.Schema:
 def init(address: str | None = None) -> bool:
     """Connect this process to Ray: ``address`` ``auto``, ``HOST:PORT`` or ``ray://HOST:PORT``; None starts a local
     instance, or joins the cluster RAY_ADDRESS names. False if it was already connected (then it does nothing), so a
-    caller shuts down only what it started."""
+    caller shuts down only what it started.
+    """
     ray = _ray()
     if ray.is_initialized():
         return False
@@ -101,13 +103,15 @@ def init(address: str | None = None) -> bool:
 
 def _strip(message: str, name: object) -> str:
     """A message without the file name it starts with (as display_name shows it), as the CSV/JSON output of pynima
-    predict gives it."""
+    predict gives it.
+    """
     return message.removeprefix(f"{display_name(name)}: ")
 
 
 def _utf8(text: str | None) -> str | None:
-    """Text a Parquet string column can hold: as it is if it is valid UTF-8 (a name with a newline stays lossless),
-    else (a file name that is not UTF-8) display_name's escaped form, ``\\xff`` for the byte 0xff."""
+    r"""Text a Parquet string column can hold: as it is if it is valid UTF-8 (a name with a newline stays lossless),
+    else (a file name that is not UTF-8) display_name's escaped form, ``\xff`` for the byte 0xff.
+    """
     if text is None:
         return None
     try:
@@ -129,7 +133,8 @@ def _filesystem(source: str, filesystem: Any) -> tuple[Any, str]:
     """(pyarrow filesystem, path on it) of a URI, or of a path on the given pyarrow or fsspec ``filesystem``.
 
     URIs go to pyarrow first (s3://, gs://, hdfs://, file://: credentials from the environment as pyarrow reads
-    them), then to fsspec for the schemes only it knows (abfs://, az://... with their fsspec package installed)."""
+    them), then to fsspec for the schemes only it knows (abfs://, az://... with their fsspec package installed).
+    """
     import pyarrow.fs as pafs
 
     if filesystem is not None:
@@ -152,7 +157,8 @@ def _walk_remote(source: str, fs: Any, path: str, prefix: str) -> list[tuple[str
     """(shown path, path on ``fs``, problem) for a file, or for each image under a folder (a key prefix), in the
     order of ``pynima predict`` on a local folder (a folder's files by name, then its subfolders by name), hidden
     names left out as there; a missing path, a folder without images and a listing error are one row with the
-    problem."""
+    problem.
+    """
     import pyarrow.fs as pafs
 
     try:
@@ -186,7 +192,8 @@ def _walk_remote(source: str, fs: Any, path: str, prefix: str) -> list[tuple[str
 def list_sources(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple[pyarrow.Table, list[Any]]:
     """The files to score as a table (path: as shown, see _utf8; file: what an actor opens, as bytes (a local name
     need not be UTF-8); fs: index into the returned filesystems, -1 for a local file; error: why the row cannot be
-    scored, null if it can) and the filesystems."""
+    scored, null if it can) and the filesystems.
+    """
     import pyarrow as pa
 
     rows: list[tuple[str | None, bytes, int, str | None]] = []
@@ -231,7 +238,8 @@ class ScoreBatch:
 
     def __init__(self, model: list, crops: str, threads: int, filesystems: list[Any]):
         """``model``: [a reference to the ONNX file's bytes], in a list so that Ray hands over the reference (the
-        model goes into the object store once, not once per actor)."""
+        model goes into the object store once, not once per actor).
+        """
         import ray
 
         with tempfile.TemporaryDirectory() as tmp:  # ONNX Runtime reads the whole file when the session is made
@@ -244,7 +252,8 @@ class ScoreBatch:
 
     def _load(self, shown: str, file: bytes | str, fs: int, error: str | None) -> tuple[np.ndarray, str | None] | str:
         """(crops, warning) of one file, or its error without the path. ``file``: bytes from list_sources (a local
-        name as os.fsencode gives it), or text."""
+        name as os.fsencode gives it), or text.
+        """
         if error is not None:
             return error
         if isinstance(file, bytes):
@@ -276,6 +285,7 @@ class ScoreBatch:
             return f"cannot score ({_reason(e)})"
 
     def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
+        """One Ray Data batch of paths scored: the batch's rows with their scores or problems."""
         import pyarrow as pa
 
         paths = batch["path"].to_pylist()
@@ -303,7 +313,8 @@ class ScoreBatch:
 def _model_bytes(model: str | os.PathLike | None, crops: str) -> bytes:
     """The ONNX file that scores (the bundled model, an .onnx, or the export next to a checkpoint), checked here so
     that a bad model, or one that cannot score ``crops``, is one line before any actor starts; actors get its bytes,
-    so workers need no copy of it."""
+    so workers need no copy of it.
+    """
     path = bundled_model() if model is None else Path(model)
     onnx = path if path.suffix.lower() == ".onnx" else exported_sidecar(path)
     if onnx is None:
@@ -433,7 +444,8 @@ def write_parquet(dataset: ray.data.Dataset, out: str | os.PathLike, overwrite: 
 
 def read_failures(parquet: str | os.PathLike) -> list[tuple[str, str]]:
     """(path, error) of each failed row of a Parquet file ``write_parquet`` wrote, sorted by path; reads only those
-    two columns."""
+    two columns.
+    """
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 

@@ -1,5 +1,6 @@
 """The engines that run the network: ``TorchEngine`` (a checkpoint, eager PyTorch), ``OnnxEngine`` (ONNX Runtime,
-no torch needed) and ``OpenVinoEngine``; devices and providers."""
+no torch needed) and ``OpenVinoEngine``; devices and providers.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ MAX_PIXELS_PER_PASS = MAX_CROPS_PER_PASS * CROP * CROP  # the same bound for who
 
 def torch_device(name: str):
     """``name`` ("cpu", "cuda", "cuda:1", "mps") as a torch.device, or a one-line PynimaError when this machine or
-    this torch build has no such device (instead of a CUDA traceback at the first call)."""
+    this torch build has no such device (instead of a CUDA traceback at the first call).
+    """
     import torch
 
     try:
@@ -52,7 +54,8 @@ def torch_device(name: str):
 
 def onnx_providers(device: str) -> list:
     """ONNX Runtime's execution providers for ``device``: the CPU's, or CUDA's (onnxruntime-gpu) with the CPU's as
-    the fallback for operators CUDA lacks; a one-line PynimaError when this onnxruntime cannot run there."""
+    the fallback for operators CUDA lacks; a one-line PynimaError when this onnxruntime cannot run there.
+    """
     import onnxruntime as ort
 
     kind, _, index = device.partition(":")
@@ -71,7 +74,8 @@ def onnx_providers(device: str) -> list:
 
 class TorchEngine:
     """Eager PyTorch, channels_last, inference mode, on ``device`` (cpu, cuda[:N], mps); ``bf16`` runs it under
-    bfloat16 autocast."""
+    bfloat16 autocast.
+    """
 
     name = "torch"
 
@@ -88,6 +92,7 @@ class TorchEngine:
         self.mean, self.std = normalization(backbone)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(N, 10) probabilities for a float32 (N, 3, 224, 224) batch of normalized crops."""
         import torch
 
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -106,7 +111,8 @@ class TorchEngine:
 
 class OnnxEngine:
     """ONNX Runtime on the CPU, or on a CUDA GPU (``device="cuda"``, with onnxruntime-gpu); the preprocessing
-    constants travel in the model's metadata."""
+    constants travel in the model's metadata.
+    """
 
     name = "onnx"
 
@@ -137,6 +143,7 @@ class OnnxEngine:
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(N, 10) probabilities for a float32 (N, 3, 224, 224) batch of normalized crops."""
         return self.session.run(None, {self.input: x})[0]
 
 
@@ -180,4 +187,5 @@ class OpenVinoEngine:
         self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(N, 10) probabilities for a float32 (N, 3, 224, 224) batch of normalized crops."""
         return self.request.infer({0: x})[0].copy()  # the output buffer is reused by the next call

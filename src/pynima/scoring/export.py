@@ -27,6 +27,7 @@ RESERVED_METADATA = ("backbone", "mean", "std", "version", "source")
 
 
 def add_metadata(path: Path, meta: dict[str, str]) -> None:
+    """Write ``meta`` into an ONNX file's metadata (keys given replace those there), atomically."""
     import onnx
 
     model = onnx.load(str(path))
@@ -44,7 +45,8 @@ def _export_any_size(model, path: Path) -> None:
     Written with torch's TorchScript exporter while torch has it: with symbolic image sides, the dynamo exporter
     reasons about the input-dependent padding of timm's TF-style ("same") convolutions and takes minutes where the
     TorchScript exporter takes seconds, for the same graph (ONNX Runtime agrees with PyTorch to 1e-6 on both). Where
-    the TorchScript exporter is gone, the dynamo exporter writes the file."""
+    the TorchScript exporter is gone, the dynamo exporter writes the file.
+    """
     import warnings
 
     import torch
@@ -80,7 +82,8 @@ def export_onnx(ckpt: str | Path, out: str | Path | None = None, metadata: dict[
     appears complete, with its metadata, or not at all (written to a temporary sibling, then renamed).
 
     ``metadata``: more ``key: value`` pairs saying what the model is (name, data, licence of its labels), stored
-    as ``pynima_<key>`` next to the preprocessing keys every export carries."""
+    as ``pynima_<key>`` next to the preprocessing keys every export carries.
+    """
     import torch
 
     from pynima import __version__

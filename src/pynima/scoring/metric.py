@@ -96,6 +96,7 @@ class NIMAMetric(nn.Module):
         return self.as_loss
 
     def train(self, mode: bool = True) -> NIMAMetric:
+        """Training or evaluation mode of the wrapper; the network stays in eval mode (no dropout, fixed BatchNorm)."""
         super().train(mode)
         self.net.eval()  # dropout and BatchNorm stay as in scoring, also inside a training loop
         return self
@@ -117,6 +118,7 @@ class NIMAMetric(nn.Module):
         return torch.stack([self.net(x[..., y : y + CROP, c : c + CROP]) for y, c in boxes]).mean(0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N,) scores, higher is better (with ``as_loss``: ``9 - score``, differentiable); NaN is an error."""
         with torch.set_grad_enabled(self.as_loss and torch.is_grad_enabled()):
             score = self.distribution(images) @ self.bins
         if not torch.isfinite(score).all():  # a NaN must not pass as a score, nor as a loss that trains on

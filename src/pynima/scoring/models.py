@@ -1,5 +1,6 @@
 """The one way to load a model: ``load(path_or_None)`` takes a checkpoint, an ONNX file or nothing (the bundled
-model, docs/model-card.md) and picks the engine."""
+model, docs/model-card.md) and picks the engine.
+"""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ def bundled_model() -> Path:
 
 def exported_sidecar(ckpt: str | Path) -> Path | None:
     """The ONNX export next to a checkpoint (``best.onnx`` for ``best.ckpt``, written by ``pynima train`` and
-    ``pynima export``), if it exists and is not older than the checkpoint."""
+    ``pynima export``), if it exists and is not older than the checkpoint.
+    """
     onnx = Path(ckpt).with_suffix(".onnx")
     try:
         return onnx if onnx.stat().st_mtime >= Path(ckpt).stat().st_mtime else None

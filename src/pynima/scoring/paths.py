@@ -1,5 +1,6 @@
 """Which files a list of paths and folders means: folders walked once (symlink loops and hidden files skipped),
-every path kept in the order given."""
+every path kept in the order given.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ log = logging.getLogger(__name__)
 
 def walk_paths(paths: Iterable[str | Path]) -> Iterator[tuple[Path, str | None]]:
     """(file, None) for files as given and image files under folders (recursively, sorted); (path, problem) for a
-    path that does not exist, a folder without images and a subfolder that cannot be listed. See _walk_folder."""
+    path that does not exist, a folder without images and a subfolder that cannot be listed. See _walk_folder.
+    """
     for p in map(Path, paths):
         if p.is_dir():
             yield from _walk_folder(p)
@@ -39,7 +41,8 @@ def _walk_folder(top: Path) -> Iterator[tuple[Path, str | None]]:
     Symlinked subfolders are followed; each real folder is walked once: a link back to a folder above (a loop) or a
     second link to a folder already walked is one warning line and not walked again. Hidden files and folders (names
     starting with ".") are left out and counted in one INFO line. Files are not opened here (a FIFO with an image
-    suffix is refused, unopened, by load_rgb)."""
+    suffix is refused, unopened, by load_rgb).
+    """
     found = unlisted = hidden_files = hidden_dirs = 0
     errors: list[OSError] = []
     seen = {os.path.realpath(top)}

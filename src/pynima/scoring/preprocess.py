@@ -1,5 +1,6 @@
 """The one NumPy preprocessing path every engine and evaluation use: centre, grid and whole-image crops,
-normalization, and the preprocessing an ONNX file declares in its metadata."""
+normalization, and the preprocessing an ONNX file declares in its metadata.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def _offsets(length: int, n: int) -> list[int]:
 
 def check_crops(mode: str, engine=None) -> None:
     """Refuse, in one PynimaError line, a crop mode that is not one of CROP_MODES, or ``"full"`` with an ``engine``
-    whose network takes 224x224 crops only (an ONNX file exported before image sizes were dynamic)."""
+    whose network takes 224x224 crops only (an ONNX file exported before image sizes were dynamic).
+    """
     if crop_mode(mode) not in CROP_MODES:
         raise PynimaError(f"crops must be one of {', '.join(CROP_MODES)}, got {mode!r}")
     if mode == "full" and not getattr(engine, "any_size", True):
@@ -51,7 +53,8 @@ def crop_boxes(height: int, width: int, mode: str = "centre") -> list[tuple[int,
 
 def crops(image: np.ndarray, mode: str = "centre") -> np.ndarray:
     """(n, 224, 224, 3) uint8 crops, or with ``mode="full"`` the whole image as (1, H, W, 3); an image smaller than
-    224 on a side is zero-padded around its centre to at least 224, as torchvision's CenterCrop does."""
+    224 on a side is zero-padded around its centre to at least 224, as torchvision's CenterCrop does.
+    """
     h, w = image.shape[:2]
     if h < CROP or w < CROP:
         padded = np.zeros((max(h, CROP), max(w, CROP), 3), np.uint8)
@@ -86,7 +89,8 @@ def preprocessing(
     """(backbone, mean, std) from the metadata ``pynima export`` writes into an ONNX file, once the file is known to be
     a NIMA network: one input of N x 3 x 224 x 224 (or N x 3 x H x W, any size) and one output of N x 10
     (``inputs``/``outputs``: their shapes, a dynamic dimension as anything but an int). Any other ONNX file is
-    refused rather than scored wrongly."""
+    refused rather than scored wrongly.
+    """
     if not {"pynima_backbone", "pynima_mean", "pynima_std"} <= set(meta):
         raise PynimaError(f"{path}: not exported by pynima export (no pynima metadata)")
     fixed = [[d if isinstance(d, int) and d >= 0 else None for d in shape] for shape in (*inputs, *outputs)]

@@ -17,7 +17,8 @@ Images are decoded in a thread pool (Pillow releases the GIL while decoding), on
 the decoding policy of ``pynima.images`` (``load_rgb`` for files, ``to_rgb`` for arrays and PIL images). The network
 gets at most MAX_CROPS_PER_PASS crops per call, so memory does not grow with batch size times crops. Images smaller than
 the crop on a side (but at least ``pynima.images.MIN_SIDE``) are zero-padded and scored with a warning
-(``Score.warning``); a file that cannot be scored is reported and the others are scored."""
+(``Score.warning``); a file that cannot be scored is reported and the others are scored.
+"""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ DISTRIBUTION_TOLERANCE = 0.01  # how far a distribution may stray from non-negat
 
 @dataclass(frozen=True)
 class Score:
+    """One image's predicted score: the mean and std of the distribution over 0-9, and a warning if any."""
+
     mean: float  # predicted mean opinion score, 0-9
     std: float
     distribution: tuple[float, ...]  # probability of each score 0..9
@@ -60,7 +63,8 @@ class Score:
 def check_distributions(p: np.ndarray, source: str) -> np.ndarray:
     """``p`` (N, 10) if every row is a probability distribution (finite, non-negative, summing to 1 within
     DISTRIBUTION_TOLERANCE, which bfloat16 rounding stays inside); else one error line naming ``source``. A diverged
-    model (NaN weights) or an ONNX file without its softmax would otherwise give NaN or negative scores."""
+    model (NaN weights) or an ONNX file without its softmax would otherwise give NaN or negative scores.
+    """
     if not np.isfinite(p).all():
         raise NonFiniteError(
             f"{source}: the network's output is not finite (NaN or infinity): a diverged model; "
@@ -84,7 +88,8 @@ def check_distributions(p: np.ndarray, source: str) -> np.ndarray:
 class Scorer:
     """A trained NIMA model ready to score images. The network is tried on a grey image when the Scorer is made, and
     every output is checked (``check_distributions``): a model that does not give probabilities is refused, never
-    scored."""
+    scored.
+    """
 
     def __init__(self, engine, crops: str = DEFAULT_CROPS, threads: int | None = None):
         check_crops(crops, engine)
@@ -105,7 +110,8 @@ class Scorer:
     def crops_of(self, rgb: np.ndarray, name: object, notes: Iterable[str] = ()) -> tuple[np.ndarray, str | None]:
         """(n_crops, 224, 224, 3) uint8 crops of a decoded (H, W, 3) uint8 image, and one warning line naming ``name``
         if decoding left ``notes`` (a multi-page TIFF, an ICC profile not applied) or the image had to be padded
-        (pynima.scoring.cluster decodes files read from object storage itself, then comes here)."""
+        (pynima.scoring.cluster decodes files read from object storage itself, then comes here).
+        """
         h, w = rgb.shape[:2]
         problems = list(notes)
         if h < CROP or w < CROP:
@@ -125,7 +131,8 @@ class Scorer:
     def distributions(self, inputs: list[np.ndarray]) -> np.ndarray:
         """(N, 10) distributions, each averaged over its image's crops. ``inputs``: per image, its network input
         (float, from ``inputs``) or its uint8 crops (normalized here, a chunk at a time). The network gets at most
-        MAX_PIXELS_PER_PASS pixels (MAX_CROPS_PER_PASS crops) per call, or one whole image if it is larger."""
+        MAX_PIXELS_PER_PASS pixels (MAX_CROPS_PER_PASS crops) per call, or one whole image if it is larger.
+        """
 
         def run(x: np.ndarray) -> np.ndarray:
             if x.dtype == np.uint8:
@@ -150,6 +157,7 @@ class Scorer:
         return np.stack(per_image) if per_image else np.zeros((0, 10))
 
     def scores(self, inputs: list[np.ndarray], warnings: list[str | None] | None = None) -> list[Score]:
+        """Scores of decoded images (``preprocess``'s crops), with a warning per image if given."""
         from pynima.model.labels import moments
 
         p = self.distributions(inputs)
@@ -217,6 +225,7 @@ class Scorer:
         return self.scores(inputs, warnings) if inputs else []
 
     def prepare(self, path: Path) -> tuple[np.ndarray, str | None] | str:
+        """An image's crops and warning, or the problem as a one-line message (for a thread pool)."""
         try:
             return self._crops(path)
         except PynimaError as e:

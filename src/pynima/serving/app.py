@@ -17,7 +17,8 @@ Against hostile clients (docs/reliability.md): decoded pixels are budgeted from 
 decoding, per request (413) and across the requests in flight (503 with Retry-After); a Host header the server does not
 answer to is 400 (DNS rebinding) and a POST from a page of another origin 403 unless ``cors`` allows it; the request
 head must arrive within ``Connections.header_timeout`` (``_H11``), connections are capped and the open-file limit is
-raised to fit them; worker processes exit when their supervisor dies."""
+raised to fit them; worker processes exit when their supervisor dies.
+"""
 
 from __future__ import annotations
 
@@ -95,7 +96,8 @@ def _too_many_files(count: int | str, max_files: int) -> Refused:
 
 def _check_pixels(pixels: int, limits: Limits, budget: _PixelBudget) -> None:
     """Take ``pixels`` from ``budget`` for a request, or Refused: 413 over the request's limit, 503 (Retry-After)
-    while the requests in flight hold the rest of the budget."""
+    while the requests in flight hold the rest of the budget.
+    """
     if pixels > limits.max_request_pixels:
         raise Refused(
             413,
@@ -180,7 +182,8 @@ def _image_pixels(data: bytes) -> int:
 
     No JPEG draft mode (``Image.draft``, decoding at 1/2 to 1/8 scale) for large images: the scorer crops 224 x 224 at
     the image's own resolution, never resizing, so a downscaled decode would score other pixels than ``pynima
-    predict`` does. The pixel budgets bound the memory instead."""
+    predict`` does. The pixel budgets bound the memory instead.
+    """
     from PIL import Image
 
     try:
@@ -193,7 +196,8 @@ def _image_pixels(data: bytes) -> int:
 
 class _PixelBudget:
     """Decoded pixels of the requests in flight, at most ``limit``: a request takes its images' pixels before
-    decoding them and gives them back once answered (the event loop's one thread does both: no lock)."""
+    decoding them and gives them back once answered (the event loop's one thread does both: no lock).
+    """
 
     def __init__(self, limit: int):
         self.limit, self.used = limit, 0
@@ -215,7 +219,8 @@ def _model_name(scorer: Scorer, model: str | Path | None) -> str:
 
 async def read_images(request: Request, limits: Limits) -> list[tuple[str, bytes]]:
     """(name, bytes) of each uploaded image of a POST /v1/score; Refused for what is not an upload of images, or for
-    more files than ``limits`` allow."""
+    more files than ``limits`` allow.
+    """
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         try:
@@ -290,7 +295,8 @@ def _add_read_routes(app, scorer: Scorer, name: str, limits: Limits, metrics: Re
 
 async def score_one(batcher: Batcher, metrics: RequestMetrics, name: str, data: bytes, mode: str) -> dict:
     """One upload's result row: decoded in a thread, scored in the batcher's next network call; a refused image
-    gets its error and the HTTP status it would have alone."""
+    gets its error and the HTTP status it would have alone.
+    """
     from starlette.concurrency import run_in_threadpool
 
     batcher.expect()
@@ -319,7 +325,8 @@ def _add_score_route(
     app, scorer: Scorer, batcher: Batcher, metrics: RequestMetrics, limits: Limits, budget: _PixelBudget
 ) -> None:
     """POST /v1/score of ``create_app``: uploads refused or admitted against the limits and the pixel budget, then
-    scored together."""
+    scored together.
+    """
     from starlette.concurrency import run_in_threadpool
 
     @app.post(
@@ -378,7 +385,8 @@ def create_app(
     """The FastAPI app scoring with ``model`` (default: the bundled model) on ``engine`` and ``device`` (as
     ``pynima.load``).
     ``cors``: origins allowed to call it from a browser page elsewhere (none by default). ``allowed_hosts``: the
-    Host headers it answers to (Starlette's patterns; default: the loopback names)."""
+    Host headers it answers to (Starlette's patterns; default: the loopback names).
+    """
     from contextlib import asynccontextmanager
 
     import pynima

@@ -1,7 +1,8 @@
 """Dynamic batching for the service: uploads are decoded off the event loop (a thread pool), then queue for the
 network; while other images are still being decoded or queued, a batch waits for them up to ``max_wait`` seconds,
 then everything queued, up to ``max_batch`` crops, goes through the network in one call, on one inference thread.
-Concurrent requests therefore share forward passes, and a request alone does not wait at all."""
+Concurrent requests therefore share forward passes, and a request alone does not wait at all.
+"""
 
 from __future__ import annotations
 
@@ -29,9 +30,11 @@ class Batcher:
         self.task: asyncio.Task | None = None
 
     def start(self) -> None:
+        """Start the batching task on the running event loop."""
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop the batching task and the scoring thread."""
         if self.task:
             self.task.cancel()
         self.pool.shutdown(wait=True)
@@ -46,7 +49,8 @@ class Batcher:
 
     async def distribution(self, x: np.ndarray, expected: bool = False) -> np.ndarray:
         """The 10-bin distribution of one image from its uint8 crops, averaged over them (``expected``: announced
-        by ``expect`` before its decoding)."""
+        by ``expect`` before its decoding).
+        """
         future = asyncio.get_running_loop().create_future()
         if expected:
             self.decoding -= 1

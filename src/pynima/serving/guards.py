@@ -1,5 +1,6 @@
 """The service's guards against hostile clients, as ASGI middleware: trusted Host names (DNS rebinding), same-origin
-POSTs, body size and time limits, and the JSON error every refusal gets."""
+POSTs, body size and time limits, and the JSON error every refusal gets.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def _header(scope, name: bytes) -> str | None:
 
 def _host_and_port(netloc: str, scheme: str) -> tuple[str | None, int | None]:
     """(host, port) of ``host[:port]`` (a Host header, an origin's authority), the port defaulting to the scheme's;
-    (None, None) if it does not parse."""
+    (None, None) if it does not parse.
+    """
     try:
         parts = urlsplit(f"//{netloc}")
         return parts.hostname, parts.port or {"http": 80, "https": 443}.get(scheme)
@@ -56,7 +58,8 @@ def _host_and_port(netloc: str, scheme: str) -> tuple[str | None, int | None]:
 
 def default_allowed_hosts(host: str) -> list[str]:
     """The Host headers a server bound to ``host`` answers to by default: that address, with the loopback names when
-    it is a loopback one, and this machine's names and addresses when it is every interface (0.0.0.0, ::)."""
+    it is a loopback one, and this machine's names and addresses when it is every interface (0.0.0.0, ::).
+    """
     names = [host]
     if host in LOOPBACK_HOSTS or host.startswith("127."):
         names += LOOPBACK_HOSTS
@@ -71,9 +74,11 @@ class TrustedHosts(TrustedHostMiddleware):
     """Starlette's TrustedHostMiddleware (its patterns: names, ``*.example.com``, ``*``), answering JSON: a request
     whose Host header is none of ``allowed_hosts`` is refused with 400, so a DNS-rebinding page (evil.example
     resolved to 127.0.0.1) cannot reach the service through a visitor's browser. The probes (/healthz, /readyz) are
-    exempt: they reveal nothing, and load balancers and orchestrators often send an IP address as the Host."""
+    exempt: they reveal nothing, and load balancers and orchestrators often send an IP address as the Host.
+    """
 
     async def __call__(self, scope, receive, send):
+        """ASGI entry: apply this guard to an HTTP request, pass everything else through."""
         if self.allow_any or scope["type"] != "http" or scope["path"] in PROBES:
             await self.app(scope, receive, send)
             return
@@ -94,12 +99,14 @@ class SameOrigin:
     """ASGI middleware refusing (403) a POST from a page of another origin, one whose Origin header names another host
     or port than the request's Host, unless ``cors`` lists that origin (or ``*``). Browsers send form and multipart
     posts across sites without asking first (no CORS preflight), so without it any web page could make its visitors'
-    browsers post images here. Clients that are not browsers (curl) send no Origin and are not affected."""
+    browsers post images here. Clients that are not browsers (curl) send no Origin and are not affected.
+    """
 
     def __init__(self, app, cors: Sequence[str]):
         self.app, self.cors = app, set(cors)
 
     async def __call__(self, scope, receive, send):
+        """ASGI entry: apply this guard to an HTTP request, pass everything else through."""
         origin = _header(scope, b"origin") if scope["type"] == "http" else None
         if origin is None or scope["method"] in ("GET", "HEAD", "OPTIONS") or self._allowed(origin, scope):
             await self.app(scope, receive, send)
@@ -126,12 +133,14 @@ class Guard:
     Content-Length when given, else while it streams), one that does not arrive within ``limits.body_timeout``
     seconds with 408; every request is counted and timed for /metrics. Written here because Starlette and uvicorn
     have neither a body-size nor a body-read timeout setting (and a plain ASGI middleware, unlike Starlette's
-    BaseHTTPMiddleware, lets the handler see the refusal raised while it reads the body)."""
+    BaseHTTPMiddleware, lets the handler see the refusal raised while it reads the body).
+    """
 
     def __init__(self, app, limits: Limits, metrics: RequestMetrics):
         self.app, self.limits, self.metrics = app, limits, metrics
 
     async def __call__(self, scope, receive, send):
+        """ASGI entry: apply this guard to an HTTP request, pass everything else through."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         t0, path = time.perf_counter(), scope["path"] if scope["path"] in KNOWN_PATHS else "other"
@@ -205,6 +214,8 @@ class RequestMetrics:
 
 
 class Refused(Exception):
+    """A request refused with an HTTP status, a message and optional headers."""
+
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.headers = status, headers

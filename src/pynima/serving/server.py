@@ -1,5 +1,6 @@
 """Running the app: uvicorn with a bounded request-head time (``H11``), connection caps and the open-file limit
-raised to fit them, worker processes that exit with their supervisor, graceful shutdown on SIGTERM."""
+raised to fit them, worker processes that exit with their supervisor, graceful shutdown on SIGTERM.
+"""
 
 from __future__ import annotations
 
@@ -42,7 +43,8 @@ class _H11(H11Protocol):
     """uvicorn's h11 protocol with a deadline for each request head, which uvicorn lacks: a client that sends its
     headers slowly, or never finishes them (slowloris), would hold its connection forever. The head of each request
     must arrive within ``config.header_timeout`` seconds of the connection or of the previous response; otherwise the
-    client gets a 408 and the connection is closed."""
+    client gets a 408 and the connection is closed.
+    """
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -74,7 +76,8 @@ class _H11(H11Protocol):
 
 class _Config(uvicorn.Config):
     """uvicorn's Config with ``header_timeout`` for ``_H11`` (a class of this module, so that it pickles into the
-    worker processes)."""
+    worker processes).
+    """
 
     def __init__(self, app, header_timeout: float, **kwargs):
         super().__init__(app, **kwargs)
@@ -84,7 +87,8 @@ class _Config(uvicorn.Config):
 def _fit_open_files(connections: int) -> int:
     """Raise this process's soft limit on open files (within the hard one) so that ``connections`` fit, each being a
     file descriptor: when they run out, accept() fails and every client, /healthz included, hangs. The number of
-    connections that fit."""
+    connections that fit.
+    """
     try:
         import resource
     except ImportError:  # not a Unix
@@ -112,7 +116,8 @@ def _address(host: str, port: int) -> str:
 
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket on host:port, bound as uvicorn binds (SO_REUSEADDR; inheritable by worker processes); a
-    PynimaError naming the address and the OS's reason when it cannot be."""
+    PynimaError naming the address and the OS's reason when it cannot be.
+    """
     if not 0 <= port <= 65535:
         raise PynimaError(f"port must be 0-65535 (0: any free port), got {port}")
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
@@ -139,7 +144,8 @@ WATCH_INTERVAL = 0.5  # seconds between a worker's checks that its supervisor is
 def _exit_with_parent(parent: int) -> None:
     """Start a thread that stops this worker process when ``parent``, uvicorn's supervisor, is gone: killed with
     SIGKILL it cannot stop its workers, which would keep serving on the port. SIGTERM first (requests in flight are
-    finished), then an exit if that has not ended it."""
+    finished), then an exit if that has not ended it.
+    """
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -154,7 +160,8 @@ def _exit_with_parent(parent: int) -> None:
 
 def app_from_environment():
     """The app of ``create_app(**json.loads($PYNIMA_SERVE))``: the factory uvicorn imports in each worker process,
-    which exits when its supervisor ($PYNIMA_SERVE_PARENT) does."""
+    which exits when its supervisor ($PYNIMA_SERVE_PARENT) does.
+    """
     if os.environ.get(PARENT_ENV):
         _exit_with_parent(int(os.environ[PARENT_ENV]))
     settings = json.loads(os.environ.get(SETTINGS_ENV, "{}"))
@@ -178,7 +185,8 @@ def serve(
 ) -> None:
     """Run the service with uvicorn until SIGINT/SIGTERM (in-flight requests are finished first). The port is bound
     before anything else, so a port in use is a PynimaError before the model loads; port 0 takes a free one, which
-    the log names. ``allowed_hosts``: default ``default_allowed_hosts(host)``."""
+    the log names. ``allowed_hosts``: default ``default_allowed_hosts(host)``.
+    """
     from dataclasses import asdict
 
     from uvicorn.supervisors import Multiprocess
@@ -220,7 +228,8 @@ def serve(
 
 def _uvicorn_config(app, host: str, port: int, workers: int, connections: Connections) -> _Config:
     """uvicorn's settings: ``app`` (an import string of a factory with workers), the h11 protocol with the head
-    deadline, the connection limits, graceful shutdown."""
+    deadline, the connection limits, graceful shutdown.
+    """
     return _Config(
         app,
         connections.header_timeout,

@@ -90,6 +90,8 @@ PSEUDO_STD_LINEAR = {"intercept": 0.06729, "slope": 0.0142}
 
 @dataclass(frozen=True)
 class SynthResult:
+    """What ``synthesize`` made: the folder, the numbers of images and references, the time, and the labels used."""
+
     out: Path
     n_images: int
     n_refs: int
@@ -152,6 +154,7 @@ def _sha(paths: Iterable[Path], *extra: str) -> str:
 
 
 def image_name(ref: int, kind: int, level: int) -> str:
+    """TID2013's file name for a reference, distortion type and level (``i01_02_3.bmp``)."""
     return f"i{ref:02d}_{kind:02d}_{level}.bmp"
 
 
@@ -227,7 +230,8 @@ def _swap_in(new: Path, out: Path, manifest: dict) -> None:
     """Move the complete dataset in ``new`` (a folder inside ``out``, so every rename stays on one filesystem) into
     ``out``: the old manifest is marked incomplete first and the new one written last, so an interruption at any
     point leaves a folder that is never reported as up to date; a failed rename puts the old files back. Files in
-    ``out`` that synth did not write are left alone."""
+    ``out`` that synth did not write are left alone.
+    """
     before = _read_manifest(out)
     write_json(out / MANIFEST, (before or {"format": "pynima-synth"}) | {"complete": False})
     trash = temporary_sibling(out / "replaced")
@@ -270,7 +274,8 @@ def synthesize(
     """Write (or reuse, when cached) a TID2013-layout dataset in ``out``. See the module docstring.
 
     Every input is read and checked before ``out`` is touched; the dataset is built in a temporary sibling folder
-    and moved in when complete, so a failure or an interruption leaves the previous dataset as it was."""
+    and moved in when complete, so a failure or an interruption leaves the previous dataset as it was.
+    """
     t0 = time.perf_counter()
     out = Path(out)
     if (mos_table is None) != (std_table is None):
@@ -335,7 +340,8 @@ def synthesize(
 
 def label_source(root: str | Path) -> str | None:
     """What the labels of a ``pynima synth`` dataset are (reports must not call pseudo-labels human opinion), or None
-    for a folder that synth did not write."""
+    for a folder that synth did not write.
+    """
     try:
         labels = json.loads((Path(root) / MANIFEST).read_text(encoding="utf-8")).get("labels")
     except (OSError, ValueError, AttributeError):

@@ -115,6 +115,8 @@ class Search(NamedTuple):
 
 
 class Distortion(NamedTuple):
+    """A TID2013 distortion type: its number and name, the function, and how its levels were calibrated."""
+
     number: int
     name: str
     fn: Callable[[np.ndarray, float, np.random.Generator], np.ndarray]
@@ -208,7 +210,8 @@ def spatially_correlated_noise(image: np.ndarray, sigma: float, rng: np.random.G
 
 def masked_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """4: noise of mean std ``sigma`` whose amplitude follows local activity (7x7 std of luminance): hidden in
-    texture."""
+    texture.
+    """
     from scipy.ndimage import uniform_filter
 
     y = _luma(image)
@@ -242,7 +245,8 @@ def gaussian_blur(image: np.ndarray, sigma: float, rng: np.random.Generator) -> 
 
 def image_denoising(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """9: what denoising leaves: Gaussian noise of std ``sigma`` added, then removed by wavelet BayesShrink
-    (scikit-image, YCbCr)."""
+    (scikit-image, YCbCr).
+    """
     from skimage.restoration import denoise_wavelet
 
     noisy = np.clip(image.astype(_F) / 255 + (sigma / 255) * _white(rng, image.shape), 0, 1)
@@ -264,7 +268,8 @@ def jpeg2000_compression(image: np.ndarray, ratio: float, rng: np.random.Generat
 
 def jpeg_transmission_errors(image: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """12: a quality-90 JPEG with a restart marker every 4 MCUs, a ``fraction`` of its entropy-coded bytes replaced
-    at random. libjpeg conceals each error until the next restart marker: short runs of damaged blocks."""
+    at random. libjpeg conceals each error until the next restart marker: short runs of damaged blocks.
+    """
     stream = _encode(image, "JPEG", quality=90, restart_marker_blocks=4)
     data = np.frombuffer(stream, np.uint8).copy()
     sos = stream.find(b"\xff\xda")
@@ -286,7 +291,8 @@ J2K_ERROR_GAIN = 3.0
 def jpeg2000_transmission_errors(image: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """13 (emulated): a JPEG2000 image (ratio 5) in which a ``fraction`` of the 16x16 code-blocks of the detail
     bands of a 3-level bior4.4 (= 9/7) transform, one colour channel each, are replaced by wrong coefficients
-    (Gaussian, J2K_ERROR_GAIN times the band's std): the ringing blotches a corrupted code-block leaves."""
+    (Gaussian, J2K_ERROR_GAIN times the band's std): the ringing blotches a corrupted code-block leaves.
+    """
     import pywt
 
     base = _jpeg2000(image, 5.0).astype(_F)
@@ -318,7 +324,8 @@ NEPN_MAX_COVERAGE = 8
 
 def non_eccentricity_pattern_noise(image: np.ndarray, coverage: float, rng: np.random.Generator) -> np.ndarray:
     """14: 12x12 patches copied over from 3-10 px away, as many as cover ``coverage`` times the image area
-    (overlaps counted; at most NEPN_MAX_COVERAGE): local displacements of the pattern."""
+    (overlaps counted; at most NEPN_MAX_COVERAGE): local displacements of the pattern.
+    """
     h, w = image.shape[:2]
     n_max = NEPN_MAX_COVERAGE * h * w // NEPN_PATCH**2
     ys = rng.integers(10, h - NEPN_PATCH - 10, n_max)
@@ -373,7 +380,8 @@ def multiplicative_gaussian_noise(image: np.ndarray, sigma: float, rng: np.rando
 
 def comfort_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """20: detail below a Gaussian low-pass of ``sigma`` px removed and replaced by noise of the same band and
-    power, as codecs with noise substitution do."""
+    power, as codecs with noise substitution do.
+    """
     x = image.astype(_F)
     w = _white(rng, image.shape)
     low = _blur(x, sigma)
@@ -401,7 +409,8 @@ def colour_quantization_with_dither(image: np.ndarray, strength: float, rng: np.
 
 def chromatic_aberrations(image: np.ndarray, shift: float, rng: np.random.Generator) -> np.ndarray:
     """23: red and blue planes moved ``shift`` px in opposite horizontal directions and blurred by shift/2 (lateral
-    chromatic aberration)."""
+    chromatic aberration).
+    """
     from scipy.ndimage import shift as move
 
     out = image.astype(_F)
@@ -412,7 +421,8 @@ def chromatic_aberrations(image: np.ndarray, shift: float, rng: np.random.Genera
 
 def sparse_sampling_and_reconstruction(image: np.ndarray, factor: float, rng: np.random.Generator) -> np.ndarray:
     """24: one pixel in ``factor`` kept (at random), the others filled by normalised Gaussian interpolation whose
-    width follows the sample spacing."""
+    width follows the sample spacing.
+    """
     x = image.astype(_F)
     p = 1.0 / factor
     mask = (rng.random(image.shape[:2], dtype=_F) < p).astype(_F)

@@ -1,2 +1,3 @@
 """Training NIMA with Lightning: training items and samplers, the LightningModule, ``train()``, the benchmark and the
-search."""
+search.
+"""

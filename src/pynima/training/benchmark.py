@@ -17,7 +17,8 @@ Layout of ``OUT``::
 Runs resume: a split whose outputs are complete and readable (``split_complete``) is kept, so rerunning the same
 command after an interruption continues with the first unfinished split, from its ``last.ckpt`` when it has one (as
 ``pynima train --resume``), from scratch otherwise. Only one process at a time works in ``OUT`` (a lock). Any row
-reruns alone with ``pynima train --config OUT/split_NN/config.json --out OTHER``."""
+reruns alone with ``pynima train --config OUT/split_NN/config.json --out OTHER``.
+"""
 
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def run_benchmark(
 def _follow(cfg, repeats: int) -> None:
     """A rank other than 0 of a distributed benchmark: train each split rank 0 trains, writing nothing. It decides
     as ``_run`` does, from files rank 0 never changes before the training that needs this rank too: a complete split
-    is skipped, one with a last.ckpt resumed, any other trained afresh on the same seeded split."""
+    is skipped, one with a last.ckpt resumed, any other trained afresh on the same seeded split.
+    """
     from pynima.datasets.registry import read_config_dataset
     from pynima.datasets.splits import dataset_split
     from pynima.training.train import train
@@ -100,7 +102,8 @@ def _follow(cfg, repeats: int) -> None:
 
 def next_step(d: Path) -> str:
     """What a benchmark does with split folder ``d``: "done" (complete, kept), "resume" (from its last.ckpt) or
-    "train" (from scratch). Rank 0 (``_run``) and the other ranks (``_follow``) both decide here, so they agree."""
+    "train" (from scratch). Rank 0 (``_run``) and the other ranks (``_follow``) both decide here, so they agree.
+    """
     if split_complete(d):
         return "done"
     return "resume" if (d / "last.ckpt").is_file() and (d / "config.json").is_file() else "train"

@@ -3,7 +3,8 @@ seeded ``EpochSampler``, the clean references added as labelled items (``clean_a
 their light versions made during training, and ``make_loader``. torch is imported inside them.
 
 Transforms: training takes a random 224x224 crop at native resolution (TID2013 is 512x384; never squashed to a
-square) and a horizontal flip; evaluation takes the single centre 224x224 crop, so it is deterministic."""
+square) and a horizontal flip; evaluation takes the single centre 224x224 crop, so it is deterministic.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ log = logging.getLogger(__name__)
 
 def transforms(mean: tuple[float, ...], std: tuple[float, ...], train: bool):
     """torchvision transforms of a training item (random crop at native resolution, flip) or an evaluation item
-    (the centre crop, as ``pynima predict`` takes it), normalized with the backbone's ``mean`` and ``std``."""
+    (the centre crop, as ``pynima predict`` takes it), normalized with the backbone's ``mean`` and ``std``.
+    """
     import torch
     from torchvision.transforms import v2
 
@@ -64,7 +66,8 @@ class IQADataset:
     ``(index, seed)`` (from ``EpochSampler``): the seed then drives the random crop and flip, so the augmentation
     does not depend on which process or RNG state decodes the item. ``cache``: decode every image once into memory
     (uint8; TID2013's 3000 images take 1.8 GB), so an epoch only crops and flips; otherwise each item is decoded from
-    disk."""
+    disk.
+    """
 
     def __init__(
         self,
@@ -122,7 +125,8 @@ class EpochSampler:
     whatever the number of processes. ``pad``: repeat items from the start of the order until every process has the
     same count, as torch's DistributedSampler does: DDP and FSDP need the same number of steps, and of forward passes,
     on every process (validation drops the repeats by index after gathering); without it the shards differ by at
-    most one item and none is seen twice."""
+    most one item and none is seen twice.
+    """
 
     def __init__(self, n: int, seed: int, shuffle: bool, rank: int = 0, world: int = 1, pad: bool = True):
         if not 0 <= rank < world:
@@ -131,6 +135,7 @@ class EpochSampler:
         self.rank, self.world, self.pad = rank, world, pad
 
     def set_epoch(self, epoch: int) -> None:
+        """The epoch whose order to draw next (as DistributedSampler.set_epoch)."""
         self.epoch = epoch
 
     def __len__(self) -> int:
@@ -157,7 +162,8 @@ def clean_anchors(
     ``label_margin`` None: the clean records have no label (MOS nan), only their place above their versions. A
     number: they are labelled at the top of their scene's observed scale, the highest MOS among the reference's
     versions in ``records`` plus ``label_margin``, with that version's std, capped at ``top`` (the scale's).
-    TID2013 publishes no score for its references; this is the label their place implies."""
+    TID2013 publishes no score for its references; this is the label their place implies.
+    """
     items, clean = list(records), {}
     anchors: list[int | None] = []
     best: dict[str, Record] = {}
@@ -196,7 +202,8 @@ class LightVersion:
     labelled between the clean label and the scene's level 1 of that type in proportion to its damage: the share of
     level 1's mean squared error against the clean image that it has, capped at 1. Linear in MSE because, for small
     damage, what people notice grows with the energy of the change; the labels only need to keep clean above light
-    above level 1 within one type, which any increasing map does."""
+    above level 1 within one type, which any increasing map does.
+    """
 
     kind: int
     strength: float
@@ -206,7 +213,8 @@ class LightVersion:
 
     def make(self, image: np.ndarray, seed: int) -> tuple[np.ndarray, float, float]:
         """(the light version, its mos, its std) of ``image``, the clean reference as (H, W, 3) uint8; the same
-        ``seed`` gives the same version."""
+        ``seed`` gives the same version.
+        """
         from pynima.synth.distortions import distort
 
         image = np.ascontiguousarray(image)
@@ -240,7 +248,8 @@ def light_versions(
 
     Returns ``items`` followed by one item per (scene, type) with a level-1 image in ``records``; their
     ``LightVersion`` by item index; and per record, the light items it is paired with in a batch (its own type's if
-    it is one of LIGHT_KINDS, else every light item of its scene)."""
+    it is one of LIGHT_KINDS, else every light item of its scene).
+    """
     from pynima.synth.distortions import level_strengths
 
     strengths = level_strengths()
@@ -273,7 +282,8 @@ class AnchorBatchSampler:
     the distortion; with ``lights`` (per image, the light versions it may be paired with: ``light_versions``), a
     light version of the same scene too, keyed alike (``IQADataset`` gives the seed as the item's unit;
     ``pynima.training.module.ranking_loss`` pairs by it).
-    Lightning calls ``sampler.set_epoch``; distributed, ``sampler`` is the process's shard."""
+    Lightning calls ``sampler.set_epoch``; distributed, ``sampler`` is the process's shard.
+    """
 
     def __init__(
         self,
@@ -302,7 +312,8 @@ class AnchorBatchSampler:
 
 def one_label(mos: float, std: float, labels: str, vote: str) -> np.ndarray:
     """The target distribution of one item labelled (``mos``, ``std``) as ``label_distributions`` makes it; a
-    module-level function so that loader workers can unpickle it."""
+    module-level function so that loader workers can unpickle it.
+    """
     return label_distributions([Record(Path(), mos, std, 0, 0, 0, None)], labels, vote)[0]
 
 
@@ -317,7 +328,8 @@ def make_loader(
     """The DataLoader of one part of a split: training transforms and a shuffled order when ``train_mode``. In a
     distributed run, process ``rank`` of ``world`` gets its shard (``EpochSampler``), padded to equal length;
     validation drops the repeats after gathering (``NIMAModule.on_validation_epoch_end``). ``tid2013_types``: the
-    records number their distortion types as TID2013 does, which ``cfg.light_versions`` needs."""
+    records number their distortion types as TID2013 does, which ``cfg.light_versions`` needs.
+    """
     targets = label_distributions(records, cfg.labels, cfg.vote_std)
     workers = 0 if cfg.cache_images else cfg.num_workers
     common = {

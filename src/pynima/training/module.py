@@ -1,5 +1,6 @@
 """The LightningModule: EMD on the 10-bin distributions (plus the optional ranking term), the Adam/SGD optimizers
-with head and backbone learning rates, warm-up and the cosine schedule; ``build_module`` makes it from a TrainConfig."""
+with head and backbone learning rates, warm-up and the cosine schedule; ``build_module`` makes it from a TrainConfig.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ __all__ = ["ANCHOR_SHARE", "CLEAN", "NIMAModule", "build_module", "lr_factor", "
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "constant") -> float:
     """The learning rate of optimizer step ``step`` (0-based) as a fraction of the configured one: linear warm-up
-    over ``warmup`` steps, then constant or a cosine decay reaching 0 after ``total`` steps (the epochs budget)."""
+    over ``warmup`` steps, then constant or a cosine decay reaching 0 after ``total`` steps (the epochs budget).
+    """
     if step < warmup:
         return (step + 1) / warmup
     if schedule == "cosine":
@@ -39,7 +41,8 @@ def ranking_loss(mean: torch.Tensor, mos: torch.Tensor, unit: torch.Tensor, marg
     a distorted image and its clean reference, ``pynima.training.items.AnchorBatchSampler``; unit -1: none) whose first
     item is better (the clean reference, MOS nan, above all; else the higher MOS), ``relu(gap - (mean_better -
     mean_worse))`` with ``gap`` = ``margin`` for the clean reference and min(``margin``, the MOS difference) between
-    versions, averaged over pairs; 0 without pairs."""
+    versions, averaged over pairs; 0 without pairs.
+    """
     m = torch.nan_to_num(mos, nan=CLEAN)
     better = (m[:, None] > m[None, :]) & (unit[:, None] == unit[None, :]) & (unit[:, None] >= 0)
     if not better.any():
@@ -52,7 +55,8 @@ class NIMAModule(L.LightningModule):
     """NIMA trained with the EMD loss; Adam (or SGD) with one learning rate for the head, another for the backbone.
 
     No defaults of its own: ``build_module`` makes it from a TrainConfig, the one place where defaults live (the
-    learning rates resolved there from the recipe)."""
+    learning rates resolved there from the recipe).
+    """
 
     def __init__(
         self,
@@ -81,9 +85,11 @@ class NIMAModule(L.LightningModule):
         self._val: list[np.ndarray] = []  # per validation batch: (index, EMD, predicted mean, MOS) of each image
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 10) probabilities for a batch, channels-last for speed on CPUs."""
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
     def training_step(self, batch, batch_idx):
+        """EMD on the labelled items, plus the ranking term if ``ranking_weight`` is set."""
         x, target, mos, _, unit = batch
         p = self(x).float()  # the loss in fp32 also under bf16 autocast
         labelled = ~torch.isnan(mos)  # clean references (ranking anchors) have no label
@@ -103,6 +109,7 @@ class NIMAModule(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx):
+        """Collect each validation image's EMD, predicted mean and MOS for the epoch's metrics."""
         x, target, mos, index, _ = batch
         p = self(x).float()
         per_image = torch.stack([emd(p, target, reduction="none"), mean_score(p), mos.to(p.dtype)], 1)
@@ -113,7 +120,8 @@ class NIMAModule(L.LightningModule):
         """val_emd, val_srcc and val_plcc over the whole validation set: under DDP each process scored its own shard
         (EpochSampler, padded with a few repeats so all run the same passes), so the shards are gathered and each image
         kept once, by index; a mean of per-process SRCCs would not be the SRCC of the set. Every process then logs
-        the same values (early stopping and checkpoints agree)."""
+        the same values (early stopping and checkpoints agree).
+        """
         from scipy import stats
 
         rows = np.concatenate(self._val) if self._val else np.zeros((0, 4))
@@ -140,9 +148,11 @@ class NIMAModule(L.LightningModule):
             self.log("val_plcc", float(stats.pearsonr(pred, mos).statistic))
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the number of processes, which a resume must keep."""
         checkpoint["pynima_processes"] = self.trainer.world_size  # a resume must keep it (see train())
 
     def configure_optimizers(self):
+        """Adam (or SGD) with the head's and backbone's learning rates, and the schedule."""
         hp = self.hparams
         groups = [
             {"params": self.model.head.parameters(), "lr": hp.lr_head},
@@ -169,7 +179,8 @@ class NIMAModule(L.LightningModule):
 
 def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
     """The NIMAModule a config trains: ImageNet weights, or with ``cfg.init`` the weights of a pynima checkpoint
-    (backbone and head; fine-tuning). ``pretrained=False``: no weights loaded (a resumed run takes its checkpoint's)."""
+    (backbone and head; fine-tuning). ``pretrained=False``: no weights loaded (a resumed run takes its checkpoint's).
+    """
     from pynima.model.network import load_checkpoint
 
     lr_head, lr_base = cfg.learning_rates()

@@ -103,7 +103,8 @@ def _check_ranges(cfg, sampler: str, lr_head_range, lr_base_range) -> dict[str, 
 
 def _open_study(storage: Path, study_name: str, sampler: str, seed: int, identity: dict):
     """The Optuna study in ``storage``: new, or resumed when it was run with the same configuration (refused
-    otherwise); trials an interruption cut off count as failed, and new trials replace them."""
+    otherwise); trials an interruption cut off count as failed, and new trials replace them.
+    """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is our one line, not its traceback
@@ -187,7 +188,8 @@ def _trial_rows(study) -> list[dict]:
 
 def _write_best_config(base, best, out: Path, trials: int, sampler: str, export_onnx: bool) -> None:
     """best_config.json: the best trial's learning rates with the default epochs, for the final run on the same
-    split."""
+    split.
+    """
     from pynima.config import TrainConfig
 
     default_epochs = next(f.default for f in fields(TrainConfig) if f.name == "epochs")
@@ -290,6 +292,7 @@ def run_search(
 
 
 def format_trials(result: dict) -> str:
+    """A search's trials as a text table, best validation EMD first."""
     lines = [f"{'trial':>5s} {'state':>8s} {'lr_head':>9s} {'lr_base':>9s} {'val EMD':>8s} {'val SRCC':>8s}"]
     for t in sorted(result["trials"], key=lambda t: (t["val_emd"] is None, t["val_emd"] or 0)):
         emd = "" if t["val_emd"] is None else f"{t['val_emd']:.4f}"

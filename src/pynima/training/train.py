@@ -1,6 +1,7 @@
 """``train()``, which ``pynima train`` calls: the run folder, the Lightning Trainer (one process or distributed:
 docs/distributed.md) with its checkpoints, early stopping and logging, the test part scored at the end, the ONNX
-export. The loop, checkpoints, early stopping, logging and progress bar come from Lightning."""
+export. The loop, checkpoints, early stopping, logging and progress bar come from Lightning.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +74,8 @@ def _export(ckpt: Path) -> None:
 
 class _AtomicCheckpointIO(TorchCheckpointIO):
     """Lightning's checkpoint writer, through a temporary sibling: a kill mid-write never leaves half a last.ckpt
-    for ``--resume`` to trip over."""
+    for ``--resume`` to trip over.
+    """
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -83,7 +85,8 @@ class _AtomicCheckpointIO(TorchCheckpointIO):
 
 class _Interruption(L.Callback):
     """Keeps the Ctrl-C (KeyboardInterrupt) or SIGTERM (``Terminated``) that stopped ``fit``: Lightning answers them
-    with ``sys.exit(1)``, which would hide from the CLI that the run was interrupted (exit 130 or 143)."""
+    with ``sys.exit(1)``, which would hide from the CLI that the run was interrupted (exit 130 or 143).
+    """
 
     def __init__(self):
         self.exception: KeyboardInterrupt | None = None
@@ -96,27 +99,32 @@ class _Interruption(L.Callback):
 class GlobalRNG(L.Callback):
     """Keeps torch's global RNG state (the head's dropout draws from it) in every checkpoint and puts it back at the
     start of the first epoch after ``--resume``. Between a checkpoint and the next epoch nothing else draws from it
-    (the samplers, augmentation and loaders have seeds of their own), so the resumed run continues exactly."""
+    (the samplers, augmentation and loaders have seeds of their own), so the resumed run continues exactly.
+    """
 
     def __init__(self, seed: int = 0):
         self._pending: dict | None = None
         self.seed = seed
 
     def state_dict(self) -> dict:
+        """The random generators' state, saved in the checkpoint."""
         state = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():  # dropout on a GPU draws from its own generators
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Keep a checkpoint's generator state until training starts."""
         self._pending = state_dict
 
     def on_train_start(self, trainer, pl_module) -> None:
+        """Give each DDP process its own random stream."""
         # here, not before fit: Lightning's DDP setup re-seeds every process from the run's seed (reset_seed)
         if trainer.world_size > 1 and self._pending is None:
             _seed_process(self.seed, trainer.global_rank)
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
+        """Restore the checkpoint's random generators at the first epoch of a resume."""
         if self._pending is not None:
             torch.set_rng_state(self._pending["torch"])
             if "cuda" in self._pending and torch.cuda.is_available():
@@ -143,7 +151,8 @@ def make_trainer(
     exactly (``deterministic=True``), checkpoints are written atomically. ``accelerator``, ``devices``, ``num_nodes``
     and ``strategy`` are Lightning's: with more than one process the strategy (ddp by default) launches the others,
     or joins those that torchrun or SLURM started (docs/distributed.md). The loaders shard themselves
-    (``make_loader``), so Lightning's DistributedSampler is off."""
+    (``make_loader``), so Lightning's DistributedSampler is off.
+    """
     # Lightning's banner (accelerators found, a tip) comes at construction, which train() does before it checks its
     # inputs (the rank decides which process writes): kept out, so that an input error stays one line
     banner = logging.getLogger("lightning.pytorch.utilities.rank_zero")
@@ -201,7 +210,8 @@ RUN_FILES = (
 
 def _prepare_run_folder(out: Path, split_file: Path | None, overwrite: bool) -> None:
     """Refuse to mix a new run into an old one: an existing run is replaced only with ``overwrite``, and only if the
-    folder carries pynima's run marker (a user's own config.json or report.html is never pynima's to delete)."""
+    folder carries pynima's run marker (a user's own config.json or report.html is never pynima's to delete).
+    """
     given = split_file.resolve() if split_file else None
     old = sorted({p for pattern in RUN_FILES for p in out.glob(pattern) if p.resolve() != given})
     names = ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else "")
@@ -222,14 +232,16 @@ def _prepare_run_folder(out: Path, split_file: Path | None, overwrite: bool) -> 
 
 def unwrap_loader_error(e: Exception) -> PynimaError:
     """A DatasetError raised in a DataLoader worker comes back with the worker's traceback in its message; keep the
-    line that names the file."""
+    line that names the file.
+    """
     lines = [ln for ln in str(e).splitlines() if "DatasetError: " in ln]
     return DatasetError(lines[-1].split("DatasetError: ", 1)[1] if lines else str(e).strip().splitlines()[-1])
 
 
 def distributed_trainer(cfg: TrainConfig, **options) -> L.Trainer:
     """``make_trainer`` with the run's precision and its accelerator, devices, nodes and strategy; a combination
-    Lightning refuses (fsdp on CPU, a GPU on a machine without one) is one PynimaError line."""
+    Lightning refuses (fsdp on CPU, a GPU on a machine without one) is one PynimaError line.
+    """
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
     where = (
@@ -254,13 +266,15 @@ def distributed_trainer(cfg: TrainConfig, **options) -> L.Trainer:
 
 def process_rank(cfg: TrainConfig) -> int:
     """This process's global rank in the distributed run ``cfg`` asks for (0 alone), as Lightning reads it from the
-    launcher's environment (its own, torchrun, SLURM). Only rank 0 writes files and prints; the others train."""
+    launcher's environment (its own, torchrun, SLURM). Only rank 0 writes files and prints; the others train.
+    """
     return distributed_trainer(cfg, logger=False, enable_progress_bar=False, enable_checkpointing=False).global_rank
 
 
 def _trainer(cfg: TrainConfig, progress: bool, callbacks: list | tuple):
     """The Trainer of a run, with the callbacks ``train`` reads back: best/last checkpoints, the CSV log and the
-    interruption (Ctrl-C, SIGTERM) catcher."""
+    interruption (Ctrl-C, SIGTERM) catcher.
+    """
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
     from lightning.pytorch.loggers import CSVLogger
 
@@ -288,7 +302,8 @@ def _trainer(cfg: TrainConfig, progress: bool, callbacks: list | tuple):
 
 def _read_parts(cfg: TrainConfig, split: dict | None, resume_from: Path | None, test: bool):
     """The dataset, the split (a resumed run's own; else the one given, ``cfg.split_file``'s or a new one) and its
-    parts, every image of the parts used checked to open first."""
+    parts, every image of the parts used checked to open first.
+    """
     dataset = read_config_dataset(cfg)
     if resume_from:
         split = read_split(resume_from.parent / "split.json")
@@ -303,7 +318,8 @@ def _read_parts(cfg: TrainConfig, split: dict | None, resume_from: Path | None, 
 
 def _resumed_epoch(resume_from: Path | None, world: int, cfg: TrainConfig, will_train: bool) -> int | None:
     """The epoch of the checkpoint a run resumes from, after checking that it can be resumed with ``world``
-    processes; None for a new run."""
+    processes; None for a new run.
+    """
     if resume_from is None:
         return None
     saved = read_checkpoint(resume_from)
@@ -334,7 +350,8 @@ def _restore_log(out: Path, logger, epoch: int) -> None:
 
 def _fit(trainer: L.Trainer, module, loaders: tuple, resume_from: Path | None, interruption: _Interruption) -> None:
     """``trainer.fit`` with the warnings pynima means to cause silenced, the progress bar on stderr, and a loader's
-    or a signal's exception raised as itself."""
+    or a signal's exception raised as itself.
+    """
     with warnings.catch_warnings():
         # the run directory holds split.json and config.json before Lightning writes to it; that is intended
         warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
