@@ -1,4 +1,4 @@
-"""Why scoring one image at a time could beat batches (issue 24, item 4), measured in one run on one folder.
+"""Why scoring one image at a time could beat batches, measured in one run on one folder.
 
     python bench/batching.py [--images 200] [--repeats 3] [--model FILE.onnx]
 

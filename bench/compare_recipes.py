@@ -134,13 +134,11 @@ def plot(points: dict[str, tuple[float, float, float]], once: dict[str, float], 
     legend; a recipe with a one-time cost (pretraining) is drawn a second time at minutes + that cost (the first
     model's real price), joined by a dashed line, so the cost is on the time axis, not in a note.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from pynima.files import atomic_path
+    from pynima.evaluation.plots import pyplot, save_figure
+
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     colours = plt.get_cmap("tab10").colors
@@ -171,9 +169,7 @@ def plot(points: dict[str, tuple[float, float, float]], once: dict[str, float], 
     ax.set_ylim(min(values) - 0.06, max(values) + 0.03)
     ax.set_title(f"Time to quality, by-reference splits (K={k})", fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip("."))
+    save_figure(fig, path)
     print(f"\nplot: {path}")
 
 

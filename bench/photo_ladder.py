@@ -10,8 +10,8 @@ Gaussian blur of sigma 1, 2 and 4. Prints the score of every version and whether
 
     python bench/photo_ladder.py [MODEL] [--crops centre|grid|full]     # MODEL: default the bundled one
 
-The bundled model's counts are in docs/model-card.md; issue 22 asks for 5 of 6 photos in order on the noise and
-JPEG ladders before a test asserts them.
+The bundled model's counts are in docs/model-card.md; the target is 5 of 6 photos in order on the noise and JPEG
+ladders, and a test asserts them once the bundled model reaches it.
 """
 
 from __future__ import annotations

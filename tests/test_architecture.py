@@ -194,6 +194,18 @@ def test_the_modules_table_of_the_docs_is_the_layer_list():
     assert documented == {m: layer for m, layer in LAYERS.items() if m != "__main__"}
 
 
+def test_the_readmes_command_list_is_the_parsers():
+    """README's short list names each command once, in the parser's words; the options are in --help alone."""
+    import argparse
+
+    from pynima.cli.parser import build_parser
+
+    text = (PACKAGE.parents[1] / "README.md").read_text().split("## Commands")[1].split("\n## ")[0]
+    listed = re.findall(r"^- `pynima (\w+)", text, re.M)
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(listed) == sorted(sub.choices) and len(listed) == len(set(listed))
+
+
 def test_every_third_party_import_is_a_core_dependency_or_in_an_extra():
     """The missing-module message names the extra from pyproject.toml's metadata: a module imported in the code but
     listed nowhere would leave a user with a traceback instead of the pip line.

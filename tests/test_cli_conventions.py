@@ -55,6 +55,8 @@ def test_center_is_a_spelling_of_centre(images, capsys):
         (["predict", "x.png", "--bacth-size", "2"], "did you mean --batch-size?"),
         (["predict", "x.png", "--crops", "gird"], "did you mean grid?"),
         (["evaluate", "m.onnx", "data", "--ovewrite"], "did you mean --overwrite?"),
+        (["train", "data", "--rankng-weight", "1"], "did you mean --ranking-weight?"),  # in an argument group
+        (["serve", "--max-fles", "3"], "did you mean --max-files?"),
     ],
 )
 def test_a_mistyped_command_choice_or_option_gets_a_suggestion(argv, suggestion, capsys):
@@ -217,3 +219,47 @@ def test_docs_ship_with_the_package_and_help_texts_point_there(capsys):
     with pytest.raises(SystemExit):
         main(["predict", "--help"])
     assert "0 (worst) to 9 (best), higher is better" in capsys.readouterr().out
+
+
+def test_every_output_has_the_one_result_row(images, capsys, tmp_path):
+    """predict's JSON and CSV, the HTTP results and the Parquet schema of --ray all carry Result's fields, in order."""
+    from pynima.scoring.cluster import schema
+    from pynima.scoring.results import FIELDS, Result
+    from pynima.serving.app import ScoredImage
+
+    missing = tmp_path / "missing.png"
+    _, out, _ = predict(capsys, images / "0.png", missing, "--format", "json")
+    rows = json.loads(out)
+    assert [list(r) for r in rows] == [["path", *FIELDS]] * 2
+    _, out, _ = predict(capsys, images / "0.png", "--format", "csv")
+    header = out.splitlines()[0].split(",")
+    assert header == ["path", "mean", "std", *(f"p{k}" for k in range(10)), "warning", "error"]
+    assert list(ScoredImage.model_fields) == ["name", *FIELDS]
+    assert schema().names == ["path", *FIELDS]
+    assert (
+        rows[1]["error"]
+        == Result.of(missing, error=f"{missing}: no such file or folder").error
+        == "no such file or folder"
+    )
+    assert rows[1]["mean"] is None and rows[0]["error"] is None
+
+
+@pytest.mark.parametrize(
+    ("command", "groups"),
+    [
+        ("train", ["data", "model", "optimization", "clean references and ranking", "run", "devices"]),
+        ("benchmark", ["data", "model", "optimization", "clean references and ranking", "run", "devices"]),
+        ("predict", ["output", "Ray", "model"]),
+        ("serve", ["network", "model", "limits"]),
+    ],
+)
+def test_help_shows_the_options_in_groups(command, groups, capsys):
+    """As timm's train.py does: the many options of a command are read by topic, each in one group."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    headings = [line[:-1] for line in out.splitlines() if line.endswith(":") and not line.startswith(" ")]
+    assert headings[-len(groups) :] == groups
+    ungrouped = out.split("\noptions:\n")[1].split(f"\n{groups[0]}:\n")[0]
+    listed = [line.split()[0].rstrip(",") for line in ungrouped.splitlines() if line.startswith("  -")]
+    assert set(listed) <= {"-h", "-v", "--overwrite", "--resume", "--repeats", "--cross", "--cross-scale"}

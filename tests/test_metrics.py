@@ -104,3 +104,17 @@ def test_spearman_interval_is_fishers_z_with_fiellers_variance():
     assert (low, high) == pytest.approx((math.tanh(0.549306 - 0.403589), math.tanh(0.549306 + 0.403589)), abs=1e-5)
     assert low == pytest.approx(0.1447, abs=1e-4) and high == pytest.approx(0.7411, abs=1e-4)
     assert all(math.isnan(v) for v in spearman_interval(0.9, 3))
+
+
+def test_save_figure_writes_the_format_the_suffix_names_and_closes_the_figure(tmp_path):
+    from pynima.evaluation.plots import pyplot, save_figure
+
+    plt = pyplot()
+    for name, magic in (("a.png", b"\x89PNG"), ("a.svg", b"<?xml")):
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [1, 0])
+        assert save_figure(fig, tmp_path / name) is None
+        assert (tmp_path / name).read_bytes().startswith(magic) and not plt.fignum_exists(fig.number)
+    fig, _ = plt.subplots()
+    assert save_figure(fig).startswith(b"\x89PNG") and not plt.fignum_exists(fig.number)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]  # no temporary file left

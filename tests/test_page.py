@@ -107,6 +107,7 @@ def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_th
 ):
     """The server takes 2 files per request: 5 go in three requests, every card scored. A small image shows the
     server's padding warning; the bars carry their scores 0-9; choosing grid crops rescored every image with them."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -132,16 +133,18 @@ def test_more_files_than_one_request_takes_warnings_labels_and_rescoring_when_th
         WebDriverWait(browser, 30).until(lambda d: d.execute_script("return maxFiles") == 2)
         browser.find_element(By.ID, "files").send_keys("\n".join(str(p) for p in files))
 
-        def shown(mode):
-            cards = browser.find_elements(By.CSS_SELECTOR, "li.card")
-            if len(cards) != 5 or "(" + mode + " crops)" not in browser.find_element(By.ID, "status").text:
+        def shown(mode):  # the status first: once it says done, the cards are not rendered again
+            if "(" + mode + " crops)" not in browser.find_element(By.ID, "status").text:
                 return None
-            return {c.get_attribute("data-name"): c for c in cards}
+            cards = browser.find_elements(By.CSS_SELECTOR, "li.card")
+            return {c.get_attribute("data-name"): c for c in cards} if len(cards) == 5 else None
 
         for mode in ("centre", "grid"):
             if mode == "grid":
                 Select(browser.find_element(By.ID, "crops")).select_by_value("grid")
-            cards = WebDriverWait(browser, 120).until(lambda d, m=mode: shown(m))
+            cards = WebDriverWait(browser, 120, ignored_exceptions=(StaleElementReferenceException,)).until(
+                lambda d, m=mode: shown(m)
+            )
             assert not browser.find_elements(By.CSS_SELECTOR, ".error")
             for name, card in cards.items():
                 mean = float(card.find_element(By.CSS_SELECTOR, ".score").get_attribute("data-mean"))

@@ -64,7 +64,7 @@ ACCELERATORS = get_args(Accelerator)
 STRATEGIES = get_args(Strategy)
 # Training recipes, as data: the values a recipe gives the options a run leaves unset. Per optimizer, the (head,
 # backbone) learning rates. "paper": the reference implementation's constant rates, for reproducing its numbers.
-# "pynima": what won the paired by-reference benchmark of issue 11 (docs/results.md, "The pynima recipe").
+# "pynima": what won the paired by-reference benchmark (docs/results.md, "The pynima recipe").
 RECIPES: dict[Recipe, dict] = {
     "paper": {
         "schedule": "constant",

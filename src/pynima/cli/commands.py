@@ -311,9 +311,7 @@ def predict_command(args: argparse.Namespace) -> int:
 
     from pynima.images import display_name as shown
     from pynima.scoring.models import MODEL_SUFFIXES, load
-
-    def problem(path, message: str | None) -> str:  # the message without the path it starts with, one line
-        return shown(message.removeprefix(f"{shown(path)}: ")) if message else ""
+    from pynima.scoring.results import Result
 
     model, paths = None, args.paths
     if Path(paths[0]).suffix.lower() in MODEL_SUFFIXES:
@@ -338,22 +336,13 @@ def predict_command(args: argparse.Namespace) -> int:
     for path, score, error in scorer.score_paths(paths, batch_size=args.batch_size):
         total += 1
         bar.update()
-        warning = score.warning if score else None
-        if error:
+        row = Result.of(path, score, error)
+        if row.error:
             failed += 1
-            bar.write(f"skipped: {shown(path)}: {problem(path, error)}", file=sys.stderr)
-        if warning:
-            bar.write(f"warning: {shown(path)}: {problem(path, warning)}", file=sys.stderr)
-        write(
-            {
-                "path": path,
-                "mean": score.mean if score else None,
-                "std": score.std if score else None,
-                "distribution": list(score.distribution) if score else None,
-                "warning": problem(path, warning) or None,
-                "error": problem(path, error) or None,
-            }
-        )
+            bar.write(f"skipped: {shown(path)}: {shown(row.error)}", file=sys.stderr)
+        if row.warning:
+            bar.write(f"warning: {shown(path)}: {shown(row.warning)}", file=sys.stderr)
+        write(row)
     write(None)
     bar.close()
     if failed:

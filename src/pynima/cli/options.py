@@ -41,7 +41,7 @@ def key_value(text: str) -> str:
     return text
 
 
-def add_dataset_options(p: argparse.ArgumentParser) -> None:
+def add_dataset_options(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--format and --scale: how DATA is read (pynima.datasets)."""
     from pynima.config import FORMATS
 
@@ -87,37 +87,24 @@ def add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs:
     )
 
     d = {f.name: f.default for f in fields(TrainConfig)}
-    p.add_argument(
+    data = p.add_argument_group("data", "what to train on, how it is read and split")
+    data.add_argument(
         "data",
         nargs="?",
         help="dataset folder in one of the layouts pynima reads (pynima docs "
         "datasets: TID2013, KADID-10k, KonIQ-10k, LIVE, CSIQ, LIVE Challenge, "
         "SPAQ, AVA, or pynima synth output), or a CSV file",
     )
-    add_dataset_options(p)
-    p.add_argument(
-        "--config",
-        metavar="FILE",
-        help="start from a saved config (a run's config.json, or "
-        "best_config.json of pynima search); options given override "
-        "it, and --out is never taken from it",
-    )
-    p.add_argument("--out", help=f"output folder (default {out})")
-    p.add_argument(
-        "--backbone",
-        help="tf_efficientnet_lite0 (default), _lite1, _lite2 (offline weights); mobilenet_v2, "
-        "mobilenetv3_large_100, resnet50, vgg16 (need --weights offline)",
-    )
-    p.add_argument("--weights", help="ImageNet weights file for the backbone")
-    p.add_argument(
+    add_dataset_options(data)
+    data.add_argument(
         "--split",
         choices=list(SPLITS),
         help="divide the reference images (default; no scene in two sets; for camera photos each image "
         "is its own reference), the images themselves (leaky on synthetic datasets; the reference "
         "implementation's protocol, for comparison), or the dataset's official split (KonIQ, AVA)",
     )
-    p.add_argument("--split-file", help="reuse a split.json from an earlier run")
-    p.add_argument(
+    data.add_argument("--split-file", help="reuse a split.json from an earlier run")
+    data.add_argument(
         "--ratios",
         type=float,
         nargs="+",
@@ -125,61 +112,100 @@ def add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs:
         help=f"train val test fractions, or train test (validation is then carved from train, 15%% of "
         f"its references) (default {ratios})",
     )
-    p.add_argument(
+    data.add_argument(
         "--labels",
         choices=list(LABELS),
         help="target distributions: auto (default): the vote histograms where the dataset has them (AVA, "
         "KonIQ), else max-entropy from mean and std; maxent: always max-entropy; mean-only: "
         "max-entropy from the mean alone",
     )
-    p.add_argument(
+    data.add_argument(
         "--vote-std",
         choices=list(VOTE_STDS),
         help="how TID2013's mos_std becomes a vote std (default sem; see pynima.model.labels.vote_std)",
     )
 
+    data.add_argument(
+        "--cache-images",
+        action="store_true",
+        help="decode the dataset once into memory (1.8 GB for TID2013) instead of every epoch",
+    )
+    data.add_argument(
+        "--allow-out-of-range",
+        action="store_true",
+        help="accept scores outside the scale, TID2013's 0-9 or a CSV's --scale (an error by default: "
+        "another scale would train silently wrong)",
+    )
+    model = p.add_argument_group("model")
+    model.add_argument(
+        "--backbone",
+        help="tf_efficientnet_lite0 (default), _lite1, _lite2 (offline weights); mobilenet_v2, "
+        "mobilenetv3_large_100, resnet50, vgg16 (need --weights offline)",
+    )
+    model.add_argument("--weights", help="ImageNet weights file for the backbone")
+    model.add_argument(
+        "--init",
+        metavar="CKPT",
+        help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
+        "fine-tuning a pretrained model",
+    )
+    model.add_argument(
+        "--freeze-stages",
+        type=int,
+        metavar="N",
+        help="keep the backbone's stem and first N stages at their ImageNet weights (default 0: train "
+        "all): faster steps for some SRCC (measured: pynima docs performance, pynima docs results)",
+    )
+    optimization = p.add_argument_group("optimization")
+
     def recipes(key: str, fmt: str = "{}") -> str:
         return "; ".join(f"{name}: {fmt.format(r[key])}" for name, r in RECIPES.items())
 
-    p.add_argument(
+    optimization.add_argument(
         "--recipe",
         choices=list(RECIPES),
         help=f"where the schedule, warm-up and learning rates come from when not given (default "
         f"{DEFAULT_RECIPE}; paper: the reference implementation's constant rates, to reproduce its "
         f"numbers; compared: pynima docs results)",
     )
-    p.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"default {d['optimizer']}")
+    optimization.add_argument("--optimizer", choices=list(OPTIMIZERS), help=f"default {d['optimizer']}")
 
     def rates(i: int) -> str:
         return "default: the recipe's; " + "; ".join(
             f"{name}: {r['adam'][i]:g} (adam) / {r['sgd'][i]:g} (sgd)" for name, r in RECIPES.items()
         )
 
-    p.add_argument("--lr-head", type=float, help=rates(0))
-    p.add_argument("--lr-base", type=float, help=rates(1))
-    p.add_argument("--epochs", type=int, help=f"maximum epochs (default {epochs})")
-    p.add_argument(
+    optimization.add_argument("--lr-head", type=float, help=rates(0))
+    optimization.add_argument("--lr-base", type=float, help=rates(1))
+    optimization.add_argument("--epochs", type=int, help=f"maximum epochs (default {epochs})")
+    optimization.add_argument(
         "--schedule",
         choices=list(SCHEDULES),
         help=f"learning rate over the run: constant or cosine decay to 0 at the end of --epochs "
         f"(default: the recipe's; {recipes('schedule')})",
     )
-    p.add_argument(
+    optimization.add_argument(
         "--warmup-epochs",
         type=float,
         metavar="E",
         help=f"linear learning-rate warm-up from 0 over the first E epochs (default: the recipe's; "
         f"{recipes('warmup_epochs', '{:g}')})",
     )
-    p.add_argument(
-        "--test-crops",
-        type=crop_mode,
-        choices=list(CROP_MODES),
-        help=f"how the test part is scored: one centre 224 crop, the grid of 224 crops covering the "
-        f"image (averaged), or the full image at native resolution (default {d['test_crops']}; "
-        f"compared: pynima docs results)",
+    optimization.add_argument(
+        "--patience", type=int, help=f"early stopping patience on validation EMD (default {d['patience']})"
     )
-    p.add_argument(
+    optimization.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
+    optimization.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        help="32 (default) or bf16-mixed: bfloat16 autocast; whether it is faster depends on the CPU and "
+        "the backbone (measured: pynima docs performance)",
+    )
+    optimization.add_argument("--seed", type=int, help=f"seed of the split and the training (default {d['seed']})")
+    ranking = p.add_argument_group(
+        "clean references and ranking", "how the clean reference images of a dataset join training"
+    )
+    ranking.add_argument(
         "--ranking-weight",
         type=float,
         metavar="W",
@@ -187,67 +213,51 @@ def add_train_options(p: argparse.ArgumentParser, out: str, ratios: str, epochs:
         f"training as anchors that must outscore their distorted versions, cropped alike, by the "
         f"margin (0: EMD alone; default {d['ranking_weight']:g})",
     )
-    p.add_argument(
+    ranking.add_argument(
         "--ranking-margin",
         type=float,
         metavar="M",
         help=f"the ranking term's margin on the 0-9 scale (default {d['ranking_margin']:g})",
     )
-    p.add_argument(
+    ranking.add_argument(
         "--clean-label",
         action=argparse.BooleanOptionalAction,
         help=f"add the dataset's clean reference images to training, labelled at their scene's highest "
         f"MOS plus --ranking-margin (TID2013 gives them no score; default: the recipe's; "
         f"{recipes('clean_label')})",
     )
-    p.add_argument(
+    ranking.add_argument(
         "--light-versions",
         action=argparse.BooleanOptionalAction,
         help=f"add light versions of the clean references (noise, blur, JPEG lighter than TID2013's "
         f"level 1), made during training and labelled between the clean label and level 1; a "
         f"tid2013-layout dataset only (default {'on' if d['light_versions'] else 'off'})",
     )
-    p.add_argument(
-        "--init",
-        metavar="CKPT",
-        help="start from the weights of a pynima checkpoint (backbone and head) instead of ImageNet's: "
-        "fine-tuning a pretrained model",
+    run = p.add_argument_group("run", "where it starts from, what it writes, how it is tested")
+    run.add_argument(
+        "--config",
+        metavar="FILE",
+        help="start from a saved config (a run's config.json, or "
+        "best_config.json of pynima search); options given override "
+        "it, and --out is never taken from it",
     )
-    p.add_argument("--patience", type=int, help=f"early stopping patience on validation EMD (default {d['patience']})")
-    p.add_argument("--batch-size", type=int, help=f"default {d['batch_size']}")
-    p.add_argument("--num-workers", type=int, help=f"data loading processes (default {d['num_workers']})")
-    p.add_argument("--seed", type=int, help=f"seed of the split and the training (default {d['seed']})")
-    p.add_argument(
-        "--precision",
-        choices=list(PRECISIONS),
-        help="32 (default) or bf16-mixed: bfloat16 autocast; whether it is faster depends on the CPU and "
-        "the backbone (measured: pynima docs performance)",
+    run.add_argument("--out", help=f"output folder (default {out})")
+    run.add_argument(
+        "--test-crops",
+        type=crop_mode,
+        choices=list(CROP_MODES),
+        help=f"how the test part is scored: one centre 224 crop, the grid of 224 crops covering the "
+        f"image (averaged), or the full image at native resolution (default {d['test_crops']}; "
+        f"compared: pynima docs results)",
     )
-    p.add_argument(
-        "--cache-images",
-        action="store_true",
-        help="decode the dataset once into memory (1.8 GB for TID2013) instead of every epoch",
-    )
-    p.add_argument(
-        "--freeze-stages",
-        type=int,
-        metavar="N",
-        help="keep the backbone's stem and first N stages at their ImageNet weights (default 0: train "
-        "all): faster steps for some SRCC (measured: pynima docs performance, pynima docs results)",
-    )
-    p.add_argument(
-        "--allow-out-of-range",
-        action="store_true",
-        help="accept scores outside the scale, TID2013's 0-9 or a CSV's --scale (an error by default: "
-        "another scale would train silently wrong)",
-    )
-    p.add_argument(
+    run.add_argument("--num-workers", type=int, help=f"data loading processes (default {d['num_workers']})")
+    run.add_argument(
         "--no-onnx",
         dest="export_onnx",
         action="store_false",
         help="do not write best.onnx next to best.ckpt (it lets pynima predict start fast)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _devices(text: str) -> int | str:
@@ -257,10 +267,11 @@ def _devices(text: str) -> int | str:
     return positive_int(text)
 
 
-def add_distributed_options(p: argparse.ArgumentParser) -> None:
+def add_distributed_options(parser: argparse.ArgumentParser) -> None:
     """Where training runs: Lightning's Trainer options (docs/distributed.md)."""
     from pynima.config import ACCELERATORS, STRATEGIES
 
+    p = parser.add_argument_group("devices", "where training runs (pynima docs distributed)")
     p.add_argument("--accelerator", choices=list(ACCELERATORS), help="auto (default): a GPU when there is one")
     p.add_argument(
         "--devices",

@@ -5,8 +5,12 @@ bar on stderr.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from pynima.scale import BINS
+
+if TYPE_CHECKING:
+    from pynima.scoring.results import Result
 
 __all__ = ["TABLE_HEADER", "WRITERS", "progress_bar", "result_writer"]
 
@@ -19,14 +23,14 @@ def _json_writer():
 
     state = {"rows": 0}
 
-    def write(row: dict | None) -> None:
+    def write(row: Result | None) -> None:
         first = state["rows"] == 0
         if row is None:
             print("[]" if first else "\n]")
             sys.stdout.flush()
             return
         state["rows"] += 1
-        print(("[\n" if first else ",\n") + json.dumps(dict(row, path=str(row["path"]))), end="")
+        print(("[\n" if first else ",\n") + json.dumps(row.as_dict()), end="")
 
     return write
 
@@ -35,9 +39,9 @@ def _jsonl_writer():
     """One JSON object per line, flushed at once."""
     import json
 
-    def write(row: dict | None) -> None:
+    def write(row: Result | None) -> None:
         if row is not None:
-            print(json.dumps(dict(row, path=str(row["path"]))))
+            print(json.dumps(row.as_dict()))
         sys.stdout.flush()
 
     return write
@@ -48,20 +52,23 @@ def _csv_writer():
     import csv
 
     from pynima.images import display_name as shown
+    from pynima.scoring.results import FIELDS
 
-    writer = csv.writer(sys.stdout)
-    writer.writerow(["path", "mean", "std"] + [f"p{k}" for k in range(BINS)] + ["warning", "error"])
+    writer = csv.writer(sys.stdout)  # the distribution as one column per score, p0 ... p9
+    writer.writerow(
+        ["path"] + [c for f in FIELDS for c in ([f"p{k}" for k in range(BINS)] if f == "distribution" else [f])]
+    )
 
-    def write(row: dict | None) -> None:
+    def write(row: Result | None) -> None:
         if row is None:
             sys.stdout.flush()
             return
         values = (
-            [f"{row['mean']:.4f}", f"{row['std']:.4f}"] + [f"{v:.5f}" for v in row["distribution"]]
-            if row["mean"] is not None
+            [f"{row.mean:.4f}", f"{row.std:.4f}"] + [f"{v:.5f}" for v in row.distribution]
+            if row.distribution is not None
             else [""] * (2 + BINS)
         )
-        writer.writerow([shown(row["path"])] + values + [row["warning"] or "", row["error"] or ""])
+        writer.writerow([shown(row.path)] + values + [shown(row.warning or ""), shown(row.error or "")])
 
     return write
 
@@ -72,18 +79,18 @@ def _table_writer():
 
     state = {"rows": 0}
 
-    def write(row: dict | None) -> None:
+    def write(row: Result | None) -> None:
         if row is None:
             sys.stdout.flush()
             return
         if state["rows"] == 0:
             print(TABLE_HEADER)
         state["rows"] += 1
-        if row["mean"] is not None:
-            note = f"  (warning: {row['warning']})" if row["warning"] else ""
-            print(f"{row['mean']:6.3f}  {row['std']:5.3f}  {shown(row['path'])}{note}")
+        if row.distribution is not None:
+            note = f"  (warning: {shown(row.warning)})" if row.warning else ""
+            print(f"{row.mean:6.3f}  {row.std:5.3f}  {shown(row.path)}{note}")
         else:
-            print(f"{'-':>6}  {'-':>5}  {shown(row['path'])}  (error: {row['error']})")
+            print(f"{'-':>6}  {'-':>5}  {shown(row.path)}  (error: {shown(row.error)})")
 
     return write
 

@@ -39,21 +39,12 @@ class Parser(argparse.ArgumentParser):
     does this for commands and choices only, and pynima supports 3.11, hence these few lines.
     """
 
-    def __init__(self, *args, **kwargs) -> None:
-        self.option_names: list[str] = []  # before argparse's __init__, which adds -h
-        super().__init__(*args, **kwargs)
-
-    def add_argument(self, *args, **kwargs) -> argparse.Action:
-        """argparse's add_argument, remembering the option names for suggestions."""
-        action = super().add_argument(*args, **kwargs)
-        self.option_names.extend(action.option_strings)
-        return action
-
     def parse_known_args(self, args=None, namespace=None):
         """argparse's parse_known_args; an unknown option close to a known one is an error that names it."""
         namespace, extras = super().parse_known_args(args, namespace)
+        names = [s for action in self._actions for s in action.option_strings]  # argument groups' too
         for extra in extras:  # a sub-command's parser sees its own options: suggest from them, with its usage
-            close = difflib.get_close_matches(extra.split("=")[0], self.option_names, n=1) if extra[:1] == "-" else []
+            close = difflib.get_close_matches(extra.split("=")[0], names, n=1) if extra[:1] == "-" else []
             if close:
                 self.error(f"unrecognized argument: {extra} (did you mean {close[0]}?)")
         return namespace, extras
@@ -139,7 +130,7 @@ def _add_benchmark(sub) -> None:
         argument_default=argparse.SUPPRESS,
         help="train on K seeded splits (by reference image) and report the median and spread",
         description="K seeded splits, one model each, a results table per split, the median, the "
-        "interquartile range and a 95%% interval over splits and images. Resumes: rerun "
+        "interquartile range and a 95% interval over splits and images. Resumes: rerun "
         "the same command to continue after an interruption. Any row reruns alone with "
         "pynima train --config OUT/split_NN/config.json.",
     )
@@ -297,7 +288,8 @@ def _add_predict(sub) -> None:
         "an .onnx file from pynima export, recognised by its suffix; without one, the model bundled "
         "with pynima scores (pynima docs model-card)",
     )
-    p.add_argument(
+    out = p.add_argument_group("output")
+    out.add_argument(
         "--format",
         choices=list(WRITERS),
         default=None,
@@ -305,9 +297,10 @@ def _add_predict(sub) -> None:
         "add the distribution and the warning and error of each input; every format is written as "
         "the images are scored",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="images per network batch (default 16)")
-    p.add_argument(
+    out.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
+    out.add_argument("--batch-size", type=positive_int, default=16, help="images per network batch (default 16)")
+    ray = p.add_argument_group("Ray", "scoring on a cluster (pip install 'pynima[ray]'; pynima docs cluster-scoring)")
+    ray.add_argument(
         "--ray",
         nargs="?",
         const="",
@@ -316,20 +309,21 @@ def _add_predict(sub) -> None:
         "instance or the cluster RAY_ADDRESS names, or on ADDRESS (auto, HOST:PORT, "
         "ray://HOST:PORT); PATHS may then be s3://, gs://... URIs too (pynima docs cluster-scoring)",
     )
-    p.add_argument(
+    ray.add_argument(
         "--out",
         metavar="FILE",
         help="with --ray: the Parquet file to write (path, mean, std, "
         "distribution, warning, error); refused if it exists",
     )
-    p.add_argument(
+    ray.add_argument(
         "--concurrency",
         type=positive_int,
         metavar="N",
         help="with --ray: scoring actors, one CPU each (default: a pool that grows from 1 while there is "
         "work and there are free CPUs)",
     )
-    p.add_argument(
+    m = p.add_argument_group("model")
+    m.add_argument(
         "--engine",
         choices=["auto", "torch", "onnx", "openvino"],
         default="auto",
@@ -337,14 +331,14 @@ def _add_predict(sub) -> None:
         "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "
         "the same export on OpenVINO",
     )
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    p.add_argument(
+    m.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    m.add_argument(
         "--bf16",
         action="store_true",
         help="bfloat16 arithmetic (torch and openvino engines): faster on CPUs with AMX, not bit-equal "
         "(speed and SRCC cost: pynima docs performance)",
     )
-    p.add_argument("--crops", type=crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
+    m.add_argument("--crops", type=crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
     p.set_defaults(func=predict_command)
 
 
@@ -400,70 +394,75 @@ def _add_serve(sub) -> None:
         "in-flight requests. pynima docs serving",
     )
     p.add_argument("model", nargs="?", help="a checkpoint or an .onnx export (default: the bundled model)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="default 8000")
-    p.add_argument("--engine", choices=list(ENGINES), default="auto", help="as pynima predict (default auto)")
-    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    p.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
-    p.add_argument("--max-batch", type=int, default=32, help="crops per network call at most (default 32)")
-    p.add_argument(
+    net = p.add_argument_group("network")
+    net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    net.add_argument("--port", type=int, default=8000, help="default 8000")
+    m = p.add_argument_group("model")
+    m.add_argument("--engine", choices=list(ENGINES), default="auto", help="as pynima predict (default auto)")
+    m.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    m.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
+    m.add_argument("--max-batch", type=int, default=32, help="crops per network call at most (default 32)")
+    m.add_argument(
         "--max-wait-ms",
         type=float,
         default=5.0,
         help="how long a request waits for others to share its network call (default 5)",
     )
-    p.add_argument(
+    lim = p.add_argument_group(
+        "limits", "what one client may send; over a limit, the request is refused with its status"
+    )
+    lim.add_argument(
         "--max-body-mb",
         type=float,
         default=limits["max_body"] / 2**20,
         help=f"request body limit in MiB (default {limits['max_body'] / 2**20:g})",
     )
-    p.add_argument(
+    lim.add_argument(
         "--max-files",
         type=int,
         default=limits["max_files"],
         help=f"images per request at most (default {limits['max_files']})",
     )
-    p.add_argument(
+    lim.add_argument(
         "--body-timeout",
         type=float,
         default=limits["body_timeout"],
         help=f"seconds a client has to send its request body (default {limits['body_timeout']:g})",
     )
-    p.add_argument(
+    lim.add_argument(
         "--max-request-megapixels",
         type=float,
         default=limits["max_request_pixels"] / 1e6,
         help="decoded pixels (width x height, from the headers) of the images of one request at most, "
         f"in millions; over it, 413 (default {limits['max_request_pixels'] / 1e6:g})",
     )
-    p.add_argument(
+    lim.add_argument(
         "--max-inflight-megapixels",
         type=float,
         default=limits["max_inflight_pixels"] / 1e6,
         help="decoded pixels of all requests in flight at most, in millions (about 10 bytes of memory "
         f"each); over it, 503 with Retry-After (default {limits['max_inflight_pixels'] / 1e6:g})",
     )
-    p.add_argument(
+    lim.add_argument(
         "--max-connections",
         type=int,
         default=connections["max_connections"],
         help=f"open connections at most, per process; beyond it, 503 (default {connections['max_connections']})",
     )
-    p.add_argument(
+    lim.add_argument(
         "--header-timeout",
         type=float,
         default=connections["header_timeout"],
         help="seconds a client has to send each request's headers; then 408 and the connection is closed "
         f"(default {connections['header_timeout']:g})",
     )
-    p.add_argument(
+    lim.add_argument(
         "--keep-alive",
         type=float,
         default=connections["keep_alive"],
         help=f"seconds an idle connection is kept open (default {connections['keep_alive']:g})",
     )
-    p.add_argument(
+    net.add_argument(
         "--cors",
         nargs="+",
         default=[],
@@ -471,7 +470,7 @@ def _add_serve(sub) -> None:
         help="origins whose pages may call the API (default: none; CORS off, and a POST from a page of "
         "another origin is refused with 403)",
     )
-    p.add_argument(
+    net.add_argument(
         "--allowed-hosts",
         nargs="+",
         metavar="HOST",

@@ -15,16 +15,56 @@ from pynima.files import (
     read_csv,
 )
 
-__all__ = ["loss_curve", "per_split_chart", "per_type_chart", "scatter", "type_colours", "val_curves"]
+__all__ = [
+    "loss_curve",
+    "per_split_chart",
+    "per_type_chart",
+    "pyplot",
+    "save_figure",
+    "scatter",
+    "type_colours",
+    "val_curves",
+]
 
 
-def loss_curve(metrics_csv: Path, out_png: Path) -> None:
-    """Train and validation EMD per epoch, from Lightning's CSV log."""
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (files only, no display), imported when a figure is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def save_figure(fig, path: Path | None = None, dpi: int = 120) -> bytes | None:
+    """Every figure's last step: laid out, written and closed (so that a long benchmark does not keep it open).
+
+    Args:
+        fig: a matplotlib figure.
+        path: the file to write, atomically, in the format its suffix names (png, svg, pdf); None for PNG bytes.
+        dpi: resolution of raster formats.
+
+    Returns:
+        The PNG bytes when ``path`` is None (the reports embed or link them), else None.
+    """
+    fig.tight_layout()
+    try:
+        if path is None:
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=dpi)
+            return buf.getvalue()
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png", dpi=dpi)
+        return None
+    finally:
+        pyplot().close(fig)
+
+
+def loss_curve(metrics_csv: Path, out_png: Path) -> None:
+    """Train and validation EMD per epoch, from Lightning's CSV log."""
+    plt = pyplot()
     train, val = {}, {}
     for row in read_csv(metrics_csv):
         if row.get("train_emd"):
@@ -38,10 +78,7 @@ def loss_curve(metrics_csv: Path, out_png: Path) -> None:
     ax.set_ylabel("EMD (r=2)")
     ax.legend()
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, out_png)
 
 
 def type_colours(n: int) -> list:
@@ -57,11 +94,7 @@ def type_colours(n: int) -> list:
 
 def scatter(pred: np.ndarray, true: np.ndarray, kinds: list, names: dict, path: Path, title: str, xlabel: str) -> None:
     """Predicted against true scores, one colour and legend entry per distortion type (categorical, by name)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     order = sorted(set(kinds), key=type_order)
     colours = type_colours(len(order))
     markers = "os^Dv"  # with more types than the 40 colours, the marker tells them apart
@@ -93,33 +126,14 @@ def scatter(pred: np.ndarray, true: np.ndarray, kinds: list, names: dict, path: 
             title_fontsize=7,
             frameon=False,
         )
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    _plt().close(fig)
-    return buf.getvalue()
+    save_figure(fig, path)
 
 
 def per_type_chart(per_type: dict[str, dict], title: str) -> bytes:
     """Horizontal bars of SRCC per distortion type, each type its own categorical colour and its name, with the 95%
     interval as an error bar where ``per_type`` has one.
     """
-    plt = _plt()
+    plt = pyplot()
     kinds = sorted(per_type, key=type_order)
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(kinds) + 1.2))
     vals = [per_type[k]["srcc"] for k in kinds]
@@ -134,13 +148,12 @@ def per_type_chart(per_type: dict[str, dict], title: str) -> bytes:
     ax.set_xlim(min(-0.1, min(vals) - 0.05, *(per_type[k].get("ci_low", 0) for k in kinds)), 1)
     ax.set_xlabel("SRCC")
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return _png(fig)
+    return save_figure(fig, dpi=110)
 
 
 def val_curves(runs: list[Path]) -> bytes:
     """PNG of the validation EMD by epoch, one line per run (a benchmark's splits)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for d in runs:
         val = {int(r["epoch"]): float(r["val_emd"]) for r in read_csv(d / "metrics.csv") if r.get("val_emd")}
@@ -149,13 +162,12 @@ def val_curves(runs: list[Path]) -> bytes:
     ax.set_ylabel("validation EMD")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _png(fig)
+    return save_figure(fig, dpi=110)
 
 
 def per_split_chart(rows: list[dict]) -> bytes:
     """PNG of each split's SRCC and PLCC, with the median."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for i, k in enumerate(("srcc", "plcc")):
         v = [r[k] for r in rows]
@@ -164,5 +176,4 @@ def per_split_chart(rows: list[dict]) -> bytes:
     ax.set_xticks([0, 1], ["SRCC", "PLCC"])
     ax.set_ylabel("test value per split (bar: median)")
     ax.grid(alpha=0.3, axis="y")
-    fig.tight_layout()
-    return _png(fig)
+    return save_figure(fig, dpi=110)

@@ -7,7 +7,7 @@ holds the shared refusals. The public names are re-exported here: ``from pynima.
 """
 
 from pynima.images.pixels import BACKGROUND, array_to_rgb, to_rgb
-from pynima.images.problems import MIN_SIDE, display_name
+from pynima.images.problems import MIN_SIDE, display_name, reason
 from pynima.images.reading import (
     IMAGE_SUFFIXES,
     RAW_SUFFIXES,
@@ -32,5 +32,6 @@ __all__ = [
     "load_rgb",
     "load_rgb_bytes",
     "open_image",
+    "reason",
     "to_rgb",
 ]

@@ -24,11 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from pynima.config import DEFAULT_CROPS
 from pynima.errors import PynimaError
-from pynima.images import IMAGE_SUFFIXES, display_name, load_rgb_bytes
+from pynima.images import IMAGE_SUFFIXES, display_name, load_rgb_bytes, reason
 from pynima.scoring.engines import OnnxEngine
 from pynima.scoring.models import bundled_model, exported_sidecar
 from pynima.scoring.paths import hidden, walk_paths
 from pynima.scoring.preprocess import check_crops
+from pynima.scoring.results import FIELDS, Result, without_name
 from pynima.scoring.scorer import Scorer
 
 __all__ = [
@@ -71,16 +72,8 @@ def schema() -> pyarrow.Schema:
     """
     import pyarrow as pa
 
-    return pa.schema(
-        [
-            ("path", pa.string()),
-            ("mean", pa.float64()),
-            ("std", pa.float64()),
-            ("distribution", pa.list_(pa.float64())),
-            ("warning", pa.string()),
-            ("error", pa.string()),
-        ]
-    )
+    types = {"mean": pa.float64(), "std": pa.float64(), "distribution": pa.list_(pa.float64())}
+    return pa.schema([("path", pa.string())] + [(f, types.get(f, pa.string())) for f in FIELDS])
 
 
 def init(address: str | None = None) -> bool:
@@ -101,13 +94,6 @@ def init(address: str | None = None) -> bool:
     return True
 
 
-def _strip(message: str, name: object) -> str:
-    """A message without the file name it starts with (as display_name shows it), as the CSV/JSON output of pynima
-    predict gives it.
-    """
-    return message.removeprefix(f"{display_name(name)}: ")
-
-
 def _utf8(text: str | None) -> str | None:
     r"""Text a Parquet string column can hold: as it is if it is valid UTF-8 (a name with a newline stays lossless),
     else (a file name that is not UTF-8) display_name's escaped form, ``\xff`` for the byte 0xff.
@@ -119,11 +105,6 @@ def _utf8(text: str | None) -> str | None:
     except UnicodeEncodeError:
         return display_name(text)
     return text
-
-
-def _reason(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200]}" if text else type(e).__name__
 
 
 # ---------------------------------------------------------------------------------------------- listing
@@ -149,7 +130,7 @@ def _filesystem(source: str, filesystem: Any) -> tuple[Any, str]:
 
             fs, path = fsspec.core.url_to_fs(source)
         except Exception:  # noqa: BLE001 - fsspec missing, or it does not know the scheme either
-            raise PynimaError(f"{source}: cannot open its filesystem ({_reason(arrow_error)})") from None
+            raise PynimaError(f"{source}: cannot open its filesystem ({reason(arrow_error)})") from None
         return pafs.PyFileSystem(pafs.FSSpecHandler(fs)), path
 
 
@@ -173,7 +154,7 @@ def _walk_remote(source: str, fs: Any, path: str, prefix: str) -> list[tuple[str
             if i.type == pafs.FileType.File and Path(i.path).suffix.lower() in IMAGE_SUFFIXES
         ]
     except OSError as e:
-        return [(source, path, f"cannot list ({_reason(e)})")]
+        return [(source, path, f"cannot list ({reason(e)})")]
     start = len(path.rstrip("/")) + 1
     found = [p for p in images if not any(map(hidden, p[start:].split("/")))]
     if len(found) < len(images):  # as pynima predict's folder walk: names starting with "." are left out
@@ -202,7 +183,7 @@ def list_sources(sources: Sequence[str | os.PathLike], filesystem: Any) -> tuple
     for source in map(str, sources):
         if filesystem is None and "://" not in source:
             rows += [
-                (_utf8(str(p)), os.fsencode(cwd / p), -1, _utf8(_strip(problem, p)) if problem else None)
+                (_utf8(str(p)), os.fsencode(cwd / p), -1, _utf8(without_name(problem, p)) if problem else None)
                 for p, problem in walk_paths([source])
             ]
             continue
@@ -262,9 +243,9 @@ class ScoreBatch:
             if fs < 0:  # a local file: exactly pynima predict's reading and decoding
                 loaded = self.scorer.prepare(Path(file))
                 return (
-                    _strip(loaded, file)
+                    without_name(loaded, file)
                     if isinstance(loaded, str)
-                    else (loaded[0], loaded[1] and _strip(loaded[1], file))
+                    else (loaded[0], loaded[1] and without_name(loaded[1], file))
                 )
             try:
                 with self.filesystems[fs].open_input_stream(file) as f:
@@ -274,15 +255,15 @@ class ScoreBatch:
             except PermissionError:
                 return "cannot read (permission denied)"
             except OSError as e:
-                return f"cannot read ({_reason(e)})"
+                return f"cannot read ({reason(e)})"
             notes: list[str] = []
             x, warning = self.scorer.crops_of(load_rgb_bytes(data, shown, notes), shown, notes)
-            return x, warning and _strip(warning, shown)
+            return x, warning and without_name(warning, shown)
         except PynimaError as e:
-            return _strip(str(e), shown)
+            return without_name(str(e), shown)
         except Exception as e:  # noqa: BLE001 - anything else one file raises is that file's error, not the job's
-            log.warning("%s: %s", shown, _reason(e))
-            return f"cannot score ({_reason(e)})"
+            log.warning("%s: %s", shown, reason(e))
+            return f"cannot score ({reason(e)})"
 
     def __call__(self, batch: pyarrow.Table) -> pyarrow.Table:
         """One Ray Data batch of paths scored: the batch's rows with their scores or problems."""
@@ -296,18 +277,14 @@ class ScoreBatch:
         )
         good = [x for x in loaded if not isinstance(x, str)]
         scores = iter(self.scorer.scores([x for x, _ in good], [w for _, w in good]) if good else ())
-        rows = [None if isinstance(x, str) else next(scores) for x in loaded]
-        return pa.table(
-            {
-                "path": paths,
-                "mean": [s and s.mean for s in rows],
-                "std": [s and s.std for s in rows],
-                "distribution": [s and list(s.distribution) for s in rows],
-                "warning": [s and _utf8(s.warning) for s in rows],
-                "error": [_utf8(x) if isinstance(x, str) else None for x in loaded],
-            },
-            schema=schema(),
-        )
+        rows = [
+            Result.of(p, error=x) if isinstance(x, str) else Result.of(p, next(scores))
+            for p, x in zip(paths, loaded, strict=True)
+        ]
+        columns = {"path": paths} | {f: [getattr(r, f) for r in rows] for f in FIELDS}
+        for f in ("warning", "error"):
+            columns[f] = [_utf8(t) for t in columns[f]]
+        return pa.table(columns, schema=schema())
 
 
 def _model_bytes(model: str | os.PathLike | None, crops: str) -> bytes:

@@ -13,7 +13,7 @@ from pynima.config import CROP_MODES, crop_mode
 from pynima.errors import PynimaError
 from pynima.scale import CROP
 
-__all__ = ["MAX_GRID", "any_size", "check_crops", "crop_boxes", "crops", "normalize", "preprocessing"]
+__all__ = ["MAX_GRID", "any_size", "check_crops", "crop_boxes", "crops", "normalize", "padding_note", "preprocessing"]
 
 MAX_GRID = 4  # grid crops per side at most: a 12-megapixel photo gets 16 crops, not 250
 
@@ -64,6 +64,16 @@ def crops(image: np.ndarray, mode: str = "centre") -> np.ndarray:
     if mode == "full":
         return image[None]
     return np.stack([image[y : y + CROP, x : x + CROP] for y, x in crop_boxes(h, w, mode)])
+
+
+def padding_note(height: int, width: int) -> str | None:
+    """The warning of an image that ``crops`` pads (smaller than the crop on a side), None for one it does not."""
+    if height >= CROP and width >= CROP:
+        return None
+    return (
+        f"{width}x{height} is smaller than the {CROP}x{CROP} crop; scored with zero padding, so the score is less "
+        "reliable"
+    )
 
 
 def normalize(batch: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:

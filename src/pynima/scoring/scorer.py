@@ -40,7 +40,7 @@ from pynima.images import display_name, load_rgb, to_rgb
 from pynima.scale import BINS, CROP
 from pynima.scoring.engines import MAX_PIXELS_PER_PASS
 from pynima.scoring.paths import walk_paths
-from pynima.scoring.preprocess import check_crops, crops, normalize
+from pynima.scoring.preprocess import check_crops, crops, normalize, padding_note
 
 __all__ = ["DISTRIBUTION_TOLERANCE", "Score", "Scorer", "check_distributions"]
 
@@ -112,13 +112,8 @@ class Scorer:
         if decoding left ``notes`` (a multi-page TIFF, an ICC profile not applied) or the image had to be padded
         (pynima.scoring.cluster decodes files read from object storage itself, then comes here).
         """
-        h, w = rgb.shape[:2]
-        problems = list(notes)
-        if h < CROP or w < CROP:
-            problems.append(
-                f"{w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, so the score "
-                f"is less reliable"
-            )
+        padded = padding_note(*rgb.shape[:2])
+        problems = list(notes) + ([padded] if padded else [])
         return crops(rgb, self.crops), f"{display_name(name)}: {'; '.join(problems)}" if problems else None
 
     def inputs(self, image, max_value: float | None = None) -> np.ndarray:

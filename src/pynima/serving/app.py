@@ -41,7 +41,8 @@ from pynima.images import decode_rgb, open_image
 from pynima.model.labels import moments
 from pynima.scale import CROP
 from pynima.scoring.models import load
-from pynima.scoring.preprocess import check_crops, crops
+from pynima.scoring.preprocess import check_crops, crops, padding_note
+from pynima.scoring.results import Result
 from pynima.scoring.scorer import Scorer
 from pynima.serving.batching import Batcher
 from pynima.serving.guards import (
@@ -293,9 +294,11 @@ def _add_read_routes(app, scorer: Scorer, name: str, limits: Limits, metrics: Re
         return HTMLResponse(PAGE.read_text(encoding="utf-8"))
 
 
-async def score_one(batcher: Batcher, metrics: RequestMetrics, name: str, data: bytes, mode: str) -> dict:
-    """One upload's result row: decoded in a thread, scored in the batcher's next network call; a refused image
-    gets its error and the HTTP status it would have alone.
+async def score_one(
+    batcher: Batcher, metrics: RequestMetrics, name: str, data: bytes, mode: str
+) -> tuple[Result, int | None]:
+    """One upload's result row (its messages start with the upload's name) and, for a refused image, the HTTP status
+    it would have alone: decoded in a thread, scored in the batcher's next network call.
     """
     from starlette.concurrency import run_in_threadpool
 
@@ -307,18 +310,13 @@ async def score_one(batcher: Batcher, metrics: RequestMetrics, name: str, data: 
         if not isinstance(e, DatasetError):
             raise
         metrics.images.labels("refused").inc()
-        return {"name": name, "error": str(e), "status": _status(str(e))}
-    h, w = rgb.shape[:2]
+        return Result(name, error=str(e)), _status(str(e))
     p = await batcher.distribution(crops(rgb, mode), expected=True)
     mean, std = moments(p)
     metrics.images.labels("scored").inc()
-    result = {"name": name, "mean": float(mean), "std": float(std), "distribution": [float(v) for v in p]}
-    if h < CROP or w < CROP:
-        result["warning"] = (
-            f"{name}: {w}x{h} is smaller than the {CROP}x{CROP} crop; scored with zero padding, "
-            f"so the score is less reliable"
-        )
-    return result
+    padded = padding_note(*rgb.shape[:2])
+    warning = f"{name}: {padded}" if padded else None
+    return Result(name, float(mean), float(std), tuple(float(v) for v in p), warning), None
 
 
 def _add_score_route(
@@ -365,11 +363,10 @@ def _add_score_route(
             )
         finally:
             budget.give(pixels)
-        if len(results) == 1 and "error" in results[0]:
-            return JSONResponse({"error": results[0]["error"], "results": results}, results[0].pop("status"))
-        for r in results:
-            r.pop("status", None)
-        return {"results": results}
+        rows = [{k: v for k, v in r.as_dict("name").items() if v is not None} for r, _ in results]  # no nulls
+        if len(results) == 1 and results[0][1] is not None:
+            return JSONResponse({"error": rows[0]["error"], "results": rows}, results[0][1])
+        return {"results": rows}
 
 
 def create_app(

@@ -82,7 +82,7 @@ EMBEDDED_REFERENCES: tuple[tuple[str, str], ...] = (
 
 PSEUDO_METRIC = "fsimc"
 # MOS = lo + (hi - lo) / (1 + exp(-(q - mid) / scale)), q = FSIMc; fitted by bench/synth_fidelity.py --fit
-# (least squares, mid bounded to [0, 1]: the data only show the lower half of the curve, PLCC 0.755)
+# (least squares, mid bounded to [0, 1]: the data only show the lower half of the curve; fit quality: docs/data.md)
 PSEUDO_MOS_LOGISTIC = {"lo": 2.0873, "hi": 8.89015, "mid": 1.0, "scale": 0.08936}
 # std = intercept + slope * MOS, clipped to [0.02, 0.35]; fitted likewise
 PSEUDO_STD_LINEAR = {"intercept": 0.06729, "slope": 0.0142}

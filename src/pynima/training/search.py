@@ -20,7 +20,7 @@ from dataclasses import asdict, fields, replace
 from pathlib import Path
 
 from pynima.errors import NonFiniteError, PynimaError
-from pynima.files import atomic_path, read_csv, write_json
+from pynima.files import read_csv, write_json
 
 __all__ = ["DEFAULT_LR_BASE", "DEFAULT_LR_HEAD", "SAMPLERS", "format_trials", "landscape", "run_search"]
 
@@ -42,11 +42,9 @@ def _best_val(metrics_csv: Path) -> tuple[float, float | None]:
 
 def landscape(trials: list[dict], path: Path, ranges: dict[str, tuple[float, float]]) -> None:
     """Validation EMD over the (head, backbone) learning-rate plane, log axes; the best trial is circled."""
-    import matplotlib
+    from pynima.evaluation.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     done = [t for t in trials if t["val_emd"] is not None]
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
     if done:
@@ -78,10 +76,7 @@ def landscape(trials: list[dict], path: Path, ranges: dict[str, tuple[float, flo
     ax.set_xlabel("head learning rate")
     ax.set_ylabel("backbone learning rate")
     ax.set_title(f"learning-rate search, {len(done)} trials")
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _check_ranges(cfg, sampler: str, lr_head_range, lr_base_range) -> dict[str, tuple[float, float]]:
