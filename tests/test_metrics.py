@@ -118,3 +118,20 @@ def test_save_figure_writes_the_format_the_suffix_names_and_closes_the_figure(tm
     fig, _ = plt.subplots()
     assert save_figure(fig).startswith(b"\x89PNG") and not plt.fignum_exists(fig.number)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.svg"]  # no temporary file left
+
+
+def test_per_type_srcc_is_scipys_within_each_type_and_leaves_out_small_or_constant_types():
+    from scipy import stats
+
+    from pynima.evaluation.evaluate import PER_TYPE_MIN, per_type_srcc
+
+    rng = np.random.default_rng(3)
+    n = PER_TYPE_MIN + 5
+    kinds = np.array([1] * n + [2] * n + [3] * (PER_TYPE_MIN - 1))
+    true = rng.normal(size=len(kinds))
+    pred = true + rng.normal(scale=0.5, size=len(kinds))
+    pred[kinds == 2] = 1.0  # a constant prediction: undefined, left out
+    got = per_type_srcc(pred, true, kinds, {1: "noise"})
+    assert list(got) == ["1"] and got["1"]["name"] == "noise" and got["1"]["n"] == n
+    assert got["1"]["srcc"] == pytest.approx(stats.spearmanr(pred[:n], true[:n]).statistic, abs=1e-12)
+    assert got["1"]["ci_low"] < got["1"]["srcc"] < got["1"]["ci_high"]

@@ -22,14 +22,13 @@ from pynima.cli.commands import (
 )
 from pynima.cli.options import (
     CROPS_HELP,
-    DEVICE_HELP,
     add_dataset_options,
     add_distributed_options,
+    add_predict_options,
+    add_serve_options,
     add_train_options,
     key_value,
-    positive_int,
 )
-from pynima.cli.output import WRITERS
 
 __all__ = ["Parser", "build_parser"]
 
@@ -261,8 +260,6 @@ def _add_export(sub) -> None:
 
 def _add_predict(sub) -> None:
     """pynima predict: its options."""
-    from pynima.config import CROP_MODES, DEFAULT_CROPS, crop_mode
-
     p = sub.add_parser(
         "predict",
         help="score images (files and folders, recursively)",
@@ -288,57 +285,7 @@ def _add_predict(sub) -> None:
         "an .onnx file from pynima export, recognised by its suffix; without one, the model bundled "
         "with pynima scores (pynima docs model-card)",
     )
-    out = p.add_argument_group("output")
-    out.add_argument(
-        "--format",
-        choices=list(WRITERS),
-        default=None,
-        help="table (default): mean, std, path; json, jsonl (JSON Lines, one object per image) and csv "
-        "add the distribution and the warning and error of each input; every format is written as "
-        "the images are scored",
-    )
-    out.add_argument("--quiet", action="store_true", help="no progress bar (it shows only on a terminal anyway)")
-    out.add_argument("--batch-size", type=positive_int, default=16, help="images per network batch (default 16)")
-    ray = p.add_argument_group("Ray", "scoring on a cluster (pip install 'pynima[ray]'; pynima docs cluster-scoring)")
-    ray.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        metavar="ADDRESS",
-        help="score on Ray (pip install 'pynima[ray]') into the Parquet file --out: on a new local "
-        "instance or the cluster RAY_ADDRESS names, or on ADDRESS (auto, HOST:PORT, "
-        "ray://HOST:PORT); PATHS may then be s3://, gs://... URIs too (pynima docs cluster-scoring)",
-    )
-    ray.add_argument(
-        "--out",
-        metavar="FILE",
-        help="with --ray: the Parquet file to write (path, mean, std, "
-        "distribution, warning, error); refused if it exists",
-    )
-    ray.add_argument(
-        "--concurrency",
-        type=positive_int,
-        metavar="N",
-        help="with --ray: scoring actors, one CPU each (default: a pool that grows from 1 while there is "
-        "work and there are free CPUs)",
-    )
-    m = p.add_argument_group("model")
-    m.add_argument(
-        "--engine",
-        choices=["auto", "torch", "onnx", "openvino"],
-        default="auto",
-        help="auto (default): ONNX Runtime for an .onnx file and for a checkpoint with an up-to-date "
-        "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "
-        "the same export on OpenVINO",
-    )
-    m.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    m.add_argument(
-        "--bf16",
-        action="store_true",
-        help="bfloat16 arithmetic (torch and openvino engines): faster on CPUs with AMX, not bit-equal "
-        "(speed and SRCC cost: pynima docs performance)",
-    )
-    m.add_argument("--crops", type=crop_mode, choices=list(CROP_MODES), default=DEFAULT_CROPS, help=CROPS_HELP)
+    add_predict_options(p)
     p.set_defaults(func=predict_command)
 
 
@@ -378,13 +325,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_serve(sub) -> None:
-    from dataclasses import asdict
-
-    from pynima.config import Connections, Limits
-    from pynima.scoring.models import ENGINES
-
-    limits, connections = asdict(Limits()), asdict(Connections())
-
     p = sub.add_parser(
         "serve",
         help="an HTTP scoring service with dynamic batching and a page",
@@ -394,88 +334,5 @@ def _add_serve(sub) -> None:
         "in-flight requests. pynima docs serving",
     )
     p.add_argument("model", nargs="?", help="a checkpoint or an .onnx export (default: the bundled model)")
-    net = p.add_argument_group("network")
-    net.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    net.add_argument("--port", type=int, default=8000, help="default 8000")
-    m = p.add_argument_group("model")
-    m.add_argument("--engine", choices=list(ENGINES), default="auto", help="as pynima predict (default auto)")
-    m.add_argument("--device", default="cpu", help=DEVICE_HELP)
-    m.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
-    m.add_argument("--max-batch", type=int, default=32, help="crops per network call at most (default 32)")
-    m.add_argument(
-        "--max-wait-ms",
-        type=float,
-        default=5.0,
-        help="how long a request waits for others to share its network call (default 5)",
-    )
-    lim = p.add_argument_group(
-        "limits", "what one client may send; over a limit, the request is refused with its status"
-    )
-    lim.add_argument(
-        "--max-body-mb",
-        type=float,
-        default=limits["max_body"] / 2**20,
-        help=f"request body limit in MiB (default {limits['max_body'] / 2**20:g})",
-    )
-    lim.add_argument(
-        "--max-files",
-        type=int,
-        default=limits["max_files"],
-        help=f"images per request at most (default {limits['max_files']})",
-    )
-    lim.add_argument(
-        "--body-timeout",
-        type=float,
-        default=limits["body_timeout"],
-        help=f"seconds a client has to send its request body (default {limits['body_timeout']:g})",
-    )
-    lim.add_argument(
-        "--max-request-megapixels",
-        type=float,
-        default=limits["max_request_pixels"] / 1e6,
-        help="decoded pixels (width x height, from the headers) of the images of one request at most, "
-        f"in millions; over it, 413 (default {limits['max_request_pixels'] / 1e6:g})",
-    )
-    lim.add_argument(
-        "--max-inflight-megapixels",
-        type=float,
-        default=limits["max_inflight_pixels"] / 1e6,
-        help="decoded pixels of all requests in flight at most, in millions (about 10 bytes of memory "
-        f"each); over it, 503 with Retry-After (default {limits['max_inflight_pixels'] / 1e6:g})",
-    )
-    lim.add_argument(
-        "--max-connections",
-        type=int,
-        default=connections["max_connections"],
-        help=f"open connections at most, per process; beyond it, 503 (default {connections['max_connections']})",
-    )
-    lim.add_argument(
-        "--header-timeout",
-        type=float,
-        default=connections["header_timeout"],
-        help="seconds a client has to send each request's headers; then 408 and the connection is closed "
-        f"(default {connections['header_timeout']:g})",
-    )
-    lim.add_argument(
-        "--keep-alive",
-        type=float,
-        default=connections["keep_alive"],
-        help=f"seconds an idle connection is kept open (default {connections['keep_alive']:g})",
-    )
-    net.add_argument(
-        "--cors",
-        nargs="+",
-        default=[],
-        metavar="ORIGIN",
-        help="origins whose pages may call the API (default: none; CORS off, and a POST from a page of "
-        "another origin is refused with 403)",
-    )
-    net.add_argument(
-        "--allowed-hosts",
-        nargs="+",
-        metavar="HOST",
-        help="Host headers the server answers to (others: 400), e.g. scores.example.com *.example.com, or "
-        "* for any (default: the --host address, with localhost and 127.0.0.1 when it is a loopback "
-        "address, and this machine's names and addresses when it is 0.0.0.0)",
-    )
+    add_serve_options(p)
     p.set_defaults(func=serve_command)

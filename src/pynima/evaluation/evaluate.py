@@ -26,6 +26,7 @@ __all__ = [
     "evaluate_checkpoint",
     "format_table",
     "predict_distributions",
+    "per_type_srcc",
     "ranking_measures",
     "read_predictions",
     "write_predictions",
@@ -170,6 +171,45 @@ def _check_output_folder(out: Path, replace: bool) -> None:
     )
 
 
+def _undefined(records: list[Record]) -> str | None:
+    """Why the correlations of ``records`` are undefined (under 3 images, or one label for all); None if defined."""
+    if len(records) < 3:
+        return f"{len(records)} image(s); correlations need at least 3"
+    if len({r.mos for r in records}) == 1:
+        return f"every label is {records[0].dataset_score:g}; correlations with a constant are undefined"
+    return None
+
+
+def per_type_srcc(pred: np.ndarray, true: np.ndarray, kinds: np.ndarray, names: dict) -> dict[str, dict]:
+    """SRCC per distortion type with its 95% Fisher-z interval, for the types of at least PER_TYPE_MIN images whose
+    predictions and labels both vary.
+
+    Args:
+        pred: predicted scores.
+        true: human scores.
+        kinds: each image's distortion type.
+        names: type names by type, where the dataset has them.
+
+    Returns:
+        By type (as text): its name, ``srcc``, ``n`` and the interval's ``ci_low`` and ``ci_high``.
+    """
+    from scipy import stats
+
+    per_type = {}
+    for k in sorted(set(kinds.tolist())):
+        sel = kinds == k
+        n = int(sel.sum())
+        if n >= PER_TYPE_MIN and np.ptp(pred[sel]) > 0 and np.ptp(true[sel]) > 0:
+            srcc = float(stats.spearmanr(pred[sel], true[sel]).statistic)
+            per_type[str(k)] = {
+                "name": names.get(k, str(k)),
+                "srcc": srcc,
+                "n": n,
+                **dict(zip(("ci_low", "ci_high"), spearman_interval(srcc, n), strict=True)),
+            }
+    return per_type
+
+
 def evaluate_checkpoint(
     ckpt: str | Path,
     data: str | Path,
@@ -201,7 +241,6 @@ def evaluate_checkpoint(
     ``undefined_ok``: then they are null in metrics.json, with a warning (a training run's small test part).
     """
     import torch
-    from scipy import stats
 
     from pynima.model.labels import label_distributions, moments
     from pynima.model.losses import emd
@@ -218,13 +257,7 @@ def evaluate_checkpoint(
     if split is not None:
         records = apply_split(records, split, part)
     where = f"{data}" + (f" ({part} part)" if split is not None else "")
-    undefined = (
-        f"{len(records)} image(s); correlations need at least 3"
-        if len(records) < 3
-        else f"every label is {records[0].dataset_score:g}; correlations with a constant are undefined"
-        if len({r.mos for r in records}) == 1
-        else None
-    )
+    undefined = _undefined(records)
     if undefined and not undefined_ok:
         raise PynimaError(f"{where}: {undefined}")
     if undefined:
@@ -237,18 +270,7 @@ def evaluate_checkpoint(
     per_image_emd = emd(torch.from_numpy(dists), torch.from_numpy(targets), reduction="none").numpy()
     metrics = evaluate_scores(pred, true, per_image_emd, n_boot=n_boot)
     kinds = np.array([r.kind for r in records])
-    per_type = {}
-    for k in sorted(set(kinds.tolist())):
-        sel = kinds == k
-        n = int(sel.sum())
-        if n >= PER_TYPE_MIN and np.ptp(pred[sel]) > 0 and np.ptp(true[sel]) > 0:
-            srcc = float(stats.spearmanr(pred[sel], true[sel]).statistic)
-            per_type[str(k)] = {
-                "name": dataset.type_names.get(k, str(k)),
-                "srcc": srcc,
-                "n": n,
-                **dict(zip(("ci_low", "ci_high"), spearman_interval(srcc, n), strict=True)),
-            }
+    per_type = per_type_srcc(pred, true, kinds, dataset.type_names)
     ranking = ranking_measures(scorer, records, pred)
     native_true = np.array([r.dataset_score for r in records])
     native_rmse = float(np.sqrt(np.mean((dataset.scale.from_model(pred) - native_true) ** 2)))
