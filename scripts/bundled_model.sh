@@ -3,6 +3,9 @@
 # (docs/model-card.md says what it is and how well it does).
 #
 #     bash scripts/bundled_model.sh [SHARED_DATA]     # default ../shared/data; about 15 min on a 2-core CPU
+#     bash scripts/bundled_model.sh --anchors-only    # only step 3's anchors, recomputed into the committed file
+#
+# Version 3 was exported before step 3 wrote its anchors; --anchors-only added them to it (the weights unchanged).
 #
 # Needs the Kodak images of TID2013's references 01-19 and TID2013's label files (research and education use only).
 # Datasets and the run go to data/ and runs/ (ignored by git); an existing run folder is refused by pynima train, so
@@ -12,6 +15,13 @@ SHARED=${1:-../shared/data}
 PYNIMA=${PYNIMA:-.venv/bin/pynima}
 PYTHON=${PYTHON:-.venv/bin/python}
 OUT=src/pynima/nima-tid2013-lite0.onnx
+
+if [ "${1:-}" = "--anchors-only" ]; then
+    ANCHORS=$("$PYTHON" bench/photo_ladder.py "$OUT" --anchors)
+    "$PYTHON" -c 'import sys; from pynima.scoring.export import add_metadata; add_metadata(sys.argv[1], {"pynima_anchors": sys.argv[2]})' "$OUT" "$ANCHORS"
+    echo "$OUT: pynima_anchors=$ANCHORS"
+    exit 0
+fi
 
 # 1. the human labels: TID2013's references 01-19 re-synthesized from their Kodak sources (cached)
 "$PYNIMA" synth data/tid2013-resynth --refs "$SHARED/kodak" \

@@ -24,6 +24,23 @@ def test_the_bundled_model_ships_inside_the_package_and_says_what_it_is():
     assert meta["pynima_backbone"] == "tf_efficientnet_lite0"
     assert "research and education" in meta["pynima_labels_licence"]
     assert meta["pynima_card"] == "docs/model-card.md" and meta["pynima_command"] == "scripts/bundled_model.sh"
+    assert meta["pynima_anchors"].startswith("On 6 scikit-image photos: clean ")  # shown by pynima serve's page
+
+
+@pytest.mark.slow
+def test_the_bundled_models_anchors_are_what_the_photo_ladder_measures_with_it():
+    """The anchors in the metadata are bench/photo_ladder.py's, rerun on the bundled file now (not copied text)."""
+    import onnx
+
+    root = Path(__file__).parents[1]
+    done = subprocess.run(
+        [sys.executable, str(root / "bench" / "photo_ladder.py"), str(bundled_model()), "--anchors"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    meta = {p.key: p.value for p in onnx.load(str(bundled_model()), load_external_data=False).metadata_props}
+    assert done.returncode == 0 and done.stdout.strip() == meta["pynima_anchors"]
 
 
 @pytest.mark.slow

@@ -88,6 +88,9 @@ def test_upload_scores_match_the_api_and_the_page_works_by_keyboard_and_at_phone
         assert abs(mean - result["mean"]) < 1e-6
         assert len(shown[name].find_elements(By.CSS_SELECTOR, ".bars span")) == 10
     assert "not an image" in shown["broken.jpg"].find_element(By.CSS_SELECTOR, ".error").text
+    anchors = httpx.get(server + "/v1/model").json()["anchors"]  # the bundled model's: what typical versions score
+    assert anchors.startswith("On 6 scikit-image photos: clean ")
+    assert browser.find_element(By.ID, "anchors").text == anchors
 
     Select(browser.find_element(By.ID, "sort")).select_by_value("best")
     means = [float(e.get_attribute("data-mean")) for e in browser.find_elements(By.CSS_SELECTOR, ".score")]

@@ -27,7 +27,9 @@ RESERVED_METADATA = ("backbone", "mean", "std", "version", "source")
 
 
 def add_metadata(path: Path, meta: dict[str, str]) -> None:
-    """Write ``meta`` into an ONNX file's metadata (keys given replace those there), atomically."""
+    """Write ``meta`` into an ONNX file's metadata (keys given replace those there), atomically: the file is whole,
+    old or new, whatever stops the process.
+    """
     import onnx
 
     model = onnx.load(str(path))
@@ -36,7 +38,8 @@ def add_metadata(path: Path, meta: dict[str, str]) -> None:
     for k, v in kept + list(meta.items()):
         entry = model.metadata_props.add()
         entry.key, entry.value = k, v
-    onnx.save(model, str(path))
+    with atomic_path(Path(path)) as tmp:
+        onnx.save(model, str(tmp))
 
 
 def _export_any_size(model, path: Path) -> None:
