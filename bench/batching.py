@@ -8,7 +8,9 @@ both per image and as a ratio to batch size 1 with ONNX Runtime's defaults, meas
 
 * ``default``: ONNX Runtime's defaults, whose intra-op threads spin while they wait for work;
 * ``no-spin``: ``session.intra_op.allow_spinning = 0``: the threads sleep instead, so the decoding threads that run
-  beside the network (one batch ahead) get the cores.
+  beside the network (one batch ahead) get the cores;
+* ``cap-4``: the defaults, with at most 4 crops per network call (``pynima.scoring.scorer.MAX_PIXELS_PER_PASS``
+  lowered for the run): batches as large as asked, each run through the network 4 crops at a time.
 
 The bundled model by default (weights do not change speed).
 """
@@ -24,6 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import pynima.scoring.scorer as scorer_module
+from pynima.scale import CROP
+from pynima.scoring.engines import MAX_CROPS_PER_PASS
 from pynima.scoring.models import bundled_model, load
 from pynima.scoring.preprocess import normalize
 from pynima.scoring.scorer import Scorer
@@ -58,14 +63,10 @@ def scorer(model: Path, spinning: bool) -> Scorer:
     return s
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up: ONNX Runtime plans memory for each new input shape
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def seconds(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def main() -> None:
@@ -78,22 +79,40 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_folder(Path(tmp), args.images)
         crops = np.stack([np.asarray(Image.open(p))[80:304, 144:368] for p in paths[:32]])
-        rows = []
-        for setting, spinning in (("default", True), ("no-spin", False)):
-            s = scorer(model, spinning)
-            x = normalize(crops, s.engine.mean, s.engine.std)
-            for b in BATCHES:
-                pipeline = timed(lambda s=s, b=b: list(s.score_paths(paths, batch_size=b)), args.repeats)
-                network = timed(lambda s=s, b=b, x=x: [s.engine(x[i : i + b]) for i in range(0, 32, b)], args.repeats)
-                rows.append((setting, b, pipeline / len(paths), network / 32))
+        scorers = {setting: scorer(model, spinning) for setting, spinning in (("default", True), ("no-spin", False))}
+        scorers["cap-4"] = scorers["default"]
+        cases = [(setting, b) for setting in scorers for b in BATCHES]
+        x = normalize(crops, scorers["default"].engine.mean, scorers["default"].engine.std)
+
+        def pipeline(setting: str, b: int) -> float:
+            scorer_module.MAX_PIXELS_PER_PASS = (4 if setting == "cap-4" else MAX_CROPS_PER_PASS) * CROP * CROP
+            try:
+                return seconds(lambda: list(scorers[setting].score_paths(paths, batch_size=b))) / len(paths)
+            finally:
+                scorer_module.MAX_PIXELS_PER_PASS = MAX_CROPS_PER_PASS * CROP * CROP
+
+        def network(setting: str, b: int) -> float:
+            engine, step = scorers[setting].engine, min(b, 4) if setting == "cap-4" else b
+            return seconds(lambda: [engine(x[i : i + step]) for i in range(0, 32, step)]) / 32
+
+        for case in cases:  # warm-up: ONNX Runtime plans memory for each new input shape
+            pipeline(*case), network(*case)
+        # round robin: every repeat times every case once, so a drift of the machine's speed (another job, a
+        # throttled core) spreads over all cases instead of landing on the ones timed last
+        times = {case: ([], []) for case in cases}
+        for _ in range(args.repeats):
+            for case in cases:
+                times[case][0].append(pipeline(*case))
+                times[case][1].append(network(*case))
+    rows = [(*case, statistics.median(p), statistics.median(n), min(p), max(p)) for case, (p, n) in times.items()]
     base_pipeline, base_network = rows[0][2], rows[0][3]
-    print(f"{args.images} images, median of {args.repeats}; ratios to batch 1 with the defaults, this run\n")
-    print("| ONNX Runtime | batch | score_paths ms/image | ratio | network alone ms/image | ratio |")
-    print("|---|---|---|---|---|---|")
-    for setting, b, pipeline, network in rows:
+    print(f"{args.images} images, median of {args.repeats} round-robin repeats; ratios to batch 1 with the defaults")
+    print("| ONNX Runtime | batch | score_paths ms/image | ratio | (min-max) | network alone ms/image | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for setting, b, p, n, lo, hi in rows:
         print(
-            f"| {setting} | {b} | {pipeline * 1e3:.2f} | {pipeline / base_pipeline:.2f} | {network * 1e3:.2f} | "
-            f"{network / base_network:.2f} |"
+            f"| {setting} | {b} | {p * 1e3:.2f} | {p / base_pipeline:.2f} | ({lo * 1e3:.2f}-{hi * 1e3:.2f}) | "
+            f"{n * 1e3:.2f} | {n / base_network:.2f} |"
         )
 
 

@@ -73,8 +73,8 @@ def test_serve_load_and_litserve_app():
 
 def test_batching():
     out = bench("batching.py", "--images", 8, "--repeats", 1)
-    rows = [line for line in out.splitlines() if line.startswith(("| default |", "| no-spin |"))]
-    assert len(rows) == 8 and rows[0].startswith("| default | 1 |") and "| 1.00 |" in rows[0]
+    rows = [line for line in out.splitlines() if line.startswith(("| default |", "| no-spin |", "| cap-4 |"))]
+    assert len(rows) == 12 and rows[0].startswith("| default | 1 |") and "| 1.00 |" in rows[0]
 
 
 def test_throughput():
