@@ -22,6 +22,7 @@ __all__ = [
     "Connections",
     "DEFAULT_CROPS",
     "DEFAULT_RECIPE",
+    "ENGINES",
     "FORMATS",
     "IGNORED_CONFIG_KEYS",
     "LABELS",
@@ -51,6 +52,8 @@ Format = Literal["tid2013", "kadid10k", "koniq10k", "live", "csiq", "livec", "sp
 Precision = Literal["32", "bf16-mixed"]  # "bf16-mixed": Lightning's bfloat16 autocast
 Accelerator = Literal["auto", "cpu", "gpu", "cuda", "mps"]  # where training runs: Lightning's (docs/distributed.md)
 Strategy = Literal["auto", "ddp", "fsdp"]
+# what runs a model when it scores: see pynima.scoring.models.load (auto: ONNX Runtime where there is an export)
+Engine = Literal["auto", "torch", "onnx", "openvino"]
 
 SCHEDULES = get_args(Schedule)
 OPTIMIZERS = get_args(Optimizer)
@@ -62,6 +65,7 @@ FORMATS = get_args(Format)
 PRECISIONS = get_args(Precision)
 ACCELERATORS = get_args(Accelerator)
 STRATEGIES = get_args(Strategy)
+ENGINES = get_args(Engine)
 # Training recipes, as data: the values a recipe gives the options a run leaves unset. Per optimizer, the (head,
 # backbone) learning rates. "paper": the reference implementation's constant rates, for reproducing its numbers.
 # "pynima": what won the paired by-reference benchmark (docs/results.md, "The pynima recipe").

@@ -360,11 +360,11 @@ def _predict_ray(g: argparse._ArgumentGroup) -> None:
 
 def _predict_model(g: argparse._ArgumentGroup) -> None:
     """pynima predict: the model and how it runs."""
-    from pynima.config import CROP_MODES, DEFAULT_CROPS, crop_mode
+    from pynima.config import CROP_MODES, DEFAULT_CROPS, ENGINES, crop_mode
 
     g.add_argument(
         "--engine",
-        choices=["auto", "torch", "onnx", "openvino"],
+        choices=list(ENGINES),
         default="auto",
         help="auto (default): ONNX Runtime for an .onnx file and for a checkpoint with an up-to-date "
         "export next to it (best.onnx, written by pynima train), PyTorch otherwise; openvino runs "
@@ -420,7 +420,7 @@ def _serve_network(g: argparse._ArgumentGroup) -> None:
 
 def _serve_model(g: argparse._ArgumentGroup) -> None:
     """pynima serve: the model and how requests share its calls."""
-    from pynima.scoring.models import ENGINES
+    from pynima.config import ENGINES
 
     g.add_argument("--engine", choices=list(ENGINES), default="auto", help="as pynima predict (default auto)")
     g.add_argument("--device", default="cpu", help=DEVICE_HELP)

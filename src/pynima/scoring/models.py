@@ -7,12 +7,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pynima.config import DEFAULT_CROPS
+from pynima.config import DEFAULT_CROPS, ENGINES
 from pynima.errors import PynimaError
 from pynima.scoring.engines import OnnxEngine, OpenVinoEngine, TorchEngine
 from pynima.scoring.scorer import Scorer
 
-__all__ = ["BUNDLED_MODEL", "ENGINES", "MODEL_SUFFIXES", "bundled_model", "exported_sidecar", "load"]
+__all__ = ["BUNDLED_MODEL", "MODEL_SUFFIXES", "bundled_model", "exported_sidecar", "load"]
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,6 @@ def exported_sidecar(ckpt: str | Path) -> Path | None:
         return onnx if onnx.stat().st_mtime >= Path(ckpt).stat().st_mtime else None
     except OSError:
         return None
-
-
-ENGINES = ("auto", "torch", "onnx", "openvino")
 
 
 def load(
