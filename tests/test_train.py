@@ -129,13 +129,14 @@ def test_same_seed_same_run(tiny, tmp_path):
         ["predict", "{tmp}/missing.ckpt", "{tmp}"],
     ],
 )
-@pytest.mark.slow
-def test_cli_errors_are_one_line(args, tmp_path):
-    cmd = [sys.executable, "-m", "pynima.cli"] + [a.format(tmp=tmp_path) for a in args]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 2, r.stderr
-    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
-    assert str(tmp_path) in r.stderr
+def test_cli_errors_are_one_line(args, tmp_path, capsys):
+    from pynima.cli import main
+
+    code = main([a.format(tmp=tmp_path) for a in args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip().count("\n") == 0 and "Traceback" not in err
+    assert str(tmp_path) in err
 
 
 def test_image_cache_gives_the_same_items(tiny):
@@ -192,17 +193,16 @@ def test_bf16_training_image_cache_and_frozen_stages_run(tiny, tmp_path):
         ('{"data": "x", "learning_rate": 1}', "unknown config key"),
     ],
 )
-@pytest.mark.slow
-def test_a_bad_config_file_is_one_line_naming_the_key(content, problem, tmp_path):
+def test_a_bad_config_file_is_one_line_naming_the_key(content, problem, tmp_path, capsys):
+    """In process (main() is what the console script calls): the exit code and the one stderr line are the same."""
+    from pynima.cli import main
+
     config = tmp_path / "config.json"
     config.write_text(content)
-    r = subprocess.run(
-        [sys.executable, "-m", "pynima.cli", "train", "--config", str(config), "--out", str(tmp_path / "run")],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.strip().count("\n") == 0, r.stderr
-    assert problem in r.stderr and not (tmp_path / "run").exists()
+    code = main(["train", "--config", str(config), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert problem in err and not (tmp_path / "run").exists()
 
 
 def test_train_config_takes_pathlib_paths(tmp_path):
