@@ -92,7 +92,7 @@ class TorchEngine:
         self.mean, self.std = normalization(backbone)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(N, 10) probabilities for a float32 (N, 3, 224, 224) batch of normalized crops."""
+        """(N, 10) probabilities for a float32 (N, 3, H, W) batch of normalized crops or whole images."""
         import torch
 
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
@@ -143,7 +143,7 @@ class OnnxEngine:
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(N, 10) probabilities for a float32 (N, 3, 224, 224) batch of normalized crops."""
+        """(N, 10) probabilities for a float32 (N, 3, H, W) batch of normalized crops or whole images."""
         return self.session.run(None, {self.input: x})[0]
 
 
@@ -187,5 +187,5 @@ class OpenVinoEngine:
         self.request = ov.Core().compile_model(model, "CPU", config).create_infer_request()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(N, 10) probabilities for a float32 (N, 3, 224, 224) batch of normalized crops."""
+        """(N, 10) probabilities for a float32 (N, 3, H, W) batch of normalized crops or whole images."""
         return self.request.infer({0: x})[0].copy()  # the output buffer is reused by the next call
