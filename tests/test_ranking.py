@@ -11,7 +11,7 @@ from pynima.datasets.tid2013 import read_tid2013
 from pynima.errors import PynimaError
 from pynima.evaluation.metrics import within_reference
 from pynima.training.items import AnchorBatchSampler, EpochSampler, clean_anchors
-from pynima.training.module import ranking_loss
+from pynima.training.module import ladder_loss, ranking_loss
 
 pytestmark = pytest.mark.train
 
@@ -107,6 +107,10 @@ def test_ranking_options_are_checked(bad):
         TrainConfig(data="d", ranking_weight=bad)
     with pytest.raises(PynimaError, match="ranking_margin"):
         TrainConfig(data="d", ranking_margin=bad)
+    with pytest.raises(PynimaError, match="ladder_weight"):
+        TrainConfig(data="d", ladder_weight=bad)
+    with pytest.raises(PynimaError, match="ladder_photos"):
+        TrainConfig(data="d", ladder_photos=3)
 
 
 @pytest.mark.slow
@@ -221,7 +225,7 @@ def test_loader_adds_light_versions_beside_the_clean_references_only_for_tid2013
 
     records = read_tid2013(tiny_refs)
     cfg = TrainConfig(data=str(tiny_refs), batch_size=8, num_workers=0, clean_label=True, light_versions=True)
-    x, target, mos, index, unit = next(iter(make_loader(records, cfg, train_mode=True, tid2013_types=True)))
+    x, target, mos, index, unit, _ = next(iter(make_loader(records, cfg, train_mode=True, tid2013_types=True)))
     assert len(mos) == 12 and torch.isfinite(mos).all()  # 8 images, 2 clean references, 2 light versions
     assert torch.allclose(target.sum(1), torch.ones(12), atol=1e-5)
     assert unit[8:10].tolist() == unit[10:12].tolist() == unit[:2].tolist()  # cropped like the images they pair
@@ -233,3 +237,103 @@ def test_loader_adds_light_versions_beside_the_clean_references_only_for_tid2013
     assert len(batch[2]) == 10 and "light versions need TID2013" in caplog.text
     with pytest.raises(PynimaError, match="light_versions needs clean_label"):
         TrainConfig(data=str(tiny_refs), clean_label=False, light_versions=True)
+
+
+def test_ladder_loss_matches_a_hand_computation():
+    nan = math.nan
+    mean = torch.tensor([5.0, 5.05, 4.0, 6.0, 3.0, 2.0], requires_grad=True)
+    rung = torch.tensor([0.0, 0.5, 2.0, nan, 0.0, 1.0])  # items 0-2: one ladder; 3: not on one; 4-5: another unit
+    unit = torch.tensor([7, 7, 7, 7, 9, -1])  # item 5 has no unit
+    loss = ladder_loss(mean, rung, unit, margin=0.2)
+    # pairs of unit 7, lighter first: (0,1) gap 0.2*0.5=0.1, diff -0.05: 0.15; (0,2) gap 0.2 (capped at one level),
+    # diff 1.0: 0; (1,2) gap 0.2, diff 1.05: 0. Unit 9 has one ladder item: no pair. 0.15 over 3 pairs
+    assert loss.item() == pytest.approx(0.05, abs=1e-6)
+    loss.backward()
+    assert mean.grad[0] < 0 < mean.grad[1] and mean.grad[2] == 0 and mean.grad[3:].abs().sum() == 0
+    assert ladder_loss(mean, torch.full((6,), nan), unit, 0.2).item() == 0.0
+
+
+@pytest.fixture(scope="module")
+def ladder_photos(tiny_refs, tmp_path_factory):
+    """Three of tiny_refs' clean references as a folder of unlabelled photos (PNG)."""
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("ladder")
+    for path in sorted((tiny_refs / "reference_images").iterdir())[:3]:
+        Image.open(path).save(folder / f"{path.stem}.png")
+    return folder
+
+
+def test_ladder_rungs_share_a_type_and_grow_in_damage(ladder_photos):
+    from pynima.images import load_rgb
+    from pynima.synth.distortions import distort, level_strengths
+    from pynima.training.items import LADDER_RUNGS, LIGHT_KINDS, LadderRung, ladders
+
+    records, rungs = ladders(ladder_photos, first=100)
+    assert len(records) == 3 * LADDER_RUNGS and sorted(rungs) == list(range(100, 100 + 3 * LADDER_RUNGS))
+    assert all(math.isnan(r.mos) for r in records) and len({r.name for r in records}) == len(records)
+    image = load_rgb(records[0].path)
+    strengths = level_strengths()
+    for seed in range(8):
+        kind, levels = LadderRung.draw(seed)
+        assert kind in LIGHT_KINDS and levels[0] == 0 < levels[1] < levels[2] <= 5
+        versions = [LadderRung(r).make(image, seed) for r in range(LADDER_RUNGS)]
+        assert np.array_equal(versions[0][0], image) and [v[1] for v in versions] == list(levels)
+        mse = [np.mean((v.astype(float) - image.astype(float)) ** 2) for v, _ in versions]
+        assert mse[0] == 0 < mse[1] < mse[2]
+        # the lighter rung's strength by hand: linear between the two TID2013 levels around it (level 0: strength 0)
+        table = (0.0, *strengths[kind])
+        low = int(levels[1])
+        strength = table[low] + (levels[1] - low) * (table[low + 1] - table[low])
+        assert np.array_equal(versions[1][0], distort(image, kind, strength=strength, seed=seed))
+        assert np.array_equal(LadderRung(2).make(image, seed)[0], versions[2][0])  # a seed gives one ladder
+
+
+def test_loader_adds_ladders_of_unlabelled_photos_cropped_alike(tiny_refs, ladder_photos):
+    from pynima.errors import DatasetError
+    from pynima.training.items import LADDER_RUNGS, make_loader
+
+    records = read_tid2013(tiny_refs)
+    plain = TrainConfig(data=str(tiny_refs), batch_size=8, num_workers=0, clean_label=False)
+    cfg = TrainConfig(
+        data=str(tiny_refs), batch_size=8, num_workers=0, clean_label=False, ladder_photos=str(ladder_photos)
+    )
+    x0, _, _, index0, _, rung0 = next(iter(make_loader(records, plain, train_mode=True)))
+    x, target, mos, index, unit, rung = next(iter(make_loader(records, cfg, train_mode=True)))
+    assert torch.isnan(rung0).all()
+    assert len(x) == 8 + LADDER_RUNGS and torch.equal(index[:8], index0) and torch.equal(x[:8], x0)
+    assert torch.isfinite(mos[:8]).all() and torch.isnan(mos[8:]).all()  # the ladder has no label: no EMD
+    assert torch.isnan(rung[:8]).all() and rung[8] == 0 and 0 < rung[9] < rung[10]
+    assert len(set(unit[8:].tolist())) == 1 and unit[8] not in unit[:8].tolist()  # one crop for the whole ladder
+    again = next(iter(make_loader(records, cfg, train_mode=True)))
+    assert torch.equal(again[0], x) and torch.equal(again[3], index)  # seeded: a resumed epoch gets the same ladders
+    both = TrainConfig(
+        data=str(tiny_refs), batch_size=8, num_workers=0, clean_label=True, ladder_photos=str(ladder_photos)
+    )
+    batch = next(iter(make_loader(records, both, train_mode=True)))
+    assert len(batch[0]) == 8 + 2 + LADDER_RUNGS and torch.isfinite(batch[2][:10]).all()
+    missing = TrainConfig(data=str(tiny_refs), num_workers=0, ladder_photos=str(ladder_photos / "none"))
+    with pytest.raises(DatasetError, match="none: ladder photo folder not found"):
+        make_loader(records, missing, train_mode=True)
+
+
+@pytest.mark.slow
+def test_training_with_ladders_records_them(tiny_refs, ladder_photos, tmp_path):
+    from pynima.files import read_csv, read_json
+    from pynima.training.train import train
+
+    cfg = TrainConfig(
+        data=str(tiny_refs),
+        out=str(tmp_path / "r"),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        ladder_photos=str(ladder_photos),
+        ladder_weight=0.7,
+        export_onnx=False,
+    )
+    out = train(cfg, progress=False, test=False)
+    saved = read_json(out / "config.json")
+    assert saved["ladder_photos"] == str(ladder_photos) and saved["ladder_weight"] == 0.7
+    rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_ladder")]
+    assert rows and math.isfinite(float(rows[0]["train_ladder"])) and float(rows[0]["train_emd"]) > 0

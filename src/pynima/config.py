@@ -168,6 +168,11 @@ class TrainConfig:
     # TID2013's level 1, made during training and labelled between the clean label and level 1; needs clean_label
     # and a TID2013-layout dataset (its type numbering)
     light_versions: bool = False
+    # ladders of unlabelled clean photos (pynima.training.items.LadderRung): a folder of photos with no scores, each
+    # batch joined by a few of them, each with a lighter and a heavier version of one noise, blur or JPEG type, cropped
+    # alike; a hinge (pynima.training.module.ladder_loss) asks clean > lighter > heavier, with this weight (0: off)
+    ladder_photos: str | None = None
+    ladder_weight: float = 0.5
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
     # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
@@ -209,7 +214,14 @@ class TrainConfig:
         )
 
     def __post_init__(self) -> None:
-        for name in ("data", "out", "weights", "split_file", "init"):  # pathlib paths are welcome from Python
+        for name in (
+            "data",
+            "out",
+            "weights",
+            "split_file",
+            "init",
+            "ladder_photos",
+        ):  # pathlib paths are welcome from Python
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         recipe = RECIPES.get(self.recipe) if isinstance(self.recipe, str) else None  # check() refuses a bad one
@@ -235,7 +247,7 @@ class TrainConfig:
         for name in ("data", "out", "backbone"):
             if not isinstance(getattr(self, name), str):
                 raise PynimaError(f"{name} must be a string, got {getattr(self, name)!r}")
-        for name in ("weights", "split_file", "init"):
+        for name in ("weights", "split_file", "init", "ladder_photos"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise PynimaError(f"{name} must be a path or null, got {getattr(self, name)!r}")
 
@@ -279,7 +291,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")
-        for name in ("ranking_weight", "ranking_margin"):
+        for name in ("ranking_weight", "ranking_margin", "ladder_weight"):
             value = getattr(self, name)
             if not (_number(value) and math.isfinite(value) and value >= 0):
                 raise PynimaError(f"{name} must be a number of at least 0, got {value!r}")

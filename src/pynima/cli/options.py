@@ -246,6 +246,13 @@ def _ranking_options(g: argparse._ArgumentGroup, d: dict) -> None:
         f"level 1), made during training and labelled between the clean label and level 1; a "
         f"tid2013-layout dataset only (default {'on' if d['light_versions'] else 'off'})",
     )
+    g.add_argument(
+        "--ladder-photos",
+        metavar="DIR",
+        help="clean photos without scores: each batch gets a few, with a lighter and a heavier noise, blur "
+        "or JPEG version, cropped alike; a hinge asks for that order (default: none)",
+    )
+    g.add_argument("--ladder-weight", type=float, metavar="W", help=f"its weight (default {d['ladder_weight']:g})")
 
 
 def _run_options(g: argparse._ArgumentGroup, d: dict, out: str) -> None:

@@ -1,6 +1,7 @@
 """What training reads: ``IQADataset`` (an image, its crop and its target distribution), its transforms, the
 seeded ``EpochSampler``, the clean references added as labelled items (``clean_anchors``, ``AnchorBatchSampler``),
-their light versions made during training, and ``make_loader``. torch is imported inside them.
+their light versions made during training, ladders of unlabelled photos (``ladders``, ``LadderRung``), and
+``make_loader``.
 
 Transforms: training takes a random 224x224 crop at native resolution (TID2013 is 512x384; never squashed to a
 square) and a horizontal flip; evaluation takes the single centre 224x224 crop, so it is deterministic.
@@ -21,7 +22,8 @@ from torch.utils.data import DataLoader
 
 from pynima.config import TrainConfig
 from pynima.datasets.record import TOP, Record
-from pynima.images import load_rgb
+from pynima.errors import DatasetError
+from pynima.images import IMAGE_SUFFIXES, load_rgb
 from pynima.model.labels import label_distributions
 from pynima.model.network import normalization
 from pynima.scale import CROP
@@ -31,10 +33,15 @@ __all__ = [
     "AnchorBatchSampler",
     "EpochSampler",
     "IQADataset",
+    "LADDER_RUNGS",
+    "LADDER_SHARE",
+    "LADDER_STREAM",
     "LIGHT_KINDS",
+    "LadderRung",
     "LIGHT_STREAM",
     "LightVersion",
     "clean_anchors",
+    "ladders",
     "light_versions",
     "make_loader",
     "mean_squared_error",
@@ -57,10 +64,12 @@ def transforms(mean: tuple[float, ...], std: tuple[float, ...], train: bool):
 
 
 class IQADataset:
-    """(image tensor, target distribution, MOS, index, unit) per record; a plain map-style dataset for DataLoader. The
-    index lets a distributed validation drop the items its sampler padded (``EpochSampler``); the unit (the key's seed,
-    -1 without one) tells the ranking term which items share a crop (``AnchorBatchSampler``). A clean reference added
-    as a ranking anchor has MOS nan: it has no label, only its place above its distorted versions.
+    """(image tensor, target distribution, MOS, index, unit, rung) per record; a plain map-style dataset for
+    DataLoader. The index lets a distributed validation drop the items its sampler padded (``EpochSampler``); the unit
+    (the key's seed, -1 without one) tells the ranking terms which items share a crop (``AnchorBatchSampler``). A
+    clean reference added as a ranking anchor has MOS nan: it has no label, only its place above its distorted
+    versions. The rung is nan except on a ladder's items (``LadderRung``): there it is the version's damage in
+    TID2013 levels (0: the clean photo), and the MOS is nan.
 
     Items are decoded by ``load_rgb``, the decoding policy ``pynima predict`` uses. An item key may be an index or
     ``(index, seed)`` (from ``EpochSampler``): the seed then drives the random crop and flip, so the augmentation
@@ -77,12 +86,13 @@ class IQADataset:
         cache: bool = False,
         light: dict[int, LightVersion] | None = None,
         label: Callable[[float, float], np.ndarray] | None = None,
+        ladder: dict[int, LadderRung] | None = None,
     ):
         import torch
 
         self.records, self.targets, self.transform = records, torch.from_numpy(targets), transform
         self.images = [self._decode(i) for i in range(len(records))] if cache else None
-        self.light, self.label = light or {}, label
+        self.light, self.label, self.ladder = light or {}, label, ladder or {}
 
     def _decode(self, i: int):
         import torch
@@ -103,6 +113,10 @@ class IQADataset:
             version, mos, std = self.light[i].make(image.permute(1, 2, 0).numpy(), 0 if seed is None else seed)
             image = torch.from_numpy(version if version.flags.writeable else version.copy()).permute(2, 0, 1)
             target = torch.from_numpy(self.label(mos, std))
+        rung = math.nan
+        if i in self.ladder:  # a ladder's rung: the photo, or a version of it made now from the key's seed
+            version, rung = self.ladder[i].make(image.permute(1, 2, 0).numpy(), 0 if seed is None else seed)
+            image = torch.from_numpy(version if version.flags.writeable else version.copy()).permute(2, 0, 1)
         if seed is None:
             x = self.transform(image)
         else:
@@ -110,7 +124,7 @@ class IQADataset:
                 torch.manual_seed(seed)
                 x = self.transform(image)
         unit = -1 if seed is None else seed  # the ranking term pairs items of one unit (same seed: same crop)
-        return x, target, torch.tensor(mos, dtype=torch.float32), i, unit
+        return x, target, torch.tensor(mos, dtype=torch.float32), i, unit, torch.tensor(rung, dtype=torch.float32)
 
 
 class EpochSampler:
@@ -275,13 +289,77 @@ def light_versions(
     return out, light, lights
 
 
+LADDER_RUNGS = 3  # per ladder: the clean photo, a lighter and a heavier version of one type
+LADDER_SHARE = 0.25  # ladder images added to a training batch, as a share of its images (AnchorBatchSampler)
+LADDER_STREAM = 11  # the random stream of ladders, apart from the crop's and the light versions'
+
+
+@dataclass(frozen=True)
+class LadderRung:
+    """Rung ``rung`` of a ladder made from one unlabelled clean photo (0: the photo itself). The ladder's key seed
+    draws, for all its rungs alike, one of ``LIGHT_KINDS`` and the rungs' damage in TID2013 levels: the lighter in
+    0.05-2.5 (below level 1 a fifth of the time), the heavier 0.5-2.5 levels above it, capped at 5; a level's
+    strength is interpolated linearly in ``level_strengths`` (0 at level 0). So every rung of one ladder shares the
+    type and the random draws (``distort`` keeps them apart from the strength) and differs only in severity, which
+    is all the ladder asks the model to see: a photo's clean version first, then its versions by damage. No human
+    score is needed, so any clean photos can make ladders (RankIQA's idea, Liu et al. 2017).
+    """
+
+    rung: int
+
+    @staticmethod
+    def draw(seed: int) -> tuple[int, tuple[float, ...]]:
+        """(TID2013 type, damage of every rung in levels) of the ladder keyed with ``seed``."""
+        rng = np.random.default_rng([seed, LADDER_STREAM])
+        kind = int(rng.choice(LIGHT_KINDS))
+        lighter = float(rng.uniform(0.05, 2.5))
+        return kind, (0.0, lighter, min(5.0, lighter + float(rng.uniform(0.5, 2.5))))
+
+    def make(self, image: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+        """(this rung's version of ``image``, a clean photo as (H, W, 3) uint8; its damage in levels)."""
+        from pynima.synth.distortions import distort, level_strengths
+
+        kind, levels = self.draw(seed)
+        level = levels[self.rung]
+        if level == 0:
+            return image, 0.0
+        strength = float(np.interp(level, np.arange(6), (0.0, *level_strengths()[kind])))
+        return distort(np.ascontiguousarray(image), kind, strength=strength, seed=seed % 2**31), level
+
+
+def ladders(folder: str | Path, first: int) -> tuple[list[Record], dict[int, LadderRung]]:
+    """The ladder items of the clean photos in ``folder`` (no labels): ``LADDER_RUNGS`` records per photo (MOS nan),
+    and their ``LadderRung`` by item index, items numbered from ``first``.
+
+    Raises:
+        DatasetError: the folder is missing or holds no images.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise DatasetError(f"{path}: ladder photo folder not found")
+    photos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not photos:
+        raise DatasetError(f"{path}: no images for ladders ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    records, rungs = [], {}
+    for p in photos:
+        for rung in range(LADDER_RUNGS):
+            rungs[first + len(records)] = LadderRung(rung)
+            name = f"ladder:{rung}:{p.name}"
+            records.append(
+                Record(p, math.nan, math.nan, f"ladder:{p.name}", kind=0, level=rung, reference=None, name=name)
+            )
+    return records, rungs
+
+
 class AnchorBatchSampler:
     """A DataLoader batch sampler for the ranking term: the batches of ``sampler`` (an ``EpochSampler``: the same
     images, order and crops as training without it), each followed by the clean reference of its first ``per_batch``
     images that have one, keyed with that image's seed, so the pair gets the same crop and flip and differs only by
     the distortion; with ``lights`` (per image, the light versions it may be paired with: ``light_versions``), a
     light version of the same scene too, keyed alike (``IQADataset`` gives the seed as the item's unit;
-    ``pynima.training.module.ranking_loss`` pairs by it).
+    ``pynima.training.module.ranking_loss`` pairs by it). With ``ladder`` (the first ladder item, the number of
+    photos, ladders per batch), each batch is then joined by the rungs of that many photos (``ladders``), chosen and
+    keyed by the seed of the batch's first image, so a resumed epoch gets the same ladders.
     Lightning calls ``sampler.set_epoch``; distributed, ``sampler`` is the process's shard.
     """
 
@@ -292,9 +370,10 @@ class AnchorBatchSampler:
         anchors: list[int | None],
         per_batch: int,
         lights: list[tuple[int, ...]] | None = None,
+        ladder: tuple[int, int, int] | None = None,
     ):
         self.sampler, self.batch_size, self.anchors, self.per_batch = sampler, batch_size, anchors, per_batch
-        self.lights = lights
+        self.lights, self.ladder = lights, ladder
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.batch_size)
@@ -307,6 +386,12 @@ class AnchorBatchSampler:
             paired = [(self.anchors[i], seed) for i, seed in chosen]
             if self.lights is not None:  # and a light version of the same scene, cropped alike
                 paired += [(self.lights[i][seed % len(self.lights[i])], seed) for i, seed in chosen if self.lights[i]]
+            if self.ladder is not None and batch:
+                first, photos, count = self.ladder
+                rng = np.random.default_rng([batch[0][1], LADDER_STREAM])
+                for photo in rng.choice(photos, min(count, photos), replace=False).tolist():
+                    seed = int(rng.integers(2**62))
+                    paired += [(first + photo * LADDER_RUNGS + rung, seed) for rung in range(LADDER_RUNGS)]
             yield batch + paired
 
 
@@ -338,41 +423,57 @@ def make_loader(
         "generator": torch.Generator().manual_seed(cfg.seed),
     }  # leaves the global RNG alone
     transform = transforms(*normalization(cfg.backbone), train_mode)
-    if train_mode and (cfg.ranking_weight > 0 or cfg.clean_label):
-        items, anchors = clean_anchors(records, cfg.ranking_margin if cfg.clean_label else None, TOP)
-        if len(items) == len(records):  # a dataset without reference images (camera photos, a CSV)
-            (log.warning if cfg.ranking_weight > 0 else log.info)(
-                "the training part has no reference images of distorted versions: no clean images to add (EMD alone)"
-            )
-        added = (
-            label_distributions(items[len(records) :], cfg.labels, cfg.vote_std)
-            if cfg.clean_label
-            else np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)
+    anchored = cfg.ranking_weight > 0 or cfg.clean_label
+    laddered = cfg.ladder_photos is not None and cfg.ladder_weight > 0
+    if not train_mode or not (anchored or laddered):
+        ds = IQADataset(records, targets, transform, cache=cfg.cache_images)
+        sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world)
+        return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False, **common)
+    items, anchors, light, lights = list(records), [None] * len(records), {}, None
+    if anchored:
+        items, anchors, light, lights, targets = _with_clean_references(records, targets, cfg, tid2013_types)
+    ladder, ladder_plan = {}, None
+    if laddered:
+        rungs, ladder = ladders(cfg.ladder_photos, len(items))
+        photos = len(rungs) // LADDER_RUNGS
+        ladder_plan = (len(items), photos, max(1, round(cfg.batch_size * LADDER_SHARE / LADDER_RUNGS)))
+        items += rungs
+        targets = np.concatenate([targets, np.zeros((len(rungs), targets.shape[1]), targets.dtype)])
+        log.info("ladders of %d unlabelled photos join training (%d per batch)", photos, ladder_plan[2])
+    batches = AnchorBatchSampler(
+        EpochSampler(len(records), cfg.seed, True, rank, world),
+        cfg.batch_size,
+        anchors,
+        max(1, round(cfg.batch_size * ANCHOR_SHARE)) if anchored else 0,
+        lights,
+        ladder_plan,
+    )
+    label = functools.partial(one_label, labels=cfg.labels, vote=cfg.vote_std)
+    dataset = IQADataset(items, targets, transform, cache=cfg.cache_images, light=light, label=label, ladder=ladder)
+    return DataLoader(dataset, batch_sampler=batches, **common)
+
+
+def _with_clean_references(records: list[Record], targets: np.ndarray, cfg: TrainConfig, tid2013_types: bool):
+    """(items, anchors, light versions, lights per record, targets) with the clean references added (labelled with
+    ``cfg.clean_label``) and their light versions (``cfg.light_versions``).
+    """
+    items, anchors = clean_anchors(records, cfg.ranking_margin if cfg.clean_label else None, TOP)
+    if len(items) == len(records):  # a dataset without reference images (camera photos, a CSV)
+        (log.warning if cfg.ranking_weight > 0 else log.info)(
+            "the training part has no reference images of distorted versions: no clean images to add (EMD alone)"
         )
-        targets = np.concatenate([targets, added.astype(targets.dtype)])
-        light, lights = {}, None
-        if cfg.light_versions and not tid2013_types:
-            log.warning(
-                "light versions need TID2013's distortion types (a tid2013-layout dataset): trained without them"
-            )
-        elif cfg.light_versions:
-            clean = len(items)
-            items, light, lights = light_versions(records, items, anchors)
-            targets = np.concatenate([targets, np.repeat(targets[clean - 1 : clean], len(items) - clean, 0)])
-            log.info("light versions of %d (scene, type) pairs join training", len(light))
-        batches = AnchorBatchSampler(
-            EpochSampler(len(records), cfg.seed, True, rank, world),
-            cfg.batch_size,
-            anchors,
-            max(1, round(cfg.batch_size * ANCHOR_SHARE)),
-            lights,
-        )
-        label = functools.partial(one_label, labels=cfg.labels, vote=cfg.vote_std)
-        return DataLoader(
-            IQADataset(items, targets, transform, cache=cfg.cache_images, light=light, label=label),
-            batch_sampler=batches,
-            **common,
-        )
-    ds = IQADataset(records, targets, transform, cache=cfg.cache_images)
-    sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world)
-    return DataLoader(ds, batch_size=cfg.batch_size, sampler=sampler, drop_last=False, **common)
+    added = (
+        label_distributions(items[len(records) :], cfg.labels, cfg.vote_std)
+        if cfg.clean_label
+        else np.zeros((len(items) - len(records), targets.shape[1]), targets.dtype)
+    )
+    targets = np.concatenate([targets, added.astype(targets.dtype)])
+    light, lights = {}, None
+    if cfg.light_versions and not tid2013_types:
+        log.warning("light versions need TID2013's distortion types (a tid2013-layout dataset): trained without them")
+    elif cfg.light_versions:
+        clean = len(items)
+        items, light, lights = light_versions(records, items, anchors)
+        targets = np.concatenate([targets, np.repeat(targets[clean - 1 : clean], len(items) - clean, 0)])
+        log.info("light versions of %d (scene, type) pairs join training", len(light))
+    return items, anchors, light, lights, targets

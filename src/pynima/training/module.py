@@ -1,4 +1,4 @@
-"""The LightningModule: EMD on the 10-bin distributions (plus the optional ranking term), the Adam/SGD optimizers
+"""The LightningModule: EMD on the 10-bin distributions (plus the optional ranking terms), the Adam/SGD optimizers
 with head and backbone learning rates, warm-up and the cosine schedule; ``build_module`` makes it from a TrainConfig.
 """
 
@@ -16,7 +16,7 @@ from pynima.errors import NonFiniteError, PynimaError
 from pynima.model.losses import emd
 from pynima.model.network import create_model, mean_score
 
-__all__ = ["ANCHOR_SHARE", "CLEAN", "NIMAModule", "build_module", "lr_factor", "ranking_loss"]
+__all__ = ["ANCHOR_SHARE", "CLEAN", "NIMAModule", "build_module", "ladder_loss", "lr_factor", "ranking_loss"]
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "constant") -> float:
@@ -51,6 +51,22 @@ def ranking_loss(mean: torch.Tensor, mos: torch.Tensor, unit: torch.Tensor, marg
     return torch.relu(gap - (mean[:, None] - mean[None, :]))[better].mean()
 
 
+def ladder_loss(mean: torch.Tensor, rung: torch.Tensor, unit: torch.Tensor, margin: float) -> torch.Tensor:
+    """Pairwise hinge on predicted means within each ladder (``pynima.training.items.LadderRung``: one unlabelled
+    photo and its versions, cropped alike, one unit): for every pair of one unit whose first item is less damaged
+    (``rung``, in TID2013 levels; nan: not on a ladder), ``relu(gap - (mean_lighter - mean_heavier))`` with ``gap`` =
+    ``margin`` times the damage difference in levels, capped at one level's ``margin``; averaged over pairs, 0
+    without pairs. The margin scales with the damage so that a barely touched version is not pushed a whole margin
+    below its photo.
+    """
+    on = ~torch.isnan(rung) & (unit >= 0)
+    better = (rung[:, None] < rung[None, :]) & (unit[:, None] == unit[None, :]) & on[:, None] & on[None, :]
+    if not better.any():
+        return mean.sum() * 0
+    gap = margin * torch.clamp(torch.nan_to_num(rung[None, :] - rung[:, None]), max=1.0)
+    return torch.relu(gap - (mean[:, None] - mean[None, :]))[better].mean()
+
+
 class NIMAModule(L.LightningModule):
     """NIMA trained with the EMD loss; Adam (or SGD) with one learning rate for the head, another for the backbone.
 
@@ -75,6 +91,7 @@ class NIMAModule(L.LightningModule):
         warmup_epochs: float,
         ranking_weight: float,
         ranking_margin: float,
+        ladder_weight: float,
     ):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
@@ -89,8 +106,8 @@ class NIMAModule(L.LightningModule):
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
     def training_step(self, batch, batch_idx):
-        """EMD on the labelled items, plus the ranking term if ``ranking_weight`` is set."""
-        x, target, mos, _, unit = batch
+        """EMD on the labelled items, plus the ranking terms whose weights are set."""
+        x, target, mos, _, unit, rung = batch
         p = self(x).float()  # the loss in fp32 also under bf16 autocast
         labelled = ~torch.isnan(mos)  # clean references (ranking anchors) have no label
         loss = emd(p[labelled], target[labelled]) if labelled.any() else p.sum() * 0
@@ -100,6 +117,11 @@ class NIMAModule(L.LightningModule):
             rank = ranking_loss(mean_score(p), mos, unit, self.hparams.get("ranking_margin", 0.2))
             self.log("train_rank", rank, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + weight * rank
+        weight = self.hparams.get("ladder_weight", 0.0)
+        if weight and not torch.isnan(rung).all():
+            ladder = ladder_loss(mean_score(p), rung, unit, self.hparams.get("ranking_margin", 0.2))
+            self.log("train_ladder", ladder, on_step=False, on_epoch=True, batch_size=len(x))
+            loss = loss + weight * ladder
         if not torch.isfinite(loss):
             raise NonFiniteError(
                 f"training diverged: the loss is {loss.item()} at epoch {self.current_epoch}, "
@@ -110,7 +132,7 @@ class NIMAModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         """Collect each validation image's EMD, predicted mean and MOS for the epoch's metrics."""
-        x, target, mos, index, _ = batch
+        x, target, mos, index, _, _ = batch
         p = self(x).float()
         per_image = torch.stack([emd(p, target, reduction="none"), mean_score(p), mos.to(p.dtype)], 1)
         rows = np.column_stack([index.cpu().numpy(), per_image.detach().cpu().numpy().astype(np.float64)])
@@ -199,6 +221,7 @@ def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
         warmup_epochs=cfg.warmup_epochs,
         ranking_weight=cfg.ranking_weight,
         ranking_margin=cfg.ranking_margin,
+        ladder_weight=cfg.ladder_weight if cfg.ladder_photos else 0.0,
     )
     if cfg.init and pretrained:
         source, hp = load_checkpoint(cfg.init)
