@@ -138,7 +138,8 @@ def test_evaluate_measures_within_reference_ranking_with_the_clean_images(run, t
 
 
 @pytest.mark.slow
-def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
+def test_training_with_both_ranking_terms_records_them(tiny_refs, ladder_photos, tmp_path):
+    """The anchors' ranking term and the ladders' in one short run: both logged, finite, and in config.json."""
     from pynima.files import read_csv, read_json
     from pynima.training.train import train
 
@@ -150,13 +151,17 @@ def test_training_with_the_ranking_term_records_it(tiny_refs, tmp_path):
         num_workers=0,
         ranking_weight=0.5,
         ranking_margin=0.3,
+        ladder_photos=str(ladder_photos),
+        ladder_weight=0.7,
         export_onnx=False,
     )
     out = train(cfg, progress=False, test=False)
     saved = read_json(out / "config.json")
     assert saved["ranking_weight"] == 0.5 and saved["ranking_margin"] == 0.3
+    assert saved["ladder_photos"] == str(ladder_photos) and saved["ladder_weight"] == 0.7
     rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_rank")]
     assert rows and math.isfinite(float(rows[0]["train_rank"])) and float(rows[0]["train_emd"]) > 0
+    assert math.isfinite(float(rows[0]["train_ladder"])) and float(rows[0]["train_ladder"]) >= 0
 
 
 @pytest.mark.slow
@@ -319,25 +324,3 @@ def test_loader_adds_ladders_of_unlabelled_photos_cropped_alike(tiny_refs, ladde
     missing = TrainConfig(data=str(tiny_refs), num_workers=0, ladder_photos=str(ladder_photos / "none"))
     with pytest.raises(DatasetError, match="none: ladder photo folder not found"):
         make_loader(records, missing, train_mode=True)
-
-
-@pytest.mark.slow
-def test_training_with_ladders_records_them(tiny_refs, ladder_photos, tmp_path):
-    from pynima.files import read_csv, read_json
-    from pynima.training.train import train
-
-    cfg = TrainConfig(
-        data=str(tiny_refs),
-        out=str(tmp_path / "r"),
-        epochs=1,
-        batch_size=8,
-        num_workers=0,
-        ladder_photos=str(ladder_photos),
-        ladder_weight=0.7,
-        export_onnx=False,
-    )
-    out = train(cfg, progress=False, test=False)
-    saved = read_json(out / "config.json")
-    assert saved["ladder_photos"] == str(ladder_photos) and saved["ladder_weight"] == 0.7
-    rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_ladder")]
-    assert rows and math.isfinite(float(rows[0]["train_ladder"])) and float(rows[0]["train_emd"]) > 0
