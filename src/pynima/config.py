@@ -172,7 +172,7 @@ class TrainConfig:
     # batch joined by a few of them, each with a lighter and a heavier version of one noise, blur or JPEG type, cropped
     # alike; a hinge (pynima.training.module.ladder_loss) asks clean > lighter > heavier, with this weight (0: off)
     ladder_photos: str | None = None
-    ladder_weight: float = 0.5
+    ladder_weight: float = 0.25  # the weight of the design measured last (docs/results.md, stop 33)
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
     # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
