@@ -169,7 +169,7 @@ class TrainConfig:
     # and a TID2013-layout dataset (its type numbering)
     light_versions: bool = False
     # ladders of unlabelled clean photos (pynima.training.items.LadderRung): a folder of photos with no scores, each
-    # batch joined by a few of them, each with a lighter and a heavier version of one noise, blur or JPEG type, cropped
+    # batch joined by one of them with a lighter and a heavier version of one distortion type (LADDER_KINDS), cropped
     # alike; a hinge (pynima.training.module.ladder_loss) asks clean > lighter > heavier, with this weight (0: off)
     ladder_photos: str | None = None
     ladder_weight: float = 0.25  # the weight of the design measured last (docs/results.md, stop 33)
@@ -214,14 +214,8 @@ class TrainConfig:
         )
 
     def __post_init__(self) -> None:
-        for name in (
-            "data",
-            "out",
-            "weights",
-            "split_file",
-            "init",
-            "ladder_photos",
-        ):  # pathlib paths are welcome from Python
+        # pathlib paths are welcome from Python
+        for name in ("data", "out", "weights", "split_file", "init", "ladder_photos"):
             if isinstance(getattr(self, name), os.PathLike):
                 setattr(self, name, os.fspath(getattr(self, name)))
         recipe = RECIPES.get(self.recipe) if isinstance(self.recipe, str) else None  # check() refuses a bad one

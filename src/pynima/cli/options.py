@@ -249,8 +249,8 @@ def _ranking_options(g: argparse._ArgumentGroup, d: dict) -> None:
     g.add_argument(
         "--ladder-photos",
         metavar="DIR",
-        help="clean photos without scores: each batch gets a few, with a lighter and a heavier noise, blur "
-        "or JPEG version, cropped alike; a hinge asks for that order (default: none)",
+        help="clean photos without scores: each batch gets one, with a lighter and a heavier version of one "
+        "distortion type, cropped alike; a hinge asks for that order (default: none)",
     )
     g.add_argument("--ladder-weight", type=float, metavar="W", help=f"its weight (default {d['ladder_weight']:g})")
 

@@ -33,6 +33,7 @@ __all__ = [
     "UNSUPPORTED_SUFFIXES",
     "check_image",
     "decode_rgb",
+    "image_files",
     "load_rgb",
     "load_rgb_bytes",
     "open_image",
@@ -91,6 +92,11 @@ IMAGE_SUFFIXES = {
 
 
 _OPEN_LOCK = threading.Lock()
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The files directly in ``folder`` whose suffix is an image's (``IMAGE_SUFFIXES``), sorted by path."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _unsupported(path: PurePath) -> str:

@@ -45,7 +45,7 @@ from pynima.files import (
     write_bytes,
     write_json,
 )
-from pynima.images import IMAGE_SUFFIXES, load_rgb
+from pynima.images import IMAGE_SUFFIXES, image_files, load_rgb
 from pynima.synth.distortions import DISTORTIONS, LEVELS, LEVELS_FILE, distort
 
 __all__ = [
@@ -136,7 +136,7 @@ def reference_files(refs: str | Path | None) -> list[Path]:
     folder = Path(refs)
     if not folder.is_dir():
         raise DatasetError(f"{folder}: reference folder not found")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder)
     if not files:
         raise DatasetError(f"{folder}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     if len(files) > 99:

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader
 from pynima.config import TrainConfig
 from pynima.datasets.record import TOP, Record
 from pynima.errors import DatasetError
-from pynima.images import IMAGE_SUFFIXES, load_rgb
+from pynima.images import IMAGE_SUFFIXES, image_files, load_rgb
 from pynima.model.labels import label_distributions
 from pynima.model.network import normalization
 from pynima.scale import CROP
@@ -305,10 +305,10 @@ class LadderRung:
     0.2-2.5 for the types whose strength 0 is the clean image (``LIGHT_KINDS``), else in 1-2.5; the heavier 0.5-2.5
     levels above it, capped at 5; a level's strength is interpolated linearly in ``level_strengths`` (0 at level 0).
     Every type a model is trained to rate is on the ladders: with only some, the others were scored too high
-    (docs/results.md). So every rung of one ladder shares the
-    type and the random draws (``distort`` keeps them apart from the strength) and differs only in severity, which
-    is all the ladder asks the model to see: a photo's clean version first, then its versions by damage. No human
-    score is needed, so any clean photos can make ladders (RankIQA's idea, Liu et al. 2017).
+    (docs/results.md). Every rung of one ladder shares the type and the random draws (``distort`` keeps them apart
+    from the strength) and differs only in severity, which is all the ladder asks the model to see: a photo's clean
+    version first, then its versions by damage. No human score is needed, so any clean photos can make ladders
+    (RankIQA's idea, Liu et al. 2017).
     """
 
     rung: int
@@ -343,7 +343,7 @@ def ladders(folder: str | Path, first: int) -> tuple[list[Record], dict[int, Lad
     path = Path(folder)
     if not path.is_dir():
         raise DatasetError(f"{path}: ladder photo folder not found")
-    photos = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    photos = image_files(path)
     if not photos:
         raise DatasetError(f"{path}: no images for ladders ({', '.join(sorted(IMAGE_SUFFIXES))})")
     records, rungs = [], {}
@@ -430,7 +430,7 @@ def make_loader(
     }  # leaves the global RNG alone
     transform = transforms(*normalization(cfg.backbone), train_mode)
     anchored = cfg.ranking_weight > 0 or cfg.clean_label
-    laddered = cfg.ladder_photos is not None and cfg.ladder_weight > 0
+    laddered = bool(cfg.ladder_photos) and cfg.ladder_weight > 0  # as build_module weighs the term
     if not train_mode or not (anchored or laddered):
         ds = IQADataset(records, targets, transform, cache=cfg.cache_images)
         sampler = EpochSampler(len(ds), cfg.seed, train_mode, rank, world)
