@@ -1,17 +1,21 @@
 """Ranking versions of one picture: the ranking term of training, its units, and the within-reference measures."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from pynima.config import TrainConfig
+from pynima.datasets.record import TOP
 from pynima.datasets.tid2013 import read_tid2013
 from pynima.errors import PynimaError
 from pynima.evaluation.metrics import within_reference
-from pynima.training.items import AnchorBatchSampler, EpochSampler, clean_anchors
+from pynima.model.labels import label_distributions
+from pynima.training.items import AnchorBatchSampler, EpochSampler
 from pynima.training.module import ladder_loss, ranking_loss
+from pynima.training.versions import clean_anchors
 
 pytestmark = pytest.mark.train
 
@@ -197,7 +201,7 @@ def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path)
 
 def test_light_versions_one_per_scene_and_type_labelled_between_clean_and_level_1(tiny_refs):
     from pynima.images import load_rgb
-    from pynima.training.items import LIGHT_KINDS, light_versions
+    from pynima.training.versions import LIGHT_KINDS, light_versions
 
     records = read_tid2013(tiny_refs)
     items, anchors = clean_anchors(records, label_margin=0.2, top=9.0)
@@ -272,7 +276,7 @@ def ladder_photos(tiny_refs, tmp_path_factory):
 def test_ladder_rungs_share_a_type_and_grow_in_damage(ladder_photos):
     from pynima.images import load_rgb
     from pynima.synth.distortions import distort, level_strengths
-    from pynima.training.items import LADDER_KINDS, LADDER_RUNGS, LIGHT_KINDS, LadderRung, ladders
+    from pynima.training.versions import LADDER_KINDS, LADDER_RUNGS, LIGHT_KINDS, LadderRung, ladders
 
     records, rungs = ladders(ladder_photos, first=100)
     assert len(records) == 3 * LADDER_RUNGS and sorted(rungs) == list(range(100, 100 + 3 * LADDER_RUNGS))
@@ -300,7 +304,8 @@ def test_ladder_rungs_share_a_type_and_grow_in_damage(ladder_photos):
 
 def test_loader_adds_ladders_of_unlabelled_photos_cropped_alike(tiny_refs, ladder_photos):
     from pynima.errors import DatasetError
-    from pynima.training.items import LADDER_RUNGS, make_loader
+    from pynima.training.items import make_loader
+    from pynima.training.versions import LADDER_RUNGS
 
     records = read_tid2013(tiny_refs)
     plain = TrainConfig(data=str(tiny_refs), batch_size=8, num_workers=0, clean_label=False)
@@ -320,7 +325,19 @@ def test_loader_adds_ladders_of_unlabelled_photos_cropped_alike(tiny_refs, ladde
         data=str(tiny_refs), batch_size=8, num_workers=0, clean_label=True, ladder_photos=str(ladder_photos)
     )
     batch = next(iter(make_loader(records, both, train_mode=True)))
-    assert len(batch[0]) == 8 + 2 + LADDER_RUNGS and torch.isfinite(batch[2][:10]).all()
+    assert len(batch[0]) == 8 + 2 + LADDER_RUNGS and torch.isfinite(batch[2][:11]).all()
+    # with labelled clean references, a ladder's photo is labelled where they sit: by hand, the median over
+    # references of (highest MOS of its versions + margin, that version's std); its versions still have no label
+    best = {}
+    for r in records:
+        if r.level > 0 and (r.ref not in best or r.mos > best[r.ref].mos):
+            best[r.ref] = r
+    clean_mos = float(np.median([min(TOP, r.mos + both.ranking_margin) for r in best.values()]))
+    clean_std = float(np.median([r.mos_std for r in best.values()]))
+    assert batch[5][10] == 0 and batch[2][10].item() == pytest.approx(clean_mos, abs=1e-5)
+    expected = label_distributions([replace(records[0], mos=clean_mos, mos_std=clean_std)], both.labels, both.vote_std)
+    assert torch.allclose(batch[1][10], torch.from_numpy(expected[0]).to(batch[1].dtype), atol=1e-6)
+    assert torch.isnan(batch[2][11:]).all() and not batch[1][11:].any()
     missing = TrainConfig(data=str(tiny_refs), num_workers=0, ladder_photos=str(ladder_photos / "none"))
     with pytest.raises(DatasetError, match="none: ladder photo folder not found"):
         make_loader(records, missing, train_mode=True)

@@ -160,15 +160,15 @@ class TrainConfig:
     # scale; the hinge is added to EMD with this weight (0: EMD alone, no references)
     ranking_weight: float = 0.0
     ranking_margin: float = 0.2
-    # the clean reference images as labelled training items (pynima.training.items.clean_anchors): a quarter of each
+    # the clean reference images as labelled training items (pynima.training.versions.clean_anchors): a quarter of each
     # batch's images come with their clean reference, labelled at its scene's highest MOS plus ranking_margin; None: the
     # recipe's (pynima: on, compared in docs/results.md; a dataset without reference images trains without them)
     clean_label: bool | None = None
-    # light versions of the clean references (pynima.training.items.light_versions): noise, blur and JPEG lighter than
+    # light versions of the clean references (pynima.training.versions.light_versions): noise, blur, JPEG lighter than
     # TID2013's level 1, made during training and labelled between the clean label and level 1; needs clean_label
     # and a TID2013-layout dataset (its type numbering)
     light_versions: bool = False
-    # ladders of unlabelled clean photos (pynima.training.items.LadderRung): a folder of photos with no scores, each
+    # ladders of unlabelled clean photos (pynima.training.versions.LadderRung): a folder of photos with no scores, each
     # batch joined by one of them with a lighter and a heavier version of one distortion type (LADDER_KINDS), cropped
     # alike; a hinge (pynima.training.module.ladder_loss) asks clean > lighter > heavier, with this weight (0: off)
     ladder_photos: str | None = None

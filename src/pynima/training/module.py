@@ -52,7 +52,7 @@ def ranking_loss(mean: torch.Tensor, mos: torch.Tensor, unit: torch.Tensor, marg
 
 
 def ladder_loss(mean: torch.Tensor, rung: torch.Tensor, unit: torch.Tensor, margin: float) -> torch.Tensor:
-    """Pairwise hinge on predicted means within each ladder (``pynima.training.items.LadderRung``: one unlabelled
+    """Pairwise hinge on predicted means within each ladder (``pynima.training.versions.LadderRung``: one unlabelled
     photo and its versions, cropped alike, one unit): for every pair of one unit whose first item is less damaged
     (``rung``, in TID2013 levels; nan: not on a ladder), ``relu(gap - (mean_lighter - mean_heavier))`` with ``gap`` =
     ``margin`` times the damage difference in levels, capped at one level's ``margin``; averaged over pairs, 0
