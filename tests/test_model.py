@@ -74,3 +74,21 @@ def test_frozen_stages_get_no_gradient_and_keep_their_statistics():
     assert all(p.requires_grad for p in body.blocks[2:].parameters())
     with pytest.raises(PynimaError, match="freeze_stages"):
         create_model("tf_efficientnet_lite0", pretrained=False, freeze_stages=99)
+
+
+def test_the_deterministic_output_is_what_evaluation_scores_while_dropout_draws_differ():
+    """The ranking terms compare ``forward_with_deterministic``'s second output: with the head's dropout on (as in
+    training) it is the evaluation forward's distribution, while the first output is a dropout draw that moves."""
+    torch.manual_seed(0)
+    backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    net = NIMA(backbone, 64).eval()
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        evaluated = net(x)
+        net.head[0].train()  # dropout on, as in a training step
+        first, deterministic = net.forward_with_deterministic(x)
+        second, again = net.forward_with_deterministic(x)
+    assert torch.allclose(deterministic, evaluated, atol=1e-6) and torch.equal(deterministic, again)
+    assert not torch.allclose(first, second) and torch.allclose(first.sum(1), torch.ones(4))
+    moved = (mean_score(first) - mean_score(evaluated)).abs().max()
+    assert moved > 0.01  # a dropout draw of p = 0.75 is not the evaluated score

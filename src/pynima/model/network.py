@@ -86,6 +86,15 @@ class NIMA(nn.Module):
         """(N, 10) probabilities of the scores 0-9 for (N, 3, H, W) normalized images."""
         return torch.softmax(self.head(self.backbone(x)), dim=-1)
 
+    def forward_with_deterministic(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(probabilities as ``forward`` gives them, probabilities without the head's dropout) from one backbone
+        pass. In training the first is one dropout draw; the second is what evaluation will score, which is what a
+        ranking term must compare: two draws of one image's mean differ by about as much as the margins those terms
+        ask for (docs/results.md, stop 34). Outside training the two are the same.
+        """
+        features = self.backbone(x)
+        return torch.softmax(self.head(features), dim=-1), torch.softmax(self.head[-1](features), dim=-1)
+
     def freeze_stages(self, n: int) -> None:
         """Fix the backbone's stem and its first ``n`` stages (timm's coarse parameter groups) as a feature extractor:
         no gradients, BatchNorm in eval mode (ImageNet statistics), so no backward pass runs through them.

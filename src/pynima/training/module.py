@@ -108,18 +108,25 @@ class NIMAModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         """EMD on the labelled items, plus the ranking terms whose weights are set."""
         x, target, mos, _, unit, rung = batch
-        p = self(x).float()  # the loss in fp32 also under bf16 autocast
+        ranked = self.hparams.get("ranking_weight", 0.0) or (
+            self.hparams.get("ladder_weight", 0.0) and not torch.isnan(rung).all()
+        )
+        if ranked:  # the ranking terms compare the scores evaluation gives, not one dropout draw of them
+            p, deterministic = self.model.forward_with_deterministic(x.contiguous(memory_format=torch.channels_last))
+            p, deterministic = p.float(), deterministic.float()
+        else:
+            p = deterministic = self(x).float()  # the loss in fp32 also under bf16 autocast
         labelled = ~torch.isnan(mos)  # clean references (ranking anchors) have no label
         loss = emd(p[labelled], target[labelled]) if labelled.any() else p.sum() * 0
         self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(labelled.sum()))
         weight = self.hparams.get("ranking_weight", 0.0)
         if weight:
-            rank = ranking_loss(mean_score(p), mos, unit, self.hparams.get("ranking_margin", 0.2))
+            rank = ranking_loss(mean_score(deterministic), mos, unit, self.hparams.get("ranking_margin", 0.2))
             self.log("train_rank", rank, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + weight * rank
         weight = self.hparams.get("ladder_weight", 0.0)
         if weight and not torch.isnan(rung).all():
-            ladder = ladder_loss(mean_score(p), rung, unit, self.hparams.get("ranking_margin", 0.2))
+            ladder = ladder_loss(mean_score(deterministic), rung, unit, self.hparams.get("ranking_margin", 0.2))
             self.log("train_ladder", ladder, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + weight * ladder
         if not torch.isfinite(loss):
