@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from pynima.cli import main
 from pynima.config import TrainConfig
 from pynima.datasets.tid2013 import read_labels, read_tid2013
 from pynima.errors import DatasetError, PynimaError
@@ -22,6 +23,13 @@ from pynima.synth.build import MANIFEST, synthesize
 from pynima.training.train import train
 
 CLI = [sys.executable, "-m", "pynima.cli"]
+
+
+def cli(capsys, *argv) -> tuple[int, str]:
+    """(exit code, stderr) of ``pynima ARGV`` run in this process: the error paths need no process of their own
+    (the kills and signals below do), and a process would import torch again for each."""
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr().err
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -57,19 +65,14 @@ def synth_inputs(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_synth_failure_leaves_the_old_dataset_intact(synth_inputs, tmp_path):
+def test_synth_failure_leaves_the_old_dataset_intact(synth_inputs, tmp_path, capsys):
     refs, good, bad = synth_inputs
     out = tmp_path / "ds"
     synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], workers=2, progress=False)
     before = tree_digest(out)
     assert len(before) > 120
-    r = subprocess.run(
-        CLI
-        + ["synth", str(out), "--refs", str(refs), "--mos-table", str(bad[0]), "--std-table", str(bad[1]), "--quiet"],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 2 and "outside TID2013's 0-9 scale" in r.stderr and "Traceback" not in r.stderr
+    code, err = cli(capsys, "synth", out, "--refs", refs, "--mos-table", bad[0], "--std-table", bad[1], "--quiet")
+    assert code == 2 and "outside TID2013's 0-9 scale" in err and "Traceback" not in err
     assert tree_digest(out) == before  # byte-identical
     again = synthesize(out, refs=refs, mos_table=good[0], std_table=good[1], progress=False)
     assert again.cached and len(read_tid2013(out)) == 120
@@ -195,18 +198,16 @@ def tiny_config(tiny, out, **kw) -> TrainConfig:
 
 
 @pytest.mark.slow
-def test_train_refuses_an_existing_run_and_overwrite_replaces_only_its_files(run, tiny, tmp_path):
+def test_train_refuses_an_existing_run_and_overwrite_replaces_only_its_files(run, tiny, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     for name in ("best.ckpt", "config.json", "metrics.json", ".pynima-run"):  # a run, with pynima's marker
         (out / name).write_bytes((run / name).read_bytes())
     (out / "notes.txt").write_text("mine")
     before = tree_digest(out)
-    r = subprocess.run(
-        CLI + ["train", str(tiny), "--out", str(out), "--epochs", "1", "--quiet"], capture_output=True, text=True
-    )
-    assert r.returncode == 2 and "holds a run already" in r.stderr and "--overwrite" in r.stderr
-    assert r.stderr.count("\n") == 1 and tree_digest(out) == before
+    code, err = cli(capsys, "train", tiny, "--out", out, "--epochs", "1", "--quiet")
+    assert code == 2 and "holds a run already" in err and "--overwrite" in err
+    assert err.count("\n") == 1 and tree_digest(out) == before
     train(tiny_config(tiny, out), progress=False, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"
     assert json.loads((out / "config.json").read_text())["epochs"] == 1
@@ -227,8 +228,7 @@ def test_a_locked_run_folder_is_refused(tiny, tmp_path):
         pass
 
 
-@pytest.mark.slow
-def test_bad_images_are_found_before_training(tiny, tmp_path):
+def test_bad_images_are_found_before_training(tiny, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     for f in ("mos_with_names.txt", "mos_std.txt"):
@@ -239,10 +239,8 @@ def test_bad_images_are_found_before_training(tiny, tmp_path):
     bad = data / "distorted_images" / "i06_08_5.bmp"
     bad.write_bytes(b"garbage" * 100)
     out = tmp_path / "run"
-    r = subprocess.run(
-        CLI + ["train", str(data), "--out", str(out), "--epochs", "1", "--quiet"], capture_output=True, text=True
-    )
-    assert r.returncode == 2 and str(bad) in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    code, err = cli(capsys, "train", data, "--out", out, "--epochs", "1", "--quiet")
+    assert code == 2 and str(bad) in err and err.count("\n") == 1, err
     assert not (out / "last.ckpt").exists() and not (out / "metrics.csv").exists()
 
 
@@ -275,6 +273,7 @@ def test_an_image_that_fails_in_a_loader_worker_is_one_line(tiny, tmp_path):
 KILLER = """
 import json, os, signal, sys
 import lightning as L
+from pynima.cli import main
 from pynima.config import TrainConfig
 from pynima.training.train import train
 
@@ -323,35 +322,31 @@ def test_resume_after_kill_reproduces_the_uninterrupted_run(tiny, tmp_path, wher
 
 
 @pytest.mark.slow
-def test_resume_options_are_checked(tmp_path, run):
-    r = subprocess.run(CLI + ["train", "--resume", str(tmp_path)], capture_output=True, text=True)
-    assert r.returncode == 2 and "no config.json" in r.stderr
-    r = subprocess.run(CLI + ["train", "--resume", str(run), "--epochs", "5"], capture_output=True, text=True)
-    assert r.returncode == 2 and "drop --epochs" in r.stderr
+def test_resume_options_are_checked(tmp_path, run, capsys):
+    code, err = cli(capsys, "train", "--resume", tmp_path)
+    assert code == 2 and "no config.json" in err
+    code, err = cli(capsys, "train", "--resume", run, "--epochs", "5")
+    assert code == 2 and "drop --epochs" in err
     evil = tmp_path / "evil"
     evil.mkdir()
     for name in ("config.json", "split.json"):
         (evil / name).write_bytes((run / name).read_bytes())
     torch.save({"epoch": 1, "x": Payload(tmp_path / "pwned")}, evil / "last.ckpt")
-    r = subprocess.run(CLI + ["train", "--resume", str(evil), "--quiet"], capture_output=True, text=True)
-    assert r.returncode == 2 and "refused" in r.stderr and r.stderr.count("\n") == 1, r.stderr[-2000:]
+    code, err = cli(capsys, "train", "--resume", evil, "--quiet")
+    assert code == 2 and "refused" in err and err.count("\n") == 1, err[-2000:]
     assert not (tmp_path / "pwned").exists()
 
 
 @pytest.mark.slow
-def test_a_failing_init_leaves_the_run_it_would_overwrite(run, tiny, tmp_path):
+def test_a_failing_init_leaves_the_run_it_would_overwrite(run, tiny, tmp_path, capsys):
     out = tmp_path / "run"
     out.mkdir()
     for name in ("best.ckpt", "config.json", "split.json"):
         (out / name).write_bytes((run / name).read_bytes())
     before = tree_digest(out)
     for bad in (["--init", str(tmp_path / "absent.ckpt")], ["--warmup-epochs", "nan"], ["--lr-head", "0"]):
-        r = subprocess.run(
-            CLI + ["train", str(tiny), "--out", str(out), "--overwrite", "--epochs", "1", "--quiet"] + bad,
-            capture_output=True,
-            text=True,
-        )
-        assert r.returncode == 2 and r.stderr.count("\n") == 1, (bad, r.stderr[-2000:])
+        code, err = cli(capsys, "train", tiny, "--out", out, "--overwrite", "--epochs", "1", "--quiet", *bad)
+        assert code == 2 and err.count("\n") == 1, (bad, err[-2000:])
         assert tree_digest(out) == before, bad
 
 
@@ -396,7 +391,7 @@ class Payload:
 
 
 @pytest.mark.slow
-def test_a_pickle_payload_checkpoint_does_not_execute(run, tmp_path):
+def test_a_pickle_payload_checkpoint_does_not_execute(run, tmp_path, capsys):
     import pynima
 
     marker = tmp_path / "pwned"
@@ -409,8 +404,8 @@ def test_a_pickle_payload_checkpoint_does_not_execute(run, tmp_path):
     image = tmp_path / "x.png"
     Image.fromarray(np.full((256, 256, 3), 128, np.uint8)).save(image)
     for cmd in (["predict", str(evil), str(image)], ["evaluate", str(evil), str(run)], ["export", str(evil)]):
-        r = subprocess.run(CLI + cmd, capture_output=True, text=True)
-        assert r.returncode == 2 and "refused" in r.stderr and "Traceback" not in r.stderr, (cmd, r.stderr)
+        code, err = cli(capsys, *cmd)
+        assert code == 2 and "refused" in err and "Traceback" not in err, (cmd, err)
     assert not marker.exists()
     with pytest.raises(pickle.UnpicklingError):  # the payload is real: unrestricted unpickling runs it
         torch.load(evil, weights_only=True)
@@ -484,22 +479,11 @@ def test_a_failed_export_leaves_no_partial_file(run, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_a_missing_or_broken_split_file_is_one_line(run, tiny, tmp_path):
+def test_a_missing_or_broken_split_file_is_one_line(run, tiny, tmp_path, capsys):
     broken = tmp_path / "split.json"
     broken.write_text('{"train": [')
     for split_file in (tmp_path / "missing.json", broken):
-        r = subprocess.run(
-            CLI
-            + [
-                "evaluate",
-                str(run / "best.ckpt"),
-                str(tiny),
-                "--split-file",
-                str(split_file),
-                "--out",
-                str(tmp_path / "eval"),
-            ],
-            capture_output=True,
-            text=True,
+        code, err = cli(
+            capsys, "evaluate", run / "best.ckpt", tiny, "--split-file", split_file, "--out", tmp_path / "eval"
         )
-        assert r.returncode == 2 and r.stderr.count("\n") == 1 and str(split_file) in r.stderr, r.stderr
+        assert code == 2 and err.count("\n") == 1 and str(split_file) in err, err
