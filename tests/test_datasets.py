@@ -461,41 +461,23 @@ def test_one_epoch_on_vote_histograms(layout, tmp_path):
 
 
 @pytest.mark.slow
-def test_cross_dataset_evaluation_of_an_onnx_export(run, tmp_path):
+def test_cross_dataset_evaluation_of_an_onnx_export(run, tmp_path, capsys):
     """pynima evaluate MODEL.onnx DATA on another layout: the scores on the model's scale and on KADID's 1-5."""
-    import subprocess
-    import sys
-
+    from pynima.cli import main
     from pynima.files import read_json
 
     root = kadid(tmp_path / "kadid10k")
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pynima.cli",
-            "evaluate",
-            str(run / "best.onnx"),
-            str(root),
-            "--out",
-            str(tmp_path / "eval"),
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert r.returncode == 0, r.stderr
+    code = main(["evaluate", str(run / "best.onnx"), str(root), "--out", str(tmp_path / "eval")])  # in process
+    err = capsys.readouterr().err
+    assert code == 0, err
     m = read_json(tmp_path / "eval" / "metrics.json")
     assert m["format"] == "kadid10k" and m["n_images"] == 6 and m["scale"] == "MOS 1-5, higher is better"
     assert m["engine"] == "onnx" and "rmse_dataset_scale" in m
     rows = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()
     assert rows[0].endswith("score,pred_score") and len(rows) == 7
-    bad = subprocess.run(
-        [sys.executable, "-m", "pynima.cli", "evaluate", str(run / "best.onnx"), str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
-    assert bad.returncode == 2 and "not a dataset layout pynima knows" in bad.stderr
-    assert bad.stderr.strip().count("\n") == 0
+    code = main(["evaluate", str(run / "best.onnx"), str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a dataset layout pynima knows" in err and err.strip().count("\n") == 0
 
 
 def test_dataset_views_read_back_the_same_labels(tiny, tmp_path):

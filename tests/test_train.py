@@ -1,8 +1,6 @@
 """Training, evaluation and prediction end to end on a tiny synthetic TID2013-layout dataset."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -89,25 +87,29 @@ def test_python_api_scores_paths_and_arrays(run, tiny):
     assert len(a.distribution) == 10 and sum(a.distribution) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path):
+def test_predict_cli_reports_and_skips_bad_files(run, tiny, tmp_path, capsys):
     folder = tmp_path / "photos" / "nested"
     folder.mkdir(parents=True)
     for name in ("i01_01_1.bmp", "i01_08_5.bmp"):
         (folder / name).write_bytes((tiny / "distorted_images" / name).read_bytes())
     (folder / "broken.jpg").write_bytes(b"not a jpeg")
-    cmd = [sys.executable, "-m", "pynima.cli", "predict", str(run / "best.ckpt"), str(tmp_path / "photos")]
-    r = subprocess.run(cmd + ["--format", "json"], capture_output=True, text=True)
-    assert r.returncode == 1, r.stderr  # one file failed
-    rows = json.loads(r.stdout)
+    from pynima.cli import main
+
+    cmd = ["predict", str(run / "best.ckpt"), str(tmp_path / "photos")]
+    code = main([*cmd, "--format", "json"])  # in process: a subprocess would import torch again
+    out, err = capsys.readouterr()
+    assert code == 1, err  # one file failed
+    rows = json.loads(out)
     assert [row["path"].rsplit("/", 1)[1] for row in rows] == ["broken.jpg", "i01_01_1.bmp", "i01_08_5.bmp"]
     assert rows[0]["mean"] is None and "cannot decode image" in rows[0]["error"]
     assert all(len(row["distribution"]) == 10 and row["error"] is None for row in rows[1:])
-    assert "broken.jpg: cannot decode image" in r.stderr and "1 of 3 input(s) could not be scored" in r.stderr
-    r = subprocess.run(cmd + ["--format", "csv"], capture_output=True, text=True)
-    lines = r.stdout.strip().splitlines()
-    assert lines[0].startswith("path,mean,std,p0") and len(lines) == 4 and r.returncode == 1
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert len(r.stdout.strip().splitlines()) == 1 + 3 and "i01_08_5.bmp" in r.stdout and r.returncode == 1
+    assert "broken.jpg: cannot decode image" in err and "1 of 3 input(s) could not be scored" in err
+    code = main([*cmd, "--format", "csv"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("path,mean,std,p0") and len(lines) == 4 and code == 1
+    code = main(cmd)
+    out = capsys.readouterr().out
+    assert len(out.strip().splitlines()) == 1 + 3 and "i01_08_5.bmp" in out and code == 1
 
 
 @pytest.mark.slow
