@@ -93,6 +93,7 @@ def test_within_reference_measures_by_hand():
     assert got["clean_beats_level1"] == pytest.approx(0.5)  # type 1 no, type 2 yes
     # type 1: pairs (clean>1 no, clean>2 yes, clean>3 yes, 1>2 yes, 1>3 yes, 2>3 no) = 4/6; type 2: all 6 right
     assert got["ordered_pairs"] == pytest.approx((4 / 6 + 1) / 2)
+    assert got["ordered_pairs_per_type"] == pytest.approx({"1": 4 / 6, "2": 1.0})
     assert got["per_reference_srcc"] == pytest.approx(hand_srcc(pred, mos))
     assert got["groups"] == 2 and got["groups_with_clean"] == 2 and got["references"] == 1
 

@@ -151,14 +151,15 @@ def within_reference(
         scores strictly above the lowest level; ``ordered_pairs``: the mean over groups of the share of pairs ordered
         as humans order them (the clean image above all, versions by MOS; pairs of equal MOS skipped; a tie in
         prediction counts as wrong); ``per_reference_srcc``: the median over references of the SRCC within one
-        reference (all its types), with ``per_reference`` giving each; ``groups`` and ``references`` counted.
+        reference (all its types), with ``per_reference`` giving each; ``ordered_pairs_per_type``: the mean share
+        over each type's groups, by type, which says where the order is lost; ``groups`` and ``references`` counted.
         Levels are ordered by MOS, not by number: TID2013's contrast change and mean shift alternate direction.
     """
     clean = clean or {}
     pred, mos = np.asarray(pred, float), np.asarray(mos, float)
     ref, kind, level = (np.asarray(a, dtype=object) for a in (ref, kind, level))
     has_level = np.array([int(v) > 0 for v in level], bool)
-    beats, shares = [], []
+    beats, shares, by_type = [], [], {}
     for r, k in sorted({(a, b) for a, b, h in zip(ref, kind, has_level, strict=True) if h}, key=str):
         sel = np.flatnonzero((ref == r) & (kind == k) & has_level)
         p, m = list(pred[sel]), list(mos[sel])
@@ -169,6 +170,7 @@ def within_reference(
         pairs = [(i, j) for i in range(len(p)) for j in range(len(p)) if m[i] > m[j]]
         if pairs:
             shares.append(np.mean([p[i] > p[j] for i, j in pairs]))
+            by_type.setdefault(str(k), []).append(shares[-1])
     per_reference = {}
     for r in sorted(set(ref[has_level].tolist()), key=str):
         sel = (ref == r) & has_level
@@ -179,6 +181,7 @@ def within_reference(
         "ordered_pairs": float(np.mean(shares)) if shares else math.nan,
         "per_reference_srcc": float(np.median(list(per_reference.values()))) if per_reference else math.nan,
         "per_reference": per_reference,
+        "ordered_pairs_per_type": {k: float(np.mean(by_type[k])) for k in sorted(by_type, key=type_order)},
         "groups": len(shares),
         "groups_with_clean": len(beats),
         "references": len(per_reference),

@@ -17,6 +17,7 @@ from pynima.images import IMAGE_SUFFIXES, image_files, load_rgb
 
 __all__ = [
     "LADDER_KINDS",
+    "LADDER_LIGHTEST",
     "LADDER_RUNGS",
     "LADDER_SHARE",
     "LADDER_STREAM",
@@ -157,6 +158,9 @@ def light_versions(
 
 LADDER_RUNGS = 3  # per ladder: the clean photo, a lighter and a heavier version of one type
 LADDER_SHARE = 0.25  # ladder images added to a training batch, as a share of its images (AnchorBatchSampler)
+# the lightest damage of a ladder's lighter rung, in TID2013 levels: 0.05 is JPEG quality 98, so that the ladders
+# reach JPEG 95 (level 0.12), the lightest version of bench/photo_ladder.py (its noise sigma 5 is level 0.87)
+LADDER_LIGHTEST = 0.05
 LADDER_STREAM = 11  # the random stream of ladders, apart from the crop's and the light versions'
 # TID2013 types a ladder is made of: every type whose damage grows with its level (PSNR falls level by level), so all
 # but local block-wise distortions (15: level 1 is the strongest), mean shift and contrast change (16, 17: signed)
@@ -166,11 +170,11 @@ LADDER_KINDS = tuple(k for k in range(1, 25) if k not in (15, 16, 17))
 @dataclass(frozen=True)
 class LadderRung:
     """Rung ``rung`` of a ladder made from one unlabelled clean photo (0: the photo itself). The ladder's key seed
-    draws, for all its rungs alike, one of ``LADDER_KINDS`` and the rungs' damage in TID2013 levels: the lighter in
-    0.2-2.5 for the types whose strength 0 is the clean image (``LIGHT_KINDS``), else in 1-2.5; the heavier 0.5-2.5
-    levels above it, capped at 5; a level's strength is interpolated linearly in ``level_strengths`` (0 at level 0).
-    Every type a model is trained to rate is on the ladders: with only some, the others were scored too high
-    (docs/results.md). Every rung of one ladder shares the type and the random draws (``distort`` keeps them apart
+    draws, for all its rungs alike, one of ``LADDER_KINDS`` and the rungs' damage in TID2013 levels: the lighter from
+    ``LADDER_LIGHTEST`` to 2.5 for the types whose strength 0 is the clean image (``LIGHT_KINDS``), else in 1-2.5; the
+    heavier 0.5-2.5 levels above it, capped at 5; a level's strength is interpolated linearly in ``level_strengths``
+    (0 at level 0). Every type a model is trained to rate is on the ladders: with only some, the others were scored too
+    high (docs/results.md). Every rung of one ladder shares the type and the random draws (``distort`` keeps them apart
     from the strength) and differs only in severity, which is all the ladder asks the model to see: a photo's clean
     version first, then its versions by damage. No human score is needed, so any clean photos can make ladders
     (RankIQA's idea, Liu et al. 2017).
@@ -183,7 +187,7 @@ class LadderRung:
         """(TID2013 type, damage of every rung in levels) of the ladder keyed with ``seed``."""
         rng = np.random.default_rng([seed, LADDER_STREAM])
         kind = int(rng.choice(LADDER_KINDS))
-        lighter = float(rng.uniform(0.2 if kind in LIGHT_KINDS else 1.0, 2.5))
+        lighter = float(rng.uniform(LADDER_LIGHTEST if kind in LIGHT_KINDS else 1.0, 2.5))
         return kind, (0.0, lighter, min(5.0, lighter + float(rng.uniform(0.5, 2.5))))
 
     def make(self, image: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
