@@ -222,3 +222,20 @@ def test_shift_stability(run, tmp_path):
     rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["centre"], ["full"])}
     assert set(rows) == {"centre", "full"} and rows["centre"][-1] == "1.00x"
     assert float(rows["full"][4]) < 1e-6  # a lossless file scores as its array
+
+
+def test_dropout_noise(run):
+    """The evaluated means are the scorer's centre-crop scores; the drawn ones spread, a pair's difference more."""
+    import pynima
+
+    sys.path.insert(0, str(BENCH))
+    from photo_ladder import photos
+
+    out = bench("dropout_noise.py", run / "best.ckpt")  # 200 draws: the pair std is about 1.4x the spread
+    rows = {line.split()[0]: [float(v) for v in line.split()[1:]] for line in out.splitlines()[1:7]}
+    scorer = pynima.load(run / "best.ckpt", crops="centre")
+    for name, image in photos().items():
+        evaluated, spread, pair = rows[name]
+        assert evaluated == pytest.approx(scorer.score(image).mean, abs=0.006)  # printed to 2 decimals
+        assert 0 < spread < pair
+    assert "median two-draw difference std" in out
