@@ -111,11 +111,13 @@ class NIMAModule(L.LightningModule):
         ranked = self.hparams.get("ranking_weight", 0.0) or (
             self.hparams.get("ladder_weight", 0.0) and not torch.isnan(rung).all()
         )
-        if ranked:  # the ranking terms compare the scores evaluation gives, not one dropout draw of them
+        # the losses in fp32 also under bf16 autocast; the ranking terms compare the scores evaluation gives, not one
+        # dropout draw of them
+        if ranked:
             p, deterministic = self.model.forward_with_deterministic(x.contiguous(memory_format=torch.channels_last))
             p, deterministic = p.float(), deterministic.float()
         else:
-            p = deterministic = self(x).float()  # the loss in fp32 also under bf16 autocast
+            p = deterministic = self(x).float()
         labelled = ~torch.isnan(mos)  # clean references (ranking anchors) have no label
         loss = emd(p[labelled], target[labelled]) if labelled.any() else p.sum() * 0
         self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(labelled.sum()))
