@@ -49,6 +49,7 @@ def test_every_bench_script_has_a_smoke_test():
         "shift_stability",
         "chaos",
         "batching",
+        "dropout_noise",
     }
     assert {p.stem for p in BENCH.glob("*.py")} == tested
 
