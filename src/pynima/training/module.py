@@ -108,12 +108,11 @@ class NIMAModule(L.LightningModule):
     def training_step(self, batch, batch_idx):
         """EMD on the labelled items, plus the ranking terms whose weights are set."""
         x, target, mos, _, unit, rung = batch
-        ranked = self.hparams.get("ranking_weight", 0.0) or (
-            self.hparams.get("ladder_weight", 0.0) and not torch.isnan(rung).all()
-        )
+        rank_weight = self.hparams.get("ranking_weight", 0.0)
+        ladder_weight = 0.0 if torch.isnan(rung).all() else self.hparams.get("ladder_weight", 0.0)  # no ladder here
         # the losses in fp32 also under bf16 autocast; the ranking terms compare the scores evaluation gives, not one
         # dropout draw of them
-        if ranked:
+        if rank_weight or ladder_weight:
             p, deterministic = self.model.forward_with_deterministic(x.contiguous(memory_format=torch.channels_last))
             p, deterministic = p.float(), deterministic.float()
         else:
@@ -121,16 +120,15 @@ class NIMAModule(L.LightningModule):
         labelled = ~torch.isnan(mos)  # clean references (ranking anchors) have no label
         loss = emd(p[labelled], target[labelled]) if labelled.any() else p.sum() * 0
         self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(labelled.sum()))
-        weight = self.hparams.get("ranking_weight", 0.0)
-        if weight:
-            rank = ranking_loss(mean_score(deterministic), mos, unit, self.hparams.get("ranking_margin", 0.2))
+        margin = self.hparams.get("ranking_margin", 0.2)
+        if rank_weight:
+            rank = ranking_loss(mean_score(deterministic), mos, unit, margin)
             self.log("train_rank", rank, on_step=False, on_epoch=True, batch_size=len(x))
-            loss = loss + weight * rank
-        weight = self.hparams.get("ladder_weight", 0.0)
-        if weight and not torch.isnan(rung).all():
-            ladder = ladder_loss(mean_score(deterministic), rung, unit, self.hparams.get("ranking_margin", 0.2))
+            loss = loss + rank_weight * rank
+        if ladder_weight:
+            ladder = ladder_loss(mean_score(deterministic), rung, unit, margin)
             self.log("train_ladder", ladder, on_step=False, on_epoch=True, batch_size=len(x))
-            loss = loss + weight * ladder
+            loss = loss + ladder_weight * ladder
         if not torch.isfinite(loss):
             raise NonFiniteError(
                 f"training diverged: the loss is {loss.item()} at epoch {self.current_epoch}, "
