@@ -50,8 +50,19 @@ def test_every_bench_script_has_a_smoke_test():
         "chaos",
         "batching",
         "dropout_noise",
+        "bootstrap",
     }
     assert {p.stem for p in BENCH.glob("*.py")} == tested
+
+
+def test_bootstrap():
+    """Both bootstraps run on the same resamples: every interval end equal but plcc_logistic's (the fit fixed)."""
+    out = bench("bootstrap.py", "--resamples", 50)
+    row = next(line for line in out.splitlines() if line.startswith("synthetic (480)"))
+    moves = dict(part.split() for part in row.split("x  ", 1)[1].split(", "))
+    assert set(moves) == {"srcc", "krcc", "plcc", "plcc_logistic", "rmse", "emd"}
+    assert all(float(v) < 1e-12 for k, v in moves.items() if k != "plcc_logistic")
+    assert 0 <= float(moves["plcc_logistic"]) < 0.02
 
 
 def test_chaos():

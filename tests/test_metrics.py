@@ -63,7 +63,6 @@ def test_constant_predictions_give_nan_correlations_not_zero():
     assert got["rmse"] == pytest.approx(math.sqrt(np.mean((3.0 - TRUE) ** 2)))
 
 
-@pytest.mark.slow
 def test_bootstrap_interval_covers_the_true_correlation_about_95_percent_of_the_time():
     """Bivariate normal samples with a known correlation (0.6): the 95% intervals of PLCC should cover it in about
     95% of independent test sets; 40 sets, so anything from 80% up is consistent with a correct interval."""
@@ -136,3 +135,57 @@ def test_per_type_srcc_is_scipys_within_each_type_and_leaves_out_small_or_consta
     assert list(got) == ["1"] and got["1"]["name"] == "noise" and got["1"]["n"] == n
     assert got["1"]["srcc"] == pytest.approx(stats.spearmanr(pred[:n], true[:n]).statistic, abs=1e-12)
     assert got["1"]["ci_low"] < got["1"]["srcc"] < got["1"]["ci_high"]
+
+
+@pytest.mark.parametrize("kendall_at_once", [True, False], ids=["kendall-matrices", "kendall-scipy"])
+def test_each_resample_equals_point_metrics(kendall_at_once, monkeypatch):
+    """The bootstrap's vectorized metrics against scipy's, resample by resample, on scores with ties (rounded) and
+    on a resample with one image repeated (constant: NaN, as point_metrics gives)."""
+    from pynima.evaluation import metrics
+
+    if not kendall_at_once:
+        monkeypatch.setattr(metrics, "KENDALL_PAIRS_MAX", 0)
+    rng = np.random.default_rng(3)
+    true = np.round(rng.uniform(1, 7, 25), 1)
+    pred = np.round(true + rng.normal(0, 1.0, 25), 1)
+    emd = rng.uniform(0.02, 0.2, 25)
+    fitted = metrics.fit_logistic(pred, true)
+    idx = np.vstack([rng.integers(0, 25, (40, 25)), np.full((1, 25), 7)])
+    got = metrics.resampled_metrics(pred, true, idx, emd, fitted)
+    assert set(got) == set(METRIC_KEYS)
+    for r, row in enumerate(idx[:-1]):
+        want = point_metrics(pred[row], true[row], emd[row], logistic=False)
+        want["plcc_logistic"] = hand_plcc(fitted[row], true[row])
+        for k in METRIC_KEYS:
+            assert got[k][r] == pytest.approx(want[k], abs=1e-12), (k, r)
+    assert all(math.isnan(got[k][-1]) for k in ("srcc", "krcc", "plcc", "plcc_logistic"))
+    assert got["rmse"][-1] == pytest.approx(abs(pred[7] - true[7]))
+
+
+METRIC_KEYS = ("srcc", "krcc", "plcc", "plcc_logistic", "rmse", "emd")
+
+
+def test_split_and_image_interval_is_the_nested_loop_over_the_same_draws():
+    """The two-level bootstrap of a benchmark's summary against its definition written as loops over scipy's metrics:
+    resample the splits, then each chosen split's images, then the median over the chosen splits."""
+    from pynima.evaluation.metrics import percentile_interval
+    from pynima.evaluation.summary import METRICS, split_and_image_interval
+
+    rng = np.random.default_rng(5)
+    preds = []
+    for n in (9, 14, 11):
+        mos = rng.uniform(1, 7, n)
+        preds.append({"mos": mos, "pred_mean": mos + rng.normal(0, 1.5, n), "emd": rng.uniform(0.02, 0.2, n)})
+    got = split_and_image_interval(preds, n_boot=60, seed=2)
+    draws = np.random.default_rng(2)  # the draws in the function's order: the splits first, then split by split
+    chosen = draws.integers(0, 3, (60, 3))
+    values = {m: np.full((60, 3), np.nan) for m in METRICS}
+    for j, p in enumerate(preds):
+        for b, s in np.argwhere(chosen == j):
+            idx = draws.integers(0, len(p["mos"]), len(p["mos"]))
+            one = point_metrics(p["pred_mean"][idx], p["mos"][idx], p["emd"][idx], logistic=False)
+            for m in METRICS:
+                values[m][b, s] = one[m]
+    for m in METRICS:
+        want = percentile_interval([float(np.nanmedian(row)) for row in values[m]])
+        assert got[m] == pytest.approx(want, abs=1e-12), m

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from scipy import stats
@@ -21,6 +22,8 @@ __all__ = [
     "logistic4",
     "percentile_interval",
     "point_metrics",
+    "resample_blocks",
+    "resampled_metrics",
     "spearman_interval",
     "type_order",
     "within_reference",
@@ -78,12 +81,20 @@ def evaluate_scores(
 ) -> dict[str, dict[str, float]]:
     """{metric: {"value", "ci_low", "ci_high"}}: point estimates and 95% percentile bootstrap intervals over images.
 
-    ``emd``: per-image EMD between predicted and target distributions (``pynima.model.losses.emd(...,
-    reduction="none")``).
+    Args:
+        pred: predicted scores.
+        true: human scores.
+        emd: per-image EMD between predicted and target distributions (``pynima.model.losses.emd(...,
+            reduction="none")``), or None.
+        n_boot: bootstrap resamples.
+        seed: the resampling's seed.
 
-    The interval reflects only image sampling within this test set, not split-to-split variance. The resampling loop
-    is written out (not scipy.stats.bootstrap) so that all metrics share each resample and the logistic is refitted
-    inside it.
+    Returns:
+        Each metric of ``point_metrics`` with its interval. The interval reflects only image sampling within this test
+        set, not split-to-split variance. All metrics share each resample (written out, not scipy.stats.bootstrap,
+        which resamples one statistic at a time). PLCC after the logistic keeps the mapping fitted on all images, as
+        VQEG's procedure maps scores once before correlating; refitting it in every resample costs a curve fit each
+        and barely moves the interval (bench/bootstrap.py; docs/performance.md).
     """
     pred, true = np.asarray(pred, float), np.asarray(true, float)
     point = point_metrics(pred, true, emd)
@@ -92,17 +103,91 @@ def evaluate_scores(
             "every %s is %.4g: the correlations are undefined (NaN)",
             *(("prediction", pred[0]) if np.ptp(pred) == 0 else ("label", true[0])),
         )
+    fitted = fit_logistic(pred, true) if "plcc_logistic" in point else None
     rng = np.random.default_rng(seed)
     boots: dict[str, list[float]] = {k: [] for k in point}
-    n = len(pred)
-    for _ in range(n_boot):
-        idx = rng.integers(0, n, n)  # a resample with a constant side gives NaN correlations, dropped below
-        for k, v in point_metrics(pred[idx], true[idx], None if emd is None else emd[idx]).items():
-            boots[k].append(v)
+    for idx in resample_blocks(rng, len(pred), n_boot):  # a resample with a constant side gives NaN, dropped
+        for k, v in resampled_metrics(pred, true, idx, emd, fitted).items():
+            boots[k].extend(v.tolist())
     return {
         k: {"value": point[k]} | dict(zip(("ci_low", "ci_high"), percentile_interval(boots[k]), strict=True))
         for k in point
     }
+
+
+RESAMPLE_CELLS = 1_000_000  # image indices per block of resamples: bounds the bootstrap's memory
+KENDALL_PAIRS_MAX = 2000  # up to this many images, Kendall's tau of all resamples at once from (n x n) sign matrices
+
+
+def resample_blocks(rng: np.random.Generator, n: int, count: int) -> Iterator[np.ndarray]:
+    """``count`` bootstrap resamples of ``n`` images, as (rows, n) index blocks of about RESAMPLE_CELLS indices."""
+    rows = max(1, RESAMPLE_CELLS // max(n, 1))
+    for start in range(0, count, rows):
+        yield rng.integers(0, n, (min(rows, count - start), n))
+
+
+def resampled_metrics(
+    pred: np.ndarray, true: np.ndarray, idx: np.ndarray, emd: np.ndarray | None = None, fitted: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """``point_metrics`` of each resample at once, for the bootstrap.
+
+    Args:
+        pred: predicted scores.
+        true: human scores.
+        idx: (resamples, n) image indices, a resample a row.
+        emd: per-image EMD, or None.
+        fitted: ``pred`` mapped by the logistic fitted on all images (for plcc_logistic), or None to leave it out.
+
+    Returns:
+        {metric: one value per resample}; correlations are NaN where either side of a resample is constant.
+
+    Written out because scipy.stats' correlations take one sample at a time, and those calls were the bulk of an
+    evaluation's time; tests/test_metrics.py checks every row against ``point_metrics`` (scipy).
+    """
+    p, t = pred[idx], true[idx]
+    constant = (np.ptp(p, axis=1) == 0) | (np.ptp(t, axis=1) == 0)
+    out = {
+        "srcc": _row_pearson(stats.rankdata(p, axis=1), stats.rankdata(t, axis=1)),
+        "krcc": _row_kendall(pred, true, idx),
+        "plcc": _row_pearson(p, t),
+    }
+    if fitted is not None:
+        out["plcc_logistic"] = _row_pearson(fitted[idx], t)
+    for k in out:
+        out[k][constant] = np.nan
+    out["rmse"] = np.sqrt(np.mean((p - t) ** 2, axis=1))
+    if emd is not None:
+        out["emd"] = np.mean(np.asarray(emd, float)[idx], axis=1)
+    return out
+
+
+def _row_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson's r of each row of ``a`` with the same row of ``b`` (NaN where a row is constant)."""
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    den = np.sqrt(np.sum(a * a, axis=1) * np.sum(b * b, axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip(np.sum(a * b, axis=1) / den, -1.0, 1.0)
+
+
+def _row_kendall(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b (scipy's default) of each resample ``(x[row], y[row])``.
+
+    A resample holds image i ``w_i`` times, so its pair sums are quadratic forms of the counts w over the sign
+    matrices of the original images: (concordant - discordant) = w' (Sx * Sy) w / 2 and the pairs untied in x =
+    w' |Sx| w / 2, with copies of one image tied in both. One matrix product then serves every resample; past
+    KENDALL_PAIRS_MAX images the matrices would be too large and each resample goes to scipy.
+    """
+    n = len(x)
+    if n > KENDALL_PAIRS_MAX:
+        return np.array([stats.kendalltau(x[row], y[row]).statistic for row in idx], float)
+    rows = np.arange(len(idx))[:, None]
+    w = np.bincount((rows * n + idx).ravel(), minlength=len(idx) * n).reshape(len(idx), n).astype(float)
+    sx, sy = np.sign(x[:, None] - x[None, :]), np.sign(y[:, None] - y[None, :])
+    num = np.sum((w @ (sx * sy)) * w, axis=1)
+    den = np.sqrt(np.sum((w @ np.abs(sx)) * w, axis=1) * np.sum((w @ np.abs(sy)) * w, axis=1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.clip(num / den, -1.0, 1.0)
 
 
 def percentile_interval(values: list[float]) -> tuple[float, float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -40,22 +41,31 @@ def split_and_image_interval(
     """95% interval of the median-over-splits of each metric, by a two-level bootstrap: resample the splits, then the
     test images within each resampled split. It therefore includes split-to-split variance as well as the sampling of
     images. Written out because scipy.stats.bootstrap resamples a single level.
+
+    Args:
+        preds: each split's predictions (``pynima.evaluation.evaluate.read_predictions``).
+        n_boot: bootstrap resamples.
+        seed: the resampling's seed.
+
+    Returns:
+        {metric: (low, high)} for each of ``METRICS``.
     """
-    from pynima.evaluation.metrics import percentile_interval, point_metrics
+    from pynima.evaluation.metrics import percentile_interval, resample_blocks, resampled_metrics
 
     rng = np.random.default_rng(seed)
     k = len(preds)
-    medians: dict[str, list[float]] = {m: [] for m in METRICS}
-    for _ in range(n_boot):
-        per_split = []
-        for j in rng.integers(0, k, k):
-            p = preds[j]
-            idx = rng.integers(0, len(p["mos"]), len(p["mos"]))
-            per_split.append(point_metrics(p["pred_mean"][idx], p["mos"][idx], p["emd"][idx], logistic=False))
-        for m in METRICS:
-            # a resample that left one split constant has NaN correlations there: the median of the others
-            medians[m].append(float(np.nanmedian([s[m] for s in per_split])))
-    return {m: percentile_interval(v) for m, v in medians.items()}
+    chosen = rng.integers(0, k, (n_boot, k))  # resample b's slot s holds split chosen[b, s]
+    values = {m: np.full((n_boot, k), np.nan) for m in METRICS}
+    for j, p in enumerate(preds):  # the images of every slot that drew split j, resampled block by block
+        slots, start = np.argwhere(chosen == j), 0
+        for idx in resample_blocks(rng, len(p["mos"]), len(slots)):
+            got = resampled_metrics(p["pred_mean"], p["mos"], idx, p["emd"])
+            block, start = slots[start : start + len(idx)], start + len(idx)
+            for m in METRICS:
+                values[m][block[:, 0], block[:, 1]] = got[m]
+    with warnings.catch_warnings():  # a resample whose every slot is constant has no median: NaN, dropped
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {m: percentile_interval(np.nanmedian(values[m], axis=1).tolist()) for m in METRICS}
 
 
 def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -> dict:
