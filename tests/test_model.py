@@ -92,3 +92,24 @@ def test_the_deterministic_output_is_what_evaluation_scores_while_dropout_draws_
     assert not torch.allclose(first, second) and torch.allclose(first.sum(1), torch.ones(4))
     moved = (mean_score(first) - mean_score(evaluated)).abs().max()
     assert moved > 0.01  # a dropout draw of p = 0.75 is not the evaluated score
+
+
+@pytest.mark.slow
+def test_the_anti_aliased_lite0_has_lite0s_weights_and_exports_to_onnx(photos, tmp_path):
+    """tf_efficientnet_lite0_aa: the same ImageNet weights (a blur has none), and its ONNX export (the blur's reflect
+    padding, any image size) scores the whole image as PyTorch does."""
+    import pynima
+    from pynima.scoring.export import export_onnx
+
+    plain, aa = imagenet_backbone("tf_efficientnet_lite0"), imagenet_backbone("tf_efficientnet_lite0_aa")
+    assert sum(type(m).__name__ == "BlurPool2d" for m in aa.modules()) == 4  # one per strided depthwise conv
+    assert all(torch.equal(a, b) for a, b in zip(plain.state_dict().values(), aa.state_dict().values(), strict=True))
+    model = create_model("tf_efficientnet_lite0_aa", pretrained=False)
+    ckpt = tmp_path / "aa.ckpt"
+    weights = {f"model.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"hyper_parameters": {"backbone": "tf_efficientnet_lite0_aa"}, "state_dict": weights}, ckpt)
+    onnx = export_onnx(ckpt, tmp_path / "aa.onnx")
+    image = photos[1][:300, :260]  # not a multiple of the network's stride
+    assert pynima.load(onnx, crops="full").score(image).mean == pytest.approx(
+        pynima.load(ckpt, crops="full", engine="torch").score(image).mean, abs=1e-4
+    )

@@ -145,8 +145,8 @@ def _model_options(g: argparse._ArgumentGroup) -> None:
     """Options of the model group: the backbone and where its weights come from."""
     g.add_argument(
         "--backbone",
-        help="tf_efficientnet_lite0 (default), _lite1, _lite2 (offline weights); mobilenet_v2, "
-        "mobilenetv3_large_100, resnet50, vgg16 (need --weights offline)",
+        help="tf_efficientnet_lite0 (default), _lite1, _lite2, _lite0_aa (anti-aliased; offline weights); "
+        "mobilenet_v2, mobilenetv3_large_100, resnet50, vgg16 (need --weights offline)",
     )
     g.add_argument("--weights", help="ImageNet weights file for the backbone")
     g.add_argument(
