@@ -291,7 +291,8 @@ def evaluate_checkpoint(
         "part": part if split is not None else "all",
         "crops": CROP_DESCRIPTION[crops],
         "engine": scorer.engine.name,
-        "interval": f"95% percentile bootstrap over images ({n_boot} resamples); excludes split variance",
+        "interval": f"95% percentile bootstrap over images ({n_boot} resamples; plcc_logistic with the logistic "
+        "fitted on all images); excludes split variance",
     }
     write_predictions(out / "predictions.csv", records, dists, per_image_emd, dataset.scale)
     scatter(
