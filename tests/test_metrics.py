@@ -137,6 +137,9 @@ def test_per_type_srcc_is_scipys_within_each_type_and_leaves_out_small_or_consta
     assert got["1"]["ci_low"] < got["1"]["srcc"] < got["1"]["ci_high"]
 
 
+METRIC_KEYS = ("srcc", "krcc", "plcc", "plcc_logistic", "rmse", "emd")  # what resampled_metrics gives
+
+
 @pytest.mark.parametrize("kendall_at_once", [True, False], ids=["kendall-matrices", "kendall-scipy"])
 def test_each_resample_equals_point_metrics(kendall_at_once, monkeypatch):
     """The bootstrap's vectorized metrics against scipy's, resample by resample, on scores with ties (rounded) and
@@ -160,9 +163,6 @@ def test_each_resample_equals_point_metrics(kendall_at_once, monkeypatch):
             assert got[k][r] == pytest.approx(want[k], abs=1e-12), (k, r)
     assert all(math.isnan(got[k][-1]) for k in ("srcc", "krcc", "plcc", "plcc_logistic"))
     assert got["rmse"][-1] == pytest.approx(abs(pred[7] - true[7]))
-
-
-METRIC_KEYS = ("srcc", "krcc", "plcc", "plcc_logistic", "rmse", "emd")
 
 
 def test_split_and_image_interval_is_the_nested_loop_over_the_same_draws():

@@ -103,7 +103,7 @@ def evaluate_scores(
             "every %s is %.4g: the correlations are undefined (NaN)",
             *(("prediction", pred[0]) if np.ptp(pred) == 0 else ("label", true[0])),
         )
-    fitted = fit_logistic(pred, true) if "plcc_logistic" in point else None
+    fitted = fit_logistic(pred, true)  # point_metrics fits the same on its own; the resamples reuse it
     rng = np.random.default_rng(seed)
     boots: dict[str, list[float]] = {k: [] for k in point}
     for idx in resample_blocks(rng, len(pred), n_boot):  # a resample with a constant side gives NaN, dropped
