@@ -25,7 +25,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photo_ladder import photos  # noqa: E402
 
-MAX_SHIFT = 16
+from pynima.scale import SHIFT as MAX_SHIFT  # noqa: E402  (one source with --shift-weight's)
+
 OFFSETS = sorted(
     {(d, 0) for d in range(MAX_SHIFT + 1)} | {(0, d) for d in range(MAX_SHIFT + 1)} | {(d, d) for d in (1, 2, 4, 8, 16)}
 )

@@ -115,6 +115,28 @@ def test_ranking_options_are_checked(bad):
         TrainConfig(data="d", ladder_weight=bad)
     with pytest.raises(PynimaError, match="ladder_photos"):
         TrainConfig(data="d", ladder_photos=3)
+    with pytest.raises(PynimaError, match="shift_weight"):
+        TrainConfig(data="d", shift_weight=bad)
+
+
+def test_shift_views_are_two_crops_of_the_batch_at_drawn_offsets():
+    from pynima.scale import CROP, SHIFT
+    from pynima.training.module import shift_views
+
+    x = torch.rand(8, 3, CROP + SHIFT, CROP + SHIFT)
+    views, k = shift_views(x, 0.5, torch.Generator().manual_seed(3))
+    ay, ax, by, bx = torch.randint(0, SHIFT + 1, (4,), generator=torch.Generator().manual_seed(3)).tolist()
+    assert k == 4 and views.shape == (12, 3, CROP, CROP)
+    assert torch.equal(views[:8], x[:, :, ay : ay + CROP, ax : ax + CROP])
+    assert torch.equal(views[8:], x[:4, :, by : by + CROP, bx : bx + CROP])
+    offsets = {
+        tuple(torch.randint(0, SHIFT + 1, (4,), generator=torch.Generator().manual_seed(s)).tolist())
+        for s in range(200)
+    }
+    assert {o for t in offsets for o in t} == set(range(SHIFT + 1))  # every offset 0..SHIFT is drawn
+    assert shift_views(x[:2], 0.25, torch.Generator().manual_seed(0))[1] == 1  # at least one image
+    with pytest.raises(ValueError, match="240-pixel"):
+        shift_views(torch.rand(2, 3, CROP, CROP), 0.5, torch.Generator())
 
 
 @pytest.mark.slow
@@ -166,6 +188,33 @@ def test_training_with_both_ranking_terms_records_them(tiny_refs, ladder_photos,
     rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_rank")]
     assert rows and math.isfinite(float(rows[0]["train_rank"])) and float(rows[0]["train_emd"]) > 0
     assert math.isfinite(float(rows[0]["train_ladder"])) and float(rows[0]["train_ladder"]) >= 0
+
+
+@pytest.mark.slow
+def test_training_with_the_shift_term_records_it(tiny_refs, tmp_path):
+    """Training crops grow by SHIFT pixels for the two views; the term is logged, finite, and in config.json."""
+    from pynima.files import read_csv, read_json
+    from pynima.scale import CROP, SHIFT
+    from pynima.training.items import make_loader
+    from pynima.training.train import train
+
+    cfg = TrainConfig(
+        data=str(tiny_refs),
+        out=str(tmp_path / "r"),
+        epochs=1,
+        batch_size=8,
+        num_workers=0,
+        shift_weight=0.5,
+        clean_label=True,
+        export_onnx=False,
+    )
+    records = read_tid2013(tiny_refs)
+    assert next(iter(make_loader(records, cfg, train_mode=True)))[0].shape[-2:] == (CROP + SHIFT, CROP + SHIFT)
+    assert next(iter(make_loader(records, cfg, train_mode=False)))[0].shape[-2:] == (CROP, CROP)
+    out = train(cfg, progress=False, test=False)
+    assert read_json(out / "config.json")["shift_weight"] == 0.5
+    rows = [r for r in read_csv(out / "metrics.csv") if r.get("train_shift")]
+    assert rows and 0 < float(rows[0]["train_shift"]) < 9 and math.isfinite(float(rows[0]["train_emd"]))
 
 
 @pytest.mark.slow

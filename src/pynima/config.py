@@ -173,6 +173,10 @@ class TrainConfig:
     # alike; a hinge (pynima.training.module.ladder_loss) asks clean > lighter > heavier, with this weight (0: off)
     ladder_photos: str | None = None
     ladder_weight: float = 0.25  # the weight of the design measured last (docs/results.md, stop 33)
+    # shift consistency (pynima.training.module.shift_loss): a quarter of each batch's images are seen a second time,
+    # the crop moved by up to pynima.scale.SHIFT pixels, and the two predicted means are pulled together with this
+    # weight (0: off), so that a score does not move when the picture shifts (issue 22's shift bar)
+    shift_weight: float = 0.0
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
     # images per step, so the effective batch is their product; learning rates are used as given (docs/distributed.md)
@@ -285,7 +289,7 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < low:
                 raise PynimaError(f"{name} must be an integer of at least {low}, got {value!r}")
-        for name in ("ranking_weight", "ranking_margin", "ladder_weight"):
+        for name in ("ranking_weight", "ranking_margin", "ladder_weight", "shift_weight"):
             value = getattr(self, name)
             if not (_number(value) and math.isfinite(value) and value >= 0):
                 raise PynimaError(f"{name} must be a number of at least 0, got {value!r}")

@@ -7,5 +7,6 @@ from ``CROP`` x ``CROP`` crops taken at the image's native resolution (or the wh
 BINS = 10  # the opinion scores 0, 1, ..., 9
 SCORE_RANGE = (0.0, float(BINS - 1))  # worst, best: TID2013's 0-9 MOS scale, the model's own
 CROP = 224  # the network's input crop, in training, evaluation and scoring
+SHIFT = 16  # the largest shift, in pixels, that bench/shift_stability.py measures and --shift-weight trains against
 
-__all__ = ["BINS", "CROP", "SCORE_RANGE"]
+__all__ = ["BINS", "CROP", "SCORE_RANGE", "SHIFT"]

@@ -218,6 +218,8 @@ def _optimization_options(g: argparse._ArgumentGroup, d: dict, epochs: int) -> N
 
 def _ranking_options(g: argparse._ArgumentGroup, d: dict) -> None:
     """Options of the ranking group: how the clean reference images join training."""
+    from pynima.scale import SHIFT
+
     g.add_argument(
         "--ranking-weight",
         type=float,
@@ -253,6 +255,13 @@ def _ranking_options(g: argparse._ArgumentGroup, d: dict) -> None:
         "distortion type, cropped alike; a hinge asks for that order (default: none)",
     )
     g.add_argument("--ladder-weight", type=float, metavar="W", help=f"its weight (default {d['ladder_weight']:g})")
+    g.add_argument(
+        "--shift-weight",
+        type=float,
+        metavar="W",
+        help=f"weight of the shift-consistency term: a quarter of each batch is seen again with the crop moved "
+        f"by up to {SHIFT} px, and the two predicted means must agree (0: off; default {d['shift_weight']:g})",
+    )
 
 
 def _run_options(g: argparse._ArgumentGroup, d: dict, out: str) -> None:

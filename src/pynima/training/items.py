@@ -23,7 +23,7 @@ from pynima.datasets.record import TOP, Record
 from pynima.images import load_rgb
 from pynima.model.labels import label_distributions
 from pynima.model.network import normalization
-from pynima.scale import CROP
+from pynima.scale import CROP, SHIFT
 from pynima.training.module import ANCHOR_SHARE
 from pynima.training.versions import (
     LADDER_RUNGS,
@@ -42,14 +42,17 @@ __all__ = ["AnchorBatchSampler", "EpochSampler", "IQADataset", "make_loader", "o
 log = logging.getLogger(__name__)
 
 
-def transforms(mean: tuple[float, ...], std: tuple[float, ...], train: bool):
+def transforms(mean: tuple[float, ...], std: tuple[float, ...], train: bool, shift: bool = False):
     """torchvision transforms of a training item (random crop at native resolution, flip) or an evaluation item
     (the centre crop, as ``pynima predict`` takes it), normalized with the backbone's ``mean`` and ``std``.
+    ``shift``: training crops of CROP + SHIFT pixels, which the shift-consistency term cuts into two shifted views
+    (``pynima.training.module.shift_views``).
     """
     import torch
     from torchvision.transforms import v2
 
-    crop = [v2.RandomCrop(CROP, pad_if_needed=True), v2.RandomHorizontalFlip()] if train else [v2.CenterCrop(CROP)]
+    size = CROP + SHIFT if shift else CROP
+    crop = [v2.RandomCrop(size, pad_if_needed=True), v2.RandomHorizontalFlip()] if train else [v2.CenterCrop(CROP)]
     return v2.Compose([v2.ToImage(), *crop, v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
 
 
@@ -227,7 +230,7 @@ def make_loader(
         "persistent_workers": workers > 0,
         "generator": torch.Generator().manual_seed(cfg.seed),
     }  # leaves the global RNG alone
-    transform = transforms(*normalization(cfg.backbone), train_mode)
+    transform = transforms(*normalization(cfg.backbone), train_mode, shift=train_mode and cfg.shift_weight > 0)
     anchored = cfg.ranking_weight > 0 or cfg.clean_label
     laddered = bool(cfg.ladder_photos) and cfg.ladder_weight > 0  # as build_module weighs the term
     if not train_mode or not (anchored or laddered):

@@ -15,8 +15,19 @@ from pynima.config import SCHEDULES, SGD_MOMENTUM, TrainConfig
 from pynima.errors import NonFiniteError, PynimaError
 from pynima.model.losses import emd
 from pynima.model.network import create_model, mean_score
+from pynima.scale import CROP, SHIFT
 
-__all__ = ["ANCHOR_SHARE", "CLEAN", "NIMAModule", "build_module", "ladder_loss", "lr_factor", "ranking_loss"]
+__all__ = [
+    "ANCHOR_SHARE",
+    "CLEAN",
+    "SHIFT_SHARE",
+    "NIMAModule",
+    "build_module",
+    "ladder_loss",
+    "lr_factor",
+    "ranking_loss",
+    "shift_views",
+]
 
 
 def lr_factor(step: int, warmup: int, total: int, schedule: str = "constant") -> float:
@@ -34,6 +45,29 @@ CLEAN = 1e6  # the MOS a clean reference counts as in the ranking term: above ev
 
 
 ANCHOR_SHARE = 0.25  # clean references added to a training batch, as a share of its images (AnchorBatchSampler)
+SHIFT_SHARE = 0.25  # images of a training batch seen a second time, shifted, for the shift-consistency term
+
+
+def shift_views(x: torch.Tensor, share: float, generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """Two CROP x CROP views of a batch of (CROP + SHIFT)-pixel training crops, for the shift-consistency term.
+
+    Args:
+        x: (N, C, CROP + SHIFT, CROP + SHIFT) images (``pynima.training.items.transforms`` with ``shift=True``).
+        share: the share of the batch seen a second time (the first ``k`` images, ``k`` at least 1).
+        generator: draws the two offsets, each uniform in 0..SHIFT on both axes, one pair for the whole batch (the
+            clean references and ladders that share a crop with an image keep sharing it).
+
+    Returns:
+        (N + k, C, CROP, CROP): every image at the first offset (what the EMD sees: still a uniformly placed crop of
+        the picture), then its first ``k`` images at the second offset; and ``k``.
+    """
+    if x.shape[-2:] != (CROP + SHIFT, CROP + SHIFT):
+        raise ValueError(f"shift_views needs {CROP + SHIFT}-pixel crops, got {tuple(x.shape[-2:])}")
+    k = max(1, round(len(x) * share))
+    (ay, ax, by, bx) = torch.randint(0, SHIFT + 1, (4,), generator=generator).tolist()
+    first = x[..., ay : ay + CROP, ax : ax + CROP]
+    second = x[:k, :, by : by + CROP, bx : bx + CROP]
+    return torch.cat([first, second]), k
 
 
 def ranking_loss(mean: torch.Tensor, mos: torch.Tensor, unit: torch.Tensor, margin: float) -> torch.Tensor:
@@ -92,6 +126,7 @@ class NIMAModule(L.LightningModule):
         ranking_weight: float,
         ranking_margin: float,
         ladder_weight: float,
+        shift_weight: float,
     ):
         # labels / vote_std only travel in the checkpoint, so evaluation rebuilds the same targets
         super().__init__()
@@ -106,17 +141,22 @@ class NIMAModule(L.LightningModule):
         return self.model(x.contiguous(memory_format=torch.channels_last))
 
     def training_step(self, batch, batch_idx):
-        """EMD on the labelled items, plus the ranking terms whose weights are set."""
+        """EMD on the labelled items, plus the ranking and shift terms whose weights are set."""
         x, target, mos, _, unit, rung = batch
         rank_weight = self.hparams.get("ranking_weight", 0.0)
         ladder_weight = 0.0 if torch.isnan(rung).all() else self.hparams.get("ladder_weight", 0.0)  # no ladder here
+        shift_weight = self.hparams.get("shift_weight", 0.0)
+        if shift_weight:  # offsets from the step number, so a resumed run draws what the uninterrupted one drew
+            x, k = shift_views(x, SHIFT_SHARE, torch.Generator().manual_seed(self.global_step))
         # the losses in fp32 also under bf16 autocast; the ranking terms compare the scores evaluation gives, not one
         # dropout draw of them
-        if rank_weight or ladder_weight:
+        if rank_weight or ladder_weight or shift_weight:
             p, deterministic = self.model.forward_with_deterministic(x.contiguous(memory_format=torch.channels_last))
             p, deterministic = p.float(), deterministic.float()
         else:
             p = deterministic = self(x).float()
+        if shift_weight:  # the shifted second views: only in the shift term
+            shifted, p, deterministic = mean_score(deterministic[-k:]), p[:-k], deterministic[:-k]
         labelled = ~torch.isnan(mos)  # clean references (ranking anchors) have no label
         loss = emd(p[labelled], target[labelled]) if labelled.any() else p.sum() * 0
         self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(labelled.sum()))
@@ -129,6 +169,10 @@ class NIMAModule(L.LightningModule):
             ladder = ladder_loss(mean_score(deterministic), rung, unit, margin)
             self.log("train_ladder", ladder, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + ladder_weight * ladder
+        if shift_weight:
+            shift = (mean_score(deterministic[:k]) - shifted).abs().mean()
+            self.log("train_shift", shift, on_step=False, on_epoch=True, batch_size=k)
+            loss = loss + shift_weight * shift
         if not torch.isfinite(loss):
             raise NonFiniteError(
                 f"training diverged: the loss is {loss.item()} at epoch {self.current_epoch}, "
@@ -229,6 +273,7 @@ def build_module(cfg: TrainConfig, pretrained: bool = True) -> NIMAModule:
         ranking_weight=cfg.ranking_weight,
         ranking_margin=cfg.ranking_margin,
         ladder_weight=cfg.ladder_weight if cfg.ladder_photos else 0.0,
+        shift_weight=cfg.shift_weight,
     )
     if cfg.init and pretrained:
         source, hp = load_checkpoint(cfg.init)
