@@ -20,15 +20,8 @@ from pynima.cli.commands import (
     synth_command,
     train_command,
 )
-from pynima.cli.options import (
-    CROPS_HELP,
-    add_dataset_options,
-    add_distributed_options,
-    add_predict_options,
-    add_serve_options,
-    add_train_options,
-    key_value,
-)
+from pynima.cli.options import add_dataset_options, add_distributed_options, add_train_options, key_value
+from pynima.cli.scoring_options import CROPS_HELP, add_predict_options, add_serve_options
 
 __all__ = ["Parser", "build_parser"]
 
