@@ -139,6 +139,13 @@ def test_shift_views_are_two_crops_of_the_batch_at_drawn_offsets():
         shift_views(torch.rand(2, 3, CROP, CROP), 0.5, torch.Generator())
 
 
+def short_run(data, tmp_path, **options) -> TrainConfig:
+    """One epoch of batches of 8 on DATA, in the main process, no export: the training tests' config."""
+    return TrainConfig(
+        data=str(data), out=str(tmp_path / "r"), epochs=1, batch_size=8, num_workers=0, export_onnx=False, **options
+    )
+
+
 @pytest.mark.slow
 def test_evaluate_measures_within_reference_ranking_with_the_clean_images(run, tiny_refs, tiny, tmp_path):
     from pynima.evaluation.evaluate import evaluate_checkpoint, format_table, read_predictions
@@ -169,17 +176,8 @@ def test_training_with_both_ranking_terms_records_them(tiny_refs, ladder_photos,
     from pynima.files import read_csv, read_json
     from pynima.training.train import train
 
-    cfg = TrainConfig(
-        data=str(tiny_refs),
-        out=str(tmp_path / "r"),
-        epochs=1,
-        batch_size=8,
-        num_workers=0,
-        ranking_weight=0.5,
-        ranking_margin=0.3,
-        ladder_photos=str(ladder_photos),
-        ladder_weight=0.7,
-        export_onnx=False,
+    cfg = short_run(
+        tiny_refs, tmp_path, ranking_weight=0.5, ranking_margin=0.3, ladder_photos=str(ladder_photos), ladder_weight=0.7
     )
     out = train(cfg, progress=False, test=False)
     saved = read_json(out / "config.json")
@@ -198,16 +196,7 @@ def test_training_with_the_shift_term_records_it(tiny_refs, tmp_path):
     from pynima.training.items import make_loader
     from pynima.training.train import train
 
-    cfg = TrainConfig(
-        data=str(tiny_refs),
-        out=str(tmp_path / "r"),
-        epochs=1,
-        batch_size=8,
-        num_workers=0,
-        shift_weight=0.5,
-        clean_label=True,
-        export_onnx=False,
-    )
+    cfg = short_run(tiny_refs, tmp_path, shift_weight=0.5, clean_label=True)
     records = read_tid2013(tiny_refs)
     assert next(iter(make_loader(records, cfg, train_mode=True)))[0].shape[-2:] == (CROP + SHIFT, CROP + SHIFT)
     assert next(iter(make_loader(records, cfg, train_mode=False)))[0].shape[-2:] == (CROP, CROP)
@@ -223,15 +212,7 @@ def test_training_with_labelled_clean_references_records_it(tiny_refs, tmp_path)
     from pynima.training.items import make_loader
     from pynima.training.train import train
 
-    cfg = TrainConfig(
-        data=str(tiny_refs),
-        out=str(tmp_path / "r"),
-        epochs=1,
-        batch_size=8,
-        num_workers=0,
-        clean_label=True,
-        export_onnx=False,
-    )
+    cfg = short_run(tiny_refs, tmp_path, clean_label=True)
     records = read_tid2013(tiny_refs)
     batch = next(iter(make_loader(records, cfg, train_mode=True)))
     mos, target = batch[2], batch[1]
