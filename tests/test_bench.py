@@ -49,6 +49,7 @@ def test_every_bench_script_has_a_smoke_test():
         "shift_stability",
         "chaos",
         "batching",
+        "model_speed",
         "dropout_noise",
         "bootstrap",
     }
@@ -87,6 +88,16 @@ def test_batching():
     out = bench("batching.py", "--images", 8, "--repeats", 1)
     rows = [line for line in out.splitlines() if line.startswith(("| default |", "| no-spin |", "| cap-4 |"))]
     assert len(rows) == 12 and rows[0].startswith("| default | 1 |") and "| 1.00 |" in rows[0]
+
+
+def test_model_speed():
+    """The bundled model against itself: a row per (model, mode), each mode's first row the baseline at 1.00."""
+    from pynima.scoring.models import bundled_model
+
+    model = bundled_model()
+    out = bench("model_speed.py", model, model, "--images", 4, "--repeats", 1, "--modes", "centre", "full")
+    rows = [line.split(" | ") for line in out.splitlines() if line.startswith(f"| {model.name} |")]
+    assert [(r[1], r[3]) for r in rows[::2]] == [("centre", "1.00"), ("full", "1.00")] and len(rows) == 4
 
 
 def test_throughput():
