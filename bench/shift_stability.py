@@ -6,10 +6,12 @@ taken at offsets (d, 0) and (0, d) for d = 0..16 and (d, d) for d in 1, 2, 4, 8,
 a photo's movement is the largest minus the smallest mean score over its windows. Then the photo is written as PNG,
 BMP, TIFF and lossless WebP and each file scored against the array (full window, same mode).
 
-    python bench/shift_stability.py [MODEL] [--images DIR] [--modes centre grid full]
+    python bench/shift_stability.py [MODEL] [--images DIR] [--modes centre grid full] [--trace]
 
 Prints, per crop mode, the median and the largest movement over photos, the largest lossless difference, and the
-seconds per window relative to the centre crop's, measured in the same run.
+seconds per window relative to the centre crop's, measured in the same run. ``--trace`` also prints each photo's
+scores along the horizontal shifts d = 0..16: a zig-zag is aliasing (the network's strides), a steady drift is the
+content that enters and leaves the window.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def main() -> None:
     ap.add_argument("model", nargs="?", help="a checkpoint or .onnx (default: the bundled model)")
     ap.add_argument("--images", metavar="DIR", help="more photos (e.g. ../shared/data/kodak)")
     ap.add_argument("--modes", nargs="+", default=["centre", "grid", "full"])
+    ap.add_argument("--trace", action="store_true", help="each photo's scores along the horizontal shifts")
     args = ap.parse_args()
     images = dict(photos())
     if args.images:
@@ -67,6 +70,8 @@ def main() -> None:
     print(f"{len(images)} photos, {len(OFFSETS)} shifts of 0-{MAX_SHIFT} px each")
     seconds = {}
     print(f"{'crops':7s} {'median move':>11s} {'largest move':>12s} {'photo':>22s} {'lossless':>9s} {'time':>6s}")
+    horizontal = [i for i, (x, y) in enumerate(OFFSETS) if y == 0]  # (0, 0), (1, 0), ... (16, 0), in order
+    traces = []
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes:
             scorer = pynima.load(args.model, crops=mode)
@@ -75,6 +80,7 @@ def main() -> None:
             for name, image in images.items():
                 scores = [scorer.score(w).mean for w in windows(image)]
                 moves[name] = max(scores) - min(scores)
+                traces.append(f"{mode:7s} {name[:22]:22s} " + " ".join(f"{scores[i]:.2f}" for i in horizontal))
             seconds[mode] = (time.perf_counter() - t0) / (len(images) * len(OFFSETS))
             for image in images.values():
                 lossless = max(lossless, lossless_differences(scorer, image, Path(tmp)))
@@ -85,6 +91,9 @@ def main() -> None:
                 f"{lossless:9.2e} {ratio:5.2f}x"
             )
     print("time: seconds per window relative to the first mode's" + (" (centre)" if "centre" in seconds else ""))
+    if args.trace:
+        print(f"scores at horizontal shifts 0..{MAX_SHIFT} px:")
+        print("\n".join(traces))
 
 
 if __name__ == "__main__":

@@ -240,9 +240,16 @@ def test_shift_stability(run, tmp_path):
 
     (tmp_path / "more").mkdir()
     Image.fromarray(np.full((260, 300, 3), 90, np.uint8)).save(tmp_path / "more" / "flat.png")
-    out = bench("shift_stability.py", run / "best.ckpt", "--images", tmp_path / "more", "--modes", "centre", "full")
+    out = bench(
+        "shift_stability.py", run / "best.ckpt", "--images", tmp_path / "more", "--modes", "centre", "full", "--trace"
+    )
     assert "7 photos, 38 shifts" in out
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in (["centre"], ["full"])}
+    table, trace = out.split("scores at horizontal shifts 0..16 px:\n")
+    traces = [line.split() for line in trace.splitlines()]
+    assert len(traces) == 14 and all(len(t) == 2 + 17 for t in traces)  # 7 photos x 2 modes, 17 scores each
+    flat = next(t for t in traces if t[:2] == ["full", "flat.png"])
+    assert len(set(flat[2:])) == 1  # a uniform image's windows are all the same image
+    rows = {line.split()[0]: line.split() for line in table.splitlines() if line.split()[:1] in (["centre"], ["full"])}
     assert set(rows) == {"centre", "full"} and rows["centre"][-1] == "1.00x"
     assert float(rows["full"][4]) < 1e-6  # a lossless file scores as its array
 
