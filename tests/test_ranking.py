@@ -139,6 +139,24 @@ def test_shift_views_are_two_crops_of_the_batch_at_drawn_offsets():
         shift_views(torch.rand(2, 3, CROP, CROP), 0.5, torch.Generator())
 
 
+def test_shift_loss_is_the_difference_in_units_of_the_batch_spread():
+    import statistics
+
+    from pynima.training.module import SPREAD_FLOOR, shift_loss
+
+    first, second = torch.tensor([1.0, 2.0]), torch.tensor([1.5, 2.0])
+    batch = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    loss = shift_loss(first, second, batch)
+    assert loss.item() == pytest.approx(0.25 / statistics.stdev([1, 2, 3, 4]), rel=1e-6)  # hand computation
+    # shrinking every score by half halves the difference and the spread alike: the term cannot be met that way
+    assert shift_loss(first / 2, second / 2, batch / 2).item() == pytest.approx(loss.item(), rel=1e-6)
+    loss.backward()  # the spread is not detached: spreading the batch apart lowers the term
+    assert batch.grad[0] > 0 > batch.grad[-1]
+    flat = shift_loss(first, second, torch.full((4,), 5.0))  # one score for the whole batch: the floor
+    assert flat.item() == pytest.approx(0.25 / SPREAD_FLOOR, rel=1e-6)
+    assert shift_loss(first, first, batch).item() == 0
+
+
 def short_run(data, tmp_path, **options) -> TrainConfig:
     """One epoch of batches of 8 on DATA, in the main process, no export: the training tests' config."""
     return TrainConfig(

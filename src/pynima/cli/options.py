@@ -244,7 +244,8 @@ def _ranking_options(g: argparse._ArgumentGroup, d: dict) -> None:
         type=float,
         metavar="W",
         help=f"weight of the shift-consistency term: a quarter of each batch is seen again with the crop moved "
-        f"by up to {SHIFT} px, and the two predicted means must agree (0: off; default {d['shift_weight']:g})",
+        f"by up to {SHIFT} px, and the two predicted means must agree, relative to the batch's spread of "
+        f"scores (0: off; default {d['shift_weight']:g})",
     )
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "ladder_loss",
     "lr_factor",
     "ranking_loss",
+    "shift_loss",
     "shift_views",
 ]
 
@@ -46,6 +47,7 @@ CLEAN = 1e6  # the MOS a clean reference counts as in the ranking term: above ev
 
 ANCHOR_SHARE = 0.25  # clean references added to a training batch, as a share of its images (AnchorBatchSampler)
 SHIFT_SHARE = 0.25  # images of a training batch seen a second time, shifted, for the shift-consistency term
+SPREAD_FLOOR = 0.1  # the smallest batch spread (std of predicted means, 0-9 scale) the shift term divides by
 
 
 def shift_views(x: torch.Tensor, share: float, generator: torch.Generator) -> tuple[torch.Tensor, int]:
@@ -68,6 +70,23 @@ def shift_views(x: torch.Tensor, share: float, generator: torch.Generator) -> tu
     first = x[..., ay : ay + CROP, ax : ax + CROP]
     second = x[:k, :, by : by + CROP, bx : bx + CROP]
     return torch.cat([first, second]), k
+
+
+def shift_loss(first: torch.Tensor, second: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
+    """The shift-consistency term: the mean |first - second| over the shifted pairs, in units of the batch's spread of
+    predicted means (their standard deviation, at least SPREAD_FLOOR), not differentiated away: a model cannot meet
+    it by shrinking its scale, as it met the plain difference (docs/results.md, stop 37).
+
+    Args:
+        first: (k,) predicted means of the pairs' first views.
+        second: (k,) predicted means of the same images, shifted.
+        batch: (N,) predicted means of the whole batch (first views), N >= 2 for a spread.
+
+    Returns:
+        A scalar, 0 when the pairs agree.
+    """
+    spread = torch.clamp(batch.std(), min=SPREAD_FLOOR) if len(batch) > 1 else batch.new_tensor(1.0)
+    return (first - second).abs().mean() / spread
 
 
 def ranking_loss(mean: torch.Tensor, mos: torch.Tensor, unit: torch.Tensor, margin: float) -> torch.Tensor:
@@ -170,7 +189,8 @@ class NIMAModule(L.LightningModule):
             self.log("train_ladder", ladder, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + ladder_weight * ladder
         if shift_weight:
-            shift = (mean_score(deterministic[:k]) - shifted).abs().mean()
+            means = mean_score(deterministic)
+            shift = shift_loss(means[:k], shifted, means)
             self.log("train_shift", shift, on_step=False, on_epoch=True, batch_size=k)
             loss = loss + shift_weight * shift
         if not torch.isfinite(loss):
