@@ -174,8 +174,8 @@ class TrainConfig:
     ladder_photos: str | None = None
     ladder_weight: float = 0.25  # the weight of the design measured last (docs/results.md, stop 33)
     # shift consistency (pynima.training.module.shift_loss): a quarter of each batch's images are seen a second time,
-    # the crop moved by up to pynima.scale.SHIFT pixels, and the two predicted means' difference, in units of the batch's
-    # spread of scores, is added with this weight (0: off), so that a score does not move when the picture shifts
+    # the crop moved by up to pynima.scale.SHIFT pixels, and the two predicted means' difference, in units of the
+    # batch's spread of scores, is added with this weight (0: off), so a score stays put when the picture shifts
     shift_weight: float = 0.0
     init: str | None = None  # start from this pynima checkpoint's weights (fine-tuning) instead of ImageNet's
     # where it trains, passed to Lightning's Trainer: under ddp each of devices x num_nodes processes takes batch_size
