@@ -69,6 +69,15 @@ def test_init_starts_from_the_checkpoints_weights(run, tiny, tmp_path):
         build_module(TrainConfig(data=str(tiny), backbone="tf_efficientnet_lite1", init=str(run / "best.ckpt")))
 
 
+def test_train_json_records_the_cpu_seconds(run):
+    """CPU seconds (this process and its loader workers) next to the wall seconds: more than nothing, and no more
+    than every core busy for the whole run."""
+    import os
+
+    info = json.loads((run / "train.json").read_text())
+    assert 0 < info["cpu_seconds"] <= info["seconds"] * os.cpu_count() + 1
+
+
 @pytest.mark.slow
 def test_a_split_without_a_test_part(tiny, tmp_path):
     records = read_tid2013(tiny)
