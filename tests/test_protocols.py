@@ -1,6 +1,7 @@
 """Repeated splits (pynima benchmark), the learning-rate search (pynima search), reports, and configs as files."""
 
 import base64
+import csv
 import io
 import json
 import logging
@@ -71,6 +72,10 @@ def test_benchmark_summary_matches_its_splits(bench):
     lo, hi = summary["metrics"]["srcc"]["ci_low"], summary["metrics"]["srcc"]["ci_high"]
     assert lo < hi and lo <= max(srcc) and hi >= min(srcc)  # the interval of the median meets the splits' values
     assert len((out / "results.csv").read_text().strip().splitlines()) == 3
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    trained = [json.loads((split_dir(out, i) / "train.json").read_text()) for i in range(2)]
+    assert [float(r["cpu_seconds"]) for r in rows] == [t["cpu_seconds"] for t in trained]  # each split's CPU time
 
 
 @pytest.mark.slow

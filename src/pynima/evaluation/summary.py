@@ -95,6 +95,7 @@ def summarize(out: str | Path, repeats: int | None = None, n_boot: int = 1000) -
                 **{k: (m.get("ranking") or {}).get(k) for k in RANKING_ORDER},
                 "epochs": trained["epochs"],
                 "seconds": trained["seconds"],
+                "cpu_seconds": trained.get("cpu_seconds"),  # None: trained before train.json recorded it
             }
         )
         preds.append(pred)
