@@ -74,8 +74,8 @@ def shift_views(x: torch.Tensor, share: float, generator: torch.Generator) -> tu
 
 def shift_loss(first: torch.Tensor, second: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     """The shift-consistency term: the mean |first - second| over the shifted pairs, in units of the batch's spread of
-    predicted means (their standard deviation, at least SPREAD_FLOOR), not differentiated away: a model cannot meet
-    it by shrinking its scale, as it met the plain difference (docs/results.md, stop 37).
+    predicted means (their standard deviation, at least SPREAD_FLOOR, not detached): a model cannot meet it by
+    shrinking its scale, as it met the plain difference (docs/results.md, stop 37).
 
     Args:
         first: (k,) predicted means of the pairs' first views.

@@ -392,7 +392,8 @@ def _test(cfg: TrainConfig, out: Path, split: dict) -> None:
 
 def _cpu_seconds() -> float | None:
     """User + system CPU seconds of this process and of its children that have ended (the data loaders' workers);
-    None where the platform has no ``resource`` module. Wall seconds alone do not compare runs that shared cores.
+    None where the platform has no ``resource`` module; under DDP, rank 0's. Wall seconds alone do not compare runs
+    that shared cores.
     """
     try:
         import resource
