@@ -80,7 +80,8 @@ def shift_loss(first: torch.Tensor, second: torch.Tensor, batch: torch.Tensor) -
     Args:
         first: (k,) predicted means of the pairs' first views.
         second: (k,) predicted means of the same images, shifted.
-        batch: (N,) predicted means of the whole batch (first views), N >= 2 for a spread.
+        batch: (N,) predicted means of the whole batch (first views); with N = 1 there is no spread, and the
+            difference is taken as it is.
 
     Returns:
         A scalar, 0 when the pairs agree.
@@ -176,20 +177,20 @@ class NIMAModule(L.LightningModule):
             p = deterministic = self(x).float()
         if shift_weight:  # the shifted second views: only in the shift term
             shifted, p, deterministic = mean_score(deterministic[-k:]), p[:-k], deterministic[:-k]
+        means = mean_score(deterministic)  # the predicted means the ranking and shift terms compare
         labelled = ~torch.isnan(mos)  # clean references (ranking anchors) have no label
         loss = emd(p[labelled], target[labelled]) if labelled.any() else p.sum() * 0
         self.log("train_emd", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=int(labelled.sum()))
         margin = self.hparams.get("ranking_margin", 0.2)
         if rank_weight:
-            rank = ranking_loss(mean_score(deterministic), mos, unit, margin)
+            rank = ranking_loss(means, mos, unit, margin)
             self.log("train_rank", rank, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + rank_weight * rank
         if ladder_weight:
-            ladder = ladder_loss(mean_score(deterministic), rung, unit, margin)
+            ladder = ladder_loss(means, rung, unit, margin)
             self.log("train_ladder", ladder, on_step=False, on_epoch=True, batch_size=len(x))
             loss = loss + ladder_weight * ladder
         if shift_weight:
-            means = mean_score(deterministic)
             shift = shift_loss(means[:k], shifted, means)
             self.log("train_shift", shift, on_step=False, on_epoch=True, batch_size=k)
             loss = loss + shift_weight * shift
